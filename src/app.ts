@@ -1,0 +1,58 @@
+// Builds the Fastify instance: plugins first, then the routes of each screen (the composition root).
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import formbody from '@fastify/formbody';
+import staticFiles from '@fastify/static';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Config } from './config.js';
+import { publicDir } from './paths.js';
+import { ormPlugin } from './web/plugins/orm.js';
+import { renderPlugin } from './web/plugins/render.js';
+import { errorsPlugin } from './web/plugins/errors.js';
+import { healthRoutes } from './web/health.routes.js';
+
+
+export interface BuildOptions {
+  orm: MikroORM;
+  config: Config;
+  /** Pino logger options, or false (tests). */
+  logger?: boolean | Record<string, unknown>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
+export async function buildApp({ orm, config, logger = false }: BuildOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger,
+    trustProxy: config.trustProxy,
+    // Keep a request id from the load balancer when it looks like one; otherwise make one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+  });
+  app.decorate('config', config);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('X-Request-Id', request.id);
+  });
+
+  await app.register(ormPlugin, { orm });
+  await app.register(formbody, { bodyLimit: 64 * 1024 });
+  await app.register(staticFiles, { root: publicDir, prefix: '/public/', index: false, maxAge: '1h' });
+  await app.register(renderPlugin, { production: process.env.NODE_ENV === 'production' });
+  await app.register(errorsPlugin);
+
+  await app.register(healthRoutes);
+  app.get('/', async (request, reply) => reply.page('home/index', { title: 'SIM Link' }));
+
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+  }
+}

@@ -1,0 +1,126 @@
+// Environment → typed, validated configuration. A bad value stops the start with a message naming it.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** A real PostgreSQL server; unset → the embedded one (PGlite) under dataDir. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  sessionSecret: string;
+  sessionIdleMinutes: number;
+  sessionMaxHours: number;
+  logLevel: string;
+  seedDemo: boolean;
+  /** Shared secret the CRM signs launch tokens with (HS256); unset → /launch is off. */
+  crmLaunchSecret: string | undefined;
+  /** Origins allowed to frame the app and to receive its postMessage calls. */
+  crmOrigins: string[];
+  /** The public https:// address when behind a TLS proxy; turns on HSTS and Secure cookies. */
+  publicUrl: string | undefined;
+  trustProxy: boolean;
+  rateLimits: boolean;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got "${raw}".`);
+  }
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false; got "${env[name]}".`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL: "${raw}".`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}; got "${raw}".`);
+  }
+  return raw;
+}
+
+function origins(env: Env, name: string): string[] {
+  const raw = env[name]?.trim();
+  if (!raw) return [];
+  return raw.split(/[\s,]+/).map((value) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      throw new ConfigError(`${name} must list origins like https://crm.example.com; "${value}" is not one.`);
+    }
+    if (!['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== value.replace(/\/$/, '')) {
+      throw new ConfigError(`${name} must list bare origins (scheme://host[:port], no path); "${value}" is not one.`);
+    }
+    return parsed.origin;
+  });
+}
+
+/** A session secret from the environment, else one generated once and kept in the data directory. */
+function sessionSecret(env: Env, dataDir: string): string {
+  const given = env.SESSION_SECRET;
+  if (given !== undefined && given !== '') {
+    if (given.length < 32) throw new ConfigError('SESSION_SECRET must be at least 32 characters long.');
+    return given;
+  }
+  const file = join(dataDir, 'session-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const generated = randomBytes(32).toString('base64url');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, generated, { mode: 0o600 });
+  return generated;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const logLevel = env.LOG_LEVEL?.trim() || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}".`);
+  }
+  const dataDir = resolve(env.DATA_DIR?.trim() || '.data');
+  const crmLaunchSecret = env.CRM_LAUNCH_SECRET?.trim() || undefined;
+  if (crmLaunchSecret !== undefined && crmLaunchSecret.length < 32) {
+    throw new ConfigError('CRM_LAUNCH_SECRET must be at least 32 characters long (HS256 needs a strong shared secret).');
+  }
+  return {
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    host: env.HOST?.trim() || '127.0.0.1',
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    dataDir,
+    sessionSecret: sessionSecret(env, dataDir),
+    sessionIdleMinutes: integer(env, 'SESSION_IDLE_MINUTES', 60, 1, 60 * 24 * 30),
+    sessionMaxHours: integer(env, 'SESSION_MAX_HOURS', 12, 1, 24 * 90),
+    logLevel,
+    seedDemo: boolean(env, 'SEED_DEMO', true),
+    crmLaunchSecret,
+    crmOrigins: origins(env, 'CRM_ORIGINS'),
+    publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']),
+    trustProxy: boolean(env, 'TRUST_PROXY', false),
+    rateLimits: boolean(env, 'RATE_LIMITS', true),
+  };
+}

@@ -1,0 +1,50 @@
+// Typed failures of the domain. One error handler in the web layer maps each kind to a status and a page;
+// routes never compare message strings.
+
+export type DomainErrorKind = 'not_found' | 'forbidden' | 'conflict' | 'invalid' | 'unauthorized';
+
+export abstract class DomainError extends Error {
+  abstract readonly kind: DomainErrorKind;
+}
+
+/** Unknown id, or an id of another enterprise: the same answer, so existence never leaks. */
+export class NotFoundError extends DomainError {
+  readonly kind = 'not_found';
+  constructor(what = 'page') {
+    super(`The ${what} was not found.`);
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  readonly kind = 'forbidden';
+  constructor(message = 'Your role (viewer) can look but not change anything. Ask an admin of your enterprise.') {
+    super(message);
+  }
+}
+
+export class UnauthorizedError extends DomainError {
+  readonly kind = 'unauthorized';
+}
+
+/** The precondition of an operation does not hold; the message names the current state. */
+export class InvalidStateError extends DomainError {
+  readonly kind = 'conflict';
+}
+
+/** Someone else changed the record first (a lost race). */
+export class ConflictError extends DomainError {
+  readonly kind = 'conflict';
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** Input that fails validation, field by field (rendered as the GOV.UK error summary). */
+export class ValidationError extends DomainError {
+  readonly kind = 'invalid';
+  constructor(readonly errors: FieldError[]) {
+    super(errors.map((e) => e.message).join('; '));
+  }
+}

@@ -1,0 +1,20 @@
+// Probes for a process manager or load balancer: /healthz (the process answers), /readyz (the database does).
+import type { FastifyInstance } from 'fastify';
+
+export async function healthRoutes(app: FastifyInstance) {
+  app.get('/healthz', async (request, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
+
+  app.get('/readyz', async (request, reply) => {
+    reply.header('Cache-Control', 'no-store');
+    try {
+      await Promise.race([
+        request.em.getConnection().execute('select 1'),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('database did not answer within 2 s')), 2000).unref()),
+      ]);
+      return reply.send({ status: 'ok', database: 'ok' });
+    } catch (error) {
+      request.log.warn({ err: error }, 'readiness check failed');
+      return reply.code(503).send({ status: 'unavailable', database: (error as Error).message });
+    }
+  });
+}

@@ -1,0 +1,66 @@
+// One place maps failures to pages: domain errors by kind (404/403/409/422/401), Fastify's own 4xx
+// (bad body, too large, CSRF) with their status, anything else 500 without internals. htmx requests get
+// the same page body; htmx's responseHandling swaps it in.
+import fp from 'fastify-plugin';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from '../../domain/errors.js';
+
+const STATUS: Record<DomainError['kind'], number> = {
+  not_found: 404,
+  forbidden: 403,
+  conflict: 409,
+  invalid: 422,
+  unauthorized: 401,
+};
+
+const TITLES: Record<number, string> = {
+  400: 'The request could not be understood',
+  401: 'You need to sign in',
+  403: 'You cannot do that',
+  404: 'Page not found',
+  409: 'That could not be done',
+  413: 'That is too large',
+  415: 'That kind of content is not accepted',
+  422: 'There is a problem',
+  429: 'Too many requests',
+  500: 'Sorry, something went wrong',
+  503: 'Service unavailable',
+};
+
+export function errorPage(reply: FastifyReply, status: number, message: string, extra: Record<string, unknown> = {}) {
+  return reply.page('errors/show', { title: TITLES[status] ?? 'Error', status, message, ...extra }, { status, partial: 'errors/_message' });
+}
+
+export const errorsPlugin = fp(async (app) => {
+  app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) =>
+    errorPage(reply, 404, 'There is nothing at this address. Check it, or go back to the endpoints.'),
+  );
+
+  app.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof DomainError) {
+      return errorPage(reply, STATUS[error.kind], error.message);
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed');
+      return errorPage(reply, status, `Please try again. If it keeps happening, give your administrator this reference: ${request.id}.`);
+    }
+    if (status === 429) {
+      const retry = reply.getHeader('retry-after');
+      return errorPage(reply, 429, `Too many attempts. Try again in ${retry ?? 'a minute'}${retry ? ' seconds' : ''}.`);
+    }
+    if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
+      return errorPage(reply, 403, 'This form has expired or did not come from SIM Link. Go back, reload the page and try again. Nothing was changed.');
+    }
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
+      return errorPage(reply, 413, 'What you sent is too large.');
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
+      return errorPage(reply, 415, 'Send this form from SIM Link’s own page.');
+    }
+    if (error.validation) {
+      return errorPage(reply, 400, 'Some of what was sent is not valid. Go back and check the form.');
+    }
+    return errorPage(reply, status, error.message);
+  });
+}, { name: 'errors', dependencies: ['render'] });

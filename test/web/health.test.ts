@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp } from '../helpers/app.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await buildTestApp(db);
+});
+afterAll(async () => {
+  await app.close();
+  await db.close();
+});
+
+describe('health probes', () => {
+  it('/healthz answers while the process is up', async () => {
+    const res = await app.inject('/healthz');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok' });
+    expect(res.headers['x-request-id']).toBeTruthy();
+  });
+
+  it('/readyz answers 200 while the database answers', async () => {
+    const res = await app.inject('/readyz');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok', database: 'ok' });
+  });
+
+  it('keeps a well-formed request id from the load balancer', async () => {
+    const res = await app.inject({ url: '/healthz', headers: { 'x-request-id': 'lb-1234' } });
+    expect(res.headers['x-request-id']).toBe('lb-1234');
+    const bad = await app.inject({ url: '/healthz', headers: { 'x-request-id': '<script>' } });
+    expect(bad.headers['x-request-id']).not.toBe('<script>');
+  });
+
+  it('an unknown address gets a 404 page', async () => {
+    const res = await app.inject('/no-such-page');
+    expect(res.statusCode).toBe(404);
+    expect(res.body).toContain('<h1 id="error-title">Page not found</h1>');
+  });
+
+  it('/readyz answers 503 when the database is gone', async () => {
+    await db.close();
+    const res = await app.inject('/readyz');
+    expect(res.statusCode).toBe(503);
+    expect(res.json().status).toBe('unavailable');
+  });
+});
