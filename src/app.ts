@@ -9,7 +9,10 @@ import { publicDir } from './paths.js';
 import { ormPlugin } from './web/plugins/orm.js';
 import { renderPlugin } from './web/plugins/render.js';
 import { errorsPlugin } from './web/plugins/errors.js';
+import { sessionPlugin } from './web/plugins/session.js';
+import { accessPlugin } from './web/plugins/access.js';
 import { healthRoutes } from './web/health.routes.js';
+import { authRoutes } from './web/auth.routes.js';
 
 
 export interface BuildOptions {
@@ -44,9 +47,12 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(staticFiles, { root: publicDir, prefix: '/public/', index: false, maxAge: '1h' });
   await app.register(renderPlugin, { production: process.env.NODE_ENV === 'production' });
   await app.register(errorsPlugin);
+  await app.register(sessionPlugin, { orm, config });
+  await app.register(accessPlugin);
 
   await app.register(healthRoutes);
-  app.get('/', async (request, reply) => reply.page('home/index', { title: 'SIM Link' }));
+  await app.register(authRoutes);
+  app.get('/', async (request, reply) => reply.redirect('/endpoints', 303));
 
   return app;
 }

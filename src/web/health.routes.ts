@@ -2,9 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 
 export async function healthRoutes(app: FastifyInstance) {
-  app.get('/healthz', async (request, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true } }, async (request, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
 
-  app.get('/readyz', async (request, reply) => {
+  app.get('/readyz', { config: { public: true } }, async (request, reply) => {
     reply.header('Cache-Control', 'no-store');
     try {
       await Promise.race([

@@ -1,0 +1,37 @@
+// Who may reach what. Every route needs a signed-in user unless it says `config: { public: true }`;
+// every state-changing request carries a valid CSRF token unless it says `config: { csrf: false }`;
+// a viewer's state-changing request is refused (403) before any handler runs unless the route says
+// `config: { viewerMayPost: true }` (sign-out). The domain checks the role again: two locks, one key.
+import fp from 'fastify-plugin';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ForbiddenError } from '../../domain/errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    public?: boolean;
+    csrf?: boolean;
+    viewerMayPost?: boolean;
+  }
+}
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export const accessPlugin = fp(async (app) => {
+  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    const routeConfig = request.routeOptions.config ?? {};
+    if (request.url.startsWith('/public/')) return;
+    if (!routeConfig.public && !request.actor) {
+      const next = SAFE.has(request.method) ? request.url : '';
+      const target = `/sign-in${next && next !== '/' ? `?next=${encodeURIComponent(next)}` : ''}`;
+      if (request.isHtmx) return reply.header('HX-Redirect', target).code(401).send('');
+      return reply.redirect(target, 303);
+    }
+    if (SAFE.has(request.method)) return;
+    if (routeConfig.csrf !== false) {
+      await new Promise<void>((resolve, reject) => {
+        app.csrfProtection(request, reply, (error?: Error) => (error ? reject(error) : resolve()));
+      });
+    }
+    if (request.actor?.role === 'viewer' && !routeConfig.viewerMayPost) throw new ForbiddenError();
+  });
+}, { name: 'access', dependencies: ['session'] });

@@ -1,0 +1,121 @@
+// Adds server-side sessions (@fastify/session, rows in PostgreSQL: revocable, survive restarts, shared by
+// every instance), CSRF protection keyed to the session (@fastify/csrf-protection), the signed-in user
+// as `request.actor`, and one-shot flash messages. Sessions end after SESSION_IDLE_MINUTES without a
+// request and after SESSION_MAX_HOURS in any case; expired rows are deleted as they are met and hourly.
+import { createHash } from 'node:crypto';
+import fp from 'fastify-plugin';
+import cookie from '@fastify/cookie';
+import session from '@fastify/session';
+import csrf from '@fastify/csrf-protection';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Config } from '../../config.js';
+import { findActor, type Actor } from '../../domain/accounts.js';
+
+export interface Flash {
+  kind: 'success' | 'error';
+  text: string;
+}
+
+declare module 'fastify' {
+  interface Session {
+    userId?: number;
+    /** When the user signed in (ms); the absolute lifetime counts from here. */
+    signedInAt?: number;
+    /** Started by a CRM launch: the cookie is SameSite=None; Secure; Partitioned. */
+    embedded?: boolean;
+    flash?: Flash;
+  }
+  interface FastifyRequest {
+    actor: Actor | null;
+  }
+  interface FastifyReply {
+    flash(kind: Flash['kind'], text: string): void;
+  }
+}
+
+/** The store keeps a hash of the session id, so a leaked table does not leak live cookies. */
+const key = (sessionId: string) => createHash('sha256').update(sessionId).digest('base64url');
+
+function pgStore(orm: MikroORM, idleMs: number, maxMs: number): session.SessionStore {
+  const em = () => orm.em.fork();
+  return {
+    set(sessionId, data, callback) {
+      const { userId, signedInAt } = data as { userId?: number; signedInAt?: number };
+      const expires = new Date(Math.min(Date.now() + idleMs, (signedInAt ?? Date.now()) + maxMs));
+      em()
+        .execute(
+          `insert into session (id, user_id, data, expires_at) values (?, ?, ?, ?)
+           on conflict (id) do update set user_id = excluded.user_id, data = excluded.data, expires_at = excluded.expires_at`,
+          [key(sessionId), userId ?? null, JSON.stringify(data), expires],
+        )
+        .then(() => callback(), callback);
+    },
+    get(sessionId, callback) {
+      // One statement reads the session and slides its idle expiry (at most once a minute per session).
+      em()
+        .execute<{ data: unknown }[]>(
+          `with found as (select id, data, expires_at from session where id = ? and expires_at > now()),
+                touched as (
+                  update session s set expires_at = least(now() + make_interval(secs => ?),
+                                                         to_timestamp(coalesce((f.data->>'signedInAt')::bigint, 0) / 1000.0) + make_interval(secs => ?))
+                  from found f where s.id = f.id and f.expires_at < now() + make_interval(secs => ?) - interval '1 minute')
+           select data from found`,
+          [key(sessionId), idleMs / 1000, maxMs / 1000, idleMs / 1000],
+        )
+        .then(([row]) => callback(null, (row?.data ?? null) as never), callback);
+    },
+    destroy(sessionId, callback) {
+      em()
+        .execute('delete from session where id = ?', [key(sessionId)])
+        .then(() => callback(), callback);
+    },
+  };
+}
+
+export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, { orm, config }) => {
+  const idleMs = config.sessionIdleMinutes * 60_000;
+  const maxMs = config.sessionMaxHours * 3_600_000;
+  const https = Boolean(config.publicUrl?.startsWith('https:'));
+
+  await app.register(cookie);
+  await app.register(session, {
+    secret: config.sessionSecret,
+    cookieName: 'simlink_session',
+    store: pgStore(orm, idleMs, maxMs),
+    saveUninitialized: false,
+    rolling: false,
+    cookie: { httpOnly: true, secure: https, sameSite: 'lax', path: '/' },
+  });
+  await app.register(csrf, { sessionPlugin: '@fastify/session', getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf ?? (request.headers['x-csrf-token'] as string | undefined) });
+
+  app.decorateRequest('actor', null);
+  app.decorateReply('flash', function flash(this: FastifyReply, kind: Flash['kind'], text: string) {
+    this.request.session.flash = { kind, text };
+  });
+
+  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    const { userId, signedInAt } = request.session;
+    if (userId) {
+      if (signedInAt && Date.now() - signedInAt > maxMs) {
+        await request.session.destroy();
+      } else {
+        request.actor = await findActor(request.em, userId);
+      }
+    }
+    // The page this request renders shows the flash once; a redirect carries it to the next page.
+    const flash = request.session.flash;
+    if (flash && request.method === 'GET') request.session.flash = undefined;
+    request.locals.flash = request.method === 'GET' ? flash : undefined;
+    request.locals.user = request.actor;
+    request.locals.csrfToken = request.actor ? reply.generateCsrf() : '';
+    request.locals.crmOrigins = config.crmOrigins;
+  });
+
+  // Expired sessions are removed as they are met (get filters them) and in bulk every hour.
+  const sweep = setInterval(() => {
+    orm.em.fork().execute('delete from session where expires_at < now()').catch((error: unknown) => app.log.warn({ err: error }, 'session sweep failed'));
+  }, 3_600_000);
+  sweep.unref();
+  app.addHook('onClose', async () => clearInterval(sweep));
+}, { name: 'session', dependencies: ['orm', 'render'] });
