@@ -87,7 +87,20 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
     rolling: false,
     cookie: { httpOnly: true, secure: https, sameSite: 'lax', path: '/' },
   });
-  await app.register(csrf, { sessionPlugin: '@fastify/session', getToken: (request) => (request.body as Record<string, string> | undefined)?._csrf ?? (request.headers['x-csrf-token'] as string | undefined) });
+  await app.register(csrf, {
+    sessionPlugin: '@fastify/session',
+    // A form field (plain forms), a header (htmx sends it from the page), or — for multipart uploads only,
+    // whose body is read later by the handler — the form's action URL.
+    getToken: (request) => {
+      const fromBody = (request.body as Record<string, unknown> | undefined)?._csrf;
+      if (typeof fromBody === 'string') return fromBody;
+      const fromHeader = request.headers['x-csrf-token'];
+      if (typeof fromHeader === 'string') return fromHeader;
+      const multipart = request.headers['content-type']?.startsWith('multipart/form-data');
+      const fromQuery = (request.query as Record<string, unknown> | undefined)?._csrf;
+      return multipart && typeof fromQuery === 'string' ? fromQuery : undefined;
+    },
+  });
 
   app.decorateRequest('actor', null);
   app.decorateReply('flash', function flash(this: FastifyReply, kind: Flash['kind'], text: string) {
