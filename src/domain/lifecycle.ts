@@ -51,6 +51,21 @@ const endpointLabel = (status: string) => ENDPOINT_STATUS_LABELS[status as Endpo
 const simLabel = (status: string) => SIM_STATUS_LABELS[status as SimStatus] ?? status;
 const describeState = (status: string) => (status === 'hold' ? 'on Hold' : endpointLabel(status));
 
+/** The rule each operation needs of the endpoint's status. */
+const RULES: Record<Exclude<Operation, 'create'>, { allowed: (status: EndpointStatus) => boolean; rule: string }> = {
+  link: { allowed: (s) => s === 'hold' },
+  delink: { allowed: (s) => s !== 'hold' },
+  activate: { allowed: (s) => s === 'pre_active' },
+  suspend: { allowed: (s) => s === 'active' },
+  resume: { allowed: (s) => s === 'suspended' },
+};
+
+/** Why the operation cannot be done on this endpoint now, in words naming its state; null when it can. */
+export function refusal(operation: Exclude<Operation, 'create'>, endpoint: { name: string; status: EndpointStatus }): string | null {
+  const { allowed, rule } = RULES[operation];
+  return allowed(endpoint.status) ? null : `Endpoint '${endpoint.name}' is ${describeState(endpoint.status)}; ${rule}.`;
+}
+
 interface EndpointRow {
   id: number;
   name: string;
@@ -129,13 +144,13 @@ async function writeEvent(
 }
 
 /** Why a conditional update of an endpoint found nothing: not ours (404), or not in the expected state. */
-async function explainEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number, rule: (row: EndpointRow) => string): Promise<never> {
+async function explainEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number, operation: Exclude<Operation, 'create'>): Promise<never> {
   const [row] = await tx.execute<EndpointRow[]>(
     'select id, name, status, sim_id, activate_immediately from endpoint where id = ? and enterprise_id = ?',
     [endpointId, ctx.actor.enterpriseId],
   );
   if (!row) throw new NotFoundError('endpoint');
-  throw new InvalidStateError(rule(row));
+  throw new InvalidStateError(refusal(operation, row) ?? CONFLICT_CONCURRENT);
 }
 
 /** Claims a Ready to Activate SIM of the actor's enterprise for an endpoint, in the endpoint's new status. */
@@ -170,9 +185,7 @@ export async function linkSim(em: EntityManager, ctx: OperationContext, endpoint
       [simId, endpointId, ctx.actor.enterpriseId],
     );
     if (!endpoint) {
-      return explainEndpoint(tx, ctx, endpointId, (row) =>
-        `Endpoint '${row.name}' is ${describeState(row.status)}; a SIM can only be linked to an endpoint on Hold.`,
-      );
+      return explainEndpoint(tx, ctx, endpointId, 'link');
     }
     const status = endpoint.status as LinkedStatus;
     const sim = await claimSim(tx, ctx, { id: simId }, endpoint.id, status);
@@ -198,7 +211,7 @@ export async function delinkSim(em: EntityManager, ctx: OperationContext, endpoi
       [endpointId, ctx.actor.enterpriseId],
     );
     if (!endpoint) {
-      return explainEndpoint(tx, ctx, endpointId, (row) => `Endpoint '${row.name}' is on Hold; it has no SIM to de-link.`);
+      return explainEndpoint(tx, ctx, endpointId, 'delink');
     }
     const [sim] = await tx.execute<{ iccid: string }[]>(
       `update sim set status = 'ready', endpoint_id = null, updated_at = now()
@@ -220,13 +233,12 @@ interface Transition {
   from: LinkedStatus;
   to: LinkedStatus;
   verb: string;
-  rule: string;
 }
 
 const TRANSITIONS: Record<Transition['operation'], Transition> = {
-  activate: { operation: 'activate', action: 'endpoint.activated', from: 'pre_active', to: 'active', verb: 'activated', rule: 'only a Pre-Active endpoint can be activated' },
-  suspend: { operation: 'suspend', action: 'endpoint.suspended', from: 'active', to: 'suspended', verb: 'suspended', rule: 'only an Active endpoint can be suspended' },
-  resume: { operation: 'resume', action: 'endpoint.resumed', from: 'suspended', to: 'active', verb: 'resumed', rule: 'only a Suspended endpoint can be resumed' },
+  activate: { operation: 'activate', action: 'endpoint.activated', from: 'pre_active', to: 'active', verb: 'activated' },
+  suspend: { operation: 'suspend', action: 'endpoint.suspended', from: 'active', to: 'suspended', verb: 'suspended' },
+  resume: { operation: 'resume', action: 'endpoint.resumed', from: 'suspended', to: 'active', verb: 'resumed' },
 };
 
 async function transition(em: EntityManager, ctx: OperationContext, endpointId: number, t: Transition): Promise<Outcome> {
@@ -238,7 +250,7 @@ async function transition(em: EntityManager, ctx: OperationContext, endpointId: 
       [t.to, endpointId, ctx.actor.enterpriseId, t.from],
     );
     if (!endpoint) {
-      return explainEndpoint(tx, ctx, endpointId, (row) => `Endpoint '${row.name}' is ${describeState(row.status)}; ${t.rule}.`);
+      return explainEndpoint(tx, ctx, endpointId, t.operation);
     }
     const [sim] = await tx.execute<{ iccid: string }[]>(
       `update sim set status = ?, updated_at = now() where id = ? and endpoint_id = ? and status = ? returning iccid`,
