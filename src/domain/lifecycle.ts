@@ -53,11 +53,11 @@ const describeState = (status: string) => (status === 'hold' ? 'on Hold' : endpo
 
 /** The rule each operation needs of the endpoint's status. */
 const RULES: Record<Exclude<Operation, 'create'>, { allowed: (status: EndpointStatus) => boolean; rule: string }> = {
-  link: { allowed: (s) => s === 'hold' },
-  delink: { allowed: (s) => s !== 'hold' },
-  activate: { allowed: (s) => s === 'pre_active' },
-  suspend: { allowed: (s) => s === 'active' },
-  resume: { allowed: (s) => s === 'suspended' },
+  link: { allowed: (s) => s === 'hold', rule: 'a SIM can only be linked to an endpoint on Hold' },
+  delink: { allowed: (s) => s !== 'hold', rule: 'it has no SIM to de-link' },
+  activate: { allowed: (s) => s === 'pre_active', rule: 'only a Pre-Active endpoint can be activated' },
+  suspend: { allowed: (s) => s === 'active', rule: 'only an Active endpoint can be suspended' },
+  resume: { allowed: (s) => s === 'suspended', rule: 'only a Suspended endpoint can be resumed' },
 };
 
 /** Why the operation cannot be done on this endpoint now, in words naming its state; null when it can. */
