@@ -13,6 +13,9 @@ import { sessionPlugin } from './web/plugins/session.js';
 import { accessPlugin } from './web/plugins/access.js';
 import { healthRoutes } from './web/health.routes.js';
 import { authRoutes } from './web/auth.routes.js';
+import { endpointsRoutes } from './web/endpoints.routes.js';
+import { simLinkRoutes } from './web/sim-link.routes.js';
+import { eventsRoutes } from './web/events.routes.js';
 
 
 export interface BuildOptions {
@@ -52,6 +55,9 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
 
   await app.register(healthRoutes);
   await app.register(authRoutes);
+  await app.register(endpointsRoutes);
+  await app.register(simLinkRoutes);
+  await app.register(eventsRoutes);
   app.get('/', async (request, reply) => reply.redirect('/endpoints', 303));
 
   return app;

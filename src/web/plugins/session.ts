@@ -12,9 +12,17 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config.js';
 import { findActor, type Actor } from '../../domain/accounts.js';
 
+/** What the CRM around an embedded SIM Link is told after a change (SPEC.md §3), sent by public/app.js. */
+export interface CrmEvent {
+  type: string;
+  endpointId: number;
+  iccid: string | null;
+}
+
 export interface Flash {
   kind: 'success' | 'error';
   text: string;
+  event?: CrmEvent;
 }
 
 declare module 'fastify' {
@@ -30,7 +38,7 @@ declare module 'fastify' {
     actor: Actor | null;
   }
   interface FastifyReply {
-    flash(kind: Flash['kind'], text: string): void;
+    flash(kind: Flash['kind'], text: string, event?: CrmEvent): void;
   }
 }
 
@@ -103,8 +111,8 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
   });
 
   app.decorateRequest('actor', null);
-  app.decorateReply('flash', function flash(this: FastifyReply, kind: Flash['kind'], text: string) {
-    this.request.session.flash = { kind, text };
+  app.decorateReply('flash', function flash(this: FastifyReply, kind: Flash['kind'], text: string, event?: CrmEvent) {
+    this.request.session.flash = { kind, text, ...(event ? { event } : {}) };
   });
 
   app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
