@@ -1,0 +1,36 @@
+// Signing in within route tests: a supertest agent (it keeps the session cookie) and the CSRF token and
+// one-time key scraped from a rendered form, as a browser would submit them.
+import supertest from 'supertest';
+import type { FastifyInstance } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { hashPassword } from '../../src/domain/passwords.js';
+import { createUser, type TestEnterprise, type TestUser } from '../factories/index.js';
+import type { Role } from '../../src/domain/entities.js';
+
+export const PASSWORD = 'correct horse battery staple';
+let passwordHash: string | undefined;
+
+export type Agent = ReturnType<typeof supertest.agent>;
+
+/** A user with a known password, signed in; the agent carries the session. */
+export async function signedIn(app: FastifyInstance, em: EntityManager, enterprise: TestEnterprise, role: Role = 'admin'): Promise<{ agent: Agent; user: TestUser }> {
+  passwordHash ??= await hashPassword(PASSWORD);
+  const user = await createUser(em, enterprise, role, passwordHash);
+  const agent = supertest.agent(app.server);
+  const res = await agent.post('/sign-in').type('form').send({ email: user.email, password: PASSWORD });
+  if (res.status !== 303) throw new Error(`sign-in failed: ${res.status}`);
+  return { agent, user };
+}
+
+/** The value of a hidden input in a page. */
+export function hidden(html: string, name: string): string {
+  const match = html.match(new RegExp(`name="${name}" value="([^"]*)"`));
+  if (!match) throw new Error(`no hidden field ${name} in the page`);
+  return match[1];
+}
+
+/** The CSRF token any page of a signed-in user carries (the sign-out form). */
+export async function csrfToken(agent: Agent, path = '/endpoints'): Promise<string> {
+  const res = await agent.get(path);
+  return hidden(res.text, '_csrf');
+}
