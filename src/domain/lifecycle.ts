@@ -177,20 +177,21 @@ async function claimSim(
 
 export async function linkSim(em: EntityManager, ctx: OperationContext, endpointId: number, simId: number): Promise<Outcome> {
   return once(em, ctx, 'link', endpointId, async (tx) => {
+    // Lock the endpoint first (every operation takes the endpoint before the SIM: no lock cycles), so a
+    // second link of the same endpoint waits here and then finds it no longer on Hold.
     const [endpoint] = await tx.execute<EndpointRow[]>(
-      `update endpoint set status = case when activate_immediately then 'active' else 'pre_active' end,
-         sim_id = ?, updated_at = now()
-       where id = ? and enterprise_id = ? and status = 'hold'
-       returning id, name, status, sim_id, activate_immediately`,
-      [simId, endpointId, ctx.actor.enterpriseId],
+      `select id, name, status, sim_id, activate_immediately from endpoint
+       where id = ? and enterprise_id = ? for update`,
+      [endpointId, ctx.actor.enterpriseId],
     );
-    if (!endpoint) {
-      return explainEndpoint(tx, ctx, endpointId, 'link');
-    }
-    const status = endpoint.status as LinkedStatus;
+    if (!endpoint) throw new NotFoundError('endpoint');
+    const refused = refusal('link', endpoint);
+    if (refused) throw new InvalidStateError(refused);
+    const status: LinkedStatus = endpoint.activate_immediately ? 'active' : 'pre_active';
     const sim = await claimSim(tx, ctx, { id: simId }, endpoint.id, status);
     if ('missing' in sim) throw new NotFoundError('SIM');
     if ('taken' in sim) throw new ConflictError(CONFLICT_SIM_TAKEN);
+    await tx.execute('update endpoint set status = ?, sim_id = ?, updated_at = now() where id = ?', [status, sim.id, endpoint.id]);
     await writeEvent(tx, ctx, 'sim.linked', endpoint, sim.iccid, ['hold', status], ['ready', status]);
     return {
       operation: 'link', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: status,

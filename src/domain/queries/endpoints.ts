@@ -55,6 +55,13 @@ export function isEndpointStatus(value: unknown): value is EndpointStatus {
 
 /** Endpoints of one enterprise in name order; search by name prefix (any case) or by ICCID prefix. */
 export async function listEndpoints(em: EntityManager, enterpriseId: number, query: EndpointListQuery): Promise<Page<EndpointListRow>> {
+  const plan = endpointListSql(enterpriseId, query);
+  const rows = await em.execute<EndpointListRow[]>(plan.sql, plan.params);
+  return pageOf(rows, plan.direction, plan.hadCursor, (row) => String(row.id));
+}
+
+/** The list's statement; exported so a test can EXPLAIN it. */
+export function endpointListSql(enterpriseId: number, query: EndpointListQuery) {
   const where = ['e.enterprise_id = ?'];
   const params: unknown[] = [enterpriseId];
   if (isEndpointStatus(query.status)) {
@@ -72,20 +79,21 @@ export async function listEndpoints(em: EntityManager, enterpriseId: number, que
       params.push(likePrefix(q.toLowerCase()));
     }
   }
-  const direction = query.before ? 'before' : 'after';
+  const direction: 'after' | 'before' = query.before ? 'before' : 'after';
   const cursor = query.before ?? query.after ?? null;
   if (cursor) {
     where.push(`(e.name, e.id) ${direction === 'after' ? '>' : '<'} (select name, id from endpoint where id = ? and enterprise_id = ?)`);
     params.push(cursor, enterpriseId);
   }
   const order = direction === 'after' ? 'e.name, e.id' : 'e.name desc, e.id desc';
-  const rows = await em.execute<EndpointListRow[]>(
-    `select e.id, e.name, e.status, e.imei, s.iccid
+  return {
+    sql: `select e.id, e.name, e.status, e.imei, s.iccid
      from endpoint e left join sim s on s.id = e.sim_id
      where ${where.join(' and ')} order by ${order} limit ${PAGE_SIZE + 1}`,
     params,
-  );
-  return pageOf(rows, direction, Boolean(cursor), (row) => String(row.id));
+    direction,
+    hadCursor: Boolean(cursor),
+  };
 }
 
 export interface EndpointDetail {
@@ -226,18 +234,26 @@ export function iccidCursor(value: unknown): string | null {
  * in its own branch so every branch is an ordered range scan of a partial index that stops after 26 rows.
  */
 export async function pickerPage(em: EntityManager, enterpriseId: number, query: PickerQuery): Promise<PickerPage> {
+  const plan = pickerSql(enterpriseId, query);
+  if (!plan.searchable) return { rows: [], next: null, previous: null, count: 0, countCapped: false, q: plan.q };
+  const rows = await em.execute<PickerRow[]>(plan.page.sql, plan.page.params);
+  const [{ n }] = await em.execute<{ n: number }[]>(plan.count.sql, plan.count.params);
+  const page = pageOf(rows, plan.direction, plan.hadCursor, (row) => row.iccid);
+  return { ...page, count: Math.min(n, COUNT_CAP), countCapped: n > COUNT_CAP, q: plan.q };
+}
+
+/** The picker's two statements (a page, a capped count); exported so a test can EXPLAIN them. */
+export function pickerSql(enterpriseId: number, query: PickerQuery) {
   const q = normalise(query.q ?? '').slice(0, 32);
-  const searchable = /^\d+$/.test(q);
-  const direction = query.before ? 'before' : 'after';
+  // A search that is not digits matches nothing (identifiers are digits only).
+  const searchable = q === '' || /^\d+$/.test(q);
+  const direction: 'after' | 'before' = query.before ? 'before' : 'after';
   const cursor = iccidCursor(query.before ?? query.after);
   const comparison = direction === 'after' ? '>' : '<';
   const order = direction === 'after' ? 'iccid' : 'iccid desc';
 
-  // A search that is not digits matches nothing (identifiers are digits only).
-  if (q && !searchable) return { rows: [], next: null, previous: null, count: 0, countCapped: false, q };
-
   const columns = q ? identifierColumns(q) : [null];
-  const branch = (column: string | null, limit: number, withCursor: boolean) => {
+  const branch = (select: string, column: string | null, limit: number, withCursor: boolean) => {
     const conditions = [`enterprise_id = ?`, `status = 'ready'`];
     const params: unknown[] = [enterpriseId];
     if (column) {
@@ -248,18 +264,24 @@ export async function pickerPage(em: EntityManager, enterpriseId: number, query:
       conditions.push(`iccid ${comparison} ?`);
       params.push(cursor);
     }
-    return { sql: `(select id, iccid, imsi, eid, status from sim where ${conditions.join(' and ')} order by ${order} limit ${limit})`, params };
+    return { sql: `(select ${select} from sim where ${conditions.join(' and ')} order by ${order} limit ${limit})`, params };
   };
-
-  const pageBranches = columns.map((c) => branch(c, PAGE_SIZE + 1, true));
-  const pageSql = `select * from (${pageBranches.map((b) => b.sql).join(' union ')}) m order by ${order} limit ${PAGE_SIZE + 1}`;
-  const countBranches = columns.map((c) => branch(c, COUNT_CAP + 1, false));
-  const countSql = `select count(*)::int as n from (${countBranches.map((b) => b.sql.replace('select id, iccid, imsi, eid, status', 'select id')).join(' union ')}) c`;
-
-  const rows = await em.execute<PickerRow[]>(pageSql, pageBranches.flatMap((b) => b.params));
-  const [{ n }] = await em.execute<{ n: number }[]>(countSql, countBranches.flatMap((b) => b.params));
-  const page = pageOf(rows, direction, Boolean(cursor), (row) => row.iccid);
-  return { ...page, count: Math.min(n, COUNT_CAP), countCapped: n > COUNT_CAP, q };
+  const pageBranches = columns.map((c) => branch('id, iccid, imsi, eid, status', c, PAGE_SIZE + 1, true));
+  const countBranches = columns.map((c) => branch('id', c, COUNT_CAP + 1, false));
+  return {
+    q,
+    searchable,
+    direction,
+    hadCursor: Boolean(cursor),
+    page: {
+      sql: `select * from (${pageBranches.map((b) => b.sql).join(' union ')}) m order by ${order} limit ${PAGE_SIZE + 1}`,
+      params: pageBranches.flatMap((b) => b.params),
+    },
+    count: {
+      sql: `select count(*)::int as n from (${countBranches.map((b) => b.sql).join(' union ')}) c`,
+      params: countBranches.flatMap((b) => b.params),
+    },
+  };
 }
 
 /** Which identifiers a digit prefix can be the start of: ICCIDs and EIDs always start with 89. */

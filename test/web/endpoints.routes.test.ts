@@ -1,0 +1,274 @@
+// The endpoint screens over HTTP: sign-in, the list, Create endpoint, the endpoint page — status, what the
+// page says, and the data read back from the database after each POST.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import supertest from 'supertest';
+import type { FastifyInstance } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp } from '../helpers/app.js';
+import { csrfToken, hidden, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
+import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+import { findViolations } from '../../src/domain/invariants.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let em: EntityManager;
+let acme: TestEnterprise;
+let globex: TestEnterprise;
+let admin: Agent;
+let viewer: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await buildTestApp(db);
+  em = db.orm.em.fork();
+  acme = await createEnterprise(em, 'Acme');
+  globex = await createEnterprise(em, 'Globex');
+  admin = (await signedIn(app, em, acme, 'admin')).agent;
+  viewer = (await signedIn(app, em, acme, 'viewer')).agent;
+});
+afterAll(async () => {
+  expect(await findViolations(db.orm.em.fork())).toEqual([]);
+  await app.close();
+  await db.close();
+});
+
+const row = async (sql: string, params: unknown[]) => (await db.orm.em.fork().execute(sql, params))[0];
+
+describe('sign in and out', () => {
+  it('shows the form with Email, Password and Sign in', async () => {
+    const res = await supertest(app.server).get('/sign-in');
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('<label for="email">Email</label>');
+    expect(res.text).toContain('<label for="password">Password</label>');
+    expect(res.text).toMatch(/<button[^>]*>Sign in<\/button>/);
+  });
+
+  it('sends a signed-out visitor to sign in, and back afterwards', async () => {
+    const res = await supertest(app.server).get('/endpoints?status=hold');
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe('/sign-in?next=%2Fendpoints%3Fstatus%3Dhold');
+  });
+
+  it('answers wrong credentials with one generic message (422), keeping the email', async () => {
+    const res = await supertest(app.server).post('/sign-in').type('form').send({ email: 'nobody@example.test', password: 'x' });
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('<title>Error: Sign in – SIM Link</title>');
+    expect(res.text).toContain('There is a problem');
+    expect(res.text).toContain('The email address or password is not right');
+    expect(res.text).toContain('value="nobody@example.test"');
+  });
+
+  it('sign-out ends the session on the server: the old cookie no longer works', async () => {
+    const { user } = await signedIn(app, em, acme, 'admin');
+    const signIn = await supertest(app.server).post('/sign-in').type('form').send({ email: user.email, password: PASSWORD });
+    const cookie = (signIn.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
+    const page = await supertest(app.server).get('/endpoints').set('Cookie', cookie);
+    expect(page.status).toBe(200);
+    const out = await supertest(app.server).post('/sign-out').set('Cookie', cookie).type('form').send({ _csrf: hidden(page.text, '_csrf') });
+    expect(out.status).toBe(303);
+    const replay = await supertest(app.server).get('/endpoints').set('Cookie', cookie);
+    expect(replay.status).toBe(303);
+    expect(replay.headers.location).toContain('/sign-in');
+  });
+});
+
+describe('endpoints list', () => {
+  let list: TestEnterprise;
+  let agent: Agent;
+  beforeAll(async () => {
+    list = await createEnterprise(em, 'Listing');
+    agent = (await signedIn(app, em, list, 'admin')).agent;
+    for (let i = 1; i <= 30; i++) await holdEndpoint(em, list, { name: `Pump ${String(i).padStart(2, '0')}` });
+    await linkedEndpoint(em, list, 'active');
+  });
+
+  it('renders the full page, or only the results for htmx', async () => {
+    const full = await agent.get('/endpoints');
+    expect(full.status).toBe(200);
+    expect(full.headers.vary).toContain('HX-Request');
+    expect(full.text).toContain('<h1>Endpoints</h1>');
+    expect(full.text).toMatch(/<th scope="col">Name<\/th><th scope="col">Status<\/th><th scope="col">ICCID<\/th><th scope="col">IMEI<\/th>/);
+    expect(full.text).toContain('>Create endpoint</a>');
+    const partial = await agent.get('/endpoints').set('HX-Request', 'true');
+    expect(partial.text.trimStart()).toMatch(/^<div id="endpoints-results"/);
+    expect(partial.text).not.toContain('<html');
+    const restore = await agent.get('/endpoints').set('HX-Request', 'true').set('HX-History-Restore-Request', 'true');
+    expect(restore.text).toContain('<html');
+  });
+
+  it('pages by keyset, 25 at a time, Next and Previous', async () => {
+    const first = await agent.get('/endpoints?status=hold');
+    expect(first.text.match(/<a href="\/endpoints\/\d+">Pump/g)).toHaveLength(25);
+    const next = first.text.match(/href="(\/endpoints\?status=hold&amp;after=\d+)"/)![1].replace('&amp;', '&');
+    const second = await agent.get(next);
+    expect(second.text.match(/<a href="\/endpoints\/\d+">Pump/g)).toHaveLength(5);
+    expect(second.text).toContain('Pump 26');
+    expect(second.text).not.toContain('>Next<');
+    const previous = second.text.match(/href="(\/endpoints\?status=hold&amp;before=\d+)"/)![1].replace('&amp;', '&');
+    const back = await agent.get(previous);
+    expect(back.text).toContain('Pump 01');
+    expect(back.text).toContain('Pump 25');
+    expect(back.text).not.toContain('Pump 26');
+  });
+
+  it('filters by status and searches by name or ICCID prefix', async () => {
+    const active = await agent.get('/endpoints?status=active');
+    expect(active.text).not.toContain('Pump');
+    expect(active.text.match(/<a href="\/endpoints\/\d+">/g)).toHaveLength(1);
+    const byName = await agent.get('/endpoints?q=pump 0');
+    expect(byName.text.match(/<a href="\/endpoints\/\d+">Pump 0/g)).toHaveLength(9);
+    const linked = await row(`select s.iccid from endpoint e join sim s on s.id = e.sim_id where e.enterprise_id = ?`, [list.id]);
+    const byIccid = await agent.get(`/endpoints?q=${linked.iccid.slice(0, 17)}`);
+    expect(byIccid.text).toContain(linked.iccid);
+    const none = await agent.get('/endpoints?q=zzz');
+    expect(none.text).toContain('No endpoints match “zzz”');
+  });
+
+  it('never shows another enterprise’s endpoints', async () => {
+    await holdEndpoint(em, globex, { name: 'Pump secret' });
+    const res = await agent.get('/endpoints?q=pump');
+    expect(res.text).not.toContain('Pump secret');
+  });
+});
+
+describe('create endpoint', () => {
+  it('shows the form with its labels', async () => {
+    const res = await admin.get('/endpoints/new');
+    expect(res.status).toBe(200);
+    for (const label of ['Name', 'IMEI (optional)', 'Activate Immediately', 'SIM to link now (optional): ICCID']) {
+      expect(res.text).toContain(`>${label}</label>`);
+    }
+  });
+
+  it('creates an endpoint on Hold and says so on its page', async () => {
+    const form = await admin.get('/endpoints/new');
+    const res = await admin.post('/endpoints').type('form').send({
+      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Meter 12', imei: '49-015420-323751-8',
+    });
+    expect(res.status).toBe(303);
+    const id = Number(res.headers.location.split('/').pop());
+    expect(await row('select name, imei, status, activate_immediately, sim_id from endpoint where id = ?', [id])).toEqual({
+      name: 'Meter 12', imei: '490154203237518', status: 'hold', activate_immediately: false, sim_id: null,
+    });
+    const page = await admin.get(res.headers.location);
+    expect(page.text).toContain('Endpoint &#39;Meter 12&#39; created successfully');
+    expect(page.text).toContain('>Link SIM</a>');
+  });
+
+  it.each([
+    [true, 'active'],
+    [false, 'pre_active'],
+  ])('links a typed ICCID at once (Activate Immediately %s → %s)', async (activateImmediately, status) => {
+    const sim = await readySim(em, acme);
+    const form = await admin.get('/endpoints/new');
+    const res = await admin.post('/endpoints').type('form').send({
+      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Tracker',
+      iccid: `${sim.iccid.slice(0, 4)} ${sim.iccid.slice(4)}`, ...(activateImmediately ? { activate_immediately: 'on' } : {}),
+    });
+    expect(res.status).toBe(303);
+    const id = Number(res.headers.location.split('/').pop());
+    expect(await row('select status, sim_id from endpoint where id = ?', [id])).toEqual({ status, sim_id: sim.id });
+    expect(await row('select status, endpoint_id from sim where id = ?', [sim.id])).toEqual({ status, endpoint_id: id });
+  });
+
+  it('answers bad input with the GOV.UK error pattern (422), values kept, nothing created', async () => {
+    const before = await row('select count(*)::int as n from endpoint', []);
+    const form = await admin.get('/endpoints/new');
+    const res = await admin.post('/endpoints').type('form').send({
+      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: '', imei: '490154203237519', iccid: '8944 123', activate_immediately: 'on',
+    });
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('<title>Error: Create endpoint – SIM Link</title>');
+    expect(res.text).toContain('<h2 id="error-summary-title">There is a problem</h2>');
+    expect(res.text).toContain('<a href="#name">Enter a name for the endpoint</a>');
+    expect(res.text).toContain('<a href="#imei">IMEI check digit is wrong</a>');
+    expect(res.text).toContain('<a href="#iccid">ICCID must be 19 or 20 digits</a>');
+    expect(res.text).toContain('value="490154203237519"');
+    expect(res.text).toMatch(/id="activate_immediately"[^>]*checked/);
+    expect(await row('select count(*)::int as n from endpoint', [])).toEqual(before);
+  });
+
+  it('refuses a SIM of another enterprise as if it did not exist', async () => {
+    const foreign = await readySim(em, globex);
+    const form = await admin.get('/endpoints/new');
+    const res = await admin.post('/endpoints').type('form').send({
+      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Sneaky', iccid: foreign.iccid,
+    });
+    expect(res.status).toBe(422);
+    expect(res.text).toContain(`There is no SIM with ICCID ${foreign.iccid} in your inventory`);
+    expect(await row('select status from sim where id = ?', [foreign.id])).toEqual({ status: 'ready' });
+  });
+
+  it('a double-submitted form creates one endpoint', async () => {
+    const form = await admin.get('/endpoints/new');
+    const body = { _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Once only' };
+    const [a, b] = await Promise.all([admin.post('/endpoints').type('form').send(body), admin.post('/endpoints').type('form').send(body)]);
+    expect(a.status).toBe(303);
+    expect(b.headers.location).toBe(a.headers.location);
+    expect(await row(`select count(*)::int as n from endpoint where name = 'Once only'`, [])).toEqual({ n: 1 });
+  });
+
+  it('without a CSRF token: 403, nothing created', async () => {
+    const res = await admin.post('/endpoints').type('form').send({ name: 'No token' });
+    expect(res.status).toBe(403);
+    expect(res.text).toContain('This form has expired or did not come from SIM Link');
+    expect(await row(`select count(*)::int as n from endpoint where name = 'No token'`, [])).toEqual({ n: 0 });
+  });
+
+  it('a viewer gets 403 and nothing is created', async () => {
+    const token = await csrfToken(viewer);
+    const res = await viewer.post('/endpoints').type('form').send({ _csrf: token, name: 'Viewer made' });
+    expect(res.status).toBe(403);
+    expect(await row(`select count(*)::int as n from endpoint where name = 'Viewer made'`, [])).toEqual({ n: 0 });
+  });
+});
+
+describe('endpoint page', () => {
+  it('shows details, the SIM panel and the buttons its state allows', async () => {
+    const { endpoint, sim } = await linkedEndpoint(em, acme, 'active');
+    const res = await admin.get(`/endpoints/${endpoint.id}`);
+    expect(res.status).toBe(200);
+    for (const text of ['Activate Immediately', 'IMEI', 'Linked SIM', 'EID', 'ICCID', 'IMSI', 'MSISDN', 'SIM status', sim.iccid, sim.imsi, 'History']) {
+      expect(res.text).toContain(text);
+    }
+    expect(res.text).toContain('>Suspend</button>');
+    expect(res.text).toContain('>De-link</button>');
+    expect(res.text).not.toContain('>Link SIM<');
+    expect(res.text).not.toContain('>Activate</button>');
+    expect(res.text).not.toContain('>Resume</button>');
+  });
+
+  it.each([
+    ['pre_active', ['Activate', 'De-link']],
+    ['suspended', ['Resume', 'De-link']],
+  ] as const)('a %s endpoint offers %j', async (status, buttons) => {
+    const { endpoint } = await linkedEndpoint(em, acme, status);
+    const res = await admin.get(`/endpoints/${endpoint.id}`);
+    const shown = [...res.text.matchAll(/<button type="submit" class="button[^"]*" id="\w+-button"[^>]*>([^<]+)<\/button>/g)].map((m) => m[1]);
+    expect(shown.sort()).toEqual([...buttons].sort());
+  });
+
+  it('a viewer sees no action buttons', async () => {
+    const { endpoint } = await linkedEndpoint(em, acme, 'active');
+    const hold = await holdEndpoint(em, acme);
+    for (const id of [endpoint.id, hold.id]) {
+      const res = await viewer.get(`/endpoints/${id}`);
+      expect(res.status).toBe(200);
+      expect(res.text).not.toMatch(/>(Link SIM|De-link|Activate|Suspend|Resume)</);
+    }
+  });
+
+  it('another enterprise’s endpoint, an unknown one and a malformed id are all 404', async () => {
+    const foreign = await holdEndpoint(em, globex);
+    for (const path of [`/endpoints/${foreign.id}`, '/endpoints/99999999', '/endpoints/abc', '/endpoints/1e3']) {
+      const res = await admin.get(path);
+      expect(res.status, path).toBe(404);
+      expect(res.text).toContain('The endpoint was not found.');
+    }
+  });
+});
+
+it('the demo password is never a constant of the tests', () => {
+  expect(PASSWORD).not.toBe('demo-password');
+});

@@ -1,0 +1,308 @@
+// Link SIM, the picker, the confirmation step, De-link, Activate, Suspend, Resume and the history page
+// over HTTP — the page, its partial for htmx, and the data read back after every POST.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp } from '../helpers/app.js';
+import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
+import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
+import { findViolations } from '../../src/domain/invariants.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let em: EntityManager;
+let acme: TestEnterprise;
+let globex: TestEnterprise;
+let admin: Agent;
+let secondAdmin: Agent;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await buildTestApp(db);
+  em = db.orm.em.fork();
+  acme = await createEnterprise(em, 'Acme');
+  globex = await createEnterprise(em, 'Globex');
+  admin = (await signedIn(app, em, acme, 'admin')).agent;
+  secondAdmin = (await signedIn(app, em, acme, 'admin')).agent;
+});
+afterEach(async () => {
+  expect(await findViolations(db.orm.em.fork())).toEqual([]);
+});
+afterAll(async () => {
+  await app.close();
+  await db.close();
+});
+
+const row = async (sql: string, params: unknown[]) => (await db.orm.em.fork().execute(sql, params))[0];
+const endpointRow = (id: number) => row('select * from endpoint where id = ?', [id]);
+const simRow = (id: number) => row('select * from sim where id = ?', [id]);
+const eventCount = async (endpointId: number) => (await row('select count(*)::int as n from event where endpoint_id = ?', [endpointId])).n;
+
+/** Picker → confirmation → Yes, as the browser does it; returns the POST's response. */
+async function link(agent: Agent, endpointId: number, simId: number) {
+  const confirm = await agent.get(`/endpoints/${endpointId}/sim/confirm?sim_id=${simId}`);
+  expect(confirm.status).toBe(200);
+  return agent.post(`/endpoints/${endpointId}/sim`).type('form').send({
+    _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key'), sim_id: hidden(confirm.text, 'sim_id'),
+  });
+}
+
+describe('the SIM picker', () => {
+  let picking: TestEnterprise;
+  let agent: Agent;
+  let sims: TestSim[];
+  let endpointId: number;
+  beforeAll(async () => {
+    picking = await createEnterprise(em, 'Picking');
+    agent = (await signedIn(app, em, picking, 'admin')).agent;
+    sims = [];
+    for (let i = 0; i < 30; i++) sims.push(await readySim(em, picking, { eid: i % 2 === 0 }));
+    sims.sort((a, b) => a.iccid.localeCompare(b.iccid));
+    await linkedEndpoint(em, picking, 'active');
+    await readySim(em, globex);
+    endpointId = (await holdEndpoint(em, picking, { name: 'Meter 7' })).id;
+  });
+
+  it('lists only the enterprise’s Ready to Activate SIMs, 25 a page in ICCID order, with the count', async () => {
+    const res = await agent.get(`/endpoints/${endpointId}/sim/new`);
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('<h1 id="modal-title">Select SIM to attach</h1>');
+    expect(res.text).toContain('<caption>Ready to Activate SIMs, in ICCID order</caption>');
+    expect(res.text).toMatch(/<th scope="col">Action<\/th><th scope="col">EID<\/th><th scope="col">ICCID<\/th><th scope="col">IMSI<\/th><th scope="col">Status<\/th>/);
+    expect(res.text).toContain('30 SIMs match');
+    const shown = [...res.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1]);
+    expect(shown).toEqual(sims.slice(0, 25).map((s) => s.iccid));
+    expect(res.text).toContain('>Attach SIM</button>');
+    expect(res.text).toContain('>Cancel</button>');
+    expect(res.text).toContain('<label for="picker-q">Search</label>');
+  });
+
+  it('pages with Next and Previous by ICCID (keyset)', async () => {
+    const first = await agent.get(`/endpoints/${endpointId}/sim/new`);
+    const next = first.text.match(/href="([^"]*after=\d+)"/)![1].replace(/&amp;/g, '&');
+    expect(next).toContain(`after=${sims[24].iccid}`);
+    const second = await agent.get(next);
+    expect([...second.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1])).toEqual(sims.slice(25).map((s) => s.iccid));
+    const previous = second.text.match(/href="([^"]*before=\d+)"/)![1].replace(/&amp;/g, '&');
+    const back = await agent.get(previous);
+    expect([...back.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1])).toEqual(sims.slice(0, 25).map((s) => s.iccid));
+    expect(back.text).not.toContain('rel="prev"');
+  });
+
+  it('searches by a prefix of ICCID, IMSI or EID (spaces ignored)', async () => {
+    const target = sims[7];
+    for (const q of [target.iccid.slice(0, 16), `${target.imsi.slice(0, 5)} ${target.imsi.slice(5, 14)}`, target.eid?.slice(0, 28) ?? target.iccid]) {
+      const res = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`);
+      expect(res.text, q).toContain(`aria-label="Select SIM ${target.iccid}"`);
+    }
+    const exact = await agent.get(`/endpoints/${endpointId}/sim/new?q=${target.iccid}`);
+    expect(exact.text).toContain('1 SIM matches');
+    const none = await agent.get(`/endpoints/${endpointId}/sim/new?q=999999`);
+    expect(none.text).toContain('0 SIMs match');
+    expect(none.text).toContain('No Ready to Activate SIM has an ICCID, IMSI or EID starting with “999999”');
+    const letters = await agent.get(`/endpoints/${endpointId}/sim/new?q=abc`);
+    expect(letters.status).toBe(200);
+    expect(letters.text).toContain('0 SIMs match');
+  });
+
+  it('gives htmx the picker partial, or only the results when the search box asks', async () => {
+    const modal = await agent.get(`/endpoints/${endpointId}/sim/new`).set('HX-Request', 'true').set('HX-Target', 'modal-content');
+    expect(modal.text.trimStart()).toMatch(/^<div id="picker"/);
+    expect(modal.text).not.toContain('<html');
+    const results = await agent.get(`/endpoints/${endpointId}/sim/new?q=89`).set('HX-Request', 'true').set('HX-Target', 'picker-results');
+    expect(results.text.trimStart()).toMatch(/^<div id="picker-results"/);
+  });
+
+  it('Attach SIM with nothing chosen → 422 "Select a SIM to attach"', async () => {
+    const res = await agent.get(`/endpoints/${endpointId}/sim/confirm`);
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('There is a problem');
+    expect(res.text).toContain('Select a SIM to attach');
+    expect(res.text).toContain('<title>Error: Select SIM to attach – SIM Link</title>');
+  });
+
+  it('is not offered for an endpoint that is not on Hold (409 with the reason)', async () => {
+    const { endpoint } = await linkedEndpoint(em, picking, 'active');
+    const res = await agent.get(`/endpoints/${endpoint.id}/sim/new`);
+    expect(res.status).toBe(409);
+    expect(res.text).toContain(`is Active; a SIM can only be linked to an endpoint on Hold.`);
+  });
+
+  it('shows an empty state when there is nothing to pick', async () => {
+    const empty = await createEnterprise(em, 'Empty');
+    const emptyAgent = (await signedIn(app, em, empty, 'admin')).agent;
+    const endpoint = await holdEndpoint(em, empty);
+    const res = await emptyAgent.get(`/endpoints/${endpoint.id}/sim/new`);
+    expect(res.text).toContain('There are no Ready to Activate SIMs in your inventory.');
+  });
+});
+
+describe('linking through the confirmation', () => {
+  it('confirms with the ICCID, the endpoint and the resulting state, then links on Yes', async () => {
+    const endpoint = await holdEndpoint(em, acme, { name: 'Meter 12', activateImmediately: true });
+    const sim = await readySim(em, acme);
+    const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`);
+    expect(confirm.text).toContain('<h1 id="modal-title">Are you sure you want to continue?</h1>');
+    expect(confirm.text).toContain(`Link SIM ${sim.iccid} to endpoint &#39;Meter 12&#39;.`);
+    expect(confirm.text).toContain('The endpoint and SIM will become Active.');
+    expect(confirm.text).toMatch(/>Yes<\/button>/);
+    expect(confirm.text).toMatch(/>No<\/button>/);
+    const partial = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`).set('HX-Request', 'true');
+    expect(partial.text.trimStart()).toMatch(/^<div id="confirm"/);
+
+    const res = await admin.post(`/endpoints/${endpoint.id}/sim`).type('form').send({
+      _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key'), sim_id: String(sim.id),
+    });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe(`/endpoints/${endpoint.id}`);
+    expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'active', sim_id: sim.id });
+    expect(await simRow(sim.id)).toMatchObject({ status: 'active', endpoint_id: endpoint.id });
+    const page = await admin.get(res.headers.location);
+    expect(page.text).toContain(`SIM ${sim.iccid} linked successfully`);
+    expect(page.text).toMatch(/<td>SIM linked<\/td>/);
+    // The message is shown once.
+    expect((await admin.get(res.headers.location)).text).not.toContain('linked successfully');
+  });
+
+  it('Pre-Active when the endpoint does not activate immediately', async () => {
+    const endpoint = await holdEndpoint(em, acme, { activateImmediately: false });
+    const sim = await readySim(em, acme);
+    const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`);
+    expect(confirm.text).toContain('The endpoint and SIM will become Pre-Active.');
+    expect((await link(admin, endpoint.id, sim.id)).status).toBe(303);
+    expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'pre_active' });
+  });
+
+  it('No goes back and changes nothing', async () => {
+    const endpoint = await holdEndpoint(em, acme);
+    const sim = await readySim(em, acme);
+    const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`);
+    const no = confirm.text.match(/<form method="get" action="([^"]+)" class="inline">\s*<button[^>]*>No<\/button>/);
+    expect(no![1]).toBe(`/endpoints/${endpoint.id}`);
+    expect((await admin.get(no![1])).status).toBe(200);
+    expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold', sim_id: null });
+    expect(await simRow(sim.id)).toMatchObject({ status: 'ready', endpoint_id: null });
+  });
+
+  it('a replayed Yes is applied once', async () => {
+    const endpoint = await holdEndpoint(em, acme);
+    const sim = await readySim(em, acme);
+    const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`);
+    const body = { _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key'), sim_id: String(sim.id) };
+    const first = await admin.post(`/endpoints/${endpoint.id}/sim`).type('form').send(body);
+    const again = await admin.post(`/endpoints/${endpoint.id}/sim`).type('form').send(body);
+    expect([first.status, again.status]).toEqual([303, 303]);
+    expect(await eventCount(endpoint.id)).toBe(1);
+  });
+
+  it('a stale confirmation after someone else took the SIM → the picker again with the reason, nothing changed', async () => {
+    const mine = await holdEndpoint(em, acme);
+    const theirs = await holdEndpoint(em, acme);
+    const sim = await readySim(em, acme);
+    const confirm = await admin.get(`/endpoints/${mine.id}/sim/confirm?sim_id=${sim.id}`);
+    expect((await link(secondAdmin, theirs.id, sim.id)).status).toBe(303);
+    const res = await admin.post(`/endpoints/${mine.id}/sim`).type('form').send({
+      _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key'), sim_id: String(sim.id),
+    });
+    expect(res.status).toBe(409);
+    expect(res.text).toContain('There is a problem');
+    expect(res.text).toContain('This SIM was just linked to another endpoint. Choose another SIM.');
+    expect(res.text).toContain('Select SIM to attach');
+    expect(res.text).not.toContain(`aria-label="Select SIM ${sim.iccid}"`);
+    expect(await endpointRow(mine.id)).toMatchObject({ status: 'hold', sim_id: null });
+    expect(await simRow(sim.id)).toMatchObject({ endpoint_id: theirs.id });
+  });
+
+  it('without a CSRF token: 403, nothing changed', async () => {
+    const endpoint = await holdEndpoint(em, acme);
+    const sim = await readySim(em, acme);
+    const res = await admin.post(`/endpoints/${endpoint.id}/sim`).type('form').send({ sim_id: String(sim.id), key: 'abcdefghijklmnopqrst' });
+    expect(res.status).toBe(403);
+    expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold' });
+    expect(await simRow(sim.id)).toMatchObject({ status: 'ready' });
+  });
+
+  it('another enterprise’s SIM or endpoint → 404, nothing changed', async () => {
+    const endpoint = await holdEndpoint(em, acme);
+    const foreignSim = await readySim(em, globex);
+    const token = await csrfToken(admin);
+    const res = await admin.post(`/endpoints/${endpoint.id}/sim`).type('form').send({ _csrf: token, sim_id: String(foreignSim.id), key: 'abcdefghijklmnopqrst1' });
+    expect(res.status).toBe(404);
+    expect(await simRow(foreignSim.id)).toMatchObject({ status: 'ready' });
+    const foreignEndpoint = await holdEndpoint(em, globex);
+    const sim = await readySim(em, acme);
+    expect((await admin.get(`/endpoints/${foreignEndpoint.id}/sim/confirm?sim_id=${sim.id}`)).status).toBe(404);
+    const post = await admin.post(`/endpoints/${foreignEndpoint.id}/sim`).type('form').send({ _csrf: token, sim_id: String(sim.id), key: 'abcdefghijklmnopqrst2' });
+    expect(post.status).toBe(404);
+    expect(await endpointRow(foreignEndpoint.id)).toMatchObject({ status: 'hold' });
+  });
+});
+
+describe('De-link, Activate, Suspend, Resume', () => {
+  async function confirmAndPost(path: string) {
+    const confirm = await admin.get(path);
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Are you sure you want to continue?');
+    const res = await admin.post(path).type('form').send({ _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key') });
+    return { confirm, res };
+  }
+
+  it('De-link says where the endpoint and SIM go, then puts the SIM back in the inventory', async () => {
+    const { endpoint, sim } = await linkedEndpoint(em, acme, 'suspended');
+    const { confirm, res } = await confirmAndPost(`/endpoints/${endpoint.id}/sim/delete`);
+    expect(confirm.text).toContain(`De-link SIM ${sim.iccid}`);
+    expect(confirm.text).toContain('The endpoint will go to Hold, and the SIM will return to the inventory');
+    expect(res.status).toBe(303);
+    expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold', sim_id: null });
+    expect(await simRow(sim.id)).toMatchObject({ status: 'ready', endpoint_id: null });
+    expect((await admin.get(`/endpoints/${endpoint.id}`)).text).toContain(`SIM ${sim.iccid} de-linked successfully`);
+    // Back in the picker of another endpoint.
+    const other = await holdEndpoint(em, acme);
+    expect((await admin.get(`/endpoints/${other.id}/sim/new?q=${sim.iccid}`)).text).toContain(`Select SIM ${sim.iccid}`);
+  });
+
+  it.each([
+    ['activate', 'pre_active', 'active', 'activated'],
+    ['suspend', 'active', 'suspended', 'suspended'],
+    ['resume', 'suspended', 'active', 'resumed'],
+  ] as const)('%s: %s → %s through its confirmation', async (operation, from, to, verb) => {
+    const { endpoint, sim } = await linkedEndpoint(em, acme, from);
+    const { res } = await confirmAndPost(`/endpoints/${endpoint.id}/${operation}`);
+    expect(res.status).toBe(303);
+    expect(await endpointRow(endpoint.id)).toMatchObject({ status: to });
+    expect(await simRow(sim.id)).toMatchObject({ status: to });
+    expect((await admin.get(`/endpoints/${endpoint.id}`)).text).toContain(`${verb} successfully`);
+  });
+
+  it('a step the state rules out is refused with the reason (409), nothing changed', async () => {
+    const { endpoint } = await linkedEndpoint(em, acme, 'active');
+    const page = await admin.get(`/endpoints/${endpoint.id}/activate`);
+    expect(page.status).toBe(409);
+    expect(page.text).toContain('is Active; only a Pre-Active endpoint can be activated.');
+    const token = hidden(page.text, '_csrf');
+    const post = await admin.post(`/endpoints/${endpoint.id}/resume`).type('form').send({ _csrf: token, key: 'abcdefghijklmnopqrst3' });
+    expect(post.status).toBe(409);
+    expect(post.text).toContain('only a Suspended endpoint can be resumed');
+    expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'active' });
+    const hold = await holdEndpoint(em, acme);
+    expect((await admin.get(`/endpoints/${hold.id}/sim/delete`)).status).toBe(409);
+  });
+});
+
+describe('history', () => {
+  it('lists the enterprise’s events, filterable by action, never another enterprise’s', async () => {
+    const { endpoint } = await linkedEndpoint(em, acme, 'active');
+    await admin.get(`/endpoints/${endpoint.id}/suspend`).then((c) =>
+      admin.post(`/endpoints/${endpoint.id}/suspend`).type('form').send({ _csrf: hidden(c.text, '_csrf'), key: hidden(c.text, 'key') }),
+    );
+    const all = await admin.get('/events');
+    expect(all.status).toBe(200);
+    expect(all.text).toContain('<h1>History</h1>');
+    expect(all.text).toContain('<td>Suspended</td>');
+    const linked = await admin.get('/events?action=sim.linked');
+    expect(linked.text).not.toContain('<td>Suspended</td>');
+    const outsider = (await signedIn(app, em, globex, 'admin')).agent;
+    expect((await outsider.get('/events')).text).toContain('Nothing has happened yet');
+  });
+});
