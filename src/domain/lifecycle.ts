@@ -150,7 +150,11 @@ async function explainEndpoint(tx: EntityManager, ctx: OperationContext, endpoin
     [endpointId, ctx.actor.enterpriseId],
   );
   if (!row) throw new NotFoundError('endpoint');
-  throw new InvalidStateError(refusal(operation, row) ?? CONFLICT_CONCURRENT);
+  const refused = refusal(operation, row);
+  if (refused) throw new InvalidStateError(refused);
+  // In the needed state after all: another transaction committed between the conditional statement's
+  // snapshot and this read (e.g. a de-link that saw Hold while a link was committing) — a lost race.
+  throw new ConflictError(CONFLICT_CONCURRENT);
 }
 
 /** Claims a Ready to Activate SIM of the actor's enterprise for an endpoint, in the endpoint's new status. */
