@@ -60,11 +60,12 @@ export interface RunningApp {
 }
 
 /** `cpuProfDir`: run the app with --cpu-prof, writing its profile there when it stops. */
-export async function startApp(databaseUrl: string, options: { cpuProfDir?: string } = {}): Promise<RunningApp> {
+/** `nodeOptions`: extra flags for the app's node (e.g. --max-old-space-size=128), for experiments. */
+export async function startApp(databaseUrl: string, options: { cpuProfDir?: string; nodeOptions?: string[] } = {}): Promise<RunningApp> {
   const port = await freePort();
   const started = Date.now();
   const profiling = options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [];
-  const child = spawn(process.execPath, [...profiling, 'dist/src/server.js'], {
+  const child = spawn(process.execPath, [...profiling, ...(options.nodeOptions ?? []), 'dist/src/server.js'], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {

@@ -49,6 +49,8 @@ export interface CyclesSummary {
   /** CPU time per cycle (ms, median): the app process, and its PostgreSQL backends. */
   serverCpuMs: number;
   dbCpuMs: number;
+  /** App peak RSS during the cycles (bytes). */
+  peakRss: number;
   errors: number;
   unexpected: number;
   violations: number;
@@ -60,11 +62,21 @@ export interface CyclesSummary {
 export interface Report {
   date: string;
   mode: 'full' | 'quick';
-  settings: { connections: number; durationSec: number; warmupSec: number; repeats: number; cycleWorkers: number };
+  settings: { connections: number; durationSec: number; warmupSec: number; repeats: number; cycleWorkers: number; appNodeOptions: string };
   machine: Machine;
   /** 1-minute load average: at the start, at the end, and the mean of samples taken during the run. */
   load: { before: number; after: number; mean: number };
-  database: { sims: number; readySims: number; endpoints: number; holdEndpoints: number; reused: boolean; seedMs: number | null; seededSims: number };
+  database: {
+    sims: number;
+    readySims: number;
+    endpoints: number;
+    holdEndpoints: number;
+    reused: boolean;
+    seedMs: number | null;
+    seededSims: number;
+    vacuumMs: number | null;
+    autovacuum: string;
+  };
   app: { startMs: number; buildMs: number; peakRss: number };
   scenarios: ScenarioSummary[];
   cycles: CyclesSummary;
@@ -133,7 +145,7 @@ export function table(report: Report): string {
   }
   const c = report.cycles;
   lines.push(
-    `| Link + de-link cycles (${report.settings.cycleWorkers} workers, 4 requests a cycle) | ${fmt(c.cyclesPerSec)} cycles/s | ${fmt(c.cycleP50, 1)} (cycle) | ${fmt(c.cycleP99, 1)} (cycle) | ${c.errors} / ${c.unexpected}${c.errors || c.unexpected ? ' ⚠' : ''} | | | ${fmt(c.serverCpuMs, 2)} + ${fmt(c.dbCpuMs, 2)} per cycle | | ≥ ${CYCLES_TARGET} cycles/s, 0 violations (found ${c.violations}) | ${verdictText(c.verdict)} |`,
+    `| Link + de-link cycles (${report.settings.cycleWorkers} workers, 4 requests a cycle) | ${fmt(c.cyclesPerSec)} cycles/s | ${fmt(c.cycleP50, 1)} (cycle) | ${fmt(c.cycleP99, 1)} (cycle) | ${c.errors} / ${c.unexpected}${c.errors || c.unexpected ? ' ⚠' : ''} | | | ${fmt(c.serverCpuMs, 2)} + ${fmt(c.dbCpuMs, 2)} per cycle | ${mb(c.peakRss)} | ≥ ${CYCLES_TARGET} cycles/s, 0 violations (found ${c.violations}) | ${verdictText(c.verdict)} |`,
   );
   return lines.join('\n');
 }
@@ -156,10 +168,11 @@ export function markdownSection(report: Report): string {
     `**Machine:** ${machineText(report)} The app, PostgreSQL, the ceilings and the load generator share it.`,
     '',
     `**Data:** enterprise \`acme\` with ${fmt(d.sims)} SIMs (${fmt(d.readySims)} Ready to Activate) and ${fmt(d.endpoints)} endpoints (${fmt(d.holdEndpoints)} on Hold)` +
-      `${d.reused ? ', reused from an earlier run' : d.seedMs !== null ? `, seeded in ${fmt(d.seedMs / 1000, 1)} s` : ''}.`,
+      `${d.reused ? ', reused from an earlier run' : d.seedMs !== null ? `, seeded in ${fmt(d.seedMs / 1000, 1)} s` : ''}; ` +
+      `vacuumed and analysed before the run (${fmt((d.vacuumMs ?? 0) / 1000, 1)} s; the server's autovacuum is ${d.autovacuum}).`,
     '',
     `**Settings:** autocannon in its own process, ${s.connections} connections, ${s.warmupSec} s warm-up then ${s.durationSec} s per scenario, ` +
-      `each scenario ${s.repeats}× (round-robin), medians shown. Ratio = app req/s ÷ the matching ceiling's req/s, measured in the same run. ` +
+      `each scenario ${s.repeats}× (round-robin), medians shown${s.appNodeOptions ? `; app started with \`${s.appNodeOptions}\`` : ''}. Ratio = app req/s ÷ the matching ceiling's req/s, measured in the same run. ` +
       `CPU ms/req = CPU time of the server process and of its PostgreSQL backends (from /proc) ÷ requests served — the figure other load on the machine disturbs least.`,
     '',
     `**Load on the machine:** 1-minute load average ${fmt(report.load.before, 1)} at the start, ${fmt(report.load.after, 1)} at the end (mean ${fmt(report.load.mean, 1)} during the run) on ${report.machine.cpus} cores.`,

@@ -48,6 +48,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'skip-build': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
+    'app-node-options': { type: 'string' },
     'write-md': { type: 'boolean' },
   },
 });
@@ -201,6 +202,7 @@ async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pair
   let eventsChecked = true;
   const flat = pairs.flat();
   const cpu: { server: number; db: number }[] = [];
+  let peakRss = 0;
   // One session per worker, signed in before the runs (the password hashing is not part of a cycle).
   const cookies: string[] = [];
   for (let i = 0; i < pairs.length; i++) cookies.push(await signIn(app.origin));
@@ -223,6 +225,7 @@ async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pair
       server: cpuBefore !== null && cpuAfter !== null ? (cpuAfter - cpuBefore) / cycles : NaN,
       db: backendDelta(backendsBefore, await backendCpu(pool, database, APP_DB_NAME)) / cycles,
     });
+    peakRss = Math.max(peakRss, app.rss.mark());
     runs.push(result);
     // Every 303 the driver counted is one event in the audit trail, and every pair is back where it began.
     const { rows: events } = await pool.query<{ action: string; n: string }>(
@@ -272,6 +275,7 @@ async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pair
     requestP99: median(runs.map((r) => r.requestMs.p99)),
     serverCpuMs: median(cpu.map((c) => c.server)),
     dbCpuMs: median(cpu.map((c) => c.db)),
+    peakRss,
     errors,
     unexpected,
     violations,
@@ -323,7 +327,8 @@ async function main(): Promise<number> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   const cpuProfDir = args['cpu-prof'] ? join(BENCH_DIR, '.work', 'profiles', new Date().toISOString().replace(/[:.]/g, '-')) : undefined;
   if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
-  const app = await startApp(url, { cpuProfDir });
+  const nodeOptions = args['app-node-options']?.split(/\s+/).filter(Boolean) ?? [];
+  const app = await startApp(url, { cpuProfDir, nodeOptions });
   let ceiling: Awaited<ReturnType<typeof startCeiling>> | undefined;
   try {
     ceiling = await startCeiling(url, inv.enterpriseId);
@@ -371,7 +376,7 @@ async function main(): Promise<number> {
       }
     }
 
-    let cycles: CyclesSummary = { runs: [], cyclesPerSec: NaN, cycleP50: NaN, cycleP99: NaN, requestP50: NaN, requestP99: NaN, serverCpuMs: NaN, dbCpuMs: NaN, errors: 0, unexpected: 0, violations: 0, eventsChecked: true, verdict: 'missed', notes: ['not run'] };
+    let cycles: CyclesSummary = { runs: [], cyclesPerSec: NaN, cycleP50: NaN, cycleP99: NaN, requestP50: NaN, requestP99: NaN, serverCpuMs: NaN, dbCpuMs: NaN, peakRss: 0, errors: 0, unexpected: 0, violations: 0, eventsChecked: true, verdict: 'missed', notes: ['not run'] };
     if (!wanted || wanted.has('cycles')) {
       log(`link + de-link cycles: ${settings.cycleWorkers} workers`);
       cycles = await runCycles(pool, app, fx.cyclePairs);
@@ -389,10 +394,17 @@ async function main(): Promise<number> {
     const report: Report = {
       date: new Date().toISOString(),
       mode: quick ? 'quick' : 'full',
-      settings,
+      settings: { ...settings, appNodeOptions: nodeOptions.join(' ') },
       machine: await machine(pool),
       load: { before: loadBefore, after: loadavg()[0], mean: loadSamples.length ? loadSamples.reduce((a, b) => a + b, 0) / loadSamples.length : loadavg()[0] },
-      database: { ...inv, reused: preparation.reused, seedMs: preparation.seedMs, seededSims: preparation.seededSims },
+      database: {
+        ...inv,
+        reused: preparation.reused,
+        seedMs: preparation.seedMs,
+        seededSims: preparation.seededSims,
+        vacuumMs: preparation.vacuumMs,
+        autovacuum: preparation.autovacuum,
+      },
       app: { startMs: app.startMs, buildMs, peakRss: app.rss.peak },
       scenarios: summaries,
       cycles,
