@@ -8,7 +8,7 @@ import { normalise } from '../identifiers.js';
 
 export const PAGE_SIZE = 25;
 /** Counts above this are shown as "more than …": counting a million index entries per page view is not worth it. */
-export const COUNT_CAP = 10_000;
+export const COUNT_CAP = 1_000;
 
 /** Escapes LIKE's wildcards in something a person typed. */
 const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -253,18 +253,20 @@ export function pickerSql(enterpriseId: number, query: PickerQuery) {
   const order = direction === 'after' ? 'iccid' : 'iccid desc';
 
   const columns = q ? identifierColumns(q) : [null];
-  const branch = (select: string, column: string | null, limit: number, withCursor: boolean) => {
+  const branch = (select: string, column: string | null, limit: number, forPage: boolean) => {
     const conditions = [`enterprise_id = ?`, `status = 'ready'`];
     const params: unknown[] = [enterpriseId];
     if (column) {
       conditions.push(`${column} like ?`);
       params.push(`${q}%`);
     }
-    if (withCursor && cursor) {
+    if (forPage && cursor) {
       conditions.push(`iccid ${comparison} ?`);
       params.push(cursor);
     }
-    return { sql: `(select ${select} from sim where ${conditions.join(' and ')} order by ${order} limit ${limit})`, params };
+    // A page needs its branch in ICCID order; a count needs any 1,001 matches: ordering by the searched
+    // column makes it a range scan of that column's index that stops at the cap.
+    return { sql: `(select ${select} from sim where ${conditions.join(' and ')} order by ${forPage ? order : (column ?? 'iccid')} limit ${limit})`, params };
   };
   const pageBranches = columns.map((c) => branch('id, iccid, imsi, eid, status', c, PAGE_SIZE + 1, true));
   const countBranches = columns.map((c) => branch('id', c, COUNT_CAP + 1, false));
