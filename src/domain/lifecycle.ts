@@ -1,12 +1,13 @@
 // The lifecycle operations of SPEC.md §1: create an endpoint, link and de-link a SIM, activate, suspend,
 // resume. Each is one transaction with one audit event (two when an endpoint is created with a SIM).
 //
-// Race safety by construction: every step that claims a row is one conditional statement —
-// `UPDATE … WHERE id = ? AND enterprise_id = ? AND status = <expected> RETURNING …` — so of two
-// transactions racing for the same endpoint or SIM, the second finds nothing to update (PostgreSQL
-// re-checks the WHERE after the first commits) and gets a typed conflict. Rows are always claimed in the
-// same order (endpoint, then SIM), so two operations never wait on each other in a cycle. The database's
-// constraints (see migrations/) are the backstop: if one ever fires, the transaction rolls back whole.
+// Race safety by construction: every step that claims a row is one statement that takes its lock — a
+// conditional `UPDATE … WHERE id = ? AND enterprise_id = ? AND status = <expected> RETURNING …` (the SIM,
+// and the endpoint in activate/suspend/resume/de-link) or `SELECT … FOR UPDATE` (the endpoint in Link SIM,
+// whose new status depends on it) — so of two transactions racing for the same endpoint or SIM, the second
+// waits, finds the row changed, and gets a typed error. Rows are always locked in the same order (endpoint,
+// then SIM), so two operations never wait on each other in a cycle. The database's constraints (see
+// migrations/) are the backstop: if one ever fires, the transaction rolls back whole.
 import { ConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
