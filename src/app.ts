@@ -16,6 +16,7 @@ import { authRoutes } from './web/auth.routes.js';
 import { endpointsRoutes } from './web/endpoints.routes.js';
 import { simLinkRoutes } from './web/sim-link.routes.js';
 import { eventsRoutes } from './web/events.routes.js';
+import { simsRoutes } from './web/sims.routes.js';
 
 
 export interface BuildOptions {
@@ -58,6 +59,7 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(endpointsRoutes);
   await app.register(simLinkRoutes);
   await app.register(eventsRoutes);
+  await app.register(simsRoutes);
   app.get('/', async (request, reply) => reply.redirect('/endpoints', 303));
 
   return app;

@@ -1,0 +1,114 @@
+// The SIMs inventory (GET /sims) and the CSV import (GET/POST /sims/import). Multipart parsing is
+// registered here only, so no other route accepts uploads; the CSRF token of the upload form travels in
+// its action URL (the access plugin reads it there for multipart requests, before the body is read).
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import multipart from '@fastify/multipart';
+import { ConflictError, ForbiddenError } from '../domain/errors.js';
+import { iccidCursor, isSimStatus, listSims, simStatusCounts } from '../domain/queries/sims.js';
+import { IMPORT_LIMITS, ImportFileError, importSims, reportCsv, type ImportReport } from '../domain/sim-import.js';
+import { SIM_STATUSES } from '../domain/entities.js';
+import { fieldErrors } from './forms.js';
+
+const FILE_FIELD = 'file';
+
+export async function simsRoutes(app: FastifyInstance) {
+  await app.register(multipart, {
+    // One file, no other fields of note. One byte over the import's own limit, so the import notices
+    // the excess and says so in words (the multipart limit only cuts the stream short).
+    limits: { fileSize: IMPORT_LIMITS.maxBytes + 1, files: 1, fields: 5, fieldSize: 1024, parts: 6, headerPairs: 50 },
+  });
+
+  app.get('/sims', async (request, reply) => {
+    const actor = request.actor!;
+    const query = request.query as Record<string, unknown>;
+    const status = isSimStatus(query.status) ? query.status : null;
+    const q = typeof query.q === 'string' ? query.q.slice(0, 100) : '';
+    const page = await listSims(request.em, actor.enterpriseId, {
+      status,
+      q,
+      after: iccidCursor(query.after),
+      before: iccidCursor(query.before),
+    });
+    // The counts sit above the results: an htmx request (search, paging) swaps only the results.
+    const counts = request.isHtmx ? null : await simStatusCounts(request.em, actor.enterpriseId);
+    return reply.page(
+      'sims/index',
+      { title: 'SIMs', section: 'sims', page, counts, filters: { status, q }, statuses: SIM_STATUSES, canImport: actor.role === 'admin' },
+      { partial: 'sims/_results' },
+    );
+  });
+
+  app.get('/sims/import', async (request, reply) => {
+    if (request.actor!.role !== 'admin') throw new ForbiddenError();
+    return importPage(reply, {});
+  });
+
+  app.post('/sims/import', async (request, reply) => {
+    const actor = request.actor!;
+    if (!request.isMultipart()) {
+      return importPage(reply, { error: 'Choose a CSV file to import' }, 415);
+    }
+    const part = await request.file();
+    if (!part || part.fieldname !== FILE_FIELD || !part.filename) {
+      part?.file.resume();
+      return importPage(reply, { error: 'Choose a CSV file to import' });
+    }
+
+    let outcome;
+    try {
+      outcome = await importSims(
+        request.em,
+        { actor, requestId: request.id },
+        { stream: part.file, filename: part.filename, mimetype: part.mimetype, truncated: () => part.file.truncated },
+      );
+    } catch (error) {
+      if (error instanceof ImportFileError) return importPage(reply, { error: error.message, filename: part.filename });
+      if (error instanceof ConflictError) return importPage(reply, { error: error.message, filename: part.filename }, 409);
+      throw error;
+    }
+
+    if (!outcome.ok) {
+      request.log.info({ problems: outcome.report.totalProblems, rows: outcome.report.rows }, 'sim import refused');
+      return importPage(reply, { report: outcome.report, filename: part.filename });
+    }
+    request.log.info({ count: outcome.count, ms: outcome.ms }, 'sims imported');
+    reply.flash('success', `${outcome.count.toLocaleString('en')} SIM${outcome.count === 1 ? '' : 's'} imported`);
+    // htmx follows a 303 inside the XHR and would swap the SIMs page into the form; send it on instead.
+    if (request.isHtmx) return reply.header('HX-Redirect', '/sims').code(204).send();
+    return reply.redirect('/sims', 303);
+  });
+}
+
+interface ImportPageData {
+  error?: string;
+  report?: ImportReport;
+  filename?: string;
+}
+
+function importPage(reply: FastifyReply, data: ImportPageData, status?: number) {
+  const errors = data.error
+    ? fieldErrors([{ field: FILE_FIELD, message: data.error }])
+    : data.report
+      ? fieldErrors([{ field: 'import-report', message: reportSummary(data.report) }])
+      : undefined;
+  return reply.page(
+    'sims/import',
+    {
+      title: 'Import SIMs',
+      section: 'sims',
+      errors,
+      fileError: data.error,
+      report: data.report,
+      filename: data.filename,
+      // A data: URL is the download: no state kept between requests, so any instance can serve the page.
+      reportHref: data.report ? `data:text/csv;charset=utf-8,${encodeURIComponent(`\ufeff${reportCsv(data.report)}`)}` : null,
+      limits: IMPORT_LIMITS,
+    },
+    { partial: 'sims/_import', status: status ?? (errors ? 422 : undefined) },
+  );
+}
+
+function reportSummary(report: ImportReport): string {
+  const lines = report.badLines.toLocaleString('en');
+  return `${lines} line${report.badLines === 1 ? '' : 's'} of the file ${report.badLines === 1 ? 'has' : 'have'} problems, so no SIMs were imported. Fix ${report.badLines === 1 ? 'it' : 'them'} and import the whole file again.`;
+}
