@@ -141,6 +141,27 @@ describe('accessibility (axe-core)', () => {
     check(reports);
   });
 
+  it('SIMs: inventory, filtered, import, import refused with a report', async () => {
+    const page = await browser.page({ as: ADMIN, path: '/sims' });
+    const reports: ScanReport[] = [await scan(page, 'SIMs page')];
+    await page.getByRole('combobox', { name: 'Status' }).selectOption({ label: 'Active' });
+    await page.getByRole('button', { name: 'Search' }).click();
+    await htmxSettled(page);
+    reports.push(await scan(page, 'SIMs page: filtered to Active'));
+    await page.getByRole('link', { name: 'Import SIMs' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Import SIMs' }).waitFor();
+    reports.push(await scan(page, 'Import SIMs'));
+    await page.getByLabel('CSV file').setInputFiles({
+      name: 'bad.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from('iccid,imsi,eid,msisdn\n8944100000000000018,234151000000001,,\n12345,999,,\n'),
+    });
+    await page.getByRole('button', { name: 'Import SIMs' }).click();
+    await page.getByRole('heading', { name: 'Problems in bad.csv' }).waitFor();
+    reports.push(await scan(page, 'Import SIMs: refused, with the report of bad lines'));
+    check(reports);
+  });
+
   it('viewer: endpoints list and endpoint page', async () => {
     const page = await browser.page();
     await signIn(page, VIEWER);

@@ -1,11 +1,11 @@
 // A viewer reads everything of the enterprise and is offered no action: no Create endpoint, and on the
-// endpoint page in every state no Link SIM, De-link, Activate, Suspend or Resume.
+// endpoint page in every state no Link SIM, De-link, Activate, Suspend or Resume; no Import SIMs.
 import { describe, expect, it } from 'vitest';
 import { details, openEndpoint } from './support/browser.js';
 import { SCENARIO, VIEWER } from './support/fixtures.js';
 import { useBrowser } from './support/suite.js';
 
-const ACTIONS = ['Link SIM', 'De-link', 'Activate', 'Suspend', 'Resume', 'Create endpoint'];
+const ACTIONS = ['Link SIM', 'De-link', 'Activate', 'Suspend', 'Resume', 'Create endpoint', 'Import SIMs'];
 
 describe('viewer', () => {
   const browser = useBrowser();
@@ -32,5 +32,10 @@ describe('viewer', () => {
       expect(await offered(), `actions offered on ${name} (${status})`).toEqual([]);
       expect(await page.getByRole('table', { name: `History of ${name}, newest first` }).count() + (await page.getByText('Nothing has happened to this endpoint yet.').count())).toBe(1);
     }
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'SIMs' }).click();
+    await page.getByRole('heading', { level: 1, name: 'SIMs' }).waitFor();
+    expect(await page.getByRole('table', { name: 'SIMs' }).getByRole('row').count()).toBeGreaterThan(1);
+    expect(await offered()).toEqual([]);
   });
 });

@@ -22,16 +22,19 @@ export const DEMO_PASSWORD = 'demo-password';
 
 /**
  * A new browser context on the app. Page errors (an exception in app.js, a CSP refusal, a missing stylesheet
- * or script) fail the scenario: `problems()` lists them and `afterEach` hooks assert it is empty.
+ * or script) fail the scenario: `problems()` lists them and `afterEach` hooks assert it is empty. A scenario
+ * that provokes an error on purpose names it in `expectedErrors`.
  */
-export async function newContext(browser: Browser, baseURL: string, options: BrowserContextOptions = {}) {
-  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 }, ...options });
+export async function newContext(browser: Browser, baseURL: string, options: BrowserContextOptions & { expectedErrors?: RegExp } = {}) {
+  const { expectedErrors, ...contextOptions } = options;
+  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 }, ...contextOptions });
   context.setDefaultTimeout(15_000);
   const problems: string[] = [];
   context.on('weberror', (error) => problems.push(`page error: ${error.error().message}`));
   context.on('console', (message) => {
     // A 4xx page or htmx answer (404, 409, 422) is logged as "Failed to load resource"; scenarios check those statuses themselves.
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console error: ${message.text()}`);
+    const text = message.text();
+    if (message.type() === 'error' && !text.startsWith('Failed to load resource') && !expectedErrors?.test(text)) problems.push(`console error: ${text}`);
   });
   context.on('response', (response) => {
     const type = response.request().resourceType();

@@ -26,7 +26,7 @@ export function useBrowser() {
   return {
     browser: () => browser,
     /** A new context (closed after the scenario), optionally signed in. */
-    async page(options: BrowserContextOptions & { as?: string; path?: string } = {}): Promise<Page> {
+    async page(options: BrowserContextOptions & { as?: string; path?: string; expectedErrors?: RegExp } = {}): Promise<Page> {
       const { as, path, ...contextOptions } = options;
       const entry = await newContext(browser, baseURL, contextOptions);
       open.push(entry);
