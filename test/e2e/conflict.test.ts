@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { details, messages, openEndpoint, searchPicker, waitForStatus } from './support/browser.js';
+import { assertAccessible } from './support/axe.js';
 import { ADMIN, SCENARIO } from './support/fixtures.js';
 import { useBrowser } from './support/suite.js';
 
@@ -45,6 +46,7 @@ describe('conflict', () => {
     // The picker, refreshed: the taken SIM is not offered any more.
     await bob.getByRole('table', { name: 'Ready to Activate SIMs, in ICCID order' }).waitFor();
     expect(await bob.getByRole('radio', { name: `Select SIM ${sim.iccid}` }).count()).toBe(0);
+    await assertAccessible(bob, 'conflict: the picker with the conflict message');
 
     // The first endpoint has the SIM; the second is still on Hold.
     expect((await details(alice)).ICCID).toBe(sim.iccid);
