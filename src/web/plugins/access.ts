@@ -2,6 +2,7 @@
 // every state-changing request carries a valid CSRF token unless it says `config: { csrf: false }`;
 // a viewer's state-changing request is refused (403) before any handler runs unless the route says
 // `config: { viewerMayPost: true }` (sign-out). The domain checks the role again: two locks, one key.
+// `app.accessRules` lists what is enforced on each route (the access tests walk every route with it).
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../../domain/errors.js';
@@ -12,14 +13,37 @@ declare module 'fastify' {
     csrf?: boolean;
     viewerMayPost?: boolean;
   }
+
+  interface FastifyInstance {
+    accessRules: AccessRule[];
+  }
+}
+
+export interface AccessRule {
+  method: string;
+  url: string;
+  public: boolean;
+  csrf: boolean;
+  viewerMayPost: boolean;
 }
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export const accessPlugin = fp(async (app) => {
+  const rules: AccessRule[] = [];
+  app.decorate('accessRules', rules);
+  app.addHook('onRoute', (route) => {
+    const config = (route.config ?? {}) as { public?: boolean; csrf?: boolean; viewerMayPost?: boolean };
+    for (const method of [route.method].flat()) {
+      rules.push({ method, url: route.url, public: Boolean(config.public), csrf: config.csrf !== false, viewerMayPost: Boolean(config.viewerMayPost) });
+    }
+  });
+
   app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
     const routeConfig = request.routeOptions.config ?? {};
     if (request.url.startsWith('/public/')) return;
+    // No such route: the not-found page answers (404), signed in or not.
+    if (request.is404) return;
     if (!routeConfig.public && !request.actor) {
       const next = SAFE.has(request.method) ? request.url : '';
       const target = `/sign-in${next && next !== '/' ? `?next=${encodeURIComponent(next)}` : ''}`;

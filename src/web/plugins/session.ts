@@ -8,7 +8,7 @@ import cookie from '@fastify/cookie';
 import session from '@fastify/session';
 import csrf from '@fastify/csrf-protection';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config.js';
 import { findActor, type Actor } from '../../domain/accounts.js';
 
@@ -60,16 +60,18 @@ function pgStore(orm: MikroORM, idleMs: number, maxMs: number): session.SessionS
         .then(() => callback(), callback);
     },
     get(sessionId, callback) {
-      // One statement reads the session and slides its idle expiry (at most once a minute per session).
+      // One statement reads the session, slides its idle expiry (at most once a minute per session), and
+      // deletes the row if it has expired (a session met after its end is removed there and then).
       em()
         .execute<{ data: unknown }[]>(
           `with found as (select id, data, expires_at from session where id = ? and expires_at > now()),
                 touched as (
                   update session s set expires_at = least(now() + make_interval(secs => ?),
                                                          to_timestamp(coalesce((f.data->>'signedInAt')::bigint, 0) / 1000.0) + make_interval(secs => ?))
-                  from found f where s.id = f.id and f.expires_at < now() + make_interval(secs => ?) - interval '1 minute')
+                  from found f where s.id = f.id and f.expires_at < now() + make_interval(secs => ?) - interval '1 minute'),
+                expired as (delete from session where id = ? and expires_at <= now())
            select data from found`,
-          [key(sessionId), idleMs / 1000, maxMs / 1000, idleMs / 1000],
+          [key(sessionId), idleMs / 1000, maxMs / 1000, idleMs / 1000, key(sessionId)],
         )
         .then(([row]) => callback(null, (row?.data ?? null) as never), callback);
     },
@@ -81,19 +83,51 @@ function pgStore(orm: MikroORM, idleMs: number, maxMs: number): session.SessionS
   };
 }
 
+/** Deletes every expired session row; returns how many. */
+export async function deleteExpiredSessions(em: EntityManager): Promise<number> {
+  const rows = await em.execute<{ id: string }[]>('delete from session where expires_at <= now() returning id');
+  return rows.length;
+}
+
+/** The cookie of a session started by a CRM launch: sent in the CRM's iframe (another site), kept in that site's partition. */
+export const EMBEDDED_COOKIE = { sameSite: 'none', secure: true, partitioned: true } as const;
+
+/** localhost, *.localhost and loopback addresses: browsers treat them as secure and keep Secure cookies over plain HTTP. */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(host) || host === '::1';
+}
+
+/** Whether a browser on this request keeps a Secure cookie: HTTPS, or a loopback host (a developer's machine). */
+export function keepsSecureCookies(request: FastifyRequest): boolean {
+  return request.protocol === 'https' || isLoopback(request.hostname);
+}
+
 export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, { orm, config }) => {
   const idleMs = config.sessionIdleMinutes * 60_000;
   const maxMs = config.sessionMaxHours * 3_600_000;
   const https = Boolean(config.publicUrl?.startsWith('https:'));
 
   await app.register(cookie);
+  // @fastify/session neither saves nor sends a Secure cookie's session over plain HTTP — right in general,
+  // but browsers do keep Secure cookies from loopback hosts, so a launched (embedded) session on a
+  // developer's http://localhost would lose every change. Saving it here first makes the plugin send it
+  // (it sends the cookie of a session saved during the request). Registered before the plugin: runs first.
+  app.addHook('onSend', async (request) => {
+    const current = request.session;
+    if (current?.cookie?.secure === true && request.protocol !== 'https' && isLoopback(request.hostname) && current.isModified()) {
+      await current.save();
+    }
+  });
   await app.register(session, {
     secret: config.sessionSecret,
     cookieName: 'simlink_session',
     store: pgStore(orm, idleMs, maxMs),
     saveUninitialized: false,
     rolling: false,
-    cookie: { httpOnly: true, secure: https, sameSite: 'lax', path: '/' },
+    // Secure always behind an https PUBLIC_URL; otherwise whenever the request came over HTTPS ('auto'
+    // follows TRUST_PROXY's X-Forwarded-Proto). A launch switches its session to EMBEDDED_COOKIE.
+    cookie: { httpOnly: true, secure: https ? true : 'auto', sameSite: 'lax', path: '/' },
   });
   await app.register(csrf, {
     sessionPlugin: '@fastify/session',
@@ -119,7 +153,9 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
     const { userId, signedInAt } = request.session;
     if (userId) {
       if (signedInAt && Date.now() - signedInAt > maxMs) {
-        await request.session.destroy();
+        // Past its absolute lifetime: the row goes, and the request goes on with a fresh, empty session
+        // (destroy() would leave request.session null for everything after this hook).
+        await request.session.regenerate();
       } else {
         request.actor = await findActor(request.em, userId);
       }
@@ -133,10 +169,13 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
     request.locals.crmOrigins = config.crmOrigins;
   });
 
-  // Expired sessions are removed as they are met (get filters them) and in bulk every hour.
-  const sweep = setInterval(() => {
-    orm.em.fork().execute('delete from session where expires_at < now()').catch((error: unknown) => app.log.warn({ err: error }, 'session sweep failed'));
-  }, 3_600_000);
+  // Expired sessions are removed as they are met (see get), at start and in bulk every hour.
+  const sweepNow = () =>
+    deleteExpiredSessions(orm.em.fork() as EntityManager).catch((error: unknown) => app.log.warn({ err: error }, 'session sweep failed'));
+  app.addHook('onReady', async () => {
+    await sweepNow();
+  });
+  const sweep = setInterval(() => void sweepNow(), 3_600_000);
   sweep.unref();
   app.addHook('onClose', async () => clearInterval(sweep));
 }, { name: 'session', dependencies: ['orm', 'render'] });
