@@ -11,6 +11,8 @@ import { renderPlugin } from './web/plugins/render.js';
 import { errorsPlugin } from './web/plugins/errors.js';
 import { sessionPlugin } from './web/plugins/session.js';
 import { accessPlugin } from './web/plugins/access.js';
+import { securityPlugin } from './web/plugins/security.js';
+import { rateLimitsPlugin } from './web/plugins/rate-limits.js';
 import { healthRoutes } from './web/health.routes.js';
 import { authRoutes } from './web/auth.routes.js';
 import { endpointsRoutes } from './web/endpoints.routes.js';
@@ -51,7 +53,9 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(staticFiles, { root: publicDir, prefix: '/public/', index: false, maxAge: '1h' });
   await app.register(renderPlugin, { production: process.env.NODE_ENV === 'production' });
   await app.register(errorsPlugin);
+  await app.register(securityPlugin, { config });
   await app.register(sessionPlugin, { orm, config });
+  await app.register(rateLimitsPlugin, { config });
   await app.register(accessPlugin);
 
   await app.register(healthRoutes);

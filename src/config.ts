@@ -107,6 +107,13 @@ export function loadConfig(env: Env = process.env): Config {
   if (crmLaunchSecret !== undefined && crmLaunchSecret.length < 32) {
     throw new ConfigError('CRM_LAUNCH_SECRET must be at least 32 characters long (HS256 needs a strong shared secret).');
   }
+  const publicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:']);
+  const trustProxy = boolean(env, 'TRUST_PROXY', false);
+  // SIM Link itself speaks plain HTTP: an https PUBLIC_URL means a TLS proxy in front, and only a trusted
+  // X-Forwarded-Proto tells a request apart as HTTPS — without it Secure session cookies are never sent.
+  if (publicUrl?.startsWith('https:') && !trustProxy) {
+    throw new ConfigError('PUBLIC_URL is https:// but TRUST_PROXY is off: set TRUST_PROXY=true so SIM Link trusts the X-Forwarded-Proto of the TLS proxy in front of it (its Secure session cookies need it).');
+  }
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
     host: env.HOST?.trim() || '127.0.0.1',
@@ -119,8 +126,8 @@ export function loadConfig(env: Env = process.env): Config {
     seedDemo: boolean(env, 'SEED_DEMO', true),
     crmLaunchSecret,
     crmOrigins: origins(env, 'CRM_ORIGINS'),
-    publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:']),
-    trustProxy: boolean(env, 'TRUST_PROXY', false),
+    publicUrl,
+    trustProxy,
     rateLimits: boolean(env, 'RATE_LIMITS', true),
   };
 }

@@ -1,7 +1,9 @@
-// Sign in and sign out. Wrong credentials get one generic message (422), whatever was wrong.
+// Sign in and sign out. Wrong credentials get one generic message (422), whatever was wrong; attempts are
+// rate-limited per address and per account (plugins/rate-limits.ts).
 import type { FastifyInstance } from 'fastify';
 import { signIn } from '../domain/accounts.js';
 import { field, fieldErrors, localPath } from './forms.js';
+import { clientKey } from './plugins/rate-limits.js';
 
 export async function authRoutes(app: FastifyInstance) {
   app.get('/sign-in', { config: { public: true } }, async (request, reply) => {
@@ -14,6 +16,9 @@ export async function authRoutes(app: FastifyInstance) {
     const next = localPath((request.query as Record<string, unknown>).next, '/endpoints');
     const email = field(request.body, 'email', 254);
     const password = field(request.body, 'password', 1024);
+    // Counted before the password is checked, per address and per account (any casing of the email).
+    await app.limit('sign-in:ip', request, reply, clientKey(request));
+    if (email.trim()) await app.limit('sign-in:account', request, reply, email.trim().toLowerCase());
     const errors = [];
     if (!email.trim()) errors.push({ field: 'email', message: 'Enter your email address' });
     if (!password) errors.push({ field: 'password', message: 'Enter your password' });

@@ -1,0 +1,238 @@
+// Security headers (CSP, framing, HSTS, referrer, sniffing) with and without CRM_ORIGINS and HTTPS; pages
+// that keep to the CSP (no inline script or style); cross-site form posts refused; config that would
+// silently break Secure cookies refused at start.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { loadConfig, ConfigError, type Config } from '../../src/config.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp } from '../helpers/app.js';
+import { PASSWORD, signedIn, type Agent } from '../helpers/session.js';
+import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+import { hashPassword } from '../../src/domain/passwords.js';
+
+let db: TestDatabase;
+let em: EntityManager;
+let acme: TestEnterprise;
+const apps: FastifyInstance[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  em = db.orm.em.fork();
+  acme = await createEnterprise(em, 'Acme Headers');
+});
+afterAll(async () => {
+  for (const app of apps) await app.close();
+  await db.close();
+});
+
+async function appWith(overrides: Partial<Config> = {}) {
+  const app = await buildTestApp(db, overrides);
+  apps.push(app);
+  return app;
+}
+
+/** The CSP as directive → sources. */
+function csp(res: LightMyRequestResponse): Record<string, string[]> {
+  const header = String(res.headers['content-security-policy'] ?? '');
+  return Object.fromEntries(header.split(';').map((d) => d.trim()).filter(Boolean).map((d) => {
+    const [name, ...sources] = d.split(/\s+/);
+    return [name, sources];
+  }));
+}
+
+const STRICT = {
+  'default-src': ["'self'"],
+  'script-src': ["'self'"],
+  'script-src-attr': ["'none'"],
+  'style-src': ["'self'"],
+  'img-src': ["'self'"],
+  'font-src': ["'self'"],
+  'connect-src': ["'self'"],
+  'form-action': ["'self'"],
+  'frame-src': ["'none'"],
+  'base-uri': ["'none'"],
+  'object-src': ["'none'"],
+};
+
+/** A page, a redirect, a 404, a static file and an error page: every kind of response. */
+const SAMPLES = ['/sign-in', '/endpoints', '/no-such-page', '/public/app.js', '/launch?token=x'];
+
+describe('without CRM_ORIGINS (standalone)', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await appWith();
+  });
+
+  it.each(SAMPLES)('%s: strict CSP, framing only by the app itself, no-referrer, nosniff, no HSTS', async (url) => {
+    const res = await app.inject(url);
+    expect(csp(res)).toEqual({ ...STRICT, 'frame-ancestors': ["'self'"] });
+    expect(res.headers['content-security-policy']).not.toMatch(/unsafe-inline|unsafe-eval|\*/);
+    expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(res.headers['referrer-policy']).toBe('no-referrer');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['strict-transport-security']).toBeUndefined();
+  });
+});
+
+describe('with CRM_ORIGINS', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await appWith({ crmOrigins: ['https://crm.example.com', 'https://crm.example.org:8443'] });
+  });
+
+  it.each(SAMPLES)('%s: frame-ancestors names the CRMs, and there is no X-Frame-Options', async (url) => {
+    const res = await app.inject(url);
+    expect(csp(res)).toEqual({ ...STRICT, 'frame-ancestors': ["'self'", 'https://crm.example.com', 'https://crm.example.org:8443'] });
+    expect(res.headers['x-frame-options']).toBeUndefined();
+    expect(res.headers['referrer-policy']).toBe('no-referrer');
+  });
+
+  it('tells the page which origins may hear from it', async () => {
+    const res = await app.inject('/sign-in');
+    expect(res.body).toContain('<meta name="crm-origins" content="https://crm.example.com https://crm.example.org:8443">');
+  });
+
+  it('CRM_ORIGINS is parsed from a space- or comma-separated list of bare origins', () => {
+    const base = { SESSION_SECRET: 'x'.repeat(40), DATA_DIR: '/tmp/simlink-test-unused' };
+    expect(loadConfig({ ...base, CRM_ORIGINS: 'https://a.example  https://b.example:8443/' }).crmOrigins).toEqual(['https://a.example', 'https://b.example:8443']);
+    expect(() => loadConfig({ ...base, CRM_ORIGINS: 'https://a.example/path' })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, CRM_ORIGINS: '*' })).toThrow(ConfigError);
+  });
+});
+
+describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await appWith({ publicUrl: 'https://simlink.example.com', trustProxy: true });
+  });
+
+  it('adds HSTS and upgrade-insecure-requests', async () => {
+    const res = await app.inject({ url: '/sign-in', headers: { 'x-forwarded-proto': 'https' } });
+    expect(res.headers['strict-transport-security']).toMatch(/^max-age=31536000/);
+    expect(csp(res)['upgrade-insecure-requests']).toEqual([]);
+  });
+
+  it('the session cookie is Secure', async () => {
+    const hash = await hashPassword(PASSWORD);
+    const user = await createUser(em, acme, 'admin', hash);
+    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { 'x-forwarded-proto': 'https' }, payload: { email: user.email, password: PASSWORD } });
+    expect(res.statusCode).toBe(303);
+    const cookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='));
+    expect(cookie).toMatch(/; Secure/);
+    expect(cookie).toMatch(/; HttpOnly/);
+    expect(cookie).toMatch(/; SameSite=Lax/);
+  });
+
+  it('an https PUBLIC_URL without TRUST_PROXY is refused at start (Secure cookies would never be sent)', () => {
+    const base = { SESSION_SECRET: 'x'.repeat(40), DATA_DIR: '/tmp/simlink-test-unused' };
+    expect(() => loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com' })).toThrow(/TRUST_PROXY/);
+    expect(loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com', TRUST_PROXY: 'true' }).publicUrl).toBe('https://simlink.example.com');
+  });
+});
+
+describe('without HTTPS', () => {
+  it('the session cookie is not Secure (plain HTTP would drop it), but it is over a proxied HTTPS request', async () => {
+    const app = await appWith({ trustProxy: true });
+    const hash = await hashPassword(PASSWORD);
+    const signIn = async (headers: Record<string, string>) => {
+      const user = await createUser(em, acme, 'admin', hash);
+      const res = await app.inject({ method: 'POST', url: '/sign-in', headers, payload: { email: user.email, password: PASSWORD } });
+      return String([res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session=')));
+    };
+    expect(await signIn({})).not.toMatch(/Secure/);
+    expect(await signIn({ 'x-forwarded-proto': 'https' })).toMatch(/; Secure/);
+  });
+});
+
+describe('pages keep to the CSP', () => {
+  let app: FastifyInstance;
+  let admin: Agent;
+  let urls: string[];
+  beforeAll(async () => {
+    app = await appWith({ crmOrigins: ['https://crm.example.com'] });
+    admin = (await signedIn(app, em, acme, 'admin')).agent;
+    const hold = await holdEndpoint(em, acme);
+    const sim = await readySim(em, acme);
+    const { endpoint: active } = await linkedEndpoint(em, acme, 'active');
+    urls = [
+      '/endpoints', '/endpoints/new', `/endpoints/${hold.id}`, `/endpoints/${active.id}`, `/endpoints/${hold.id}/sim/new`,
+      `/endpoints/${hold.id}/sim/confirm?sim_id=${sim.id}`, `/endpoints/${active.id}/suspend`, `/endpoints/${active.id}/sim/delete`,
+      '/endpoints/new/sim', '/events', '/no-such-page',
+      ...app.accessRules.filter((r) => r.method === 'GET' && !r.url.includes(':') && !r.url.includes('*')).map((r) => r.url),
+    ];
+  });
+
+  it('no inline script, no inline style, no event-handler attributes, no javascript: URLs, on any page or partial', async () => {
+    for (const url of urls) {
+      for (const htmx of [false, true]) {
+        const res = htmx ? await admin.get(url).set('HX-Request', 'true') : await admin.get(url);
+        const html = res.text;
+        const scripts = [...html.matchAll(/<script\b([^>]*)>/gi)].map((m) => m[1]);
+        for (const attributes of scripts) expect(attributes, `${url}: inline <script>`).toMatch(/\bsrc="\/public\//);
+        expect(html, `${url}: <style>`).not.toMatch(/<style\b/i);
+        expect(html, `${url}: style attribute`).not.toMatch(/\sstyle\s*=/i);
+        expect(html, `${url}: event handler attribute`).not.toMatch(/\son[a-z]+\s*=/i);
+        expect(html, `${url}: hx-on`).not.toMatch(/\shx-on/i);
+        expect(html, `${url}: javascript: URL`).not.toMatch(/javascript:/i);
+      }
+    }
+  });
+
+  it('htmx is served by the app and configured without eval and without its inline indicator styles', async () => {
+    const page = await admin.get('/endpoints');
+    const config = JSON.parse(page.text.match(/<meta name="htmx-config" content='([^']*)'>/)![1]);
+    expect(config).toMatchObject({ allowEval: false, allowScriptTags: false, includeIndicatorStyles: false, selfRequestsOnly: true });
+    expect(page.text).toContain('<script src="/public/vendor/htmx.min.js" defer></script>');
+    const htmx = await app.inject('/public/vendor/htmx.min.js');
+    expect(htmx.statusCode).toBe(200);
+    expect(htmx.body).toContain('htmx');
+  });
+});
+
+describe('requests from another site', () => {
+  let app: FastifyInstance;
+  let hash: string;
+  beforeAll(async () => {
+    app = await appWith({ publicUrl: 'http://simlink.test:3000' });
+    hash = await hashPassword(PASSWORD);
+  });
+
+  const signIn = async (headers: Record<string, string>) => {
+    const user = await createUser(em, acme, 'admin', hash);
+    return app.inject({ method: 'POST', url: '/sign-in', headers, payload: { email: user.email, password: PASSWORD } });
+  };
+
+  it('a sign-in posted by another site is refused (no login CSRF) and starts no session', async () => {
+    const refused: Record<string, string>[] = [
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+      { origin: 'https://evil.example' },
+      { origin: 'http://localhost:80', host: 'localhost:3000' },
+    ];
+    for (const headers of refused) {
+      const res = await signIn(headers);
+      expect(res.statusCode, JSON.stringify(headers)).toBe(403);
+      expect(res.body).toContain('did not come from SIM Link');
+      expect(res.headers['set-cookie']).toBeUndefined();
+    }
+  });
+
+  it('the app\'s own pages, and clients that send neither header, get through', async () => {
+    const allowed: Record<string, string>[] = [
+      {},
+      { 'sec-fetch-site': 'same-origin', origin: 'https://anything.example' },
+      { origin: 'http://localhost:3000', host: 'localhost:3000' },
+      { origin: 'http://simlink.test:3000', host: '127.0.0.1:3000' },
+      { origin: 'null' },
+    ];
+    for (const headers of allowed) {
+      expect((await signIn(headers)).statusCode, JSON.stringify(headers)).toBe(303);
+    }
+  });
+
+  it('GETs from anywhere are answered (links into the app work)', async () => {
+    const res = await app.inject({ url: '/sign-in', headers: { 'sec-fetch-site': 'cross-site' } });
+    expect(res.statusCode).toBe(200);
+  });
+});
