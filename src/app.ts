@@ -1,6 +1,6 @@
 // Builds the Fastify instance: plugins first, then the routes of each screen (the composition root).
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import staticFiles from '@fastify/static';
 import type { MikroORM } from '@mikro-orm/postgresql';
@@ -13,6 +13,7 @@ import { sessionPlugin } from './web/plugins/session.js';
 import { accessPlugin } from './web/plugins/access.js';
 import { securityPlugin } from './web/plugins/security.js';
 import { rateLimitsPlugin } from './web/plugins/rate-limits.js';
+import { launchRoutes } from './web/launch.routes.js';
 import { healthRoutes } from './web/health.routes.js';
 import { authRoutes } from './web/auth.routes.js';
 import { endpointsRoutes } from './web/endpoints.routes.js';
@@ -30,9 +31,15 @@ export interface BuildOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
+/** The request as it is logged: a launch token in the address is single-use, but never belongs in a log. */
+const redactUrl = (url: string) => url.replace(/([?&](?:token|_csrf)=)[^&#]*/g, '$1[redacted]');
+function logRequest(request: FastifyRequest) {
+  return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip };
+}
+
 export async function buildApp({ orm, config, logger = false }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger,
+    logger: typeof logger === 'object' ? { ...logger, serializers: { req: logRequest, ...(logger.serializers as object | undefined) } } : logger,
     trustProxy: config.trustProxy,
     // Keep a request id from the load balancer when it looks like one; otherwise make one.
     genReqId: (req) => {
@@ -60,6 +67,7 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
 
   await app.register(healthRoutes);
   await app.register(authRoutes);
+  await app.register(launchRoutes);
   await app.register(endpointsRoutes);
   await app.register(simLinkRoutes);
   await app.register(eventsRoutes);

@@ -1,0 +1,215 @@
+// Launch from the CRM (SPEC.md §3): the CRM's server signs a short-lived JWT (HS256, CRM_LAUNCH_SECRET)
+// naming the enterprise, the user and their role; SIM Link verifies it, spends its jti once, and creates
+// or updates the user just in time. The web layer then starts the session and redirects to the target.
+import { randomUUID } from 'node:crypto';
+import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Actor } from './accounts.js';
+import { ROLES, type Role } from './entities.js';
+import { UnauthorizedError } from './errors.js';
+
+/** A launch token may be valid for at most this long from now (the CRM signs it just before the iframe loads). */
+export const LAUNCH_MAX_LIFETIME_SECONDS = 5 * 60;
+/** Tolerated difference between the CRM's clock and ours, on `exp`, `nbf` and the 5-minute limit. */
+export const LAUNCH_CLOCK_SKEW_SECONDS = 30;
+/** Where a launch lands when the token names no target (or one that is not a path on this app). */
+export const DEFAULT_LAUNCH_TARGET = '/endpoints';
+
+const MAX_TOKEN_LENGTH = 4096;
+const SLUG = /^[a-z0-9][a-z0-9-]{0,59}$/;
+const EMAIL = /^[^\s@]{1,200}@[^\s@]{1,200}$/;
+const JTI = /^[\x21-\x7e]{8,200}$/;
+
+export type LaunchRefusal =
+  | 'not_configured'
+  | 'malformed'
+  | 'bad_signature'
+  | 'bad_algorithm'
+  | 'expired'
+  | 'lifetime_too_long'
+  | 'missing_claims'
+  | 'bad_role'
+  | 'replayed'
+  | 'unknown_enterprise'
+  | 'other_enterprise';
+
+const MESSAGES: Record<LaunchRefusal, string> = {
+  not_configured: 'SIM Link is not set up to be opened from a CRM here. Ask your administrator.',
+  malformed: 'This link to SIM Link is not valid. Open SIM Link again from your CRM.',
+  bad_signature: 'This link to SIM Link is not valid. Open SIM Link again from your CRM.',
+  bad_algorithm: 'This link to SIM Link is not valid. Open SIM Link again from your CRM.',
+  expired: 'This link to SIM Link has expired. Open SIM Link again from your CRM.',
+  lifetime_too_long: 'This link to SIM Link is not valid. Open SIM Link again from your CRM.',
+  missing_claims: 'This link to SIM Link is not valid. Open SIM Link again from your CRM.',
+  bad_role: 'This link to SIM Link is not valid. Open SIM Link again from your CRM.',
+  replayed: 'This link to SIM Link was already used. Open SIM Link again from your CRM.',
+  unknown_enterprise: 'Your CRM account cannot be matched to a SIM Link account. Ask your administrator.',
+  other_enterprise: 'Your CRM account cannot be matched to a SIM Link account. Ask your administrator.',
+};
+
+/** A refused launch: 401, no session. `reason` is for the log; the message is for the person. */
+export class LaunchRefusedError extends UnauthorizedError {
+  constructor(readonly reason: LaunchRefusal, readonly detail?: string) {
+    super(MESSAGES[reason]);
+  }
+}
+
+export interface LaunchClaims {
+  /** The enterprise's slug. */
+  ent: string;
+  /** The user's email, lower-cased. */
+  email: string;
+  /** The display name, or null when the token names none (a new user is then named by their email). */
+  name: string | null;
+  role: Role;
+  /** Seconds since the epoch. */
+  exp: number;
+  jti: string;
+  /** A path on this app; DEFAULT_LAUNCH_TARGET when the token had none or an unusable one. */
+  target: string;
+}
+
+/**
+ * A path on this app, or the default. Anything that could leave the app — an absolute URL, a
+ * protocol-relative `//host`, a backslash (browsers read `/\host` as `//host`), control characters or
+ * spaces — is ignored rather than refused: the person still lands somewhere useful.
+ */
+export function launchTarget(value: unknown): string {
+  if (typeof value !== 'string' || value.length > 1000) return DEFAULT_LAUNCH_TARGET;
+  if (!/^\/(?!\/)[\x21-\x7e]*$/.test(value) || value.includes('\\')) return DEFAULT_LAUNCH_TARGET;
+  // `/launch?token=…` as a target would only loop through a refused launch.
+  if (value === '/launch' || value.startsWith('/launch?') || value.startsWith('/launch/')) return DEFAULT_LAUNCH_TARGET;
+  return value;
+}
+
+const key = (secret: string) => new TextEncoder().encode(secret);
+
+/** Checks the token's signature, algorithm, times and claims; spends nothing (see startLaunch). */
+export async function verifyLaunchToken(token: unknown, secret: string | undefined, nowMs = Date.now()): Promise<LaunchClaims> {
+  if (!secret) throw new LaunchRefusedError('not_configured');
+  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+    throw new LaunchRefusedError('malformed', 'no token, or not one string, or too long');
+  }
+  const now = Math.floor(nowMs / 1000);
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(token, key(secret), {
+      algorithms: ['HS256'],
+      requiredClaims: ['exp', 'jti', 'sub', 'ent', 'role'],
+      clockTolerance: LAUNCH_CLOCK_SKEW_SECONDS,
+      currentDate: new Date(now * 1000),
+    }));
+  } catch (error) {
+    throw refusalOf(error);
+  }
+  const exp = payload.exp as number;
+  if (exp > now + LAUNCH_MAX_LIFETIME_SECONDS + LAUNCH_CLOCK_SKEW_SECONDS) {
+    throw new LaunchRefusedError('lifetime_too_long', `exp is ${exp - now} s ahead; at most ${LAUNCH_MAX_LIFETIME_SECONDS} s allowed`);
+  }
+  const { ent, sub, role, jti, name, target } = payload;
+  if (typeof ent !== 'string' || !SLUG.test(ent)) throw new LaunchRefusedError('missing_claims', 'ent is not an enterprise slug');
+  if (typeof sub !== 'string' || !EMAIL.test(sub.trim()) || sub.trim().length > 254) {
+    throw new LaunchRefusedError('missing_claims', 'sub is not an email address');
+  }
+  if (typeof jti !== 'string' || !JTI.test(jti)) throw new LaunchRefusedError('missing_claims', 'jti must be 8 to 200 printable characters');
+  if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) {
+    throw new LaunchRefusedError('bad_role', `role ${JSON.stringify(role)} is not one of ${ROLES.join(', ')}`);
+  }
+  if (name !== undefined && typeof name !== 'string') throw new LaunchRefusedError('missing_claims', 'name is not a string');
+  const displayName = typeof name === 'string' && name.trim() ? name.trim().slice(0, 200) : null;
+  return { ent, email: sub.trim().toLowerCase(), name: displayName, role: role as Role, exp, jti, target: launchTarget(target) };
+}
+
+function refusalOf(error: unknown): LaunchRefusedError {
+  if (error instanceof joseErrors.JWTExpired) return new LaunchRefusedError('expired');
+  if (error instanceof joseErrors.JOSEAlgNotAllowed || error instanceof joseErrors.JOSENotSupported) {
+    return new LaunchRefusedError('bad_algorithm', (error as Error).message);
+  }
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return new LaunchRefusedError('bad_signature');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    return new LaunchRefusedError('missing_claims', `${error.claim}: ${error.reason}`);
+  }
+  if (error instanceof joseErrors.JOSEError) return new LaunchRefusedError('malformed', (error as Error).message);
+  throw error;
+}
+
+export interface LaunchResult {
+  actor: Actor;
+  /** True when the user was created by this launch (just in time). */
+  created: boolean;
+}
+
+/**
+ * Spends the token's jti and creates or updates the user, in one transaction: a replay, an unknown
+ * enterprise or an email that belongs to another enterprise is refused and leaves nothing behind.
+ * A user is never moved between enterprises.
+ */
+export async function startLaunch(em: EntityManager, claims: LaunchClaims): Promise<LaunchResult> {
+  return em.transactional(async (tx) => {
+    // Spent jtis are kept until their token could no longer pass the exp check anyway.
+    await tx.execute('delete from launch_token_use where expires_at < now()');
+    const spent = await tx.execute<{ jti: string }[]>(
+      `insert into launch_token_use (jti, expires_at) values (?, to_timestamp(?))
+       on conflict (jti) do nothing returning jti`,
+      [claims.jti, claims.exp + LAUNCH_CLOCK_SKEW_SECONDS],
+    );
+    if (spent.length === 0) throw new LaunchRefusedError('replayed', `jti ${claims.jti}`);
+
+    const [enterprise] = await tx.execute<{ id: number; slug: string; name: string }[]>(
+      'select id, slug, name from enterprise where slug = ?',
+      [claims.ent],
+    );
+    if (!enterprise) throw new LaunchRefusedError('unknown_enterprise', `ent ${claims.ent}`);
+
+    // One statement, safe against a concurrent launch of the same new user: insert, or update the
+    // existing user only when they belong to the same enterprise (no row back → another enterprise's).
+    const [user] = await tx.execute<{ id: number; email: string; displayName: string; role: Role; created: boolean }[]>(
+      `insert into app_user (enterprise_id, email, display_name, role) values (?, ?, ?, ?)
+       on conflict (email) do update
+         set display_name = coalesce(?, app_user.display_name), role = excluded.role, updated_at = now()
+         where app_user.enterprise_id = excluded.enterprise_id
+       returning id, email, display_name as "displayName", role, (xmax = 0) as created`,
+      [enterprise.id, claims.email, claims.name ?? claims.email, claims.role, claims.name],
+    );
+    if (!user) throw new LaunchRefusedError('other_enterprise', `${claims.email} belongs to another enterprise than ${claims.ent}`);
+    return {
+      actor: {
+        id: user.id,
+        email: user.email,
+        displayName: user.displayName,
+        role: user.role,
+        enterpriseId: enterprise.id,
+        enterpriseSlug: enterprise.slug,
+        enterpriseName: enterprise.name,
+      },
+      created: user.created,
+    };
+  });
+}
+
+export interface LaunchTokenInput {
+  ent: string;
+  sub: string;
+  role: string;
+  name?: string;
+  target?: string;
+  jti?: string;
+  /** Seconds the token is valid for (default 120; SIM Link accepts at most 300). */
+  ttlSeconds?: number;
+  /** An absolute expiry (seconds since the epoch) instead of ttlSeconds. */
+  exp?: number;
+}
+
+/** What a CRM does to launch SIM Link (used by `npm run launch-url` and the tests; see README). */
+export async function createLaunchToken(secret: string, input: LaunchTokenInput): Promise<string> {
+  const claims: Record<string, string> = { ent: input.ent, role: input.role };
+  if (input.name !== undefined) claims.name = input.name;
+  if (input.target !== undefined) claims.target = input.target;
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(input.sub)
+    .setJti(input.jti ?? randomUUID())
+    .setIssuedAt()
+    .setExpirationTime(input.exp ?? `${input.ttlSeconds ?? 120}s`)
+    .sign(key(secret));
+}

@@ -1,0 +1,329 @@
+// GET /launch?token=… from the CRM's iframe: a valid token starts an embedded session (cookie SameSite=None;
+// Secure; Partitioned) and 303s to the target; every kind of bad token gets the 401 page and no session.
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { buildApp } from '../../src/app.js';
+import { createLaunchToken, type LaunchTokenInput } from '../../src/domain/launch.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp, testConfig } from '../helpers/app.js';
+import { hidden } from '../helpers/session.js';
+import { createEnterprise, createUser, holdEndpoint, type TestEnterprise } from '../factories/index.js';
+
+const SECRET = 'launch-secret-for-tests-0123456789abcdef';
+const HTTPS = { 'x-forwarded-proto': 'https' };
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let em: EntityManager;
+let acme: TestEnterprise;
+let globex: TestEnterprise;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  // Behind a TLS proxy, as in production: X-Forwarded-Proto says the request came over HTTPS.
+  app = await buildTestApp(db, { crmLaunchSecret: SECRET, trustProxy: true, crmOrigins: ['https://crm.example.com'] });
+  em = db.orm.em.fork();
+  acme = await createEnterprise(em, 'Acme Launch');
+  globex = await createEnterprise(em, 'Globex Launch');
+});
+afterAll(async () => {
+  await app.close();
+  await db.close();
+});
+
+const uniqueEmail = () => `crm-${randomUUID().slice(0, 8)}@example.test`;
+const now = () => Math.floor(Date.now() / 1000);
+const token = (input: Partial<LaunchTokenInput> = {}) =>
+  createLaunchToken(SECRET, { ent: acme.slug, sub: uniqueEmail(), role: 'admin', name: 'Nina Newcomer', ...input });
+const launch = (value: string, headers: Record<string, string> = HTTPS, target = app) =>
+  target.inject({ url: `/launch?token=${encodeURIComponent(value)}`, headers });
+
+function sessionCookie(res: LightMyRequestResponse): string | undefined {
+  const header = [res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('simlink_session='));
+  return header;
+}
+const cookiePair = (res: LightMyRequestResponse) => sessionCookie(res)!.split(';')[0];
+
+const count = async (sql: string, params: unknown[] = []) =>
+  (await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from ${sql}`, params))[0].n;
+const userRow = async (email: string) =>
+  (await db.orm.em.fork().execute<{ id: number; enterprise_id: number; role: string; display_name: string; password_hash: string | null }[]>(
+    'select id, enterprise_id, role, display_name, password_hash from app_user where email = ?',
+    [email],
+  ))[0];
+
+/** Asserts the 401 page: no session started, nothing to follow. */
+async function expectRefused(res: LightMyRequestResponse, words: RegExp = /not valid/) {
+  expect(res.statusCode).toBe(401);
+  expect(res.body).toContain('SIM Link could not be opened');
+  expect(res.body).toMatch(words);
+  expect(res.headers.location).toBeUndefined();
+  expect(sessionCookie(res)).toBeUndefined();
+}
+
+describe('a valid launch token', () => {
+  it('creates the user just in time, starts an embedded session and 303s to the target', async () => {
+    const endpoint = await holdEndpoint(em, acme, { name: 'Launch target' });
+    const email = uniqueEmail();
+    const sessionsBefore = await count('session');
+    const res = await launch(await token({ sub: email.toUpperCase(), name: 'Nina Newcomer', target: `/endpoints/${endpoint.id}` }));
+
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe(`/endpoints/${endpoint.id}`);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const cookie = sessionCookie(res)!;
+    expect(cookie).toMatch(/; HttpOnly/);
+    expect(cookie).toMatch(/; Secure/);
+    expect(cookie).toMatch(/; SameSite=None/);
+    expect(cookie).toMatch(/; Partitioned/);
+
+    const user = await userRow(email);
+    expect(user).toMatchObject({ enterprise_id: acme.id, role: 'admin', display_name: 'Nina Newcomer', password_hash: null });
+    expect(await count('session')).toBe(sessionsBefore + 1);
+    const [row] = await db.orm.em.fork().execute<{ data: { embedded: boolean; userId: number } }[]>(
+      'select data from session where user_id = ?',
+      [user.id],
+    );
+    expect(row.data).toMatchObject({ embedded: true, userId: user.id });
+
+    // The session works: the target page, then a change through a form (CSRF secret kept in the session).
+    const page = await app.inject({ url: `/endpoints/${endpoint.id}`, headers: { ...HTTPS, cookie: cookiePair(res) } });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('Nina Newcomer');
+    expect(page.body).toContain('Launch target');
+    const form = await app.inject({ url: '/endpoints/new', headers: { ...HTTPS, cookie: cookiePair(res) } });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/endpoints',
+      headers: { ...HTTPS, cookie: cookiePair(res) },
+      payload: { _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made in the CRM' },
+    });
+    expect(created.statusCode).toBe(303);
+    expect(await count('endpoint where enterprise_id = ? and name = ?', [acme.id, 'Made in the CRM'])).toBe(1);
+  });
+
+  it('updates the name and role of an existing user of the same enterprise', async () => {
+    const existing = await createUser(em, acme, 'viewer');
+    const res = await launch(await token({ sub: existing.email, role: 'admin', name: 'Renamed In CRM' }));
+    expect(res.statusCode).toBe(303);
+    expect(await userRow(existing.email)).toMatchObject({ id: existing.id, enterprise_id: acme.id, role: 'admin', display_name: 'Renamed In CRM' });
+
+    const demoted = await launch(await token({ sub: existing.email, role: 'viewer', name: undefined }));
+    expect(demoted.statusCode).toBe(303);
+    // No name in the token: the name is kept.
+    expect(await userRow(existing.email)).toMatchObject({ role: 'viewer', display_name: 'Renamed In CRM' });
+  });
+
+  it('regenerates the session id: a session the browser had before is gone', async () => {
+    const first = await launch(await token());
+    const second = await launch(await token(), { ...HTTPS, cookie: cookiePair(first) });
+    expect(second.statusCode).toBe(303);
+    expect(cookiePair(second)).not.toBe(cookiePair(first));
+    const old = await app.inject({ url: '/endpoints', headers: { ...HTTPS, cookie: cookiePair(first) } });
+    expect(old.statusCode).toBe(303);
+    expect(old.headers.location).toBe('/sign-in?next=%2Fendpoints');
+  });
+
+  it('accepts an exp up to 5 minutes ahead, and one just past within the clock skew', async () => {
+    expect((await launch(await token({ ttlSeconds: 300 }))).statusCode).toBe(303);
+    expect((await launch(await token({ exp: now() - 10 }))).statusCode).toBe(303);
+  });
+
+  it('a HEAD request (a link checker) does not spend the token', async () => {
+    const value = await token();
+    const head = await app.inject({ method: 'HEAD', url: `/launch?token=${value}`, headers: HTTPS });
+    expect(head.statusCode).toBe(404);
+    expect((await launch(value)).statusCode).toBe(303);
+  });
+
+  it('keeps a target that is a path on this app, query included', async () => {
+    const res = await launch(await token({ target: '/endpoints?status=active&q=Truck' }));
+    expect(res.headers.location).toBe('/endpoints?status=active&q=Truck');
+  });
+
+  it.each([
+    'https://evil.example/endpoints',
+    '//evil.example/endpoints',
+    '/\\evil.example',
+    '\\\\evil.example',
+    '/endpoints\\..\\..\\x',
+    'javascript:alert(1)',
+    'endpoints',
+    '/endpoints with space',
+    '/launch?token=x',
+    '',
+  ])('ignores the target %j and lands on /endpoints', async (target) => {
+    const res = await launch(await token({ target }));
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/endpoints');
+  });
+
+  it('over plain HTTP on a loopback host (a developer machine) the cookie is the same, and the session keeps its changes', async () => {
+    const headers = { host: 'localhost:3000' };
+    const res = await launch(await token(), headers);
+    expect(res.statusCode).toBe(303);
+    const cookie = sessionCookie(res)!;
+    expect(cookie).toMatch(/; Secure/);
+    expect(cookie).toMatch(/; SameSite=None/);
+    expect(cookie).toMatch(/; Partitioned/);
+    // Browsers keep Secure cookies from localhost; the CSRF secret made on the next page must be kept too.
+    const form = await app.inject({ url: '/endpoints/new', headers: { ...headers, cookie: cookiePair(res) } });
+    expect(form.statusCode).toBe(200);
+    const created = await app.inject({
+      method: 'POST',
+      url: '/endpoints',
+      headers: { ...headers, cookie: cookiePair(res) },
+      payload: { _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made on localhost' },
+    });
+    expect(created.statusCode).toBe(303);
+    const shown = await app.inject({ url: String(created.headers.location), headers: { ...headers, cookie: cookiePair(res) } });
+    expect(shown.body).toContain('Made on localhost');
+  });
+
+  it('over plain HTTP on another host the session still works, with the ordinary Lax cookie', async () => {
+    const headers = { host: 'simlink.internal:3000' };
+    const res = await launch(await token(), headers);
+    expect(res.statusCode).toBe(303);
+    const cookie = sessionCookie(res)!;
+    expect(cookie).toMatch(/; SameSite=Lax/);
+    expect(cookie).not.toMatch(/Secure|Partitioned/);
+    const page = await app.inject({ url: '/endpoints', headers: { ...headers, cookie: cookiePair(res) } });
+    expect(page.statusCode).toBe(200);
+  });
+});
+
+describe('a refused launch: 401 page, no session', () => {
+  it('a replayed token (same jti) is refused, even with another user in it', async () => {
+    const jti = randomUUID();
+    const first = await token({ jti });
+    expect((await launch(first)).statusCode).toBe(303);
+    const sessions = await count('session');
+    await expectRefused(await launch(first), /already used/);
+    await expectRefused(await launch(await token({ jti, sub: uniqueEmail() })), /already used/);
+    expect(await count('session')).toBe(sessions);
+  });
+
+  it('an expired token', async () => {
+    await expectRefused(await launch(await token({ exp: now() - 120 })), /expired/);
+  });
+
+  it('a token valid for longer than 5 minutes', async () => {
+    await expectRefused(await launch(await token({ ttlSeconds: 600 })));
+    await expectRefused(await launch(await token({ ttlSeconds: 24 * 3600 })));
+  });
+
+  it('a bad signature: another secret, or a changed payload', async () => {
+    await expectRefused(await launch(await createLaunchToken('another-secret-that-is-long-enough-000000', { ent: acme.slug, sub: uniqueEmail(), role: 'admin' })));
+    const [header, , signature] = (await token()).split('.');
+    const forged = Buffer.from(JSON.stringify({ ent: acme.slug, sub: uniqueEmail(), role: 'admin', jti: randomUUID(), exp: now() + 60 })).toString('base64url');
+    await expectRefused(await launch(`${header}.${forged}.${signature}`));
+  });
+
+  it('alg none, and algorithms other than HS256 (even with the right secret)', async () => {
+    const claims = { ent: acme.slug, role: 'admin' };
+    const unsecured = new UnsecuredJWT(claims).setSubject(uniqueEmail()).setJti(randomUUID()).setExpirationTime('1m').encode();
+    await expectRefused(await launch(unsecured));
+    const hs512 = await new SignJWT(claims).setProtectedHeader({ alg: 'HS512' }).setSubject(uniqueEmail()).setJti(randomUUID())
+      .setExpirationTime('1m').sign(new TextEncoder().encode(SECRET));
+    await expectRefused(await launch(hs512));
+    const { privateKey } = await generateKeyPair('RS256');
+    const rs256 = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256' }).setSubject(uniqueEmail()).setJti(randomUUID())
+      .setExpirationTime('1m').sign(privateKey);
+    await expectRefused(await launch(rs256));
+  });
+
+  it('an unknown enterprise', async () => {
+    const email = uniqueEmail();
+    await expectRefused(await launch(await token({ ent: 'no-such-enterprise', sub: email })), /cannot be matched/);
+    expect(await userRow(email)).toBeUndefined();
+  });
+
+  it('the email of a user of another enterprise: refused, and the user is not moved or changed', async () => {
+    const other = await createUser(em, globex, 'viewer');
+    const jti = randomUUID();
+    await expectRefused(await launch(await token({ ent: acme.slug, sub: other.email, role: 'admin', name: 'Hijack', jti })), /cannot be matched/);
+    expect(await userRow(other.email)).toMatchObject({ id: other.id, enterprise_id: globex.id, role: 'viewer', display_name: other.displayName });
+    // The whole launch rolled back, the jti too.
+    expect(await count('launch_token_use where jti = ?', [jti])).toBe(0);
+  });
+
+  it('a role that is not admin or viewer', async () => {
+    const email = uniqueEmail();
+    await expectRefused(await launch(await token({ role: 'owner', sub: email })));
+    await expectRefused(await launch(await token({ role: 'ADMIN', sub: email })));
+    expect(await userRow(email)).toBeUndefined();
+  });
+
+  it('missing claims: ent, sub, role, jti, exp', async () => {
+    const key = new TextEncoder().encode(SECRET);
+    const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(key);
+    const full: Record<string, string | number> = { ent: acme.slug, sub: uniqueEmail(), role: 'admin', jti: randomUUID(), exp: now() + 60 };
+    for (const missing of ['ent', 'sub', 'role', 'jti', 'exp']) {
+      const claims: Record<string, string | number> = { ...full, jti: randomUUID() };
+      delete claims[missing];
+      await expectRefused(await launch(await sign(claims)));
+    }
+    await expectRefused(await launch(await sign({ ...full, jti: randomUUID(), sub: 'not-an-email' })));
+    await expectRefused(await launch(await sign({ ...full, jti: randomUUID(), ent: 'Not A Slug' })));
+    await expectRefused(await launch(await sign({ ...full, jti: 'short' })));
+    // Everything present: accepted (the refusals above are for the claim each one lacks).
+    expect((await launch(await sign({ ...full, jti: randomUUID() }))).statusCode).toBe(303);
+  });
+
+  it('no token, an empty one, garbage, or several', async () => {
+    await expectRefused(await app.inject({ url: '/launch', headers: HTTPS }));
+    await expectRefused(await launch(''));
+    await expectRefused(await launch('not.a.jwt'));
+    await expectRefused(await app.inject({ url: '/launch?token=a&token=b', headers: HTTPS }));
+    await expectRefused(await launch('x'.repeat(5000)));
+  });
+
+  it('launch not configured (no CRM_LAUNCH_SECRET)', async () => {
+    const plain = await buildTestApp(db, { trustProxy: true });
+    try {
+      await expectRefused(await launch(await token(), HTTPS, plain), /not set up/);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('a refused launch does not sign out the session the browser already had, nor show it', async () => {
+    const ok = await launch(await token({ name: 'Still Here' }));
+    const refused = await launch(await token({ exp: now() - 600 }), { ...HTTPS, cookie: cookiePair(ok) });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.body).not.toContain('Still Here');
+    const page = await app.inject({ url: '/endpoints', headers: { ...HTTPS, cookie: cookiePair(ok) } });
+    expect(page.statusCode).toBe(200);
+  });
+});
+
+describe('logging', () => {
+  it('logs why a launch was refused, and never the token', async () => {
+    const lines: string[] = [];
+    const logged = await buildApp({
+      orm: db.orm,
+      config: testConfig({ crmLaunchSecret: SECRET, trustProxy: true }),
+      logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } },
+    });
+    await logged.ready();
+    try {
+      const good = await token();
+      const expired = await token({ exp: now() - 600 });
+      expect((await launch(good, HTTPS, logged)).statusCode).toBe(303);
+      expect((await launch(good, HTTPS, logged)).statusCode).toBe(401);
+      expect((await launch(expired, HTTPS, logged)).statusCode).toBe(401);
+      const all = lines.join('');
+      expect(all).not.toContain(good);
+      expect(all).not.toContain(expired);
+      expect(all).not.toContain(good.split('.')[2]);
+      const refusals = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'launch refused').map((l) => l.reason);
+      expect(refusals).toEqual(['replayed', 'expired']);
+      expect(lines.map((l) => JSON.parse(l)).some((l) => l.msg === 'launched from the CRM; user created')).toBe(true);
+    } finally {
+      await logged.close();
+    }
+  });
+});
