@@ -42,7 +42,7 @@ dialog?.addEventListener('close', () => {
 // Create endpoint: choosing a SIM fills the ICCID field; with nothing chosen the server answers (422).
 document.addEventListener('htmx:beforeRequest', (event) => {
   const form = event.detail.elt;
-  if (!(form instanceof HTMLFormElement) || !form.dataset.fills) return;
+  if (!(form instanceof window.HTMLFormElement) || !form.dataset.fills) return;
   const chosen = form.querySelector('input[name="sim_id"]:checked');
   const field = document.getElementById(form.dataset.fills);
   if (!chosen || !field) return;
@@ -63,7 +63,12 @@ document.addEventListener('submit', (event) => {
   button.setAttribute('aria-disabled', 'true');
 });
 
-// Talking to the CRM around the app, only to the origins of CRM_ORIGINS.
+// Talking to the CRM around the app, only to the origins of CRM_ORIGINS (never "*": a message to an origin
+// that is not the parent's is dropped by the browser, so a page that frames the app uninvited hears nothing).
+//  - after a change: { type: "sim.linked" | "sim.delinked" | "endpoint.created" | "endpoint.activated" |
+//    "endpoint.suspended" | "endpoint.resumed", endpointId, iccid } (the flash message of the page carries it);
+//  - on load and whenever it changes: { type: "simlink.height", height } in CSS pixels, so the CRM can size
+//    the iframe to the content (the open dialog included) and show no inner scroll bar.
 const origins = (document.querySelector('meta[name="crm-origins"]')?.content || '').split(' ').filter(Boolean);
 const embedded = window.parent !== window;
 function tellCrm(message) {
@@ -78,13 +83,29 @@ if (changed) {
     // A malformed event is not worth breaking the page for.
   }
 }
-if (embedded && origins.length && 'ResizeObserver' in window) {
+// The content's own height: the document's scrollHeight never shrinks below the iframe's current height,
+// so an iframe sized by it could only ever grow. The body's box (plus the margins of the body) can shrink.
+function contentHeight() {
+  const body = document.body;
+  const style = window.getComputedStyle(body);
+  let height = body.getBoundingClientRect().bottom + window.scrollY + parseFloat(style.marginBottom || '0');
+  // An open modal dialog is drawn over the page, at most 90% of the frame's height (app.css): ask for enough room.
+  if (dialog && dialog.open) height = Math.max(height, dialog.scrollHeight / 0.9 + 16);
+  return Math.ceil(height);
+}
+if (embedded && origins.length && window.ResizeObserver) {
   let last = 0;
-  new ResizeObserver(() => {
-    const height = Math.ceil(document.documentElement.scrollHeight);
+  const report = () => {
+    const height = contentHeight();
     if (height !== last) {
       last = height;
       tellCrm({ type: 'simlink.height', height });
     }
-  }).observe(document.body);
+  };
+  const observer = new window.ResizeObserver(report);
+  observer.observe(document.body);
+  if (dialog) {
+    observer.observe(dialog);
+    dialog.addEventListener('close', report);
+  }
 }
