@@ -264,9 +264,24 @@ export function pickerSql(enterpriseId: number, query: PickerQuery) {
       conditions.push(`iccid ${comparison} ?`);
       params.push(cursor);
     }
-    // A page needs its branch in ICCID order; a count needs any 1,001 matches: ordering by the searched
-    // column makes it a range scan of that column's index that stops at the cap.
-    return { sql: `(select ${select} from sim where ${conditions.join(' and ')} order by ${forPage ? order : (column ?? 'iccid')} limit ${limit})`, params };
+    const where = conditions.join(' and ');
+    if (!forPage) {
+      // A count needs any 1,001 matches: ordering by the searched column makes it a range scan of that
+      // column's index that stops at the cap.
+      return { sql: `(select ${select} from sim where ${where} order by ${column ?? 'iccid'} limit ${limit})`, params };
+    }
+    if (column === null || column === 'iccid') {
+      // ICCID order is this index's own order: a range scan that stops after a page.
+      return { sql: `(select ${select} from sim where ${where} order by ${order} limit ${limit})`, params };
+    }
+    // IMSI and EID prefixes: ICCIDs and IMSIs are issued in batches, so matches bunch together somewhere in
+    // ICCID order and walking the ICCID index to them can cross most of the table. Instead take the first
+    // COUNT_CAP + 1 matches from the searched column's own index and order those by ICCID: bounded work. When
+    // more match, the page says so and asks for more digits.
+    return {
+      sql: `(select ${select} from (select ${select} from sim where ${where} order by ${column} limit ${COUNT_CAP + 1}) f order by ${order} limit ${limit})`,
+      params,
+    };
   };
   const pageBranches = columns.map((c) => branch('id, iccid, imsi, eid, status', c, PAGE_SIZE + 1, true));
   const countBranches = columns.map((c) => branch('id', c, COUNT_CAP + 1, false));
