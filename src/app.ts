@@ -58,7 +58,8 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(ormPlugin, { orm });
   await app.register(formbody, { bodyLimit: 64 * 1024 });
   await app.register(staticFiles, { root: publicDir, prefix: '/public/', index: false, maxAge: '1h' });
-  await app.register(renderPlugin, { production: process.env.NODE_ENV === 'production' });
+  // Templates are compiled once and cached, except under `npm run dev` (NODE_ENV=development).
+  await app.register(renderPlugin, { production: process.env.NODE_ENV !== 'development' });
   await app.register(errorsPlugin);
   await app.register(securityPlugin, { config });
   await app.register(sessionPlugin, { orm, config });

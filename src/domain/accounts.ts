@@ -14,7 +14,7 @@ export interface Actor {
   enterpriseName: string;
 }
 
-const ACTOR_COLUMNS = `u.id, u.email, u.display_name as "displayName", u.role, u.enterprise_id as "enterpriseId",
+export const ACTOR_COLUMNS = `u.id, u.email, u.display_name as "displayName", u.role, u.enterprise_id as "enterpriseId",
   e.slug as "enterpriseSlug", e.name as "enterpriseName"`;
 
 export async function findActor(em: EntityManager, userId: number): Promise<Actor | null> {

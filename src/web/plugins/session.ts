@@ -10,7 +10,7 @@ import csrf from '@fastify/csrf-protection';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config.js';
-import { findActor, type Actor } from '../../domain/accounts.js';
+import { ACTOR_COLUMNS, findActor, type Actor } from '../../domain/accounts.js';
 
 /** What the CRM around an embedded SIM Link is told after a change (SPEC.md §3), sent by public/app.js. */
 export interface CrmEvent {
@@ -42,6 +42,9 @@ declare module 'fastify' {
   }
 }
 
+/** Where a loaded session carries its user (read with it, never stored in it). */
+const ACTOR = '_actor';
+
 /** The store keeps a hash of the session id, so a leaked table does not leak live cookies. */
 const key = (sessionId: string) => createHash('sha256').update(sessionId).digest('base64url');
 
@@ -50,30 +53,39 @@ function pgStore(orm: MikroORM, idleMs: number, maxMs: number): session.SessionS
   return {
     set(sessionId, data, callback) {
       const { userId, signedInAt } = data as { userId?: number; signedInAt?: number };
+      const { [ACTOR]: _loaded, ...stored } = data as unknown as Record<string, unknown>;
       const expires = new Date(Math.min(Date.now() + idleMs, (signedInAt ?? Date.now()) + maxMs));
       em()
         .execute(
           `insert into session (id, user_id, data, expires_at) values (?, ?, ?, ?)
            on conflict (id) do update set user_id = excluded.user_id, data = excluded.data, expires_at = excluded.expires_at`,
-          [key(sessionId), userId ?? null, JSON.stringify(data), expires],
+          [key(sessionId), userId ?? null, JSON.stringify(stored), expires],
         )
         .then(() => callback(), callback);
     },
     get(sessionId, callback) {
-      // One statement reads the session, slides its idle expiry (at most once a minute per session), and
-      // deletes the row if it has expired (a session met after its end is removed there and then).
+      // One statement reads the session with its user (the request's actor: no second round trip), slides
+      // its idle expiry (at most once a minute per session), and deletes the row if it has expired (a
+      // session met after its end is removed there and then).
       em()
-        .execute<{ data: unknown }[]>(
+        .execute<({ data: Record<string, unknown> } & Partial<Actor>)[]>(
           `with found as (select id, data, expires_at from session where id = ? and expires_at > now()),
                 touched as (
                   update session s set expires_at = least(now() + make_interval(secs => ?),
                                                          to_timestamp(coalesce((f.data->>'signedInAt')::bigint, 0) / 1000.0) + make_interval(secs => ?))
                   from found f where s.id = f.id and f.expires_at < now() + make_interval(secs => ?) - interval '1 minute'),
                 expired as (delete from session where id = ? and expires_at <= now())
-           select data from found`,
+           select f.data, ${ACTOR_COLUMNS}
+           from found f
+           left join app_user u on u.id = (f.data->>'userId')::int
+           left join enterprise e on e.id = u.enterprise_id`,
           [key(sessionId), idleMs / 1000, maxMs / 1000, idleMs / 1000, key(sessionId)],
         )
-        .then(([row]) => callback(null, (row?.data ?? null) as never), callback);
+        .then(([row]) => {
+          if (!row) return callback(null, null as never);
+          const { data, ...actor } = row;
+          callback(null, { ...data, [ACTOR]: actor.id ? actor : null } as never);
+        }, callback);
     },
     destroy(sessionId, callback) {
       em()
@@ -88,6 +100,8 @@ export async function deleteExpiredSessions(em: EntityManager): Promise<number> 
   const rows = await em.execute<{ id: string }[]>('delete from session where expires_at <= now() returning id');
   return rows.length;
 }
+
+const FLASH_COOKIE = 'simlink_flash';
 
 /** The cookie of a session started by a CRM launch: sent in the CRM's iframe (another site), kept in that site's partition. */
 export const EMBEDDED_COOKIE = { sameSite: 'none', secure: true, partitioned: true } as const;
@@ -108,7 +122,7 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
   const maxMs = config.sessionMaxHours * 3_600_000;
   const https = Boolean(config.publicUrl?.startsWith('https:'));
 
-  await app.register(cookie);
+  await app.register(cookie, { secret: config.sessionSecret });
   // @fastify/session neither saves nor sends a Secure cookie's session over plain HTTP — right in general,
   // but browsers do keep Secure cookies from loopback hosts, so a launched (embedded) session on a
   // developer's http://localhost would lose every change. Saving it here first makes the plugin send it
@@ -145,25 +159,48 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
   });
 
   app.decorateRequest('actor', null);
-  app.decorateReply('flash', function flash(this: FastifyReply, kind: Flash['kind'], text: string, event?: CrmEvent) {
-    this.request.session.flash = { kind, text, ...(event ? { event } : {}) };
+  // The flash message travels in its own signed cookie (POST → 303 → GET), not in the session row: a change
+  // then costs no session writes. It has the session cookie's attributes, so it is sent where that one is.
+  const flashCookie = (request: FastifyRequest) => ({
+    path: '/',
+    httpOnly: true,
+    signed: true,
+    ...(request.session.embedded ? EMBEDDED_COOKIE : { sameSite: 'lax' as const, secure: https || request.protocol === 'https' }),
   });
+  app.decorateReply('flash', function flash(this: FastifyReply, kind: Flash['kind'], text: string, event?: CrmEvent) {
+    const value: Flash = { kind, text, ...(event ? { event } : {}) };
+    this.setCookie(FLASH_COOKIE, Buffer.from(JSON.stringify(value)).toString('base64url'), flashCookie(this.request));
+  });
+  const readFlash = (request: FastifyRequest): Flash | undefined => {
+    const raw = request.cookies[FLASH_COOKIE];
+    if (!raw) return undefined;
+    const unsigned = request.unsignCookie(raw);
+    if (!unsigned.valid || !unsigned.value) return undefined;
+    try {
+      const flash = JSON.parse(Buffer.from(unsigned.value, 'base64url').toString('utf8')) as Flash;
+      return typeof flash.text === 'string' && (flash.kind === 'success' || flash.kind === 'error') ? flash : undefined;
+    } catch {
+      return undefined;
+    }
+  };
 
   app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
     const { userId, signedInAt } = request.session;
+    const loaded = (request.session as unknown as Record<string, Actor | null | undefined>)[ACTOR];
     if (userId) {
       if (signedInAt && Date.now() - signedInAt > maxMs) {
         // Past its absolute lifetime: the row goes, and the request goes on with a fresh, empty session
         // (destroy() would leave request.session null for everything after this hook).
         await request.session.regenerate();
       } else {
-        request.actor = await findActor(request.em, userId);
+        request.actor = loaded !== undefined && loaded?.id === userId ? loaded : await findActor(request.em, userId);
       }
     }
-    // The page this request renders shows the flash once; a redirect carries it to the next page.
-    const flash = request.session.flash;
-    if (flash && request.method === 'GET') request.session.flash = undefined;
-    request.locals.flash = request.method === 'GET' ? flash : undefined;
+    // The page a GET renders shows the flash once; a redirect carries it to the next page.
+    if (request.method === 'GET' && request.cookies[FLASH_COOKIE]) {
+      request.locals.flash = readFlash(request);
+      reply.clearCookie(FLASH_COOKIE, flashCookie(request));
+    }
     request.locals.user = request.actor;
     request.locals.csrfToken = request.actor ? reply.generateCsrf() : '';
     request.locals.crmOrigins = config.crmOrigins;
