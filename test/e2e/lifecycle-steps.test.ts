@@ -43,7 +43,7 @@ describe('Activate, Suspend, Resume', () => {
     // The history lists the three steps, newest first.
     const history = page.getByRole('table', { name: `History of ${name}, newest first` });
     const rows = await history.getByRole('row').allInnerTexts();
-    expect(rows[1]).toContain('Suspended → Active');
+    expect(rows[1], rows.join('\n')).toContain('Suspended → Active');
     expect(rows[2]).toContain('Active → Suspended');
     expect(rows[3]).toContain('Pre-Active → Active');
   });

@@ -168,10 +168,13 @@ export function isEventAction(value: unknown): value is EventAction {
 const EVENT_COLUMNS = `id::text as id, action, actor_name, endpoint_id, endpoint_name, sim_iccid, endpoint_status_before,
   endpoint_status_after, sim_status_before, sim_status_after, count, created_at`;
 
+// ORDER BY event.id, not id: a bare `id` names the output column `id::text as id`, which sorts as text
+// ("99" after "100"), so newest-first broke whenever the ids crossed a power of ten.
+
 /** An endpoint's events, newest first (the endpoint page shows the latest 50). */
 export async function endpointHistory(em: EntityManager, enterpriseId: number, endpointId: number, limit = 50): Promise<EventRow[]> {
   return em.execute<EventRow[]>(
-    `select ${EVENT_COLUMNS} from event where endpoint_id = ? and enterprise_id = ? order by id desc limit ${limit}`,
+    `select ${EVENT_COLUMNS} from event where endpoint_id = ? and enterprise_id = ? order by event.id desc limit ${limit}`,
     [endpointId, enterpriseId],
   );
 }
@@ -193,7 +196,7 @@ export async function listEvents(
     params.push(query.before);
   }
   const rows = await em.execute<EventRow[]>(
-    `select ${EVENT_COLUMNS} from event where ${where.join(' and ')} order by id desc limit ${PAGE_SIZE * 2 + 1}`,
+    `select ${EVENT_COLUMNS} from event where ${where.join(' and ')} order by event.id desc limit ${PAGE_SIZE * 2 + 1}`,
     params,
   );
   const more = rows.length > PAGE_SIZE * 2;
