@@ -7,7 +7,7 @@
 //   GET  /endpoints/:id/{activate,suspend,resume}                        POST the same
 //   GET  /endpoints/new/sim              the picker for Create endpoint; /endpoints/new/sim/choose returns to the form
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ConflictError, InvalidStateError } from '../domain/errors.js';
+import { ConflictError, ForbiddenError, InvalidStateError } from '../domain/errors.js';
 import {
   activateEndpoint,
   consequence,
@@ -114,6 +114,7 @@ function createTarget(values: NewEndpointValues): PickerTarget {
 
 /** The endpoint, if the operation is allowed on it now; else the endpoint page with the reason (409). */
 async function endpointFor(request: FastifyRequest, reply: FastifyReply, operation: 'link' | Step) {
+  requireAdmin(request);
   const endpoint = await getEndpoint(request.em, request.actor!.enterpriseId, endpointIdOf(request));
   const reason = refusal(operation, endpoint);
   if (reason) {
@@ -213,7 +214,10 @@ export async function simLinkRoutes(app: FastifyInstance) {
   }
 
   // Create endpoint's picker: the form's values travel with it, Attach SIM returns to the form.
-  app.get('/endpoints/new/sim', async (request, reply) => renderPicker(request, reply, createTarget(newEndpointValues(request.query))));
+  app.get('/endpoints/new/sim', async (request, reply) => {
+    requireAdmin(request);
+    return renderPicker(request, reply, createTarget(newEndpointValues(request.query)));
+  });
 
   // Without JavaScript "Choose a SIM" submits the whole form: keep its values, drop the token and key.
   app.post('/endpoints/new/sim', async (request, reply) =>
@@ -221,6 +225,7 @@ export async function simLinkRoutes(app: FastifyInstance) {
   );
 
   app.get('/endpoints/new/sim/choose', async (request, reply) => {
+    requireAdmin(request);
     const values = newEndpointValues(request.query);
     const simId = idParam((request.query as Record<string, unknown>).sim_id);
     const sim = simId ? await findSim(request.em, request.actor!.enterpriseId, simId) : null;
@@ -228,6 +233,11 @@ export async function simLinkRoutes(app: FastifyInstance) {
     if (sim.status !== 'ready') return renderPicker(request, reply, createTarget(values), { status: 409, message: CONFLICT_SIM_TAKEN });
     return reply.redirect(`/endpoints/new?${new URLSearchParams({ ...carried(values), iccid: sim.iccid })}`, 303);
   });
+}
+
+/** The pickers and confirmations lead only to changes: a viewer is told at once, not after Yes. */
+export function requireAdmin(request: FastifyRequest) {
+  if (request.actor?.role !== 'admin') throw new ForbiddenError();
 }
 
 function contextOf(request: FastifyRequest): OperationContext {

@@ -306,3 +306,20 @@ describe('history', () => {
     expect((await outsider.get('/events')).text).toContain('Nothing has happened yet');
   });
 });
+
+describe('viewers', () => {
+  it('are refused the pickers and confirmations (403), which lead only to changes', async () => {
+    const viewer = (await signedIn(app, em, acme, 'viewer')).agent;
+    const hold = await holdEndpoint(em, acme);
+    const sim = await readySim(em, acme);
+    const { endpoint } = await linkedEndpoint(em, acme, 'active');
+    for (const path of [
+      `/endpoints/${hold.id}/sim/new`, `/endpoints/${hold.id}/sim/confirm?sim_id=${sim.id}`, `/endpoints/${endpoint.id}/sim/delete`,
+      `/endpoints/${endpoint.id}/suspend`, '/endpoints/new', '/endpoints/new/sim', `/endpoints/new/sim/choose?sim_id=${sim.id}`,
+    ]) {
+      const res = await viewer.get(path);
+      expect(res.status, path).toBe(403);
+      expect(res.text).toContain('Your role (viewer) can look but not change anything.');
+    }
+  });
+});
