@@ -1,10 +1,13 @@
 // `npm run screenshots`: regenerates docs/screenshots/*.png — the main states of SIM Link, taken in Debian's
 // Chromium from the built app on a fresh demo database (the same helpers as the browser tests). Run it after
 // a change to the screens and commit the PNGs with it. Set E2E_SKIP_BUILD=1 to reuse an up-to-date dist/.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { buildOnce, rootDir, startApp } from '../test/e2e/support/app-server.js';
+import { createLaunchToken } from '../src/domain/launch.js';
+import { buildOnce, freePort, rootDir, startApp } from '../test/e2e/support/app-server.js';
+import { startCrmHost } from '../test/e2e/support/crm-host.js';
 import { htmxSettled, launchBrowser, messages, newContext, openEndpoint, searchPicker, signIn } from '../test/e2e/support/browser.js';
 import { ADMIN, demoSim } from '../test/e2e/support/fixtures.js';
 
@@ -24,7 +27,12 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   console.log('Building and starting SIM Link on a fresh demo database…');
   buildOnce();
-  const app = await startApp();
+  // A stand-in CRM on another origin, allowed to frame the app.
+  const crmPort = await freePort();
+  const crmOrigin = `http://127.0.0.1:${crmPort}`;
+  const secret = randomBytes(32).toString('base64url');
+  const crm = await startCrmHost([crmPort]);
+  const app = await startApp({ env: { CRM_ORIGINS: crmOrigin, CRM_LAUNCH_SECRET: secret } });
   const browser = await launchBrowser();
   try {
     const { context, problems } = await newContext(browser, app.url, SHOT);
@@ -79,11 +87,24 @@ async function main(): Promise<void> {
     await plain.getByRole('heading', { level: 1, name: 'Select SIM to attach' }).waitFor();
     await plain.screenshot({ path: join(outDir, 'picker-no-javascript.png'), caret: 'hide' });
     console.log('  docs/screenshots/picker-no-javascript.png  the picker as a page, JavaScript off');
-    const errors = [...problems(), ...noJs.problems()];
+
+    // Inside a CRM: the CRM page frames /launch?token=…, which lands on an endpoint; Link SIM in the frame.
+    const embedded = await newContext(browser, app.url, SHOT);
+    const host = await embedded.context.newPage();
+    const token = await createLaunchToken(secret, { ent: 'acme', sub: 'crm.agent@acme.example', name: 'Cora CRM', role: 'admin', target: '/endpoints?q=Truck%2006', ttlSeconds: 60 });
+    await host.goto(`${crmOrigin}/crm?src=${encodeURIComponent(`${app.url}/launch?token=${token}`)}`);
+    const frame = host.getByTitle('SIM Link').contentFrame();
+    await frame.getByRole('link', { name: 'Truck 06', exact: true }).click();
+    await frame.getByRole('link', { name: 'Link SIM' }).click();
+    await frame.getByRole('dialog', { name: 'Select SIM to attach' }).getByRole('radio').first().waitFor();
+    await shoot(host, 'embedded', 'SIM Link inside a CRM page (another origin), the picker open');
+
+    const errors = [...problems(), ...noJs.problems(), ...embedded.problems()];
     if (errors.length) throw new Error(`the browser reported errors:\n${errors.join('\n')}`);
   } finally {
     await browser.close();
     await app.stop();
+    await crm.close();
   }
 }
 
