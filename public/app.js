@@ -48,9 +48,32 @@ document.addEventListener('htmx:beforeRequest', (event) => {
   if (!chosen || !field) return;
   event.preventDefault();
   field.value = chosen.dataset.iccid;
+  // Closing returns focus to `opener`: make that the filled field, not the Choose a SIM button.
+  opener = field;
   dialog.close();
-  field.focus();
 });
+
+// Next/Previous swap only the results: move focus to their top (the count, or the results themselves) so
+// keyboard and screen-reader users continue from the new page, not from the end of the old one.
+let paging = null;
+document.addEventListener('htmx:beforeRequest', (event) => {
+  const link = event.detail.elt;
+  paging = link instanceof window.HTMLAnchorElement && link.closest('.pagination') ? event.detail.target?.id : null;
+});
+document.addEventListener('htmx:afterSettle', () => {
+  if (!paging) return;
+  const results = document.getElementById(paging);
+  paging = null;
+  if (!results) return;
+  const target = results.querySelector('.count') || results;
+  target.setAttribute('tabindex', '-1');
+  target.focus({ preventScroll: true });
+  target.scrollIntoView({ block: 'start' });
+});
+
+// GOV.UK: a page that comes back with an error summary puts focus on it.
+const summary = document.getElementById('error-summary');
+if (summary && !(dialog && dialog.contains(summary))) summary.focus();
 
 document.addEventListener('submit', (event) => {
   const button = event.submitter;

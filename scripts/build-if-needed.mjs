@@ -17,7 +17,6 @@ function newest(dir) {
 }
 
 const stale = !existsSync(built)
-  || !existsSync(join(root, 'public/vendor/htmx.min.js'))
   || Math.max(newest(join(root, 'src')), newest(join(root, 'migrations'))) > statSync(built).mtimeMs;
 if (stale) {
   console.log('Building SIM Link (dist/ is missing or older than the sources)…');

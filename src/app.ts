@@ -5,7 +5,7 @@ import formbody from '@fastify/formbody';
 import staticFiles from '@fastify/static';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from './config.js';
-import { publicDir } from './paths.js';
+import { htmxDir, publicDir } from './paths.js';
 import { ormPlugin } from './web/plugins/orm.js';
 import { renderPlugin } from './web/plugins/render.js';
 import { errorsPlugin } from './web/plugins/errors.js';
@@ -58,6 +58,10 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(ormPlugin, { orm });
   await app.register(formbody, { bodyLimit: 64 * 1024 });
   await app.register(staticFiles, { root: publicDir, prefix: '/public/', index: false, maxAge: '1h' });
+  // htmx is served by the app (never a CDN), straight from the pinned package: no build step needed.
+  app.get('/public/vendor/htmx.min.js', { config: { public: true } }, (request, reply) =>
+    reply.sendFile('htmx.min.js', htmxDir, { maxAge: '1h' }),
+  );
   // Templates are compiled once and cached, except under `npm run dev` (NODE_ENV=development).
   await app.register(renderPlugin, { production: process.env.NODE_ENV !== 'development' });
   await app.register(errorsPlugin);
