@@ -37,6 +37,8 @@ export const SCENARIO = {
     activateOn: { name: 'E2E created, activate on', sim: demoSim(18) },
     activateOff: { name: 'E2E created, activate off', sim: demoSim(19) },
   },
+  /** SIMs imported from a CSV file, then one of them linked to this Hold endpoint (Activate Immediately on). */
+  import: { endpoint: 'Truck 12', activateImmediately: true },
   /** Pre-Active endpoints: Activate → Suspend → Resume, and a No that changes nothing. */
   steps: { endpoint: 'Cold box 14', declined: 'Forklift 15' },
   /** Seeded endpoints in each state, only read. */
