@@ -289,7 +289,7 @@ export function validateNewEndpoint(input: CreateEndpointInput) {
   const errors: FieldError[] = [];
   const name = input.name.trim();
   if (!name) errors.push({ field: 'name', message: 'Enter a name for the endpoint' });
-  else if (name.length > 100) errors.push({ field: 'name', message: 'Name must be 100 characters or fewer' });
+  else if ([...name].length > 100) errors.push({ field: 'name', message: 'Name must be 100 characters or fewer' });
   let imei: string | null = null;
   if (input.imei?.trim()) {
     const checked = checkImei(input.imei);

@@ -361,6 +361,13 @@ describe('create endpoint: validation', () => {
     expect((error as ValidationError).errors).toEqual(errors);
   });
 
+  it('a name of 100 characters outside the BMP (emoji) is accepted, as the database counts characters', async () => {
+    const name = '📡'.repeat(100);
+    const outcome = await createEndpoint(fork(), { actor: admin }, { name, activateImmediately: false });
+    expect((await fork().execute('select name from endpoint where id = ?', [outcome.endpointId]))[0].name).toBe(name);
+    await expect(createEndpoint(fork(), { actor: admin }, { name: name + '📡', activateImmediately: false })).rejects.toThrow(ValidationError);
+  });
+
   it('unknown ICCID → ValidationError on iccid, nothing changed', async () => {
     const before = await snapshot(fork());
     const iccid = unknownIccid();
