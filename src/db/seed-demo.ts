@@ -67,12 +67,22 @@ async function seedEnterprise(tx: EntityManager, demo: DemoEnterprise, passwordH
     'insert into enterprise (slug, name) values (?, ?) returning id',
     [demo.slug, demo.name],
   );
+  let admin: { id: number; name: string } | undefined;
   for (const user of demo.users) {
-    await tx.execute(
-      'insert into app_user (enterprise_id, email, display_name, role, password_hash) values (?, ?, ?, ?, ?)',
+    const [{ id }] = await tx.execute<{ id: number }[]>(
+      'insert into app_user (enterprise_id, email, display_name, role, password_hash) values (?, ?, ?, ?, ?) returning id',
       [enterpriseId, user.email, user.displayName, user.role, passwordHash],
     );
+    if (user.role === 'admin') admin ??= { id, name: user.displayName };
   }
+  // The demo endpoints come with the history they would have had, so their pages are not blank.
+  const event = (action: string, endpoint: { id: number; name: string }, iccid: string | null, from: string | null, to: string, simFrom: string | null, simTo: string | null) =>
+    tx.execute(
+      `insert into event (enterprise_id, actor_id, actor_name, action, endpoint_id, endpoint_name, sim_iccid,
+         endpoint_status_before, endpoint_status_after, sim_status_before, sim_status_after, request_id)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'demo-seed')`,
+      [enterpriseId, admin?.id ?? null, admin?.name ?? 'Demo data', action, endpoint.id, endpoint.name, iccid, from, to, simFrom, simTo],
+    );
 
   // SIMs: every one valid; most with an EID and an MSISDN.
   const simIds: number[] = [];
@@ -97,16 +107,23 @@ async function seedEnterprise(tx: EntityManager, demo: DemoEnterprise, passwordH
     for (let i = 0; i < count; i++) {
       n++;
       const name = `${demo.endpointNames[n % demo.endpointNames.length]} ${String(n).padStart(2, '0')}`;
-      const activateImmediately = n % 2 === 0;
+      // Pre-Active is where a link leaves an endpoint that does not activate immediately; never the other way.
+      const activateImmediately = status !== 'pre_active' && n % 2 === 0;
       const [{ id: endpointId }] = await tx.execute<{ id: number }[]>(
         'insert into endpoint (enterprise_id, name, imei, activate_immediately) values (?, ?, ?, ?) returning id',
         [enterpriseId, name, n % 3 === 0 ? null : imeiFor(demo.series * 1000 + n), activateImmediately],
       );
+      const endpoint = { id: endpointId, name };
+      await event('endpoint.created', endpoint, null, null, 'hold', null, null);
       if (status === 'hold') continue;
       const simId = simIds.pop()!;
       // Both rows in one transaction; the link's foreign keys are checked at commit.
+      const [{ iccid }] = await tx.execute<{ iccid: string }[]>('update sim set status = ?, endpoint_id = ? where id = ? returning iccid', [status, endpointId, simId]);
       await tx.execute('update endpoint set status = ?, sim_id = ? where id = ?', [status, simId, endpointId]);
-      await tx.execute('update sim set status = ?, endpoint_id = ? where id = ?', [status, endpointId, simId]);
+      const linkedAs = activateImmediately ? 'active' : 'pre_active';
+      await event('sim.linked', endpoint, iccid, 'hold', linkedAs, 'ready', linkedAs);
+      if (status !== 'pre_active' && linkedAs === 'pre_active') await event('endpoint.activated', endpoint, iccid, 'pre_active', 'active', 'pre_active', 'active');
+      if (status === 'suspended') await event('endpoint.suspended', endpoint, iccid, 'active', 'suspended', 'active', 'suspended');
     }
   }
 }

@@ -57,6 +57,24 @@ describe('demo data', () => {
     for (const { imei } of imeis) expect(checkImei(imei).ok).toBe(true);
   });
 
+  it('gives the demo endpoints the history they would have had, consistent with their state', async () => {
+    const rows = await em.execute<{ status: string; activate_immediately: boolean; iccid: string | null; actions: string[]; linked_iccid: string | null }[]>(
+      `select e.status, e.activate_immediately, s.iccid,
+              array_agg(ev.action order by ev.id) as actions,
+              max(ev.sim_iccid) filter (where ev.action = 'sim.linked') as linked_iccid
+       from endpoint e left join sim s on s.id = e.sim_id join event ev on ev.endpoint_id = e.id
+       group by e.id, s.iccid`,
+    );
+    expect(rows.length).toBe(Number((await em.execute<{ n: string }[]>('select count(*) as n from endpoint'))[0].n));
+    for (const row of rows) {
+      expect(row.actions[0]).toBe('endpoint.created');
+      expect(row.linked_iccid).toBe(row.iccid);
+      if (row.status === 'pre_active') expect(row.activate_immediately).toBe(false);
+      if (row.status === 'suspended') expect(row.actions.at(-1)).toBe('endpoint.suspended');
+      if (row.status === 'active') expect(row.actions.at(-1)).toBe(row.activate_immediately ? 'sim.linked' : 'endpoint.activated');
+    }
+  });
+
   it('gives the demo users the demo password and their roles', async () => {
     const users = await em.execute<{ email: string; role: string; password_hash: string; slug: string }[]>(
       'select u.email, u.role, u.password_hash, e.slug from app_user u join enterprise e on e.id = u.enterprise_id order by u.email',
