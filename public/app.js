@@ -28,6 +28,12 @@ document.addEventListener('click', (event) => {
 
 document.addEventListener('htmx:afterSwap', (event) => {
   if (!dialog || event.detail.target !== content) return;
+  // The dialog is named by whatever heading it now shows (picker, confirmation, or an error page).
+  const heading = content.querySelector('h1');
+  if (heading) {
+    heading.id ||= 'modal-heading';
+    dialog.setAttribute('aria-labelledby', heading.id);
+  }
   if (!dialog.open) dialog.showModal();
   focusInDialog();
 });
@@ -85,6 +91,15 @@ document.addEventListener('submit', (event) => {
   button.dataset.submitted = 'true';
   button.setAttribute('aria-disabled', 'true');
 });
+
+// A message rendered with the page sits in the status region from the start, and screen readers only
+// announce changes to a live region: put it back a moment after load so it is read out.
+const status = document.getElementById('messages');
+if (status && status.firstElementChild) {
+  const message = status.firstElementChild;
+  message.remove();
+  setTimeout(() => status.append(message), 150);
+}
 
 // Talking to the CRM around the app, only to the origins of CRM_ORIGINS (never "*": a message to an origin
 // that is not the parent's is dropped by the browser, so a page that frames the app uninvited hears nothing).

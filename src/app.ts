@@ -51,6 +51,12 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
     return503OnClosing: true,
   });
   app.decorate('config', config);
+  // PostgreSQL cannot store a NUL character; refuse it up front (400) rather than fail in the driver (500).
+  app.addHook('preValidation', async (request) => {
+    if (request.raw.url?.toLowerCase().includes('%00') || (typeof request.body === 'object' && request.body !== null && JSON.stringify(request.body).includes('\\u0000'))) {
+      throw Object.assign(new Error('The request contains a NUL character, which no field can hold.'), { statusCode: 400 });
+    }
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('X-Request-Id', request.id);
   });

@@ -105,8 +105,3 @@ export function checkMsisdn(raw: string): Checked {
   if (value.length < 5 || value.length > 15) return { ok: false, message: 'MSISDN must be 5 to 15 digits' };
   return { ok: true, value };
 }
-
-/** A search prefix for ICCID/IMSI/EID: digits only after stripping; anything else matches nothing. */
-export function digitPrefix(raw: string | undefined): string {
-  return normalise(raw ?? '').slice(0, 32);
-}

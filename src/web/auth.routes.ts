@@ -35,7 +35,7 @@ export async function authRoutes(app: FastifyInstance) {
     return reply.redirect(next, 303);
   });
 
-  app.post('/sign-out', { config: { public: true, viewerMayPost: true } }, async (request, reply) => {
+  app.post('/sign-out', { config: { viewerMayPost: true } }, async (request, reply) => {
     await request.session.destroy();
     return reply.redirect('/sign-in', 303);
   });

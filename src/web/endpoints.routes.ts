@@ -6,7 +6,7 @@ import { ENDPOINT_STATUSES } from '../domain/entities.js';
 import { ValidationError } from '../domain/errors.js';
 import { createEndpoint, refusal } from '../domain/lifecycle.js';
 import { endpointHistory, getEndpoint, isEndpointStatus, listEndpoints, EVENT_ACTION_LABELS } from '../domain/queries/endpoints.js';
-import { ForbiddenError, NotFoundError } from '../domain/errors.js';
+import { ConflictError, ForbiddenError, NotFoundError } from '../domain/errors.js';
 import { field, fieldErrors, idParam } from './forms.js';
 
 /** A fresh one-time key for a confirmation form (see lifecycle.ts `once`). */
@@ -93,14 +93,18 @@ export async function endpointsRoutes(app: FastifyInstance) {
         { actor: request.actor!, requestId: request.id, key: field(request.body, 'key', 64) || undefined },
         { name: values.name, imei: values.imei, iccid: values.iccid, activateImmediately: values.activateImmediately },
       );
-      reply.flash('success', outcome.message, { type: 'endpoint.created', endpointId: outcome.endpointId, iccid: outcome.iccid });
+      reply.flash('success', outcome.message, outcome.replayed ? undefined : { type: 'endpoint.created', endpointId: outcome.endpointId, iccid: outcome.iccid });
       return reply.redirect(`/endpoints/${outcome.endpointId}`, 303);
     } catch (error) {
-      if (!(error instanceof ValidationError)) throw error;
+      // Whatever went wrong, the person keeps what they typed and reads why above the form.
+      if (!(error instanceof ValidationError) && !(error instanceof ConflictError)) throw error;
+      const errors = error instanceof ValidationError
+        ? error.errors.map((e) => (e.field === 'key' ? { ...e, field: 'name' } : e))
+        : [{ field: values.iccid ? 'iccid' : 'name', message: error.message }];
       return reply.page(
         'endpoints/new',
-        { title: 'Create endpoint', section: 'endpoints', values, key: oneTimeKey(), errors: fieldErrors(error.errors) },
-        { status: 422 },
+        { title: 'Create endpoint', section: 'endpoints', values, key: oneTimeKey(), errors: fieldErrors(errors) },
+        { status: error instanceof ValidationError ? 422 : 409 },
       );
     }
   });

@@ -8,6 +8,6 @@ export async function eventsRoutes(app: FastifyInstance) {
     const action = isEventAction(query.action) ? query.action : '';
     const before = typeof query.before === 'string' ? query.before : null;
     const { rows, older } = await listEvents(request.em, request.actor!.enterpriseId, { action, before });
-    return reply.page('events/index', { title: 'History', section: 'events', rows, older, action, actionLabels: EVENT_ACTION_LABELS });
+    return reply.page('events/index', { title: 'History', section: 'events', rows, older, paged: Boolean(before), action, actionLabels: EVENT_ACTION_LABELS });
   });
 }

@@ -22,7 +22,6 @@ import {
 } from '../domain/lifecycle.js';
 import { findSim, getEndpoint, iccidCursor, pickerPage, type EndpointDetail } from '../domain/queries/endpoints.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { ENDPOINT_STATUS_LABELS } from '../domain/entities.js';
 import { endpointIdOf, newEndpointValues, oneTimeKey, renderEndpoint, type NewEndpointValues } from './endpoints.routes.js';
 import { field, fieldErrors, idParam } from './forms.js';
 
@@ -57,6 +56,7 @@ function carried(values: NewEndpointValues): Record<string, string> {
   return {
     name: values.name,
     imei: values.imei,
+    iccid: values.iccid,
     ...(values.activateImmediately ? { activate_immediately: 'on' } : {}),
   };
 }
@@ -118,6 +118,13 @@ async function endpointFor(request: FastifyRequest, reply: FastifyReply, operati
   const endpoint = await getEndpoint(request.em, request.actor!.enterpriseId, endpointIdOf(request));
   const reason = refusal(operation, endpoint);
   if (reason) {
+    // A stale button (the endpoint changed since the page was drawn): with htmx, reload the endpoint page
+    // with the reason rather than drawing a whole page inside the dialog.
+    if (request.isHtmx) {
+      reply.flash('error', reason);
+      reply.header('HX-Redirect', `/endpoints/${endpoint.id}`).code(409).send('');
+      return null;
+    }
     await renderEndpoint(request, reply, endpoint.id, { status: 409, message: reason });
     return null;
   }
@@ -159,12 +166,14 @@ export async function simLinkRoutes(app: FastifyInstance) {
     const endpointId = endpointIdOf(request);
     const simId = idParam(field(request.body, 'sim_id', 12));
     if (!simId) {
-      const endpoint = await getEndpoint(request.em, request.actor!.enterpriseId, endpointId);
+      const endpoint = await endpointFor(request, reply, 'link');
+      if (!endpoint) return reply;
       return renderPicker(request, reply, linkTarget(endpoint), { status: 422, message: 'Select a SIM to attach' });
     }
     try {
       const outcome = await linkSim(request.em, contextOf(request), endpointId, simId);
-      reply.flash('success', outcome.message, { type: 'sim.linked', endpointId, iccid: outcome.iccid });
+      // A replayed form changed nothing this time: the CRM has already been told.
+      reply.flash('success', outcome.message, outcome.replayed ? undefined : { type: 'sim.linked', endpointId, iccid: outcome.iccid });
       return reply.redirect(`/endpoints/${endpointId}`, 303);
     } catch (error) {
       // Someone else took the SIM: the picker again, refreshed, with the reason.
@@ -191,7 +200,6 @@ export async function simLinkRoutes(app: FastifyInstance) {
           back: `/endpoints/${endpoint.id}`,
           summary: step.summary(endpoint),
           consequence: consequence(operation, endpoint.activateImmediately),
-          currentStatus: ENDPOINT_STATUS_LABELS[endpoint.status],
           fields: { key: oneTimeKey() },
         },
         { partial: 'sim-link/_confirm' },
@@ -202,7 +210,7 @@ export async function simLinkRoutes(app: FastifyInstance) {
       const endpointId = endpointIdOf(request);
       try {
         const outcome = await step.run(request.em, contextOf(request), endpointId);
-        reply.flash('success', outcome.message, { type: step.event, endpointId, iccid: outcome.iccid });
+        reply.flash('success', outcome.message, outcome.replayed ? undefined : { type: step.event, endpointId, iccid: outcome.iccid });
         return reply.redirect(`/endpoints/${endpointId}`, 303);
       } catch (error) {
         if (error instanceof ConflictError || error instanceof InvalidStateError) {

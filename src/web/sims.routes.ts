@@ -72,7 +72,7 @@ export async function simsRoutes(app: FastifyInstance) {
       return importPage(reply, { report: outcome.report, filename: part.filename });
     }
     request.log.info({ count: outcome.count, ms: outcome.ms }, 'sims imported');
-    reply.flash('success', `${outcome.count.toLocaleString('en')} SIM${outcome.count === 1 ? '' : 's'} imported`);
+    reply.flash('success', `${outcome.count.toLocaleString('en')} SIM${outcome.count === 1 ? '' : 's'} imported`, { type: 'sims.imported', count: outcome.count });
     // htmx follows a 303 inside the XHR and would swap the SIMs page into the form; send it on instead.
     if (request.isHtmx) return reply.header('HX-Redirect', '/sims').code(204).send();
     return reply.redirect('/sims', 303);

@@ -272,3 +272,52 @@ describe('endpoint page', () => {
 it('the demo password is never a constant of the tests', () => {
   expect(PASSWORD).not.toBe('demo-password');
 });
+
+describe('rough edges', () => {
+  it('a NUL character anywhere is refused with 400, nothing created', async () => {
+    expect((await admin.get('/endpoints?q=a%00b')).status).toBe(400);
+    const form = await admin.get('/endpoints/new');
+    const res = await admin.post('/endpoints').type('form').send({ _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'a\u0000b' });
+    expect(res.status).toBe(400);
+    expect(res.text).toContain('NUL character');
+    expect(await row(`select count(*)::int as n from endpoint where name like 'a%b'`, [])).toEqual({ n: 0 });
+  });
+
+  it('signing out without a session goes to sign in, not to a CSRF refusal', async () => {
+    const res = await supertest(app.server).post('/sign-out').type('form').send({});
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe('/sign-in');
+  });
+
+  it('a confirmation key used for another change keeps the Create endpoint form, with the reason (409)', async () => {
+    const { endpoint } = await linkedEndpoint(em, acme, 'active');
+    const suspend = await admin.get(`/endpoints/${endpoint.id}/suspend`);
+    const key = hidden(suspend.text, 'key');
+    expect((await admin.post(`/endpoints/${endpoint.id}/suspend`).type('form').send({ _csrf: hidden(suspend.text, '_csrf'), key })).status).toBe(303);
+    const form = await admin.get('/endpoints/new');
+    const res = await admin.post('/endpoints').type('form').send({ _csrf: hidden(form.text, '_csrf'), key, name: 'Reused key', imei: '490154203237518' });
+    expect(res.status).toBe(409);
+    expect(res.text).toContain('There is a problem');
+    expect(res.text).toContain('This confirmation form was already used.');
+    expect(res.text).toContain('value="Reused key"');
+    expect(res.text).toContain('value="490154203237518"');
+    expect(await row(`select count(*)::int as n from endpoint where name = 'Reused key'`, [])).toEqual({ n: 0 });
+  });
+
+  it('a stale action button under htmx reloads the endpoint page with the reason instead of drawing a page in the dialog', async () => {
+    const { endpoint } = await linkedEndpoint(em, acme, 'active');
+    const res = await admin.get(`/endpoints/${endpoint.id}/activate`).set('HX-Request', 'true');
+    expect(res.status).toBe(409);
+    expect(res.headers['hx-redirect']).toBe(`/endpoints/${endpoint.id}`);
+    const page = await admin.get(`/endpoints/${endpoint.id}`);
+    expect(page.text).toContain('only a Pre-Active endpoint can be activated');
+  });
+
+  it('an empty enterprise is offered Create endpoint, not "no match"', async () => {
+    const empty = await createEnterprise(em, 'Empty list');
+    const agent = (await signedIn(app, em, empty, 'admin')).agent;
+    const res = await agent.get('/endpoints');
+    expect(res.text).toContain('There are no endpoints yet.');
+    expect(res.text).toContain('<a href="/endpoints/new">Create endpoint</a> to add the first one.');
+  });
+});

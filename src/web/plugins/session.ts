@@ -15,8 +15,10 @@ import { ACTOR_COLUMNS, findActor, type Actor } from '../../domain/accounts.js';
 /** What the CRM around an embedded SIM Link is told after a change (SPEC.md §3), sent by public/app.js. */
 export interface CrmEvent {
   type: string;
-  endpointId: number;
-  iccid: string | null;
+  endpointId?: number;
+  iccid?: string | null;
+  /** sims.imported: how many. */
+  count?: number;
 }
 
 export interface Flash {
@@ -98,6 +100,8 @@ function pgStore(orm: MikroORM, idleMs: number, maxMs: number): session.SessionS
 /** Deletes every expired session row; returns how many. */
 export async function deleteExpiredSessions(em: EntityManager): Promise<number> {
   const rows = await em.execute<{ id: string }[]>('delete from session where expires_at <= now() returning id');
+  // One-time keys only need to outlive a double click or a replayed form: a day is plenty.
+  await em.execute(`delete from operation_key where created_at < now() - interval '1 day'`);
   return rows.length;
 }
 
