@@ -323,3 +323,27 @@ describe('viewers', () => {
     }
   });
 });
+
+describe('an endpoint’s whole history', () => {
+  it('the endpoint page shows the latest 50 and links to all of them; another enterprise’s → 404', async () => {
+    const { endpoint } = await linkedEndpoint(em, acme, 'active');
+    for (let i = 0; i < 26; i++) {
+      for (const step of ['suspend', 'resume']) {
+        const c = await admin.get(`/endpoints/${endpoint.id}/${step}`);
+        expect((await admin.post(`/endpoints/${endpoint.id}/${step}`).type('form').send({ _csrf: hidden(c.text, '_csrf'), key: hidden(c.text, 'key') })).status).toBe(303);
+      }
+    }
+    const page = await admin.get(`/endpoints/${endpoint.id}`);
+    expect(page.text.match(/<td>(Suspended|Resumed)<\/td>/g)).toHaveLength(50);
+    expect(page.text).toContain(`<a href="/events?endpoint=${endpoint.id}">See the whole history of`);
+    const all = await admin.get(`/events?endpoint=${endpoint.id}`);
+    expect(all.status).toBe(200);
+    expect(all.text).toContain('<h1>History of ');
+    const older = all.text.match(/href="(\/events\?[^"]*before=\d+)"/)![1].replace(/&amp;/g, '&');
+    expect(older).toContain(`endpoint=${endpoint.id}`);
+    const second = await admin.get(older);
+    expect(second.text.match(/<td>(Suspended|Resumed)<\/td>/g)).toHaveLength(2);
+    const foreign = await holdEndpoint(em, globex);
+    expect((await admin.get(`/events?endpoint=${foreign.id}`)).status).toBe(404);
+  });
+});

@@ -183,10 +183,14 @@ export async function endpointHistory(em: EntityManager, enterpriseId: number, e
 export async function listEvents(
   em: EntityManager,
   enterpriseId: number,
-  query: { action?: string; before?: string | null },
+  query: { action?: string; before?: string | null; endpointId?: number | null },
 ): Promise<{ rows: EventRow[]; older: string | null }> {
   const where = ['enterprise_id = ?'];
   const params: unknown[] = [enterpriseId];
+  if (query.endpointId) {
+    where.push('endpoint_id = ?');
+    params.push(query.endpointId);
+  }
   if (isEventAction(query.action)) {
     where.push('action = ?');
     params.push(query.action);
