@@ -6,7 +6,7 @@ import { ENDPOINT_STATUSES } from '../domain/entities.js';
 import { ValidationError } from '../domain/errors.js';
 import { createEndpoint, refusal } from '../domain/lifecycle.js';
 import { endpointHistory, getEndpoint, isEndpointStatus, listEndpoints, EVENT_ACTION_LABELS } from '../domain/queries/endpoints.js';
-import { ConflictError, ForbiddenError, NotFoundError } from '../domain/errors.js';
+import { ConflictError, NotFoundError } from '../domain/errors.js';
 import { field, fieldErrors, idParam } from './forms.js';
 
 /** A fresh one-time key for a confirmation form (see lifecycle.ts `once`). */
@@ -75,8 +75,7 @@ export async function endpointsRoutes(app: FastifyInstance) {
     );
   });
 
-  app.get('/endpoints/new', async (request, reply) => {
-    if (request.actor!.role !== 'admin') throw new ForbiddenError();
+  app.get('/endpoints/new', { config: { adminOnly: true } }, async (request, reply) => {
     return reply.page('endpoints/new', {
       title: 'Create endpoint',
       section: 'endpoints',

@@ -7,7 +7,7 @@
 //   GET  /endpoints/:id/{activate,suspend,resume}                        POST the same
 //   GET  /endpoints/new/sim              the picker for Create endpoint; /endpoints/new/sim/choose returns to the form
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ConflictError, ForbiddenError, InvalidStateError } from '../domain/errors.js';
+import { ConflictError, InvalidStateError } from '../domain/errors.js';
 import {
   activateEndpoint,
   consequence,
@@ -26,6 +26,9 @@ import { endpointIdOf, newEndpointValues, oneTimeKey, renderEndpoint, type NewEn
 import { field, fieldErrors, idParam } from './forms.js';
 
 type Step = 'delink' | 'activate' | 'suspend' | 'resume';
+
+/** The pickers and confirmations lead only to changes: a viewer is told at once, not after Yes. */
+const ADMIN_ONLY = { config: { adminOnly: true } };
 
 const STEPS: Record<Step, {
   path: string;
@@ -114,7 +117,6 @@ function createTarget(values: NewEndpointValues): PickerTarget {
 
 /** The endpoint, if the operation is allowed on it now; else the endpoint page with the reason (409). */
 async function endpointFor(request: FastifyRequest, reply: FastifyReply, operation: 'link' | Step) {
-  requireAdmin(request);
   const endpoint = await getEndpoint(request.em, request.actor!.enterpriseId, endpointIdOf(request));
   const reason = refusal(operation, endpoint);
   if (reason) {
@@ -133,14 +135,14 @@ async function endpointFor(request: FastifyRequest, reply: FastifyReply, operati
 
 export async function simLinkRoutes(app: FastifyInstance) {
   // The picker for an endpoint on Hold.
-  app.get('/endpoints/:id/sim/new', async (request, reply) => {
+  app.get('/endpoints/:id/sim/new', ADMIN_ONLY, async (request, reply) => {
     const endpoint = await endpointFor(request, reply, 'link');
     if (!endpoint) return reply;
     return renderPicker(request, reply, linkTarget(endpoint));
   });
 
   // Attach SIM → the confirmation (or the picker again, 422, when no SIM was chosen).
-  app.get('/endpoints/:id/sim/confirm', async (request, reply) => {
+  app.get('/endpoints/:id/sim/confirm', ADMIN_ONLY, async (request, reply) => {
     const endpoint = await endpointFor(request, reply, 'link');
     if (!endpoint) return reply;
     const simId = idParam((request.query as Record<string, unknown>).sim_id);
@@ -188,7 +190,7 @@ export async function simLinkRoutes(app: FastifyInstance) {
   });
 
   for (const [operation, step] of Object.entries(STEPS) as [Step, (typeof STEPS)[Step]][]) {
-    app.get(`/endpoints/:id/${step.path}`, async (request, reply) => {
+    app.get(`/endpoints/:id/${step.path}`, ADMIN_ONLY, async (request, reply) => {
       const endpoint = await endpointFor(request, reply, operation);
       if (!endpoint) return reply;
       return reply.page(
@@ -222,8 +224,7 @@ export async function simLinkRoutes(app: FastifyInstance) {
   }
 
   // Create endpoint's picker: the form's values travel with it, Attach SIM returns to the form.
-  app.get('/endpoints/new/sim', async (request, reply) => {
-    requireAdmin(request);
+  app.get('/endpoints/new/sim', ADMIN_ONLY, async (request, reply) => {
     return renderPicker(request, reply, createTarget(newEndpointValues(request.query)));
   });
 
@@ -232,8 +233,7 @@ export async function simLinkRoutes(app: FastifyInstance) {
     reply.redirect(`/endpoints/new/sim?${new URLSearchParams(carried(newEndpointValues(request.body)))}`, 303),
   );
 
-  app.get('/endpoints/new/sim/choose', async (request, reply) => {
-    requireAdmin(request);
+  app.get('/endpoints/new/sim/choose', ADMIN_ONLY, async (request, reply) => {
     const values = newEndpointValues(request.query);
     const simId = idParam((request.query as Record<string, unknown>).sim_id);
     const sim = simId ? await findSim(request.em, request.actor!.enterpriseId, simId) : null;
@@ -241,11 +241,6 @@ export async function simLinkRoutes(app: FastifyInstance) {
     if (sim.status !== 'ready') return renderPicker(request, reply, createTarget(values), { status: 409, message: CONFLICT_SIM_TAKEN });
     return reply.redirect(`/endpoints/new?${new URLSearchParams({ ...carried(values), iccid: sim.iccid })}`, 303);
   });
-}
-
-/** The pickers and confirmations lead only to changes: a viewer is told at once, not after Yes. */
-export function requireAdmin(request: FastifyRequest) {
-  if (request.actor?.role !== 'admin') throw new ForbiddenError();
 }
 
 function contextOf(request: FastifyRequest): OperationContext {

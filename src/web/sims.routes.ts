@@ -3,7 +3,7 @@
 // its action URL (the access plugin reads it there for multipart requests, before the body is read).
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
-import { ConflictError, ForbiddenError } from '../domain/errors.js';
+import { ConflictError } from '../domain/errors.js';
 import { iccidCursor, isSimStatus, listSims, simStatusCounts } from '../domain/queries/sims.js';
 import { IMPORT_LIMITS, ImportFileError, importSims, reportCsv, type ImportReport } from '../domain/sim-import.js';
 import { SIM_STATUSES } from '../domain/entities.js';
@@ -38,8 +38,7 @@ export async function simsRoutes(app: FastifyInstance) {
     );
   });
 
-  app.get('/sims/import', async (request, reply) => {
-    if (request.actor!.role !== 'admin') throw new ForbiddenError();
+  app.get('/sims/import', { config: { adminOnly: true } }, async (request, reply) => {
     return importPage(reply, {});
   });
 

@@ -1,7 +1,8 @@
 // Who may reach what. Every route needs a signed-in user unless it says `config: { public: true }`;
 // every state-changing request carries a valid CSRF token unless it says `config: { csrf: false }`;
 // a viewer's state-changing request is refused (403) before any handler runs unless the route says
-// `config: { viewerMayPost: true }` (sign-out). The domain checks the role again: two locks, one key.
+// `config: { viewerMayPost: true }` (sign-out); a page that only leads to a change says
+// `config: { adminOnly: true }` and is refused to viewers too. The domain checks the role again.
 // `app.accessRules` lists what is enforced on each route (the access tests walk every route with it).
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -12,6 +13,8 @@ declare module 'fastify' {
     public?: boolean;
     csrf?: boolean;
     viewerMayPost?: boolean;
+    /** A page that leads only to a change (a picker, a confirmation, a form): viewers get 403 at once. */
+    adminOnly?: boolean;
   }
 
   interface FastifyInstance {
@@ -50,6 +53,7 @@ export const accessPlugin = fp(async (app) => {
       if (request.isHtmx) return reply.header('HX-Redirect', target).code(401).send('');
       return reply.redirect(target, 303);
     }
+    if (routeConfig.adminOnly && request.actor?.role !== 'admin') throw new ForbiddenError();
     if (SAFE.has(request.method)) return;
     if (routeConfig.csrf !== false) {
       await new Promise<void>((resolve, reject) => {
