@@ -66,28 +66,37 @@ function pgStore(orm: MikroORM, idleMs: number, maxMs: number): session.SessionS
         .then(() => callback(), callback);
     },
     get(sessionId, callback) {
-      // One statement reads the session with its user (the request's actor: no second round trip), slides
-      // its idle expiry (at most once a minute per session), and deletes the row if it has expired (a
-      // session met after its end is removed there and then).
-      em()
-        .execute<({ data: Record<string, unknown> } & Partial<Actor>)[]>(
-          `with found as (select id, data, expires_at from session where id = ? and expires_at > now()),
-                touched as (
-                  update session s set expires_at = least(now() + make_interval(secs => ?),
-                                                         to_timestamp(coalesce((f.data->>'signedInAt')::bigint, 0) / 1000.0) + make_interval(secs => ?))
-                  from found f where s.id = f.id and f.expires_at < now() + make_interval(secs => ?) - interval '1 minute'),
-                expired as (delete from session where id = ? and expires_at <= now())
-           select f.data, ${ACTOR_COLUMNS}
-           from found f
-           left join app_user u on u.id = (f.data->>'userId')::int
-           left join enterprise e on e.id = u.enterprise_id`,
-          [key(sessionId), idleMs / 1000, maxMs / 1000, idleMs / 1000, key(sessionId)],
-        )
-        .then(([row]) => {
-          if (!row) return callback(null, null as never);
-          const { data, ...actor } = row;
-          callback(null, { ...data, [ACTOR]: actor.id ? actor : null } as never);
-        }, callback);
+      // One statement reads the session with its user (the request's actor: no second round trip). Writes
+      // are rare and follow only when needed: a row met after its end is deleted there and then, and the
+      // idle expiry slides at most once a minute per session.
+      const id = key(sessionId);
+      const read = async () => {
+        const [row] = await em().execute<({ data: Record<string, unknown>; expired: boolean; stale: boolean } & Partial<Actor>)[]>(
+          `select s.data, s.expires_at <= now() as expired,
+                  s.expires_at < now() + make_interval(secs => ?) - interval '1 minute' as stale, ${ACTOR_COLUMNS}
+           from session s
+           left join app_user u on u.id = (s.data->>'userId')::int
+           left join enterprise e on e.id = u.enterprise_id
+           where s.id = ?`,
+          [idleMs / 1000, id],
+        );
+        if (!row) return null;
+        if (row.expired) {
+          await em().execute('delete from session where id = ? and expires_at <= now()', [id]);
+          return null;
+        }
+        if (row.stale) {
+          await em().execute(
+            `update session set expires_at = least(now() + make_interval(secs => ?),
+               to_timestamp(coalesce((data->>'signedInAt')::bigint, 0) / 1000.0) + make_interval(secs => ?))
+             where id = ?`,
+            [idleMs / 1000, maxMs / 1000, id],
+          );
+        }
+        const { data, expired: _expired, stale: _stale, ...actor } = row;
+        return { ...data, [ACTOR]: actor.id ? actor : null };
+      };
+      read().then((session) => callback(null, session as never), callback);
     },
     destroy(sessionId, callback) {
       em()
