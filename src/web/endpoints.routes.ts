@@ -4,10 +4,15 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ENDPOINT_STATUSES } from '../domain/entities.js';
 import { ValidationError } from '../domain/errors.js';
-import { createEndpoint, refusal } from '../domain/lifecycle.js';
+import { createEndpoint, refusal, type OperationContext } from '../domain/lifecycle.js';
 import { endpointHistory, getEndpoint, isEndpointStatus, listEndpoints, EVENT_ACTION_LABELS } from '../domain/queries/endpoints.js';
 import { ConflictError, NotFoundError } from '../domain/errors.js';
 import { field, fieldErrors, idParam } from './forms.js';
+
+/** Who acts, for which request, with which confirmation form's one-time key. */
+export function operationContext(request: FastifyRequest): OperationContext {
+  return { actor: request.actor!, requestId: request.id, key: field(request.body, 'key', 64) || undefined };
+}
 
 /** A fresh one-time key for a confirmation form (see lifecycle.ts `once`). */
 export const oneTimeKey = () => randomBytes(18).toString('base64url');
@@ -89,7 +94,7 @@ export async function endpointsRoutes(app: FastifyInstance) {
     try {
       const outcome = await createEndpoint(
         request.em,
-        { actor: request.actor!, requestId: request.id, key: field(request.body, 'key', 64) || undefined },
+        operationContext(request),
         { name: values.name, imei: values.imei, iccid: values.iccid, activateImmediately: values.activateImmediately },
       );
       reply.flash('success', outcome.message, outcome.replayed ? undefined : { type: 'endpoint.created', endpointId: outcome.endpointId, iccid: outcome.iccid });

@@ -22,7 +22,7 @@ import {
 } from '../domain/lifecycle.js';
 import { findSim, getEndpoint, iccidCursor, pickerPage, type EndpointDetail } from '../domain/queries/endpoints.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { endpointIdOf, newEndpointValues, oneTimeKey, renderEndpoint, type NewEndpointValues } from './endpoints.routes.js';
+import { endpointIdOf, newEndpointValues, oneTimeKey, operationContext, renderEndpoint, type NewEndpointValues } from './endpoints.routes.js';
 import { field, fieldErrors, idParam } from './forms.js';
 
 type Step = 'delink' | 'activate' | 'suspend' | 'resume';
@@ -173,7 +173,7 @@ export async function simLinkRoutes(app: FastifyInstance) {
       return renderPicker(request, reply, linkTarget(endpoint), { status: 422, message: 'Select a SIM to attach' });
     }
     try {
-      const outcome = await linkSim(request.em, contextOf(request), endpointId, simId);
+      const outcome = await linkSim(request.em, operationContext(request), endpointId, simId);
       // A replayed form changed nothing this time: the CRM has already been told.
       reply.flash('success', outcome.message, outcome.replayed ? undefined : { type: 'sim.linked', endpointId, iccid: outcome.iccid });
       return reply.redirect(`/endpoints/${endpointId}`, 303);
@@ -211,7 +211,7 @@ export async function simLinkRoutes(app: FastifyInstance) {
     app.post(`/endpoints/:id/${step.path}`, async (request, reply) => {
       const endpointId = endpointIdOf(request);
       try {
-        const outcome = await step.run(request.em, contextOf(request), endpointId);
+        const outcome = await step.run(request.em, operationContext(request), endpointId);
         reply.flash('success', outcome.message, outcome.replayed ? undefined : { type: step.event, endpointId, iccid: outcome.iccid });
         return reply.redirect(`/endpoints/${endpointId}`, 303);
       } catch (error) {
@@ -241,8 +241,4 @@ export async function simLinkRoutes(app: FastifyInstance) {
     if (sim.status !== 'ready') return renderPicker(request, reply, createTarget(values), { status: 409, message: CONFLICT_SIM_TAKEN });
     return reply.redirect(`/endpoints/new?${new URLSearchParams({ ...carried(values), iccid: sim.iccid })}`, 303);
   });
-}
-
-function contextOf(request: FastifyRequest): OperationContext {
-  return { actor: request.actor!, requestId: request.id, key: field(request.body, 'key', 64) || undefined };
 }

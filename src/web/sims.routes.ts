@@ -4,7 +4,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
 import { ConflictError } from '../domain/errors.js';
-import { iccidCursor, isSimStatus, listSims, simStatusCounts } from '../domain/queries/sims.js';
+import { isSimStatus, listSims, simStatusCounts } from '../domain/queries/sims.js';
+import { iccidCursor } from '../domain/queries/endpoints.js';
 import { IMPORT_LIMITS, ImportFileError, importSims, reportCsv, type ImportReport } from '../domain/sim-import.js';
 import { SIM_STATUSES } from '../domain/entities.js';
 import { fieldErrors } from './forms.js';

@@ -10,6 +10,7 @@
 //    `iccid like ? or imsi like ? …` would walk the enterprise's whole index when few SIMs match.
 //  - counts: index-only scans of sim_status_list_idx, one range per status (see simStatusCounts).
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { iccidCursor } from './endpoints.js';
 import { SIM_STATUSES, type SimStatus } from '../entities.js';
 import { normalise } from '../identifiers.js';
 
@@ -49,11 +50,6 @@ export interface SimListPage {
 
 export function isSimStatus(value: unknown): value is SimStatus {
   return typeof value === 'string' && (SIM_STATUSES as readonly string[]).includes(value);
-}
-
-/** An ICCID cursor from a query string, or null (anything else is ignored, never put in SQL). */
-export function iccidCursor(value: unknown): string | null {
-  return typeof value === 'string' && /^\d{19,20}$/.test(value) ? value : null;
 }
 
 /** The columns a digit prefix could be the start of. ICCIDs start with 89 (the schema checks it). */

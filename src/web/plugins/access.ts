@@ -30,7 +30,8 @@ export interface AccessRule {
   viewerMayPost: boolean;
 }
 
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Methods that change nothing: no CSRF token, no viewer check, no rate limit on changes. */
+export const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export const accessPlugin = fp(async (app) => {
   const rules: AccessRule[] = [];

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
+import { SAFE } from './access.js';
 
 export const LIMITS = {
   /** Sign-in attempts from one address (a whole office may share one). */
@@ -36,7 +37,6 @@ declare module 'fastify' {
   }
 }
 
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The client's address as the limits count it (IPv6 by /64, like @fastify/rate-limit itself). */
 export const clientKey = (request: FastifyRequest) => normalizeIP(request.ip);

@@ -14,8 +14,8 @@ import helmet from '@fastify/helmet';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
 import { ForbiddenError } from '../../domain/errors.js';
+import { SAFE } from './access.js';
 
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function contentSecurityDirectives(config: Config): Record<string, string[]> {
   const https = Boolean(config.publicUrl?.startsWith('https:'));
