@@ -27,6 +27,10 @@ export const SIM_STATUS_LABELS: Record<SimStatus, string> = {
   suspended: 'Suspended',
 };
 
+/** A status code as people read it; an unknown code is shown as it is. */
+export const endpointStatusLabel = (code: string) => ENDPOINT_STATUS_LABELS[code as EndpointStatus] ?? code;
+export const simStatusLabel = (code: string) => SIM_STATUS_LABELS[code as SimStatus] ?? code;
+
 export const EVENT_ACTIONS = [
   'endpoint.created',
   'sim.linked',

@@ -11,8 +11,8 @@
 import { ConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
-  ENDPOINT_STATUS_LABELS,
-  SIM_STATUS_LABELS,
+  endpointStatusLabel,
+  simStatusLabel,
   type EndpointStatus,
   type EventAction,
   type LinkedStatus,
@@ -48,9 +48,7 @@ const CONFLICT_CONCURRENT = 'Someone else changed this endpoint or SIM at the sa
 
 const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
 
-const endpointLabel = (status: string) => ENDPOINT_STATUS_LABELS[status as EndpointStatus] ?? status;
-const simLabel = (status: string) => SIM_STATUS_LABELS[status as SimStatus] ?? status;
-const describeState = (status: string) => (status === 'hold' ? 'on Hold' : endpointLabel(status));
+const describeState = (status: string) => (status === 'hold' ? 'on Hold' : endpointStatusLabel(status));
 
 /** The rule each operation needs of the endpoint's status. */
 const RULES: Record<Exclude<Operation, 'create'>, { allowed: (status: EndpointStatus) => boolean; rule: string }> = {
@@ -329,7 +327,7 @@ export async function createEndpoint(em: EntityManager, ctx: OperationContext, i
       throw new ValidationError([{ field: 'iccid', message: values.iccid ? `There is no SIM with ICCID ${values.iccid} in your inventory` : 'That SIM is not in your inventory' }]);
     }
     if ('taken' in sim) {
-      const label = simLabel(sim.status);
+      const label = simStatusLabel(sim.status);
       throw new ValidationError([{ field: 'iccid', message: `SIM ${sim.taken} is ${label}, not Ready to Activate; choose another SIM` }]);
     }
     await tx.execute('update endpoint set status = ?, sim_id = ?, updated_at = now() where id = ?', [status, sim.id, endpoint.id]);
@@ -337,7 +335,7 @@ export async function createEndpoint(em: EntityManager, ctx: OperationContext, i
     return {
       operation: 'create', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: status,
       iccid: sim.iccid, simStatus: status,
-      message: `Endpoint '${endpoint.name}' created successfully; SIM ${sim.iccid} linked, both ${endpointLabel(status)}`,
+      message: `Endpoint '${endpoint.name}' created successfully; SIM ${sim.iccid} linked, both ${endpointStatusLabel(status)}`,
     };
   });
 }

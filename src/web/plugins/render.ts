@@ -6,7 +6,7 @@ import view from '@fastify/view';
 import { Eta } from 'eta';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { viewsDir } from '../../paths.js';
-import { ENDPOINT_STATUS_LABELS, SIM_STATUS_LABELS } from '../../domain/entities.js';
+import { endpointStatusLabel, simStatusLabel } from '../../domain/entities.js';
 
 
 export interface PageOptions {
@@ -35,8 +35,8 @@ declare module 'fastify' {
 
 /** Helpers available in every template as `it.h`. */
 export const viewHelpers = {
-  endpointStatus: (code: string) => ENDPOINT_STATUS_LABELS[code as keyof typeof ENDPOINT_STATUS_LABELS] ?? code,
-  simStatus: (code: string) => SIM_STATUS_LABELS[code as keyof typeof SIM_STATUS_LABELS] ?? code,
+  endpointStatus: endpointStatusLabel,
+  simStatus: simStatusLabel,
   dateTime: (value: Date | string) => new Date(value).toISOString().replace('T', ' ').slice(0, 19) + ' UTC',
   query: (params: Record<string, string | number | undefined | null>) => {
     const search = new URLSearchParams();
