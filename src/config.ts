@@ -1,18 +1,20 @@
 // Environment → typed, validated configuration. A bad value stops the start with a message naming it.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 export interface Config {
   port: number;
   host: string;
-  /** A real PostgreSQL server; unset → the embedded one (PGlite) under dataDir. */
+  /** A real PostgreSQL server; unset → the embedded PostgreSQL server in dataDir/postgres. */
   databaseUrl: string | undefined;
   dataDir: string;
   sessionSecret: string;
   sessionIdleMinutes: number;
   sessionMaxHours: number;
   logLevel: string;
+  /** Pretty lines for a person at a terminal, JSON lines for a log collector. */
+  logFormat: 'pretty' | 'json';
   seedDemo: boolean;
   /** Shared secret the CRM signs launch tokens with (HS256); unset → /launch is off. */
   crmLaunchSecret: string | undefined;
@@ -82,6 +84,36 @@ function origins(env: Env, name: string): string[] {
   });
 }
 
+/** Kinds of file system a data directory cannot live on (statfs magic numbers): proc, sysfs, cgroup, cgroup2, devpts. */
+const VIRTUAL_FILE_SYSTEMS = new Set([0x9fa0, 0x62656572, 0x27e0eb, 0x63677270, 0x1cd1]);
+
+/** The data directory exists (or is made) and is a writable directory on a real file system. */
+function dataDirectory(env: Env): string {
+  const dir = resolve(env.DATA_DIR?.trim() || '.data');
+  let existing = dir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    if (VIRTUAL_FILE_SYSTEMS.has(Number(statfsSync(existing).type))) {
+      throw new ConfigError(`DATA_DIR ${dir} is on a virtual file system (${existing} is not a disk); set DATA_DIR to a directory on a disk.`);
+    }
+    mkdirSync(dir, { recursive: true });
+    if (!statSync(dir).isDirectory()) throw new ConfigError(`DATA_DIR ${dir} is not a directory.`);
+    const probe = join(dir, `.write-test-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EACCES' || code === 'EPERM' ? 'is not writable by this user'
+      : code === 'EROFS' ? 'is on a read-only file system'
+      : code === 'ENOTDIR' || code === 'EEXIST' ? 'is not a directory (or a file is in its path)'
+      : `cannot be used (${code ?? (error as Error).message})`;
+    throw new ConfigError(`DATA_DIR ${dir} ${why}; set DATA_DIR to a writable directory.`);
+  }
+  return dir;
+}
+
 /** A session secret from the environment, else one generated once and kept in the data directory. */
 function sessionSecret(env: Env, dataDir: string): string {
   const given = env.SESSION_SECRET;
@@ -102,7 +134,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}".`);
   }
-  const dataDir = resolve(env.DATA_DIR?.trim() || '.data');
+  const logFormat = env.LOG_FORMAT?.trim().toLowerCase() || (process.stdout.isTTY ? 'pretty' : 'json');
+  if (logFormat !== 'pretty' && logFormat !== 'json') {
+    throw new ConfigError(`LOG_FORMAT must be pretty or json; got "${env.LOG_FORMAT}".`);
+  }
+  const dataDir = dataDirectory(env);
   const crmLaunchSecret = env.CRM_LAUNCH_SECRET?.trim() || undefined;
   if (crmLaunchSecret !== undefined && crmLaunchSecret.length < 32) {
     throw new ConfigError('CRM_LAUNCH_SECRET must be at least 32 characters long (HS256 needs a strong shared secret).');
@@ -123,6 +159,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionIdleMinutes: integer(env, 'SESSION_IDLE_MINUTES', 60, 1, 60 * 24 * 30),
     sessionMaxHours: integer(env, 'SESSION_MAX_HOURS', 12, 1, 24 * 90),
     logLevel,
+    logFormat,
     seedDemo: boolean(env, 'SEED_DEMO', true),
     crmLaunchSecret,
     crmOrigins: origins(env, 'CRM_ORIGINS'),

@@ -9,18 +9,15 @@ const runningTs = import.meta.url.endsWith('.ts');
 const migrationsDir = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 export interface ConnectionOptions {
-  /** A server's URL, or… */
-  clientUrl?: string;
-  /** …a unix socket's directory (the embedded database), with user and database `postgres`. */
-  socketDir?: string;
-  /** The embedded database serves exactly one connection at a time. */
+  /** A server's URL; a unix socket is named by `?host=/its/directory` (the embedded server). */
+  clientUrl: string;
   poolSize?: number;
   debug?: boolean;
 }
 
-export function ormConfig({ clientUrl, socketDir, poolSize = 10, debug = false }: ConnectionOptions): Options {
+export function ormConfig({ clientUrl, poolSize = 10, debug = false }: ConnectionOptions): Options {
   return defineConfig({
-    ...(socketDir ? { host: socketDir, port: 5432, user: 'postgres', dbName: 'postgres' } : { clientUrl }),
+    ...connection(clientUrl),
     entities,
     extensions: [Migrator],
     allowGlobalContext: false,
@@ -45,6 +42,23 @@ export function ormConfig({ clientUrl, socketDir, poolSize = 10, debug = false }
       silent: true,
     },
   });
+}
+
+/**
+ * MikroORM reads host, port, user, password and database from a URL but not libpq's `?host=` for a unix
+ * socket: such a URL is given to it as separate options.
+ */
+function connection(clientUrl: string): Options {
+  const url = new URL(clientUrl);
+  const socket = url.searchParams.get('host');
+  if (!socket) return { clientUrl };
+  return {
+    host: socket,
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    dbName: decodeURIComponent(url.pathname.slice(1)),
+  };
 }
 
 // For the MikroORM CLI: the database of DATABASE_URL (start the app once for the embedded one).

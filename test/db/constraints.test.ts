@@ -1,4 +1,4 @@
-// Each invariant the database keeps rejects a violating write, on PGlite and on PostgreSQL.
+// Each invariant the database keeps rejects a violating write, on the embedded PostgreSQL and on the system PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';

@@ -1,4 +1,4 @@
-// The migrations build the same schema on PGlite and on PostgreSQL 15: both runs compare the schema
+// The migrations build the same schema on the embedded PostgreSQL 17 and on the system PostgreSQL 15: both runs compare the schema
 // they built with one committed description of it (test/db/schema.expected.txt).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +44,7 @@ describe('schema', () => {
     expect(executed.map((m) => m.name)).toContain('Migration20261127000000_domain');
   });
 
-  it('is the same on PGlite and PostgreSQL', async () => {
+  it('is the same on the embedded server and on PostgreSQL 15', async () => {
     const actual = await describeSchema();
     if (process.env.UPDATE_SCHEMA_SNAPSHOT) writeFileSync(expectedFile, actual);
     expect(actual).toBe(readFileSync(expectedFile, 'utf8'));

@@ -1,7 +1,7 @@
 // The CSV import of SPEC.md §2 "SIMs": every row validated, duplicates found inside the file and in the
 // whole database, all or nothing, the report, the file variants people send, and the limits.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createEnterprise, createUser, readySim, type TestEnterprise } from '../factories/index.js';
@@ -433,7 +433,7 @@ describe('scale', () => {
     expect(outcome).toMatchObject({ ok: true, count: ROWS });
     expect(await simCount()).toBe(before + ROWS);
     console.log(
-      `[sim-import] ${ROWS.toLocaleString('en')} rows (${(bytes / 1048576).toFixed(1)} MB) imported in ${(ms / 1000).toFixed(2)} s on ${db.kind === 'postgresql' ? 'PostgreSQL server' : 'PGlite'}`,
+      `[sim-import] ${ROWS.toLocaleString('en')} rows (${(bytes / 1048576).toFixed(1)} MB) imported in ${(ms / 1000).toFixed(2)} s on ${inject('serverName')}`,
     );
 
     // The same file again: every row is a duplicate, reported (the first 100) without importing anything.
