@@ -53,7 +53,7 @@ function checkPort(port: number, host: string): Promise<void> {
 async function start() {
   config = loadConfig();
   const started = Date.now();
-  const stream: DestinationStream = config.logFormat === 'pretty' ? pretty({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }) : pino.destination(1);
+  const stream: DestinationStream = config.logFormat === 'pretty' ? pretty({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true }) : pino.destination(1);
   const logger = pino({ level: config.logLevel }, stream);
   if (config.port !== 0) await checkPort(config.port, config.host);
   logger.info(config.databaseUrl ? 'using the PostgreSQL server of DATABASE_URL' : `using the embedded PostgreSQL in ${config.dataDir}/postgres`);

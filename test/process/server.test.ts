@@ -1,0 +1,227 @@
+// SIM Link as a process, the way people and process managers run it: the built server (and `npm start`) in
+// child processes on the embedded PostgreSQL of a temporary DATA_DIR. One server per data directory; a
+// SIGKILL loses nothing and the next start recovers on its own; SIGTERM/SIGINT stop everything; a start
+// that cannot go on says why in one line and exits non-zero — before it touches the database.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import supertest from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../e2e/support/app-server.js';
+import { hidden } from '../helpers/session.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+
+interface Run {
+  child: ChildProcess;
+  port: number;
+  url: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'simlink-proc-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Starts `node dist/src/server.js` (or `npm start`) with the demo seeded and JSON logs. */
+function run(env: Record<string, string>, command: 'node' | 'npm' = 'node'): Run {
+  const port = Number(env.PORT);
+  const fullEnv: Record<string, string> = { ...(process.env as Record<string, string>), HOST: '127.0.0.1', LOG_FORMAT: 'json', LOG_LEVEL: 'info', RATE_LIMITS: 'false', SEED_DEMO: 'true', ...env };
+  if (!('DATABASE_URL' in env)) delete fullEnv.DATABASE_URL;
+  const child = command === 'node'
+    ? spawn(process.execPath, ['dist/src/server.js'], { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('npm', ['start'], { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, port, url: `http://127.0.0.1:${port}`, output: () => output, exited };
+}
+
+async function ready(app: Run, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (app.child.exitCode !== null) throw new Error(`exited (${app.child.exitCode}) before it was ready:\n${app.output()}`);
+    try {
+      if ((await fetch(`${app.url}/readyz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`not ready within ${ms} ms:\n${app.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The start failed: exit code ≠ 0 and exactly one line on stderr-or-stdout starting "SIM Link cannot start:". */
+async function refused(app: Run): Promise<string> {
+  const code = await app.exited;
+  expect(code).not.toBe(0);
+  const lines = app.output().trim().split('\n').filter((line) => !line.startsWith('{'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^SIM Link cannot start: /);
+  expect(app.output()).not.toMatch(/\n\s+at /); // no stack trace
+  return lines[0];
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function postmasterPid(dataDir: string): number | undefined {
+  const file = join(dataDir, 'postgres', 'postmaster.pid');
+  return existsSync(file) ? Number(readFileSync(file, 'utf8').split('\n')[0]) : undefined;
+}
+
+async function stopped(app: Run, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  app.child.kill(signal);
+  return app.exited;
+}
+
+/** Signs in as the demo admin and creates an endpoint through the form; returns the session's cookie. */
+async function createEndpoint(url: string, name: string): Promise<string> {
+  const signIn = await supertest(url).post('/sign-in').type('form').send({ email: 'admin@acme.example', password: 'demo-password' });
+  expect(signIn.status).toBe(303);
+  const cookie = ([] as string[]).concat(signIn.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+  const form = await supertest(url).get('/endpoints/new').set('Cookie', cookie);
+  const created = await supertest(url).post('/endpoints').set('Cookie', cookie).type('form')
+    .send({ _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name, imei: '' });
+  expect(created.status).toBe(303);
+  return cookie;
+}
+
+beforeAll(() => {
+  // The server runs from dist/ as `npm start` runs it; build only when the sources are newer.
+  execFileSync(process.execPath, ['scripts/build-if-needed.mjs'], { cwd: root, stdio: 'ignore' });
+}, 180_000);
+
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+  }
+});
+
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('one server per data directory', () => {
+  it('a second start on the same DATA_DIR refuses at once naming the first one’s pid; the first keeps serving', async () => {
+    const dataDir = tempDir();
+    const first = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
+    await ready(first);
+    const second = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
+    const line = await refused(second);
+    expect(line).toBe(`SIM Link cannot start: the data directory ${dataDir} is in use by SIM Link process ${first.child.pid}; stop it first, or set DATA_DIR to another directory.`);
+    expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
+    await createEndpoint(first.url, 'Written after the refusal');
+  }, 90_000);
+});
+
+describe('a SIGKILL loses nothing', () => {
+  it('the next start stops the orphaned PostgreSQL, starts afresh, and serves every row and session written before', async () => {
+    const dataDir = tempDir();
+    const first = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
+    await ready(first);
+    const cookie = await createEndpoint(first.url, 'Survives a kill -9');
+    const orphan = postmasterPid(dataDir)!;
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(alive(orphan)).toBe(true); // PostgreSQL outlives its app
+
+    const port = await freePort();
+    const second = run({ DATA_DIR: dataDir, PORT: String(port) });
+    await ready(second);
+    expect(alive(orphan)).toBe(false);
+    expect(postmasterPid(dataDir)).not.toBe(orphan);
+    expect(second.output()).toMatch(/was left running .* stopping it/);
+    // The same session cookie still signs in, and the endpoint is there.
+    const page = await supertest(second.url).get('/endpoints?q=Survives').set('Cookie', cookie);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('Survives a kill -9');
+  }, 90_000);
+});
+
+describe('stopping', () => {
+  it('SIGTERM to `npm start` stops the server (exit 0) and its PostgreSQL; nothing is left running', async () => {
+    const dataDir = tempDir();
+    const app = run({ DATA_DIR: dataDir, PORT: String(await freePort()) }, 'npm');
+    await ready(app);
+    const postmaster = postmasterPid(dataDir)!;
+    const server = readFileSync(join(dataDir, 'simlink.pid'), 'utf8').trim();
+    expect(alive(postmaster)).toBe(true);
+    await stopped(app, 'SIGTERM');
+    // npm hands its place to the server (exec): the signal reached the server itself, which drained and exited 0.
+    expect(app.child.exitCode).toBe(0);
+    expect(app.output()).toContain('"msg":"stopped"');
+    expect(alive(Number(server))).toBe(false);
+    expect(alive(postmaster)).toBe(false);
+    expect(existsSync(join(dataDir, 'simlink.pid'))).toBe(false);
+    await expect(fetch(`${app.url}/readyz`)).rejects.toThrow();
+  }, 90_000);
+
+  it('SIGINT (Ctrl-C) does the same', async () => {
+    const dataDir = tempDir();
+    const app = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
+    await ready(app);
+    const postmaster = postmasterPid(dataDir)!;
+    expect(await stopped(app, 'SIGINT')).toBe(0);
+    expect(alive(postmaster)).toBe(false);
+  }, 90_000);
+});
+
+describe('a start that cannot go on says why in one line', () => {
+  let busy: Server;
+  let busyPort: number;
+  beforeAll(async () => {
+    busy = createServer();
+    busyPort = await new Promise<number>((resolve) => busy.listen(0, '127.0.0.1', () => resolve((busy.address() as { port: number }).port)));
+  });
+  afterAll(() => new Promise<void>((resolve) => busy.close(() => resolve())));
+
+  it('port in use: refused before the database is created, opened or migrated', async () => {
+    const dataDir = tempDir();
+    const line = await refused(run({ DATA_DIR: dataDir, PORT: String(busyPort) }));
+    expect(line).toBe(`SIM Link cannot start: port ${busyPort} is in use on 127.0.0.1; stop what uses it or set PORT to another port.`);
+    expect(existsSync(join(dataDir, 'postgres'))).toBe(false);
+  }, 30_000);
+
+  it('DATA_DIR on a virtual file system (/proc) is refused at once', async () => {
+    const started = Date.now();
+    const line = await refused(run({ DATA_DIR: '/proc/self/simlink', PORT: String(await freePort()) }));
+    expect(line).toMatch(/DATA_DIR \/proc\/self\/simlink is on a virtual file system/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 30_000);
+
+  it('DATA_DIR that is a file, or not writable, is refused', async () => {
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, '');
+    expect(await refused(run({ DATA_DIR: file, PORT: String(await freePort()) }))).toMatch(/DATA_DIR .* is not a directory/);
+    expect(await refused(run({ DATA_DIR: join(file, 'below'), PORT: String(await freePort()) }))).toMatch(/DATA_DIR .* is not a directory/);
+  }, 30_000);
+
+  it('a DATABASE_URL whose server does not answer, or a bad setting', async () => {
+    const closedPort = await freePort();
+    const dataDir = tempDir();
+    expect(await refused(run({ DATA_DIR: dataDir, PORT: String(await freePort()), DATABASE_URL: `postgresql://postgres@127.0.0.1:${closedPort}/simlink` })))
+      .toMatch(/the PostgreSQL server of DATABASE_URL cannot be reached \(ECONNREFUSED/);
+    expect(await refused(run({ DATA_DIR: dataDir, PORT: 'eighty' }))).toBe('SIM Link cannot start: PORT must be a whole number from 0 to 65535; got "eighty".');
+    expect(await refused(run({ DATA_DIR: dataDir, PORT: String(await freePort()), DATABASE_URL: 'mysql://x' }))).toMatch(/DATABASE_URL must start with postgres:\/\/ or postgresql:\/\//);
+  }, 30_000);
+});
