@@ -1,7 +1,7 @@
 // The app under test: the production build (`npm run build`, then `node dist/src/server.js`) on a free
 // port, with its resident memory sampled from /proc for the peak; and a real sign-in for a session cookie.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { APP_DB_NAME } from './cpu.js';
 import { ROOT, freePort, log, run, stopChild, waitForHttp } from './util.js';
 
@@ -23,18 +23,46 @@ export function rssOf(pid: number): number | null {
   }
 }
 
+/**
+ * Proportional set size of a process and all its children (a PostgreSQL postmaster and its backends),
+ * in bytes: shared pages counted once across the tree. Linux /proc; null when it cannot be read.
+ */
+export function pssOfTree(pid: number): number | null {
+  const pids = [pid];
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === pid) pids.push(Number(entry));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    let total = 0;
+    for (const p of pids) {
+      const match = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      if (match) total += Number(match[1]) * 1024;
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
+
 /** Samples a process's RSS every `intervalMs`: the peak since start, and since the last `mark()`. */
 export class RssSampler {
   peak = 0;
   windowPeak = 0;
   private timer: NodeJS.Timeout;
-  constructor(private pid: number, intervalMs = 100) {
+  constructor(private pid: number, intervalMs = 100, private measure: (pid: number) => number | null = rssOf) {
     this.sample();
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
   }
   sample(): void {
-    const rss = rssOf(this.pid);
+    const rss = this.measure(this.pid);
     if (rss === null) return;
     this.peak = Math.max(this.peak, rss);
     this.windowPeak = Math.max(this.windowPeak, rss);

@@ -8,15 +8,16 @@
 // 6. prints the table, writes bench/results/<date>.json and rewrites the table in BENCHMARKS.md.
 // See README.md ("Benchmark") for the options.
 import { spawn } from 'node:child_process';
-import { cpus, loadavg, totalmem, release, type as osType } from 'node:os';
+import { cpus, loadavg, totalmem, release, tmpdir, type as osType } from 'node:os';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { openDatabase } from '../src/db/database.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../src/db/embedded-postgres.js';
 import { findViolations } from '../src/domain/invariants.js';
 import { prepare, type Target } from './prepare.js';
-import { buildApp, signIn, startApp, type RunningApp } from './app-process.js';
+import { RssSampler, buildApp, pssOfTree, rssOf, signIn, startApp, type RunningApp } from './app-process.js';
 import { scenarios, type Fixtures, type Scenario } from './scenarios.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import type { CyclesResult, CyclesSpec } from './cycles.js';
@@ -53,14 +54,16 @@ const { values: args } = parseArgs({
   },
 });
 
-const baseUrl = process.env.BENCH_DATABASE_URL;
+// BENCH_DATABASE_URL: a PostgreSQL server's database (created when missing). Unset: the embedded PostgreSQL
+// server, in a directory of the system's temporary directory that later runs reuse (the million SIMs are
+// seeded once), started now and stopped at the end.
+let embedded: EmbeddedServer | undefined;
+let baseUrl = process.env.BENCH_DATABASE_URL;
 if (!baseUrl) {
-  console.error(
-    'npm run bench needs a real PostgreSQL server: set BENCH_DATABASE_URL, e.g.\n' +
-      '  BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/simlink_bench npm run bench\n' +
-      'The database is created when missing, and seeded with 1,000,000 SIMs on the first run (about a minute).',
-  );
-  process.exit(1);
+  const dir = join(tmpdir(), 'simlink-bench');
+  log(`BENCH_DATABASE_URL is unset: the embedded PostgreSQL in ${dir}`);
+  embedded = await startEmbeddedPostgres(dir, { log: (line) => log(line) });
+  baseUrl = embedded.url;
 }
 
 const quick = args.quick!;
@@ -329,6 +332,9 @@ async function main(): Promise<number> {
   if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
   const nodeOptions = args['app-node-options']?.split(/\s+/).filter(Boolean) ?? [];
   const app = await startApp(url, { cpuProfDir, nodeOptions });
+  // The embedded server's memory (all its processes, shared pages once): at idle now, and the peak under load.
+  const postgresPss = embedded ? new RssSampler(embedded.pid, 1_000, pssOfTree) : undefined;
+  if (postgresPss) log(`embedded PostgreSQL at idle: ${(postgresPss.peak / 1048576).toFixed(0)} MB PSS; app ${((rssOf(app.child.pid!) ?? 0) / 1048576).toFixed(0)} MB RSS`);
   let ceiling: Awaited<ReturnType<typeof startCeiling>> | undefined;
   try {
     ceiling = await startCeiling(url, inv.enterpriseId);
@@ -412,7 +418,8 @@ async function main(): Promise<number> {
     };
     report.targets = targets(report);
 
-    console.log(`\n${table(report)}\n\nApp peak RSS: ${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB\n\n${targetsTable(report)}\n`);
+    const pssLine = postgresPss ? `; embedded PostgreSQL peak PSS (all its processes): ${(postgresPss.peak / 1024 / 1024).toFixed(0)} MB` : '';
+    console.log(`\n${table(report)}\n\nApp peak RSS: ${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB${pssLine}\n\n${targetsTable(report)}\n`);
     for (const s of summaries) for (const n of s.notes) console.log(`${s.id}: ${n}`);
     for (const n of cycles.notes) console.log(`cycles: ${n}`);
     const file = writeResults(report);
@@ -423,9 +430,11 @@ async function main(): Promise<number> {
     if (broken) console.error('\nFLAGGED: errors, non-2xx answers or invariant violations (see above).');
     return broken ? 1 : 0;
   } finally {
+    postgresPss?.stop();
     await ceiling?.stop();
     await app.stop();
     await pool.end();
+    await embedded?.stop();
     if (cpuProfDir) {
       for (const file of readdirSync(cpuProfDir).filter((f) => f.endsWith('.cpuprofile'))) {
         console.log(`\nCPU profile of the app: ${join(cpuProfDir, file)}\n${summariseProfile(JSON.parse(readFileSync(join(cpuProfDir, file), 'utf8')), 30)}`);
@@ -436,8 +445,9 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => process.exit(code),
-  (error: unknown) => {
+  async (error: unknown) => {
     console.error(error);
+    await embedded?.stop();
     process.exit(1);
   },
 );

@@ -1,6 +1,6 @@
 // npm run seed -- --enterprise acme --sims 1000000 --endpoints 100000 [--linked 85000]
 // Adds bulk data to the database of DATABASE_URL, or to the embedded one in DATA_DIR (stop the app first:
-// the embedded database serves one process).
+// one SIM Link process owns a data directory at a time).
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { openDatabase } from './database.js';

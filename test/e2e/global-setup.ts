@@ -1,5 +1,5 @@
 // Once per `npm run test:e2e`: build the app, start it on a free port with a fresh database (PostgreSQL
-// when TEST_DATABASE_URL is set, else PGlite in a temporary directory), seeded with the demo data, rate
+// when TEST_DATABASE_URL is set, else the embedded PostgreSQL in a temporary directory), seeded with the demo data, rate
 // limits off; start the stand-in CRM on two more origins (one allowed to frame the app, one not).
 // Everything is stopped, and the database dropped, after the last test file; the server's log is left in
 // test-results/e2e-server.log.

@@ -1,6 +1,6 @@
 // Runs SIM Link the way a person would: `npm run build`, then `node dist/src/server.js` in a child process
 // on a free port with a database of its own — a new database on the PostgreSQL server of TEST_DATABASE_URL
-// (created here, dropped when stopped), else a new embedded PGlite in a temporary DATA_DIR.
+// (created here, dropped when stopped), else the embedded PostgreSQL the app starts in a new temporary DATA_DIR.
 // Used by the browser tests' globalSetup and by scripts/screenshots.ts.
 import { spawn, execSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -126,7 +126,7 @@ export async function startApp(options: StartOptions = {}): Promise<RunningApp> 
   return {
     url,
     port,
-    database: serverUrl ? `PostgreSQL database ${databaseName}` : `embedded PGlite in ${dataDir}`,
+    database: serverUrl ? `PostgreSQL database ${databaseName}` : `embedded PostgreSQL in ${dataDir}`,
     output: () => output,
     async stop() {
       if (child.exitCode === null) {
