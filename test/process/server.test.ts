@@ -4,6 +4,7 @@
 // that cannot go on says why in one line and exits non-zero — before it touches the database.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import supertest from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../e2e/support/app-server.js';
 import { hidden } from '../helpers/session.js';
+import { iccidFor, imsiFor } from '../../src/db/generate-identifiers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dirs: string[] = [];
@@ -91,11 +93,16 @@ async function stopped(app: Run, signal: NodeJS.Signals = 'SIGTERM'): Promise<nu
   return app.exited;
 }
 
+/** Signs in as the demo admin; returns the session's cookie. */
+async function signIn(url: string): Promise<string> {
+  const res = await supertest(url).post('/sign-in').type('form').send({ email: 'admin@acme.example', password: 'demo-password' });
+  expect(res.status).toBe(303);
+  return ([] as string[]).concat(res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+}
+
 /** Signs in as the demo admin and creates an endpoint through the form; returns the session's cookie. */
 async function createEndpoint(url: string, name: string): Promise<string> {
-  const signIn = await supertest(url).post('/sign-in').type('form').send({ email: 'admin@acme.example', password: 'demo-password' });
-  expect(signIn.status).toBe(303);
-  const cookie = ([] as string[]).concat(signIn.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+  const cookie = await signIn(url);
   const form = await supertest(url).get('/endpoints/new').set('Cookie', cookie);
   const created = await supertest(url).post('/endpoints').set('Cookie', cookie).type('form')
     .send({ _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name, imei: '' });
@@ -174,6 +181,46 @@ describe('stopping', () => {
     expect(alive(postmaster)).toBe(false);
     expect(existsSync(join(dataDir, 'simlink.pid'))).toBe(false);
     await expect(fetch(`${app.url}/readyz`)).rejects.toThrow();
+  }, 90_000);
+
+  it('a request in flight when SIGTERM arrives is finished (an import whose upload is still coming), then the server exits 0', async () => {
+    const dataDir = tempDir();
+    const app = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
+    await ready(app);
+    const cookie = await signIn(app.url);
+    const page = await supertest(app.url).get('/sims/import').set('Cookie', cookie);
+    const action = /action="(\/sims\/import[^"]*)"/.exec(page.text)![1].replace(/&amp;/g, '&');
+    const rows = Array.from({ length: 200 }, (_, i) => `${iccidFor(77, i + 1)},${imsiFor(77, i + 1)}`);
+    const boundary = 'in-flight-boundary';
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="sims.csv"\r\nContent-Type: text/csv\r\n\r\niccid,imsi\r\n`;
+    const tail = `\r\n--${boundary}--\r\n`;
+    const half = rows.slice(0, 100).join('\r\n') + '\r\n';
+    const rest = rows.slice(100).join('\r\n');
+    const body = Buffer.from(head + half + rest + tail);
+    const status = new Promise<number>((resolve, reject) => {
+      const req = request(`${app.url}${action}`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length, origin: app.url },
+      }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => { if (res.statusCode !== 303) console.log(text.slice(0, 3000)); resolve(res.statusCode!); });
+      });
+      req.on('error', reject);
+      req.write(head + half);
+      // The upload is half sent: now the process manager stops the server; the rest of the file follows.
+      setTimeout(() => {
+        app.child.kill('SIGTERM');
+        setTimeout(() => req.end(rest + tail), 500);
+      }, 300);
+    });
+    expect(await status).toBe(303); // imported, on to /sims
+    expect(await app.exited).toBe(0);
+
+    const again = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
+    await ready(again);
+    const sims = await supertest(again.url).get(`/sims?q=${iccidFor(77, 200).slice(0, 19)}`).set('Cookie', await signIn(again.url));
+    expect(sims.text).toContain(iccidFor(77, 200));
   }, 90_000);
 
   it('SIGINT (Ctrl-C) does the same', async () => {
