@@ -243,6 +243,16 @@ async function startPostmaster(bin: Binaries, pgDir: string, socketDir: string, 
   }
 }
 
+/**
+ * The URL of the embedded server of `dataDir` while a SIM Link runs it (for the MikroORM CLI and scripts),
+ * or undefined when there is none to reach.
+ */
+export function runningEmbeddedUrl(dataDir: string): string | undefined {
+  const pgDir = join(dataDir, 'postgres');
+  if (!existsSync(join(pgDir, `.s.PGSQL.${PORT}`)) || !existsSync(join(dataDir, 'postgres-password'))) return undefined;
+  return socketUrl(pgDir, readFileSync(join(dataDir, 'postgres-password'), 'utf8').trim(), DATABASE);
+}
+
 function socketUrl(socketDir: string, password: string, database: string): string {
   return `postgresql://${USER}:${encodeURIComponent(password)}@localhost:${PORT}/${database}?host=${encodeURIComponent(socketDir)}`;
 }

@@ -1,8 +1,10 @@
 // MikroORM's configuration, shared by the app, the tests and the CLI (`npm run migration:create`).
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { entities } from '../domain/entities.js';
+import { runningEmbeddedUrl } from './embedded-postgres.js';
 
 // Running from TypeScript (tsx, vitest) or from the build: the same relative path finds the migrations.
 const runningTs = import.meta.url.endsWith('.ts');
@@ -61,7 +63,9 @@ function connection(clientUrl: string): Options {
   };
 }
 
-// For the MikroORM CLI: the database of DATABASE_URL (start the app once for the embedded one).
+// For the MikroORM CLI (`npm run migration:create`, `migration:up`): the database of DATABASE_URL, else the
+// embedded server of DATA_DIR while SIM Link runs it.
+const dataDir = resolve(process.env.DATA_DIR?.trim() || '.data');
 export default ormConfig({
-  clientUrl: process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/simlink',
+  clientUrl: process.env.DATABASE_URL ?? runningEmbeddedUrl(dataDir) ?? 'postgresql://postgres@127.0.0.1:5432/simlink',
 });
