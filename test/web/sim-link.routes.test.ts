@@ -68,7 +68,7 @@ describe('the SIM picker', () => {
     const res = await agent.get(`/endpoints/${endpointId}/sim/new`);
     expect(res.status).toBe(200);
     expect(res.text).toContain('<h1 id="modal-title">Select SIM to attach</h1>');
-    expect(res.text).toContain('<caption>Ready to Activate SIMs, in ICCID order</caption>');
+    expect(res.text).toContain('<caption id="picker-caption">Ready to Activate SIMs, in ICCID order</caption>');
     expect(res.text).toMatch(/<th scope="col">Action<\/th><th scope="col">EID<\/th><th scope="col">ICCID<\/th><th scope="col">IMSI<\/th><th scope="col">Status<\/th>/);
     expect(res.text).toContain('30 SIMs match');
     const shown = [...res.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1]);
