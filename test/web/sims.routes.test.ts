@@ -117,7 +117,10 @@ describe('GET /sims: the inventory', () => {
       expect(res.text, q).not.toContain(`<td class="mono">${b.iccid}</td>`);
     }
     const words = await admin.get('/sims?q=meter');
-    expect(words.text).toContain('Search with digits only');
+    expect(words.text).toContain('<p class="empty">Only digits are searched, and “meter” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>');
+    expect(words.text).not.toContain('No SIMs match');
+    const htmx = await admin.get('/sims?q=8944a').set('HX-Request', 'true');
+    expect(htmx.text).toContain('Only digits are searched, and “8944a” has other characters in it.');
   });
 
   it('an htmx search gets only the results, which the form targets', async () => {
