@@ -6,7 +6,7 @@
 // when backgrounds and shadows are gone; and one button style, whether it is a <button> or a link.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
-import { focusIndicator, htmxSettled, isFocused, messages, openEndpoint, signIn } from './support/browser.js';
+import { focusIndicator, htmxSettled, messages, openEndpoint, signIn } from './support/browser.js';
 import { describe as describeReport, scan, type ScanReport } from './support/axe.js';
 import { tabTo } from './support/keyboard.js';
 import { ADMIN, SCENARIO } from './support/fixtures.js';
