@@ -36,6 +36,8 @@ export async function authRoutes(app: FastifyInstance) {
   });
 
   app.post('/sign-out', { config: { viewerMayPost: true } }, async (request, reply) => {
+    // The sign-in page says so (role="status"). Set before the session goes: the flash cookie takes its attributes.
+    reply.flash('success', 'You have signed out');
     await request.session.destroy();
     return reply.redirect('/sign-in', 303);
   });

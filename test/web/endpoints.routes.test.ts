@@ -71,6 +71,23 @@ describe('sign in and out', () => {
     expect(replay.status).toBe(303);
     expect(replay.headers.location).toContain('/sign-in');
   });
+
+  it('sign-out ends on the sign-in page saying "You have signed out", in the status region, once', async () => {
+    const { agent } = await signedIn(app, em, acme, 'viewer');
+    const out = await agent.post('/sign-out').type('form').send({ _csrf: await csrfToken(agent) });
+    expect(out.status).toBe(303);
+    expect(out.headers.location).toBe('/sign-in');
+    const page = await agent.get('/sign-in');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<h1>Sign in</h1>');
+    expect(page.text).toContain('<div id="messages" role="status" aria-live="polite" class="messages"><p class="flash flash-success">You have signed out</p></div>');
+    // Shown once: a reload of the sign-in page no longer says it, and neither does a first visit.
+    const again = await agent.get('/sign-in');
+    expect(again.text).not.toContain('You have signed out');
+    expect((await supertest(app.server).get('/sign-in')).text).not.toContain('You have signed out');
+    // The session is gone: the old agent is sent to sign in.
+    expect((await agent.get('/endpoints')).status).toBe(303);
+  });
 });
 
 describe('endpoints list', () => {
@@ -237,6 +254,22 @@ describe('endpoint page', () => {
     expect(res.text).not.toContain('>Link SIM<');
     expect(res.text).not.toContain('>Activate</button>');
     expect(res.text).not.toContain('>Resume</button>');
+  });
+
+  it('shows an empty value as "None", as the lists do (one way everywhere, never "—" or "Not recorded")', async () => {
+    const { endpoint, sim } = await linkedEndpoint(em, acme, 'active');
+    const page = await admin.get(`/endpoints/${endpoint.id}`);
+    expect(page.text).toMatch(/<dt>IMEI<\/dt><dd class="mono">None<\/dd>/);
+    expect(page.text).toMatch(/<dt>MSISDN<\/dt><dd class="mono">None<\/dd>/);
+    const noEid = await holdEndpoint(em, acme, { name: 'No identifiers yet' });
+    const list = await admin.get(`/endpoints?q=${encodeURIComponent(noEid.name)}`);
+    expect(list.text).toMatch(/No identifiers yet<\/a><\/td>\s*<td><span class="status status-hold">Hold<\/span><\/td>\s*<td class="mono">None<\/td>\s*<td class="mono">None<\/td>/);
+    const sims = await admin.get(`/sims?q=${sim.iccid}`);
+    expect(sims.text).toMatch(new RegExp(`<td class="mono">${sim.iccid}</td>[\\s\\S]*?<td class="mono">None</td>`));
+    for (const res of [page, list, sims]) {
+      expect(res.text).not.toContain('—');
+      expect(res.text).not.toContain('Not recorded');
+    }
   });
 
   it.each([

@@ -68,7 +68,7 @@ describe('the SIM picker', () => {
     const res = await agent.get(`/endpoints/${endpointId}/sim/new`);
     expect(res.status).toBe(200);
     expect(res.text).toContain('<h1 id="modal-title">Select SIM to attach</h1>');
-    expect(res.text).toContain('<caption>Ready to Activate SIMs, in ICCID order</caption>');
+    expect(res.text).toContain('<caption id="picker-caption">Ready to Activate SIMs, in ICCID order</caption>');
     expect(res.text).toMatch(/<th scope="col">Action<\/th><th scope="col">EID<\/th><th scope="col">ICCID<\/th><th scope="col">IMSI<\/th><th scope="col">Status<\/th>/);
     expect(res.text).toContain('30 SIMs match');
     const shown = [...res.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1]);
@@ -101,9 +101,24 @@ describe('the SIM picker', () => {
     const none = await agent.get(`/endpoints/${endpointId}/sim/new?q=999999`);
     expect(none.text).toContain('0 SIMs match');
     expect(none.text).toContain('No Ready to Activate SIM has an ICCID, IMSI or EID starting with “999999”');
-    const letters = await agent.get(`/endpoints/${endpointId}/sim/new?q=abc`);
-    expect(letters.status).toBe(200);
-    expect(letters.text).toContain('0 SIMs match');
+  });
+
+  it('says that only digits are searched when letters are typed, instead of "0 SIMs match"', async () => {
+    for (const q of ['abc', '8944 1x']) {
+      const page = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`);
+      expect(page.status).toBe(200);
+      expect(page.text).toContain(`<p class="empty" id="picker-count">Only digits are searched, and “${q}” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>`);
+      expect(page.text).not.toContain('SIMs match');
+      expect(page.text).not.toContain('No Ready to Activate SIM has');
+      expect(page.text).not.toContain('<table');
+      // The search box's own request (htmx, results only) says the same, in the live region it replaces.
+      const results = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`).set('HX-Request', 'true').set('HX-Target', 'picker-results');
+      expect(results.text.trimStart()).toMatch(/^<div id="picker-results" class="results" aria-live="polite">\s*<p class="empty" id="picker-count">Only digits are searched/);
+    }
+    // Spaces and dashes are not "other characters": they are stripped, and the digits searched.
+    const spaced = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent('89 44-')}`);
+    expect(spaced.text).not.toContain('Only digits are searched');
+    expect(spaced.text).toMatch(/SIMs? match/);
   });
 
   it('gives htmx the picker partial, or only the results when the search box asks', async () => {

@@ -76,7 +76,7 @@ describe('GET /sims: the inventory', () => {
     expect(res.status).toBe(200);
     expect(res.text).toContain('<title>SIMs – SIM Link</title>');
     expect(res.text).toContain('<a href="/sims" aria-current="page">SIMs</a>');
-    expect(res.text).toMatch(/<caption>SIMs<\/caption>/);
+    expect(res.text).toMatch(/<caption id="sims-caption">SIMs<\/caption>/);
     for (const col of ['ICCID', 'IMSI', 'EID', 'MSISDN', 'Status', 'Endpoint']) expect(res.text).toContain(`<th scope="col">${col}</th>`);
     for (const s of acmeSims) expect(res.text).toContain(`<td class="mono">${s.iccid}</td>`);
     expect(res.text).toContain(`<a href="/endpoints/${linked.endpoint.id}">${linked.endpoint.name}</a>`);
@@ -102,7 +102,7 @@ describe('GET /sims: the inventory', () => {
     const res = await admin.get('/sims?status=active');
     expect(res.text).toContain(`<td class="mono">${linked.sim.iccid}</td>`);
     expect(res.text).not.toContain(`<td class="mono">${acmeSims[0].iccid}</td>`);
-    expect(res.text).toContain('<caption>SIMs, Active</caption>');
+    expect(res.text).toContain('<caption id="sims-caption">SIMs, Active</caption>');
     expect(res.text).toContain('<option value="active" selected>Active</option>');
     const unknown = await admin.get('/sims?status=bogus');
     expect(unknown.status).toBe(200);
@@ -117,7 +117,10 @@ describe('GET /sims: the inventory', () => {
       expect(res.text, q).not.toContain(`<td class="mono">${b.iccid}</td>`);
     }
     const words = await admin.get('/sims?q=meter');
-    expect(words.text).toContain('Search with digits only');
+    expect(words.text).toContain('<p class="empty">Only digits are searched, and “meter” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>');
+    expect(words.text).not.toContain('No SIMs match');
+    const htmx = await admin.get('/sims?q=8944a').set('HX-Request', 'true');
+    expect(htmx.text).toContain('Only digits are searched, and “8944a” has other characters in it.');
   });
 
   it('an htmx search gets only the results, which the form targets', async () => {

@@ -33,10 +33,20 @@ declare module 'fastify' {
   }
 }
 
+/** How every screen shows a value that is not there (an IMEI not recorded, a SIM without EID or MSISDN, an event without SIM). */
+export const NONE = 'None';
+
 /** Helpers available in every template as `it.h`. */
 export const viewHelpers = {
+  /** The value, or NONE when it is empty: the one way an empty value is shown, in lists and on pages alike. */
+  orNone: (value?: string | null) => (value === undefined || value === null || value === '' ? NONE : value),
   endpointStatus: endpointStatusLabel,
   simStatus: simStatusLabel,
+  /** A search typed into a digits-only search (ICCID, IMSI, EID) that is not digits: it searches nothing. */
+  notDigits: (q?: string | null) => Boolean(q) && !/^\d+$/.test(q!),
+  /** An event's endpoint status change: "Hold → Pre-Active", "Active" (created), or '' (none). */
+  statusChange: (before?: string | null, after?: string | null) =>
+    `${before ? `${endpointStatusLabel(before)} → ` : ''}${after ? endpointStatusLabel(after) : ''}`,
   dateTime: (value: Date | string) => new Date(value).toISOString().replace('T', ' ').slice(0, 19) + ' UTC',
   query: (params: Record<string, string | number | undefined | null>) => {
     const search = new URLSearchParams();
