@@ -37,10 +37,19 @@ function logRequest(request: FastifyRequest) {
   return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip };
 }
 
+/**
+ * TRUST_PROXY for Fastify. Addresses go as they are. A hop count goes as a function: Fastify 5.12 turns a
+ * plain number into "trust nothing" (it cannot tell a proxy from a direct client by counting), which would
+ * ignore the proxy's X-Forwarded-For/-Proto altogether. With N hops, the N nearest entries are proxies.
+ */
+function trustProxyOption(trust: Config['trustProxy']) {
+  return typeof trust === 'number' ? (_address: string, hop: number) => hop < trust : trust;
+}
+
 export async function buildApp({ orm, config, logger = false }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: typeof logger === 'object' ? { ...logger, serializers: { req: logRequest, ...(logger.serializers as object | undefined) } } : logger,
-    trustProxy: config.trustProxy,
+    trustProxy: trustProxyOption(config.trustProxy),
     // Keep a request id from the load balancer when it looks like one; otherwise make one.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

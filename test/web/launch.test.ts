@@ -24,7 +24,7 @@ let globex: TestEnterprise;
 beforeAll(async () => {
   db = await createTestDatabase();
   // Behind a TLS proxy, as in production: X-Forwarded-Proto says the request came over HTTPS.
-  app = await buildTestApp(db, { crmLaunchSecret: SECRET, trustProxy: true, crmOrigins: ['https://crm.example.com'] });
+  app = await buildTestApp(db, { crmLaunchSecret: SECRET, trustProxy: 1, crmOrigins: ['https://crm.example.com'] });
   em = db.orm.em.fork();
   acme = await createEnterprise(em, 'Acme Launch');
   globex = await createEnterprise(em, 'Globex Launch');
@@ -282,7 +282,7 @@ describe('a refused launch: 401 page, no session', () => {
   });
 
   it('launch not configured (no CRM_LAUNCH_SECRET)', async () => {
-    const plain = await buildTestApp(db, { trustProxy: true });
+    const plain = await buildTestApp(db, { trustProxy: 1 });
     try {
       await expectRefused(await launch(await token(), HTTPS, plain), /not set up/);
     } finally {
@@ -305,7 +305,7 @@ describe('logging', () => {
     const lines: string[] = [];
     const logged = await buildApp({
       orm: db.orm,
-      config: testConfig({ crmLaunchSecret: SECRET, trustProxy: true }),
+      config: testConfig({ crmLaunchSecret: SECRET, trustProxy: 1 }),
       logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } },
     });
     await logged.ready();

@@ -104,7 +104,7 @@ describe('with CRM_ORIGINS', () => {
 describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
-    app = await appWith({ publicUrl: 'https://simlink.example.com', trustProxy: true });
+    app = await appWith({ publicUrl: 'https://simlink.example.com', trustProxy: 1 });
   });
 
   it('adds HSTS and upgrade-insecure-requests', async () => {
@@ -127,13 +127,13 @@ describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
   it('an https PUBLIC_URL without TRUST_PROXY is refused at start (Secure cookies would never be sent)', () => {
     const base = { SESSION_SECRET: 'x'.repeat(40), DATA_DIR: '/tmp/simlink-test-unused' };
     expect(() => loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com' })).toThrow(/TRUST_PROXY/);
-    expect(loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com', TRUST_PROXY: 'true' }).publicUrl).toBe('https://simlink.example.com');
+    expect(loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com', TRUST_PROXY: '1' }).publicUrl).toBe('https://simlink.example.com');
   });
 });
 
 describe('without HTTPS', () => {
   it('the session cookie is not Secure (plain HTTP would drop it), but it is over a proxied HTTPS request', async () => {
-    const app = await appWith({ trustProxy: true });
+    const app = await appWith({ trustProxy: 1 });
     const hash = await hashPassword(PASSWORD);
     const signIn = async (headers: Record<string, string>) => {
       const user = await createUser(em, acme, 'admin', hash);
