@@ -81,7 +81,7 @@ describe('sign-in', () => {
 
 describe('launch', () => {
   const launch = (token: string, remoteAddress: string) =>
-    app.inject({ url: `/launch?token=${encodeURIComponent(token)}`, remoteAddress });
+    app.inject({ url: `/launch?token=${encodeURIComponent(token)}`, remoteAddress, headers: { 'sec-fetch-dest': 'iframe' } });
 
   it(`per account: after ${LIMITS['launch:account'].max} launches of one user in a minute`, async () => {
     const sub = `crm-${randomUUID().slice(0, 8)}@example.test`;
