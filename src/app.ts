@@ -37,6 +37,23 @@ function logRequest(request: FastifyRequest) {
   return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip };
 }
 
+/** Whether any key or string in a parsed body holds a NUL; iterative, so no nesting can overflow the stack. */
+function containsNul(body: unknown): boolean {
+  const pending: unknown[] = [body];
+  while (pending.length) {
+    const value = pending.pop();
+    if (typeof value === 'string') {
+      if (value.includes('\0')) return true;
+    } else if (typeof value === 'object' && value !== null && !Buffer.isBuffer(value)) {
+      for (const [key, item] of Object.entries(value)) {
+        if (key.includes('\0')) return true;
+        pending.push(item);
+      }
+    }
+  }
+  return false;
+}
+
 /**
  * TRUST_PROXY for Fastify. Addresses go as they are. A hop count goes as a function: Fastify 5.12 turns a
  * plain number into "trust nothing" (it cannot tell a proxy from a direct client by counting), which would
@@ -60,9 +77,14 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
     return503OnClosing: true,
   });
   app.decorate('config', config);
+  // A route accepts exactly the bodies its forms send: URL-encoded forms everywhere (formbody, below) and
+  // multipart only where a file is uploaded (the routes that register @fastify/multipart). Fastify's own
+  // JSON and text parsers go, so anything else is 415 before a byte of it is parsed — e.g. deeply nested
+  // JSON. A JSON API registers its JSON parser in its own encapsulated plugin.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   // PostgreSQL cannot store a NUL character; refuse it up front (400) rather than fail in the driver (500).
   app.addHook('preValidation', async (request) => {
-    if (request.raw.url?.toLowerCase().includes('%00') || (typeof request.body === 'object' && request.body !== null && JSON.stringify(request.body).includes('\\u0000'))) {
+    if (request.raw.url?.toLowerCase().includes('%00') || containsNul(request.body)) {
       throw Object.assign(new Error('The request contains a NUL character, which no field can hold.'), { statusCode: 400 });
     }
   });

@@ -13,6 +13,10 @@ import { hidden, PASSWORD } from '../helpers/session.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { createEnterprise, createUser, holdEndpoint, type TestEnterprise } from '../factories/index.js';
 
+/** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const formBody = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
 const SECRET = 'launch-secret-for-tests-0123456789abcdef';
 const HTTPS = { 'x-forwarded-proto': 'https' };
 
@@ -100,8 +104,8 @@ describe('a valid launch token', () => {
     const created = await app.inject({
       method: 'POST',
       url: '/endpoints',
-      headers: { ...HTTPS, cookie: cookiePair(res) },
-      payload: { _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made in the CRM' },
+      headers: { ...FORM, ...HTTPS, cookie: cookiePair(res) },
+      payload: formBody({ _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made in the CRM' }),
     });
     expect(created.statusCode).toBe(303);
     expect(await count('endpoint where enterprise_id = ? and name = ?', [acme.id, 'Made in the CRM'])).toBe(1);
@@ -177,8 +181,8 @@ describe('a valid launch token', () => {
     const created = await app.inject({
       method: 'POST',
       url: '/endpoints',
-      headers: { ...headers, cookie: cookiePair(res) },
-      payload: { _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made on localhost' },
+      headers: { ...FORM, ...headers, cookie: cookiePair(res) },
+      payload: formBody({ _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made on localhost' }),
     });
     expect(created.statusCode).toBe(303);
     const shown = await app.inject({ url: String(created.headers.location), headers: { ...headers, cookie: cookiePair(res) } });
@@ -304,7 +308,7 @@ describe('a refused launch: 401 page, no session', () => {
 
 /** Signs in with a password, as in a tab of the person's own: the session cookie pair. */
 async function passwordSession(email: string): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: '/sign-in', headers: HTTPS, payload: { email, password: PASSWORD } });
+  const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...HTTPS, ...FORM }, payload: formBody({ email, password: PASSWORD }) });
   expect(res.statusCode).toBe(303);
   return cookiePair(res);
 }
@@ -389,8 +393,8 @@ describe('a launch\'s role is for the launched session only', () => {
     const launched = await launch(await token({ sub: admin.email, role: 'viewer' }));
     expect(await canCreate(cookiePair(launched))).toBe(403);
     const res = await app.inject({
-      method: 'POST', url: '/endpoints', headers: { ...HTTPS, cookie: cookiePair(launched) },
-      payload: { name: 'Viewer cannot' },
+      method: 'POST', url: '/endpoints', headers: { ...FORM, ...HTTPS, cookie: cookiePair(launched) },
+      payload: formBody({ name: 'Viewer cannot' }),
     });
     expect(res.statusCode).toBe(403);
     expect(await canCreate(await passwordSession(admin.email))).toBe(200);

@@ -11,6 +11,10 @@ import { PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 
+/** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const formBody = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
 let db: TestDatabase;
 let em: EntityManager;
 let acme: TestEnterprise;
@@ -116,7 +120,7 @@ describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
   it('the session cookie is Secure', async () => {
     const hash = await hashPassword(PASSWORD);
     const user = await createUser(em, acme, 'admin', hash);
-    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { 'x-forwarded-proto': 'https' }, payload: { email: user.email, password: PASSWORD } });
+    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...FORM, 'x-forwarded-proto': 'https' }, payload: formBody({ email: user.email, password: PASSWORD }) });
     expect(res.statusCode).toBe(303);
     const cookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='));
     expect(cookie).toMatch(/; Secure/);
@@ -137,7 +141,7 @@ describe('without HTTPS', () => {
     const hash = await hashPassword(PASSWORD);
     const signIn = async (headers: Record<string, string>) => {
       const user = await createUser(em, acme, 'admin', hash);
-      const res = await app.inject({ method: 'POST', url: '/sign-in', headers, payload: { email: user.email, password: PASSWORD } });
+      const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...headers, ...FORM }, payload: formBody({ email: user.email, password: PASSWORD }) });
       return String([res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session=')));
     };
     expect(await signIn({})).not.toMatch(/Secure/);
@@ -200,7 +204,7 @@ describe('requests from another site', () => {
 
   const signIn = async (headers: Record<string, string>) => {
     const user = await createUser(em, acme, 'admin', hash);
-    return app.inject({ method: 'POST', url: '/sign-in', headers, payload: { email: user.email, password: PASSWORD } });
+    return app.inject({ method: 'POST', url: '/sign-in', headers: { ...headers, ...FORM }, payload: formBody({ email: user.email, password: PASSWORD }) });
   };
 
   it('a sign-in posted by another site is refused (no login CSRF) and starts no session', async () => {

@@ -8,6 +8,10 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { testConfig } from '../helpers/app.js';
 import { LIMITS } from '../../src/web/plugins/rate-limits.js';
 
+/** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const formBody = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
 let db: TestDatabase;
 const apps: FastifyInstance[] = [];
 
@@ -55,15 +59,15 @@ describe('the client address behind a proxy', () => {
     const attempt = (i: number) => app.inject({
       method: 'POST', url: '/sign-in', remoteAddress: '10.0.0.5',
       // A different made-up account too, so only the per-address limit counts.
-      headers: { 'x-forwarded-for': `6.6.${Math.floor(i / 250)}.${i % 250}, 203.0.113.8` },
-      payload: { email: `nobody-${i}@example.test`, password: 'guess' },
+      headers: { ...FORM, 'x-forwarded-for': `6.6.${Math.floor(i / 250)}.${i % 250}, 203.0.113.8` },
+      payload: formBody({ email: `nobody-${i}@example.test`, password: 'guess' }),
     });
     for (let i = 0; i < LIMITS['sign-in:ip'].max; i++) expect((await attempt(i)).statusCode).toBe(422);
     expect((await attempt(LIMITS['sign-in:ip'].max)).statusCode).toBe(429);
     // Another client behind the same proxy still has its own count.
     const other = await app.inject({
-      method: 'POST', url: '/sign-in', remoteAddress: '10.0.0.5', headers: { 'x-forwarded-for': '203.0.113.9' },
-      payload: { email: 'someone@example.test', password: 'guess' },
+      method: 'POST', url: '/sign-in', remoteAddress: '10.0.0.5', headers: { ...FORM, 'x-forwarded-for': '203.0.113.9' },
+      payload: formBody({ email: 'someone@example.test', password: 'guess' }),
     });
     expect(other.statusCode).toBe(422);
   });
