@@ -29,12 +29,38 @@ export interface BuildOptions {
   logger?: boolean | Record<string, unknown>;
 }
 
+/** What a request id from a load balancer looks like; anything else is not logged. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+const SECRET_PARAMETERS = new Set(['token', '_csrf']);
 
-/** The request as it is logged: a launch token in the address is single-use, but never belongs in a log. */
-const redactUrl = (url: string) => url.replace(/([?&](?:token|_csrf)=)[^&#]*/g, '$1[redacted]');
+/**
+ * The address as it is logged: a launch token is single-use but never belongs in a log, nor does a CSRF
+ * token. A parameter is recognised by its decoded name, as the route reads it (`%74oken=` is `token=`);
+ * a name that cannot be decoded has its value redacted too.
+ */
+export function redactUrl(url: string): string {
+  const start = url.indexOf('?');
+  if (start === -1) return url;
+  const pairs = url.slice(start + 1).split('&').map((pair) => {
+    const equals = pair.indexOf('=');
+    const rawName = equals === -1 ? pair : pair.slice(0, equals);
+    let name: string | null;
+    try {
+      name = decodeURIComponent(rawName.replace(/\+/g, ' ')).toLowerCase();
+    } catch {
+      name = null;
+    }
+    return equals !== -1 && (name === null || SECRET_PARAMETERS.has(name)) ? `${rawName}=[redacted]` : pair;
+  });
+  return `${url.slice(0, start + 1)}${pairs.join('&')}`;
+}
+
 function logRequest(request: FastifyRequest) {
-  return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip };
+  // A client's X-Request-Id is kept for correlation as a field of its own; the request's id (in every log
+  // line, on error pages and in the audit trail) is always one SIM Link made, so no client can choose it.
+  const given = request.headers['x-request-id'];
+  const clientRequestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : undefined;
+  return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip, ...(clientRequestId ? { clientRequestId } : {}) };
 }
 
 /** Whether any key or string in a parsed body holds a NUL; iterative, so no nesting can overflow the stack. */
@@ -67,11 +93,8 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   const app = Fastify({
     logger: typeof logger === 'object' ? { ...logger, serializers: { req: logRequest, ...(logger.serializers as object | undefined) } } : logger,
     trustProxy: trustProxyOption(config.trustProxy),
-    // Keep a request id from the load balancer when it looks like one; otherwise make one.
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    // Always SIM Link's own: it is the reference error pages give and events record (see logRequest).
+    genReqId: () => randomUUID(),
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,

@@ -7,6 +7,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import { ROLES, type Role } from './entities.js';
 import { UnauthorizedError } from './errors.js';
+import { hasHiddenCharacters } from './text.js';
 
 /** A launch token may be valid for at most this long from now (the CRM signs it just before the iframe loads). */
 export const LAUNCH_MAX_LIFETIME_SECONDS = 5 * 60;
@@ -32,7 +33,8 @@ export type LaunchRefusal =
   | 'replayed'
   | 'unknown_enterprise'
   | 'other_enterprise'
-  | 'not_framed';
+  | 'not_framed'
+  | 'bad_name';
 
 const MESSAGES: Record<LaunchRefusal, string> = {
   not_configured: 'SIM Link is not set up to be opened from a CRM here. Ask your administrator.',
@@ -46,6 +48,7 @@ const MESSAGES: Record<LaunchRefusal, string> = {
   replayed: 'This link to SIM Link was already used. Open SIM Link again from your CRM.',
   unknown_enterprise: 'Your CRM account cannot be matched to a SIM Link account. Ask your administrator.',
   other_enterprise: 'Your CRM account cannot be matched to a SIM Link account. Ask your administrator.',
+  bad_name: 'Your name in the CRM contains invisible or text-direction characters, which SIM Link does not accept in names. Ask your administrator to correct it.',
   not_framed: 'This link opens SIM Link inside your CRM’s page only, and it was opened on its own, so it was not used. Open SIM Link again from your CRM.',
 };
 
@@ -118,6 +121,8 @@ export async function verifyLaunchToken(token: unknown, secret: string | undefin
     throw new LaunchRefusedError('bad_role', `role ${JSON.stringify(role)} is not one of ${ROLES.join(', ')}`);
   }
   if (name !== undefined && typeof name !== 'string') throw new LaunchRefusedError('missing_claims', 'name is not a string');
+  // The name goes into pages and the audit trail: it must read as what it is.
+  if (typeof name === 'string' && hasHiddenCharacters(name)) throw new LaunchRefusedError('bad_name', 'name holds bidi-control or zero-width characters');
   const displayName = typeof name === 'string' && name.trim() ? name.trim().slice(0, 200) : null;
   return { ent, email: sub.trim().toLowerCase(), name: displayName, role: role as Role, exp, jti, target: launchTarget(target) };
 }

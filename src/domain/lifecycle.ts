@@ -20,6 +20,7 @@ import {
 } from './entities.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError, type FieldError } from './errors.js';
 import { checkIccid, checkImei } from './identifiers.js';
+import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
 
 export interface OperationContext {
   actor: Actor;
@@ -288,6 +289,7 @@ export function validateNewEndpoint(input: CreateEndpointInput) {
   const name = input.name.trim();
   if (!name) errors.push({ field: 'name', message: 'Enter a name for the endpoint' });
   else if ([...name].length > 100) errors.push({ field: 'name', message: 'Name must be 100 characters or fewer' });
+  else if (hasHiddenCharacters(name)) errors.push({ field: 'name', message: hiddenCharactersMessage('Name') });
   let imei: string | null = null;
   if (input.imei?.trim()) {
     const checked = checkImei(input.imei);

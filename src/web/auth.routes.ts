@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { signIn } from '../domain/accounts.js';
 import { field, fieldErrors, localPath } from './forms.js';
 import { clientKey } from './plugins/rate-limits.js';
+import { expireSessionCookie } from './plugins/session.js';
 
 export async function authRoutes(app: FastifyInstance) {
   app.get('/sign-in', { config: { public: true } }, async (request, reply) => {
@@ -36,6 +37,8 @@ export async function authRoutes(app: FastifyInstance) {
   });
 
   app.post('/sign-out', { config: { viewerMayPost: true } }, async (request, reply) => {
+    // The row goes (the session is over on the server), and the browser is told to drop the cookie.
+    expireSessionCookie(request, reply);
     await request.session.destroy();
     return reply.redirect('/sign-in', 303);
   });

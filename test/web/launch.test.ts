@@ -402,6 +402,32 @@ describe('a launch\'s role is for the launched session only', () => {
   });
 });
 
+describe('hardening', () => {
+  it('a name with bidi-override or zero-width characters is refused (it would be shown and written into the history)', async () => {
+    const email = uniqueEmail();
+    for (const name of ['Ada\u202Enimda', 'Ada\u200BAdmin', '\uFEFFAda']) {
+      await expectRefused(await launch(await token({ sub: email, name })), /invisible or text-direction characters/);
+    }
+    expect(await userRow(email)).toBeUndefined();
+  });
+
+  it('signing out of a launched session expires its SameSite=None; Partitioned cookie with the same attributes', async () => {
+    const res = await launch(await token());
+    const form = await page(cookiePair(res));
+    const out = await app.inject({
+      method: 'POST', url: '/sign-out', headers: { ...HTTPS, ...FORM, cookie: cookiePair(res) },
+      payload: formBody({ _csrf: hidden(form.body, '_csrf') }),
+    });
+    expect(out.statusCode).toBe(303);
+    const cleared = sessionCookie(out)!;
+    expect(cleared).toMatch(/^simlink_session=;/);
+    expect(cleared).toMatch(/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    expect(cleared).toMatch(/; SameSite=None/);
+    expect(cleared).toMatch(/; Secure/);
+    expect(cleared).toMatch(/; Partitioned/);
+  });
+});
+
 describe('logging', () => {
   it('logs why a launch was refused, and never the token', async () => {
     const lines: string[] = [];

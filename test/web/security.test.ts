@@ -6,8 +6,9 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { loadConfig, ConfigError, type Config } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
-import { PASSWORD, signedIn, type Agent } from '../helpers/session.js';
+import { buildTestApp, testConfig } from '../helpers/app.js';
+import { buildApp, redactUrl } from '../../src/app.js';
+import { csrfToken, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 
@@ -76,6 +77,10 @@ describe('without CRM_ORIGINS (standalone)', () => {
     expect(res.headers['referrer-policy']).toBe('no-referrer');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['strict-transport-security']).toBeUndefined();
+    // Powerful features SIM Link never uses are off, for its pages and anything in them.
+    for (const feature of ['camera=()', 'microphone=()', 'geolocation=()', 'payment=()', 'usb=()']) {
+      expect(String(res.headers['permissions-policy']).split(', ')).toContain(feature);
+    }
   });
 });
 
@@ -213,6 +218,9 @@ describe('requests from another site', () => {
       { 'sec-fetch-site': 'same-site' },
       { origin: 'https://evil.example' },
       { origin: 'http://localhost:80', host: 'localhost:3000' },
+      // An opaque origin: a sandboxed frame, a data: or file: page.
+      { origin: 'null' },
+      { origin: 'null', 'sec-fetch-site': 'cross-site' },
     ];
     for (const headers of refused) {
       const res = await signIn(headers);
@@ -228,7 +236,8 @@ describe('requests from another site', () => {
       { 'sec-fetch-site': 'same-origin', origin: 'https://anything.example' },
       { origin: 'http://localhost:3000', host: 'localhost:3000' },
       { origin: 'http://simlink.test:3000', host: '127.0.0.1:3000' },
-      { origin: 'null' },
+      // What Chromium sends on the app's own form posts (Referrer-Policy: no-referrer makes the Origin null).
+      { origin: 'null', 'sec-fetch-site': 'same-origin' },
     ];
     for (const headers of allowed) {
       expect((await signIn(headers)).statusCode, JSON.stringify(headers)).toBe(303);
@@ -238,5 +247,69 @@ describe('requests from another site', () => {
   it('GETs from anywhere are answered (links into the app work)', async () => {
     const res = await app.inject({ url: '/sign-in', headers: { 'sec-fetch-site': 'cross-site' } });
     expect(res.statusCode).toBe(200);
+  });
+});
+
+describe('hardening', () => {
+  it('sign-out tells the browser to drop the session cookie (Expires in the past)', async () => {
+    const app = await appWith();
+    const { agent } = await signedIn(app, em, acme, 'admin');
+    const res = await agent.post('/sign-out').type('form').send({ _csrf: await csrfToken(agent) });
+    expect(res.status).toBe(303);
+    const cookie = [res.headers['set-cookie'] ?? []].flat().find((c: string) => c.startsWith('simlink_session='));
+    expect(cookie).toMatch(/^simlink_session=;/);
+    expect(cookie).toMatch(/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    expect(cookie).toMatch(/; Path=\//);
+    expect((await agent.get('/endpoints')).status).toBe(303);
+  });
+
+  it('the launch and CSRF tokens are redacted from logged addresses by their decoded names', () => {
+    expect(redactUrl('/launch?token=abc.def.ghi')).toBe('/launch?token=[redacted]');
+    expect(redactUrl('/launch?%74oken=abc.def.ghi&x=1')).toBe('/launch?%74oken=[redacted]&x=1');
+    expect(redactUrl('/launch?%54%4F%4B%45%4E=abc')).toBe('/launch?%54%4F%4B%45%4E=[redacted]');
+    expect(redactUrl('/sims/import?_%63srf=s3cret&q=8944')).toBe('/sims/import?_%63srf=[redacted]&q=8944');
+    expect(redactUrl('/launch?%E0%A4%A=abc')).toBe('/launch?%E0%A4%A=[redacted]');
+    expect(redactUrl('/endpoints?q=token%3Dx&status=active')).toBe('/endpoints?q=token%3Dx&status=active');
+    expect(redactUrl('/endpoints')).toBe('/endpoints');
+  });
+
+  it('a client X-Request-Id is logged as clientRequestId, never used as the reference; no token reaches the log', async () => {
+    const lines: string[] = [];
+    const app = await buildApp({
+      orm: db.orm,
+      config: testConfig({ crmLaunchSecret: 'launch-secret-for-tests-0123456789abcdef' }),
+      logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } },
+    });
+    apps.push(app);
+    await app.ready();
+    const secret = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ';
+    const res = await app.inject({ url: `/launch?%74oken=${secret}`, headers: { 'x-request-id': 'ATTACKER-REF-1', 'sec-fetch-dest': 'iframe' } });
+    expect(res.statusCode).toBe(401);
+    const ours = String(res.headers['x-request-id']);
+    expect(ours).not.toBe('ATTACKER-REF-1');
+    expect(res.body).toContain(`(Reference: ${ours}.)`);
+    expect(res.body).not.toContain('ATTACKER-REF-1');
+    const logged = lines.map((line) => JSON.parse(line));
+    const incoming = logged.find((l) => l.msg === 'incoming request');
+    expect(incoming).toMatchObject({ requestId: ours, req: { clientRequestId: 'ATTACKER-REF-1', url: '/launch?%74oken=[redacted]' } });
+    expect(logged.find((l) => l.msg === 'launch refused')).toMatchObject({ requestId: ours });
+    expect(lines.join('')).not.toContain(secret.split('.')[2]);
+  });
+
+  it('refuses bidi-override and zero-width characters in an endpoint name, with a field error; nothing created', async () => {
+    const app = await appWith();
+    const { agent } = await signedIn(app, em, acme, 'admin');
+    const count = async () => (await em.fork().execute<{ n: number }[]>('select count(*)::int as n from endpoint where enterprise_id = ?', [acme.id]))[0].n;
+    const before = await count();
+    for (const ch of ['\u202E', '\u202A', '\u2066', '\u2069', '\u200B', '\u200D', '\u200F', '\u2060', '\uFEFF']) {
+      const form = await agent.get('/endpoints/new');
+      const token = form.text.match(/name="_csrf" value="([^"]*)"/)![1];
+      const key = form.text.match(/name="key" value="([^"]*)"/)![1];
+      const res = await agent.post('/endpoints').type('form').send({ _csrf: token, key, name: `Meter${ch}exe.gnp` });
+      expect(res.status, `U+${ch.codePointAt(0)!.toString(16)}`).toBe(422);
+      expect(res.text).toContain('<a href="#name">Name must not contain invisible or text-direction characters');
+      expect(res.text).toContain('id="name-error"');
+    }
+    expect(await count()).toBe(before);
   });
 });

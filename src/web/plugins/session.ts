@@ -133,6 +133,15 @@ export function keepsSecureCookies(request: FastifyRequest): boolean {
   return request.protocol === 'https' || isLoopback(request.hostname);
 }
 
+export const SESSION_COOKIE = 'simlink_session';
+
+/** Tells the browser to forget the session cookie (Expires in the past), with the attributes it was set with. */
+export function expireSessionCookie(request: FastifyRequest, reply: FastifyReply) {
+  const https = Boolean(request.server.config.publicUrl?.startsWith('https:')) || request.protocol === 'https';
+  const attributes = request.session?.embedded ? EMBEDDED_COOKIE : { sameSite: 'lax' as const, secure: https };
+  reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, ...attributes });
+}
+
 export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, { orm, config }) => {
   const idleMs = config.sessionIdleMinutes * 60_000;
   const maxMs = config.sessionMaxHours * 3_600_000;
@@ -151,7 +160,7 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
   });
   await app.register(session, {
     secret: config.sessionSecret,
-    cookieName: 'simlink_session',
+    cookieName: SESSION_COOKIE,
     store: pgStore(orm, idleMs, maxMs),
     saveUninitialized: false,
     rolling: false,
