@@ -29,31 +29,85 @@ export interface BuildOptions {
   logger?: boolean | Record<string, unknown>;
 }
 
+/** What a request id from a load balancer looks like; anything else is not logged. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+const SECRET_PARAMETERS = new Set(['token', '_csrf']);
 
-/** The request as it is logged: a launch token in the address is single-use, but never belongs in a log. */
-const redactUrl = (url: string) => url.replace(/([?&](?:token|_csrf)=)[^&#]*/g, '$1[redacted]');
+/**
+ * The address as it is logged: a launch token is single-use but never belongs in a log, nor does a CSRF
+ * token. A parameter is recognised by its decoded name, as the route reads it (`%74oken=` is `token=`);
+ * a name that cannot be decoded has its value redacted too.
+ */
+export function redactUrl(url: string): string {
+  const start = url.indexOf('?');
+  if (start === -1) return url;
+  const pairs = url.slice(start + 1).split('&').map((pair) => {
+    const equals = pair.indexOf('=');
+    const rawName = equals === -1 ? pair : pair.slice(0, equals);
+    let name: string | null;
+    try {
+      name = decodeURIComponent(rawName.replace(/\+/g, ' ')).toLowerCase();
+    } catch {
+      name = null;
+    }
+    return equals !== -1 && (name === null || SECRET_PARAMETERS.has(name)) ? `${rawName}=[redacted]` : pair;
+  });
+  return `${url.slice(0, start + 1)}${pairs.join('&')}`;
+}
+
 function logRequest(request: FastifyRequest) {
-  return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip };
+  // A client's X-Request-Id is kept for correlation as a field of its own; the request's id (in every log
+  // line, on error pages and in the audit trail) is always one SIM Link made, so no client can choose it.
+  const given = request.headers['x-request-id'];
+  const clientRequestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : undefined;
+  return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip, ...(clientRequestId ? { clientRequestId } : {}) };
+}
+
+/** Whether any key or string in a parsed body holds a NUL; iterative, so no nesting can overflow the stack. */
+function containsNul(body: unknown): boolean {
+  const pending: unknown[] = [body];
+  while (pending.length) {
+    const value = pending.pop();
+    if (typeof value === 'string') {
+      if (value.includes('\0')) return true;
+    } else if (typeof value === 'object' && value !== null && !Buffer.isBuffer(value)) {
+      for (const [key, item] of Object.entries(value)) {
+        if (key.includes('\0')) return true;
+        pending.push(item);
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * TRUST_PROXY for Fastify. Addresses go as they are. A hop count goes as a function: Fastify 5.12 turns a
+ * plain number into "trust nothing" (it cannot tell a proxy from a direct client by counting), which would
+ * ignore the proxy's X-Forwarded-For/-Proto altogether. With N hops, the N nearest entries are proxies.
+ */
+function trustProxyOption(trust: Config['trustProxy']) {
+  return typeof trust === 'number' ? (_address: string, hop: number) => hop < trust : trust;
 }
 
 export async function buildApp({ orm, config, logger = false }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: typeof logger === 'object' ? { ...logger, serializers: { req: logRequest, ...(logger.serializers as object | undefined) } } : logger,
-    trustProxy: config.trustProxy,
-    // Keep a request id from the load balancer when it looks like one; otherwise make one.
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    trustProxy: trustProxyOption(config.trustProxy),
+    // Always SIM Link's own: it is the reference error pages give and events record (see logRequest).
+    genReqId: () => randomUUID(),
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
   });
   app.decorate('config', config);
+  // A route accepts exactly the bodies its forms send: URL-encoded forms everywhere (formbody, below) and
+  // multipart only where a file is uploaded (the routes that register @fastify/multipart). Fastify's own
+  // JSON and text parsers go, so anything else is 415 before a byte of it is parsed — e.g. deeply nested
+  // JSON. A JSON API registers its JSON parser in its own encapsulated plugin.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   // PostgreSQL cannot store a NUL character; refuse it up front (400) rather than fail in the driver (500).
   app.addHook('preValidation', async (request) => {
-    if (request.raw.url?.toLowerCase().includes('%00') || (typeof request.body === 'object' && request.body !== null && JSON.stringify(request.body).includes('\\u0000'))) {
+    if (request.raw.url?.toLowerCase().includes('%00') || containsNul(request.body)) {
       throw Object.assign(new Error('The request contains a NUL character, which no field can hold.'), { statusCode: 400 });
     }
   });

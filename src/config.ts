@@ -1,6 +1,7 @@
 // Environment → typed, validated configuration. A bad value stops the start with a message naming it.
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 
 export interface Config {
@@ -22,7 +23,13 @@ export interface Config {
   crmOrigins: string[];
   /** The public https:// address when behind a TLS proxy; turns on HSTS and Secure cookies. */
   publicUrl: string | undefined;
-  trustProxy: boolean;
+  /**
+   * Which X-Forwarded-* hops to believe (Fastify's `trustProxy`): false (none), a number of proxies in
+   * front, or the proxies' addresses / CIDRs. Never `true`: that would believe a client-written chain.
+   */
+  trustProxy: false | number | string[];
+  /** Let a launch link start a session when opened top-level (not in the CRM's iframe). */
+  crmLaunchTopLevel: boolean;
   rateLimits: boolean;
 }
 
@@ -71,6 +78,10 @@ function origins(env: Env, name: string): string[] {
   const raw = env[name]?.trim();
   if (!raw) return [];
   return raw.split(/[\s,]+/).map((value) => {
+    // A wildcard would let any site (or any subdomain, one taken over is enough) frame SIM Link and hear its messages.
+    if (value.includes('*')) {
+      throw new ConfigError(`${name} cannot hold wildcards ("${value}"): list each CRM origin exactly, like https://crm.example.com, separated by spaces.`);
+    }
     let parsed: URL;
     try {
       parsed = new URL(value);
@@ -114,6 +125,35 @@ function dataDirectory(env: Env): string {
   return dir;
 }
 
+/**
+ * TRUST_PROXY: unset/false → trust nothing; a hop count (`1`: one proxy in front); or the proxies'
+ * addresses and CIDRs (`10.0.0.0/8,127.0.0.1`, also proxy-addr's `loopback`, `linklocal`, `uniquelocal`).
+ * `true` is refused: it trusts the whole X-Forwarded-For chain, so its leftmost, client-written address
+ * would become the client's address (and a fresh one per request slips past every per-address limit).
+ */
+function trustProxyOf(env: Env, name: string): false | number | string[] {
+  const raw = env[name]?.trim();
+  if (!raw || ['false', 'no', 'off', '0'].includes(raw.toLowerCase())) return false;
+  if (['true', 'yes', 'on'].includes(raw.toLowerCase())) {
+    throw new ConfigError(`${name}=${raw} is not accepted: it would trust every address in X-Forwarded-For, including the ones a client writes itself. Set the number of proxies in front of SIM Link (${name}=1 for one) or their addresses (${name}=10.0.0.0/8,127.0.0.1).`);
+  }
+  if (/^[0-9]+$/.test(raw)) {
+    const hops = Number(raw);
+    if (hops > 10) throw new ConfigError(`${name} as a number is how many proxies are in front of SIM Link, from 1 to 10; got "${raw}".`);
+    return hops;
+  }
+  return raw.split(/[\s,]+/).filter(Boolean).map((entry) => {
+    if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return entry;
+    const [address, bits, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const max = family === 4 ? 32 : 128;
+    if (family === 0 || rest.length || (bits !== undefined && (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > max))) {
+      throw new ConfigError(`${name} must be a number of proxies (1) or a list of proxy addresses and CIDRs (10.0.0.0/8,127.0.0.1); "${entry}" is not one.`);
+    }
+    return entry;
+  });
+}
+
 /** A session secret from the environment, else one generated once and kept in the data directory. */
 function sessionSecret(env: Env, dataDir: string): string {
   const given = env.SESSION_SECRET;
@@ -144,11 +184,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('CRM_LAUNCH_SECRET must be at least 32 characters long (HS256 needs a strong shared secret).');
   }
   const publicUrl = url(env, 'PUBLIC_URL', ['http:', 'https:']);
-  const trustProxy = boolean(env, 'TRUST_PROXY', false);
+  const trustProxy = trustProxyOf(env, 'TRUST_PROXY');
   // SIM Link itself speaks plain HTTP: an https PUBLIC_URL means a TLS proxy in front, and only a trusted
   // X-Forwarded-Proto tells a request apart as HTTPS — without it Secure session cookies are never sent.
-  if (publicUrl?.startsWith('https:') && !trustProxy) {
-    throw new ConfigError('PUBLIC_URL is https:// but TRUST_PROXY is off: set TRUST_PROXY=true so SIM Link trusts the X-Forwarded-Proto of the TLS proxy in front of it (its Secure session cookies need it).');
+  if (publicUrl?.startsWith('https:') && trustProxy === false) {
+    throw new ConfigError('PUBLIC_URL is https:// but TRUST_PROXY is off: set TRUST_PROXY to the number of proxies in front of SIM Link (TRUST_PROXY=1) or their addresses, so it trusts the X-Forwarded-Proto of the TLS proxy (its Secure session cookies need it).');
   }
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
@@ -165,6 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
     crmOrigins: origins(env, 'CRM_ORIGINS'),
     publicUrl,
     trustProxy,
+    crmLaunchTopLevel: boolean(env, 'CRM_LAUNCH_TOP_LEVEL', false),
     rateLimits: boolean(env, 'RATE_LIMITS', true),
   };
 }

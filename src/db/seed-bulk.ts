@@ -68,6 +68,7 @@ export async function seedBulk(em: EntityManager, options: BulkOptions): Promise
   );
   for (let done = 0; done < options.endpoints; ) {
     const size = Math.min(BATCH * 10, options.endpoints - done);
+    // No IMEI: an IMEI belongs to one endpoint of an enterprise (endpoint_imei_unique), and runs repeat.
     await em.execute(
       `insert into endpoint (enterprise_id, name, imei, activate_immediately)
        select ?, 'Bulk endpoint ' || g, null, g % 2 = 0 from generate_series(?::int, ?::int) g`,

@@ -7,6 +7,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import { ROLES, type Role } from './entities.js';
 import { UnauthorizedError } from './errors.js';
+import { hasHiddenCharacters } from './text.js';
 
 /** A launch token may be valid for at most this long from now (the CRM signs it just before the iframe loads). */
 export const LAUNCH_MAX_LIFETIME_SECONDS = 5 * 60;
@@ -31,7 +32,9 @@ export type LaunchRefusal =
   | 'bad_role'
   | 'replayed'
   | 'unknown_enterprise'
-  | 'other_enterprise';
+  | 'other_enterprise'
+  | 'not_framed'
+  | 'bad_name';
 
 const MESSAGES: Record<LaunchRefusal, string> = {
   not_configured: 'SIM Link is not set up to be opened from a CRM here. Ask your administrator.',
@@ -45,6 +48,8 @@ const MESSAGES: Record<LaunchRefusal, string> = {
   replayed: 'This link to SIM Link was already used. Open SIM Link again from your CRM.',
   unknown_enterprise: 'Your CRM account cannot be matched to a SIM Link account. Ask your administrator.',
   other_enterprise: 'Your CRM account cannot be matched to a SIM Link account. Ask your administrator.',
+  bad_name: 'Your name in the CRM contains invisible or text-direction characters, which SIM Link does not accept in names. Ask your administrator to correct it.',
+  not_framed: 'This link opens SIM Link inside your CRM’s page only, and it was opened on its own, so it was not used. Open SIM Link again from your CRM.',
 };
 
 /** A refused launch: 401, no session. `reason` is for the log; the message is for the person. */
@@ -116,6 +121,8 @@ export async function verifyLaunchToken(token: unknown, secret: string | undefin
     throw new LaunchRefusedError('bad_role', `role ${JSON.stringify(role)} is not one of ${ROLES.join(', ')}`);
   }
   if (name !== undefined && typeof name !== 'string') throw new LaunchRefusedError('missing_claims', 'name is not a string');
+  // The name goes into pages and the audit trail: it must read as what it is.
+  if (typeof name === 'string' && hasHiddenCharacters(name)) throw new LaunchRefusedError('bad_name', 'name holds bidi-control or zero-width characters');
   const displayName = typeof name === 'string' && name.trim() ? name.trim().slice(0, 200) : null;
   return { ent, email: sub.trim().toLowerCase(), name: displayName, role: role as Role, exp, jti, target: launchTarget(target) };
 }
@@ -142,7 +149,9 @@ export interface LaunchResult {
 /**
  * Spends the token's jti and creates or updates the user, in one transaction: a replay, an unknown
  * enterprise or an email that belongs to another enterprise is refused and leaves nothing behind.
- * A user is never moved between enterprises.
+ * A user is never moved between enterprises. The token's role is the launched session's role (the web
+ * layer keeps it on the session); it is stored on the user only when they have no password, so a launch
+ * never changes what a password sign-in can do.
  */
 export async function startLaunch(em: EntityManager, claims: LaunchClaims): Promise<LaunchResult> {
   return em.transactional(async (tx) => {
@@ -166,7 +175,9 @@ export async function startLaunch(em: EntityManager, claims: LaunchClaims): Prom
     const [user] = await tx.execute<{ id: number; email: string; displayName: string; role: Role; created: boolean }[]>(
       `insert into app_user (enterprise_id, email, display_name, role) values (?, ?, ?, ?)
        on conflict (email) do update
-         set display_name = coalesce(?, app_user.display_name), role = excluded.role, updated_at = now()
+         set display_name = coalesce(?, app_user.display_name),
+             role = case when app_user.password_hash is null then excluded.role else app_user.role end,
+             updated_at = now()
          where app_user.enterprise_id = excluded.enterprise_id
        returning id, email, display_name as "displayName", role, (xmax = 0) as created`,
       [enterprise.id, claims.email, claims.name ?? claims.email, claims.role, claims.name],
@@ -177,7 +188,7 @@ export async function startLaunch(em: EntityManager, claims: LaunchClaims): Prom
         id: user.id,
         email: user.email,
         displayName: user.displayName,
-        role: user.role,
+        role: claims.role,
         enterpriseId: enterprise.id,
         enterpriseSlug: enterprise.slug,
         enterpriseName: enterprise.name,

@@ -20,6 +20,7 @@ import {
 } from './entities.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError, type FieldError } from './errors.js';
 import { checkIccid, checkImei } from './identifiers.js';
+import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
 
 export interface OperationContext {
   actor: Actor;
@@ -117,7 +118,7 @@ async function once(
     });
   } catch (error) {
     // A constraint firing (at a statement or at commit) means another transaction got there first.
-    if (error instanceof ConstraintViolationException) throw new ConflictError(CONFLICT_CONCURRENT);
+    if (error instanceof ConstraintViolationException) throw new ConflictError(CONFLICT_CONCURRENT, { cause: error });
     throw error;
   }
 }
@@ -288,6 +289,7 @@ export function validateNewEndpoint(input: CreateEndpointInput) {
   const name = input.name.trim();
   if (!name) errors.push({ field: 'name', message: 'Enter a name for the endpoint' });
   else if ([...name].length > 100) errors.push({ field: 'name', message: 'Name must be 100 characters or fewer' });
+  else if (hasHiddenCharacters(name)) errors.push({ field: 'name', message: hiddenCharactersMessage('Name') });
   let imei: string | null = null;
   if (input.imei?.trim()) {
     const checked = checkImei(input.imei);
@@ -304,10 +306,40 @@ export function validateNewEndpoint(input: CreateEndpointInput) {
   return { name, imei, iccid, simId: input.simId ?? null, activateImmediately: input.activateImmediately };
 }
 
+/** The endpoint of this enterprise that already has this IMEI, if any. */
+async function endpointWithImei(em: EntityManager, enterpriseId: number, imei: string): Promise<{ id: number; name: string } | undefined> {
+  const [row] = await em.execute<{ id: number; name: string }[]>(
+    'select id, name from endpoint where enterprise_id = ? and imei = ? limit 1',
+    [enterpriseId, imei],
+  );
+  return row;
+}
+
+const imeiInUse = (imei: string, holder: { name: string }) =>
+  new ValidationError([{ field: 'imei', message: `IMEI ${imei} is already used by endpoint '${holder.name}'; a device has one IMEI, so check the number` }]);
+
 export async function createEndpoint(em: EntityManager, ctx: OperationContext, input: CreateEndpointInput): Promise<Outcome> {
   requireAdmin(ctx.actor);
   const values = validateNewEndpoint(input);
+  try {
+    return await insertEndpoint(em, ctx, values);
+  } catch (error) {
+    // Two creates with one IMEI at the same moment both pass the check below; the partial unique index
+    // (endpoint_imei_unique) stops the second, which gets the same words as if it had come later.
+    if (values.imei && error instanceof ConflictError && String((error.cause as Error | undefined)?.message).includes('endpoint_imei_unique')) {
+      const holder = await endpointWithImei(em.fork(), ctx.actor.enterpriseId, values.imei);
+      if (holder) throw imeiInUse(values.imei, holder);
+    }
+    throw error;
+  }
+}
+
+function insertEndpoint(em: EntityManager, ctx: OperationContext, values: ReturnType<typeof validateNewEndpoint>): Promise<Outcome> {
   return once(em, ctx, 'create', null, async (tx) => {
+    if (values.imei) {
+      const holder = await endpointWithImei(tx, ctx.actor.enterpriseId, values.imei);
+      if (holder) throw imeiInUse(values.imei, holder);
+    }
     const [endpoint] = await tx.execute<EndpointRow[]>(
       `insert into endpoint (enterprise_id, name, imei, activate_immediately) values (?, ?, ?, ?)
        returning id, name, status, sim_id, activate_immediately`,

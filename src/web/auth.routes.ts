@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { signIn } from '../domain/accounts.js';
 import { field, fieldErrors, localPath } from './forms.js';
 import { clientKey } from './plugins/rate-limits.js';
+import { expireSessionCookie } from './plugins/session.js';
 
 export async function authRoutes(app: FastifyInstance) {
   app.get('/sign-in', { config: { public: true } }, async (request, reply) => {
@@ -38,6 +39,8 @@ export async function authRoutes(app: FastifyInstance) {
   app.post('/sign-out', { config: { viewerMayPost: true } }, async (request, reply) => {
     // The sign-in page says so (role="status"). Set before the session goes: the flash cookie takes its attributes.
     reply.flash('success', 'You have signed out');
+    // The row goes (the session is over on the server), and the browser is told to drop the cookie.
+    expireSessionCookie(request, reply);
     await request.session.destroy();
     return reply.redirect('/sign-in', 303);
   });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
-import { eidFor, iccidFor, imsiFor } from '../../src/db/generate-identifiers.js';
+import { eidFor, iccidFor, imeiFor, imsiFor } from '../../src/db/generate-identifiers.js';
 
 let db: TestDatabase;
 let em: EntityManager;
@@ -56,6 +56,21 @@ describe('database constraints', () => {
       rejection([['insert into sim (enterprise_id, iccid, imsi) values (?, ?, ?)', [acme.id, iccid, imsi]]]);
     expect(await insert('1234567890123456789', imsiFor(90, 3))).toMatch(/check constraint/);
     expect(await insert(iccidFor(90, 4), '12345')).toMatch(/check constraint/);
+  });
+
+  it('an IMEI is used by at most one endpoint of an enterprise (a device has one IMEI)', async () => {
+    const insert = (enterpriseId: number, imei: string | null) =>
+      rejection([['insert into endpoint (enterprise_id, name, imei) values (?, ?, ?)', [enterpriseId, 'Tracker', imei]]]);
+    const imei = imeiFor(909_001);
+    expect(await insert(acme.id, imei)).toBeNull();
+    expect(await insert(acme.id, imei)).toMatch(/endpoint_imei_unique/);
+    // Another enterprise's device may have the same IMEI in its own records; endpoints without one never clash.
+    expect(await insert(globex.id, imei)).toBeNull();
+    expect(await insert(acme.id, null)).toBeNull();
+    expect(await insert(acme.id, null)).toBeNull();
+    // Changing an IMEI to one in use is refused too.
+    const other = await holdEndpoint(em, acme, { imei: true });
+    expect(await rejection([['update endpoint set imei = ? where id = ?', [imei, other.id]]])).toMatch(/endpoint_imei_unique/);
   });
 
   it('one SIM per endpoint and one endpoint per SIM', async () => {

@@ -42,6 +42,7 @@ describe('schema', () => {
     expect(await db.orm.getMigrator().getPendingMigrations()).toEqual([]);
     const executed = await db.orm.getMigrator().getExecutedMigrations();
     expect(executed.map((m) => m.name)).toContain('Migration20261127000000_domain');
+    expect(executed.map((m) => m.name)).toContain('Migration20261203100000_unique_imei');
   });
 
   it('is the same on the embedded server and on PostgreSQL 15', async () => {

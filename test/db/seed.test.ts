@@ -55,6 +55,8 @@ describe('demo data', () => {
     }
     const imeis = await em.execute<{ imei: string }[]>('select imei from endpoint where imei is not null');
     for (const { imei } of imeis) expect(checkImei(imei).ok).toBe(true);
+    // A device has one IMEI: never two endpoints of one enterprise with the same (endpoint_imei_unique).
+    expect(await em.execute('select enterprise_id, imei from endpoint where imei is not null group by 1, 2 having count(*) > 1')).toEqual([]);
   });
 
   it('gives the demo endpoints the history they would have had, consistent with their state', async () => {
@@ -100,6 +102,8 @@ describe('bulk data', () => {
     );
     expect(Number(row.sims)).toBe(3_500);
     expect(Number(row.linked)).toBe(285);
+    // Bulk endpoints have no IMEI, so repeated runs never give two endpoints one IMEI.
+    expect(await em.execute('select enterprise_id, imei from endpoint where imei is not null group by 1, 2 having count(*) > 1')).toEqual([]);
   });
 
   it('refuses an unknown enterprise', async () => {

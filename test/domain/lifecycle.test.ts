@@ -269,7 +269,8 @@ describe('create endpoint: without a SIM, and with one by id or by ICCID', () =>
     const em = fork();
     const sim = c.sim ? await simFor(em, c.sim, null) : null;
     const name = `Created ${c.requestId}`;
-    const imei = c.imei ? imeiFor(700_000 + CREATE_TABLE.indexOf(c as CreateCase)) : undefined;
+    // One IMEI per case (an IMEI belongs to one endpoint of the enterprise); `c` is a copy, so index by requestId.
+    const imei = c.imei ? imeiFor(700_000 + Number(c.requestId.slice('create-'.length))) : undefined;
     const input: CreateEndpointInput = {
       name, imei, activateImmediately: c.activateImmediately,
       ...(c.by === 'id' ? { simId: sim!.id } : c.by === 'iccid' ? { iccid: sim!.iccid } : {}),

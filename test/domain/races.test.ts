@@ -10,10 +10,11 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestEndpoint, type TestSim } from '../factories/index.js';
 import { ormConfig } from '../../src/db/mikro-orm.config.js';
 import type { Actor } from '../../src/domain/accounts.js';
-import { ConflictError, InvalidStateError } from '../../src/domain/errors.js';
+import { ConflictError, InvalidStateError, ValidationError } from '../../src/domain/errors.js';
 import { activateEndpoint, createEndpoint, delinkSim, linkSim, resumeEndpoint, suspendEndpoint, type Outcome } from '../../src/domain/lifecycle.js';
 import { findViolations } from '../../src/domain/invariants.js';
 import { actorFor, eventsSince, snapshot, tally, type Row } from './support.js';
+import { imeiFor } from '../../src/db/generate-identifiers.js';
 
 const SIM_TAKEN = 'This SIM was just linked to another endpoint. Choose another SIM.';
 /** A refusal that found the endpoint changed by a transaction that committed while it ran. */
@@ -370,6 +371,27 @@ describe('races', () => {
     expect(after.endpoints).toHaveLength(before.endpoints.length + 1);
     expect((await eventsSince(fork(), before.lastEventId)).map((e) => e.action)).toEqual(['endpoint.created', 'sim.linked']);
     figures.at(-1)!.refused = `19 replayed (first outcome returned), 0 errors`;
+  });
+
+  it('20 concurrent creates with one IMEI → exactly one endpoint has it; the others are told which', async () => {
+    const imei = imeiFor(880_000 + process.pid % 1000);
+    const before = await snapshot(fork());
+    const results = await race('one IMEI ×20 (create)', Array.from({ length: 20 }, (_, i) =>
+      () => createEndpoint(racer(), { actor: i % 2 ? alice : bob }, { name: `Tracker ${i}`, imei, activateImmediately: false })));
+    const won = winners(results);
+    const lost = losers(results);
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(19);
+    for (const error of lost) {
+      // Whether it was stopped by the check or, racing, by the unique index: the same words, naming the winner.
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).errors).toEqual([
+        { field: 'imei', message: `IMEI ${imei} is already used by endpoint '${won[0].endpointName}'; a device has one IMEI, so check the number` },
+      ]);
+    }
+    const rows = await fork().execute<Row[]>('select id from endpoint where enterprise_id = ? and imei = ?', [acme.id, imei]);
+    expect(rows.map((r) => r.id)).toEqual([won[0].endpointId]);
+    expect((await eventsSince(fork(), before.lastEventId)).map((e) => e.action)).toEqual(['endpoint.created']);
   });
 
   it('a storm of 300 mixed operations on 6 endpoints and 6 SIMs → every refusal worded, one event per success', async () => {

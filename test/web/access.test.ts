@@ -20,6 +20,10 @@ import {
   type TestSim,
 } from '../factories/index.js';
 
+/** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const formBody = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
 let db: TestDatabase;
 let app: FastifyInstance;
 let em: EntityManager;
@@ -319,7 +323,7 @@ describe('sessions', () => {
 
   async function signIn(): Promise<{ cookie: string; userId: number }> {
     const user = await createUser(em, acme, 'admin', hash);
-    const res = await app.inject({ method: 'POST', url: '/sign-in', payload: { email: user.email, password: PASSWORD } });
+    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: FORM, payload: formBody({ email: user.email, password: PASSWORD }) });
     expect(res.statusCode).toBe(303);
     const setCookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='))!;
     expect(setCookie).toMatch(/HttpOnly/);
@@ -335,11 +339,11 @@ describe('sessions', () => {
     const { cookie, userId } = await signIn();
     const page = await get(cookie);
     expect(page.statusCode).toBe(200);
-    const out = await app.inject({ method: 'POST', url: '/sign-out', headers: { cookie }, payload: { _csrf: hidden(page.body, '_csrf') } });
+    const out = await app.inject({ method: 'POST', url: '/sign-out', headers: { ...FORM, cookie }, payload: formBody({ _csrf: hidden(page.body, '_csrf') }) });
     expect(out.statusCode).toBe(303);
     expect(await rows(userId)).toBe(0);
     expect(isSignedOut(await get(cookie))).toBe(true);
-    const form = await app.inject({ method: 'POST', url: '/endpoints', headers: { cookie }, payload: { _csrf: hidden(page.body, '_csrf'), name: 'After sign-out' } });
+    const form = await app.inject({ method: 'POST', url: '/endpoints', headers: { ...FORM, cookie }, payload: formBody({ _csrf: hidden(page.body, '_csrf'), name: 'After sign-out' }) });
     expect(isSignedOut(form)).toBe(true);
     expect((await db.orm.em.fork().execute<{ n: number }[]>("select count(*)::int as n from endpoint where name = 'After sign-out'"))[0].n).toBe(0);
   });
@@ -348,7 +352,7 @@ describe('sessions', () => {
     const user = await createUser(em, acme, 'admin', hash);
     // A session made before sign-in (a flash-carrying anonymous one would do; here: an earlier sign-in).
     const { cookie: before } = await signIn();
-    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { cookie: before }, payload: { email: user.email, password: PASSWORD } });
+    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...FORM, cookie: before }, payload: formBody({ email: user.email, password: PASSWORD }) });
     const after = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='))!.split(';')[0];
     expect(after).not.toBe(before);
     expect(isSignedOut(await get(before))).toBe(true);
@@ -392,7 +396,7 @@ describe('sessions', () => {
     expect(await rows(userId)).toBe(0);
     // The same old cookie on the sign-in form: a new session, not an error.
     const user = await createUser(em, acme, 'admin', hash);
-    const again = await app.inject({ method: 'POST', url: '/sign-in', headers: { cookie }, payload: { email: user.email, password: PASSWORD } });
+    const again = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...FORM, cookie }, payload: formBody({ email: user.email, password: PASSWORD }) });
     expect(again.statusCode).toBe(303);
   });
 

@@ -206,6 +206,35 @@ describe('create endpoint', () => {
     expect(await row('select count(*)::int as n from endpoint', [])).toEqual(before);
   });
 
+  it('refuses an IMEI another endpoint of the enterprise has, naming it (a device has one IMEI); values kept, nothing created', async () => {
+    const form = await admin.get('/endpoints/new');
+    const first = await admin.post('/endpoints').type('form').send({
+      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Cold store sensor', imei: '356938035643809',
+    });
+    expect(first.status).toBe(303);
+    const before = await row('select count(*)::int as n from endpoint', []);
+    const again = await admin.get('/endpoints/new');
+    const res = await admin.post('/endpoints').type('form').send({
+      _csrf: hidden(again.text, '_csrf'), key: hidden(again.text, 'key'), name: 'Second sensor', imei: '35-693803-564380-9', activate_immediately: 'on',
+    });
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('<title>Error: Create endpoint – SIM Link</title>');
+    const message = 'IMEI 356938035643809 is already used by endpoint &#39;Cold store sensor&#39;; a device has one IMEI, so check the number';
+    expect(res.text).toContain(`<a href="#imei">${message}</a>`);
+    expect(res.text.split(message)).toHaveLength(3); // in the summary and beside the field
+    expect(res.text).toContain('value="Second sensor"');
+    expect(res.text).toContain('value="35-693803-564380-9"');
+    expect(res.text).toMatch(/id="activate_immediately"[^>]*checked/);
+    expect(await row('select count(*)::int as n from endpoint', [])).toEqual(before);
+    // Another enterprise may have a device with that IMEI in its own records.
+    const other = await signedIn(app, em, globex, 'admin');
+    const foreignForm = await other.agent.get('/endpoints/new');
+    const foreign = await other.agent.post('/endpoints').type('form').send({
+      _csrf: hidden(foreignForm.text, '_csrf'), key: hidden(foreignForm.text, 'key'), name: 'Globex sensor', imei: '356938035643809',
+    });
+    expect(foreign.status).toBe(303);
+  });
+
   it('refuses a SIM of another enterprise as if it did not exist', async () => {
     const foreign = await readySim(em, globex);
     const form = await admin.get('/endpoints/new');

@@ -9,8 +9,13 @@ import { buildApp } from '../../src/app.js';
 import { createLaunchToken, type LaunchTokenInput } from '../../src/domain/launch.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp, testConfig } from '../helpers/app.js';
-import { hidden } from '../helpers/session.js';
+import { hidden, PASSWORD } from '../helpers/session.js';
+import { hashPassword } from '../../src/domain/passwords.js';
 import { createEnterprise, createUser, holdEndpoint, type TestEnterprise } from '../factories/index.js';
+
+/** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const formBody = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 
 const SECRET = 'launch-secret-for-tests-0123456789abcdef';
 const HTTPS = { 'x-forwarded-proto': 'https' };
@@ -24,7 +29,7 @@ let globex: TestEnterprise;
 beforeAll(async () => {
   db = await createTestDatabase();
   // Behind a TLS proxy, as in production: X-Forwarded-Proto says the request came over HTTPS.
-  app = await buildTestApp(db, { crmLaunchSecret: SECRET, trustProxy: true, crmOrigins: ['https://crm.example.com'] });
+  app = await buildTestApp(db, { crmLaunchSecret: SECRET, trustProxy: 1, crmOrigins: ['https://crm.example.com'] });
   em = db.orm.em.fork();
   acme = await createEnterprise(em, 'Acme Launch');
   globex = await createEnterprise(em, 'Globex Launch');
@@ -38,8 +43,9 @@ const uniqueEmail = () => `crm-${randomUUID().slice(0, 8)}@example.test`;
 const now = () => Math.floor(Date.now() / 1000);
 const token = (input: Partial<LaunchTokenInput> = {}) =>
   createLaunchToken(SECRET, { ent: acme.slug, sub: uniqueEmail(), role: 'admin', name: 'Nina Newcomer', ...input });
+/** A launch in the CRM's iframe (the browser says so with Sec-Fetch-Dest), unless the headers say otherwise. */
 const launch = (value: string, headers: Record<string, string> = HTTPS, target = app) =>
-  target.inject({ url: `/launch?token=${encodeURIComponent(value)}`, headers });
+  target.inject({ url: `/launch?token=${encodeURIComponent(value)}`, headers: { 'sec-fetch-dest': 'iframe', ...headers } });
 
 function sessionCookie(res: LightMyRequestResponse): string | undefined {
   const header = [res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('simlink_session='));
@@ -98,8 +104,8 @@ describe('a valid launch token', () => {
     const created = await app.inject({
       method: 'POST',
       url: '/endpoints',
-      headers: { ...HTTPS, cookie: cookiePair(res) },
-      payload: { _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made in the CRM' },
+      headers: { ...FORM, ...HTTPS, cookie: cookiePair(res) },
+      payload: formBody({ _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made in the CRM' }),
     });
     expect(created.statusCode).toBe(303);
     expect(await count('endpoint where enterprise_id = ? and name = ?', [acme.id, 'Made in the CRM'])).toBe(1);
@@ -175,8 +181,8 @@ describe('a valid launch token', () => {
     const created = await app.inject({
       method: 'POST',
       url: '/endpoints',
-      headers: { ...headers, cookie: cookiePair(res) },
-      payload: { _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made on localhost' },
+      headers: { ...FORM, ...headers, cookie: cookiePair(res) },
+      payload: formBody({ _csrf: hidden(form.body, '_csrf'), key: hidden(form.body, 'key'), name: 'Made on localhost' }),
     });
     expect(created.statusCode).toBe(303);
     const shown = await app.inject({ url: String(created.headers.location), headers: { ...headers, cookie: cookiePair(res) } });
@@ -274,15 +280,15 @@ describe('a refused launch: 401 page, no session', () => {
   });
 
   it('no token, an empty one, garbage, or several', async () => {
-    await expectRefused(await app.inject({ url: '/launch', headers: HTTPS }));
+    await expectRefused(await app.inject({ url: '/launch', headers: { ...HTTPS, 'sec-fetch-dest': 'iframe' } }));
     await expectRefused(await launch(''));
     await expectRefused(await launch('not.a.jwt'));
-    await expectRefused(await app.inject({ url: '/launch?token=a&token=b', headers: HTTPS }));
+    await expectRefused(await app.inject({ url: '/launch?token=a&token=b', headers: { ...HTTPS, 'sec-fetch-dest': 'iframe' } }));
     await expectRefused(await launch('x'.repeat(5000)));
   });
 
   it('launch not configured (no CRM_LAUNCH_SECRET)', async () => {
-    const plain = await buildTestApp(db, { trustProxy: true });
+    const plain = await buildTestApp(db, { trustProxy: 1 });
     try {
       await expectRefused(await launch(await token(), HTTPS, plain), /not set up/);
     } finally {
@@ -300,12 +306,134 @@ describe('a refused launch: 401 page, no session', () => {
   });
 });
 
+/** Signs in with a password, as in a tab of the person's own: the session cookie pair. */
+async function passwordSession(email: string): Promise<string> {
+  const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...HTTPS, ...FORM }, payload: formBody({ email, password: PASSWORD }) });
+  expect(res.statusCode).toBe(303);
+  return cookiePair(res);
+}
+const page = (cookie: string, url = '/endpoints') => app.inject({ url, headers: { ...HTTPS, cookie } });
+
+describe('a launch link never takes over the person\'s own browser (login CSRF)', () => {
+  it('opened top-level (not in a frame) it is refused, unspent, with no session; in the CRM\'s iframe the same token works', async () => {
+    const value = await token();
+    for (const dest of ['document', undefined]) {
+      const headers: Record<string, string> = { ...HTTPS, ...(dest ? { 'sec-fetch-dest': dest } : {}) };
+      const res = await app.inject({ url: `/launch?token=${encodeURIComponent(value)}`, headers });
+      await expectRefused(res, /inside your CRM’s page only, and it was opened on its own/);
+    }
+    expect((await launch(value, { ...HTTPS, 'sec-fetch-dest': 'iframe' })).statusCode).toBe(303);
+  });
+
+  it('CRM_LAUNCH_TOP_LEVEL=true lets a top-level launch start a session', async () => {
+    const topLevel = await buildTestApp(db, { crmLaunchSecret: SECRET, trustProxy: 1, crmLaunchTopLevel: true });
+    try {
+      const res = await launch(await token(), { ...HTTPS, 'sec-fetch-dest': 'document' }, topLevel);
+      expect(res.statusCode).toBe(303);
+      expect(sessionCookie(res)).toBeDefined();
+    } finally {
+      await topLevel.close();
+    }
+  });
+
+  it('never replaces another user\'s password session: a page naming both, the session kept, the token unspent', async () => {
+    const topLevel = await buildTestApp(db, { crmLaunchSecret: SECRET, trustProxy: 1, crmLaunchTopLevel: true });
+    try {
+      const own = await createUser(em, acme, 'admin', await hashPassword(PASSWORD));
+      const cookie = await passwordSession(own.email);
+      const attacker = uniqueEmail();
+      const value = await token({ ent: globex.slug, sub: attacker, name: 'Mallory Other' });
+      for (const [dest, target] of [['document', topLevel], ['iframe', app]] as const) {
+        // Top-level where allowed, or in a frame of the same site (which sends the ordinary cookie).
+        const res = await launch(value, { ...HTTPS, 'sec-fetch-dest': dest, cookie }, target);
+        expect(res.statusCode).toBe(409);
+        expect(res.body).toContain('You are signed in as someone else');
+        expect(res.body).toContain(`You are signed in to SIM Link as ${own.displayName} (${own.email})`);
+        expect(res.body).toContain(`This link would sign you in as Mallory Other (${attacker}) instead`);
+        // No session for the link's user: at most the person's own session cookie, unchanged.
+        expect([undefined, cookie]).toContain(sessionCookie(res)?.split(';')[0]);
+      }
+      const mine = await page(cookie);
+      expect(mine.statusCode).toBe(200);
+      expect(mine.body).toContain(own.displayName);
+      expect(await userRow(attacker)).toBeUndefined();
+      // Not spent: the CRM's own frame (its own cookie partition, no password session there) can still use it.
+      expect((await launch(value)).statusCode).toBe(303);
+    } finally {
+      await topLevel.close();
+    }
+  });
+
+  it('the same user\'s own password session may become the launched one', async () => {
+    const own = await createUser(em, acme, 'admin', await hashPassword(PASSWORD));
+    const cookie = await passwordSession(own.email);
+    const res = await launch(await token({ sub: own.email }), { ...HTTPS, cookie });
+    expect(res.statusCode).toBe(303);
+    expect(cookiePair(res)).not.toBe(cookie);
+  });
+});
+
+describe('a launch\'s role is for the launched session only', () => {
+  const canCreate = async (cookie: string) => (await page(cookie, '/endpoints/new')).statusCode;
+
+  it('a viewer with a password launched as admin: admin in the launch, still a viewer at the next password sign-in', async () => {
+    const viewer = await createUser(em, acme, 'viewer', await hashPassword(PASSWORD));
+    const launched = await launch(await token({ sub: viewer.email, role: 'admin', name: undefined }));
+    expect(launched.statusCode).toBe(303);
+    expect(await canCreate(cookiePair(launched))).toBe(200);
+    expect(await userRow(viewer.email)).toMatchObject({ role: 'viewer' });
+    const signedIn = await passwordSession(viewer.email);
+    expect(await canCreate(signedIn)).toBe(403);
+    // The launched session keeps its own role meanwhile.
+    expect(await canCreate(cookiePair(launched))).toBe(200);
+  });
+
+  it('an admin with a password launched as viewer: a viewer in the launch, still an admin with the password', async () => {
+    const admin = await createUser(em, acme, 'admin', await hashPassword(PASSWORD));
+    const launched = await launch(await token({ sub: admin.email, role: 'viewer' }));
+    expect(await canCreate(cookiePair(launched))).toBe(403);
+    const res = await app.inject({
+      method: 'POST', url: '/endpoints', headers: { ...FORM, ...HTTPS, cookie: cookiePair(launched) },
+      payload: formBody({ name: 'Viewer cannot' }),
+    });
+    expect(res.statusCode).toBe(403);
+    expect(await canCreate(await passwordSession(admin.email))).toBe(200);
+    expect(await userRow(admin.email)).toMatchObject({ role: 'admin' });
+  });
+});
+
+describe('hardening', () => {
+  it('a name with bidi-override or zero-width characters is refused (it would be shown and written into the history)', async () => {
+    const email = uniqueEmail();
+    for (const name of ['Ada\u202Enimda', 'Ada\u200BAdmin', '\uFEFFAda']) {
+      await expectRefused(await launch(await token({ sub: email, name })), /invisible or text-direction characters/);
+    }
+    expect(await userRow(email)).toBeUndefined();
+  });
+
+  it('signing out of a launched session expires its SameSite=None; Partitioned cookie with the same attributes', async () => {
+    const res = await launch(await token());
+    const form = await page(cookiePair(res));
+    const out = await app.inject({
+      method: 'POST', url: '/sign-out', headers: { ...HTTPS, ...FORM, cookie: cookiePair(res) },
+      payload: formBody({ _csrf: hidden(form.body, '_csrf') }),
+    });
+    expect(out.statusCode).toBe(303);
+    const cleared = sessionCookie(out)!;
+    expect(cleared).toMatch(/^simlink_session=;/);
+    expect(cleared).toMatch(/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    expect(cleared).toMatch(/; SameSite=None/);
+    expect(cleared).toMatch(/; Secure/);
+    expect(cleared).toMatch(/; Partitioned/);
+  });
+});
+
 describe('logging', () => {
   it('logs why a launch was refused, and never the token', async () => {
     const lines: string[] = [];
     const logged = await buildApp({
       orm: db.orm,
-      config: testConfig({ crmLaunchSecret: SECRET, trustProxy: true }),
+      config: testConfig({ crmLaunchSecret: SECRET, trustProxy: 1 }),
       logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } },
     });
     await logged.ready();

@@ -12,6 +12,10 @@ import { hashPassword } from '../../src/domain/passwords.js';
 import { createLaunchToken } from '../../src/domain/launch.js';
 import { LIMITS } from '../../src/web/plugins/rate-limits.js';
 
+/** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const formBody = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
 const SECRET = 'rate-limit-launch-secret-0123456789abcdef';
 
 let db: TestDatabase;
@@ -37,7 +41,7 @@ let address = 0;
 const nextAddress = () => `10.0.${Math.floor(++address / 250)}.${address % 250 + 1}`;
 
 const signIn = (email: string, password: string, remoteAddress: string, headers: Record<string, string> = {}) =>
-  app.inject({ method: 'POST', url: '/sign-in', remoteAddress, headers, payload: { email, password } });
+  app.inject({ method: 'POST', url: '/sign-in', remoteAddress, headers: { ...headers, ...FORM }, payload: formBody({ email, password }) });
 
 function expectTooMany(res: LightMyRequestResponse, windowSeconds = 60) {
   expect(res.statusCode).toBe(429);
@@ -81,7 +85,7 @@ describe('sign-in', () => {
 
 describe('launch', () => {
   const launch = (token: string, remoteAddress: string) =>
-    app.inject({ url: `/launch?token=${encodeURIComponent(token)}`, remoteAddress });
+    app.inject({ url: `/launch?token=${encodeURIComponent(token)}`, remoteAddress, headers: { 'sec-fetch-dest': 'iframe' } });
 
   it(`per account: after ${LIMITS['launch:account'].max} launches of one user in a minute`, async () => {
     const sub = `crm-${randomUUID().slice(0, 8)}@example.test`;
@@ -119,7 +123,7 @@ describe('changes', () => {
     const cookie = String([signedIn.headers['set-cookie']].flat()[0]).split(';')[0];
     const csrf = hidden((await app.inject({ url: '/endpoints/new', headers: { cookie } })).body, '_csrf');
     // "Choose a SIM" without JavaScript: a POST that changes nothing, so the count is all that is tested.
-    const post = () => app.inject({ method: 'POST', url: '/endpoints/new/sim', headers: { cookie }, remoteAddress: nextAddress(), payload: { _csrf: csrf, name: 'x' } });
+    const post = () => app.inject({ method: 'POST', url: '/endpoints/new/sim', headers: { ...FORM, cookie }, remoteAddress: nextAddress(), payload: formBody({ _csrf: csrf, name: 'x' }) });
     for (let i = 0; i < LIMITS['post:session'].max; i++) expect((await post()).statusCode).toBe(303);
     expectTooMany(await post());
     // Reading is not limited.
@@ -133,7 +137,7 @@ describe('RATE_LIMITS=false', () => {
     try {
       const user = await createUser(em, acme, 'admin', hash);
       for (let i = 0; i < LIMITS['sign-in:account'].max + 3; i++) {
-        const res = await unlimited.inject({ method: 'POST', url: '/sign-in', payload: { email: user.email, password: 'wrong' } });
+        const res = await unlimited.inject({ method: 'POST', url: '/sign-in', headers: FORM, payload: formBody({ email: user.email, password: 'wrong' }) });
         expect(res.statusCode).toBe(422);
       }
     } finally {

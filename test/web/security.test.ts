@@ -6,10 +6,15 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { loadConfig, ConfigError, type Config } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
-import { PASSWORD, signedIn, type Agent } from '../helpers/session.js';
+import { buildTestApp, testConfig } from '../helpers/app.js';
+import { buildApp, redactUrl } from '../../src/app.js';
+import { csrfToken, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { hashPassword } from '../../src/domain/passwords.js';
+
+/** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const formBody = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 
 let db: TestDatabase;
 let em: EntityManager;
@@ -72,6 +77,10 @@ describe('without CRM_ORIGINS (standalone)', () => {
     expect(res.headers['referrer-policy']).toBe('no-referrer');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['strict-transport-security']).toBeUndefined();
+    // Powerful features SIM Link never uses are off, for its pages and anything in them.
+    for (const feature of ['camera=()', 'microphone=()', 'geolocation=()', 'payment=()', 'usb=()']) {
+      expect(String(res.headers['permissions-policy']).split(', ')).toContain(feature);
+    }
   });
 });
 
@@ -104,7 +113,7 @@ describe('with CRM_ORIGINS', () => {
 describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
-    app = await appWith({ publicUrl: 'https://simlink.example.com', trustProxy: true });
+    app = await appWith({ publicUrl: 'https://simlink.example.com', trustProxy: 1 });
   });
 
   it('adds HSTS and upgrade-insecure-requests', async () => {
@@ -116,7 +125,7 @@ describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
   it('the session cookie is Secure', async () => {
     const hash = await hashPassword(PASSWORD);
     const user = await createUser(em, acme, 'admin', hash);
-    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { 'x-forwarded-proto': 'https' }, payload: { email: user.email, password: PASSWORD } });
+    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...FORM, 'x-forwarded-proto': 'https' }, payload: formBody({ email: user.email, password: PASSWORD }) });
     expect(res.statusCode).toBe(303);
     const cookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='));
     expect(cookie).toMatch(/; Secure/);
@@ -127,17 +136,17 @@ describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
   it('an https PUBLIC_URL without TRUST_PROXY is refused at start (Secure cookies would never be sent)', () => {
     const base = { SESSION_SECRET: 'x'.repeat(40), DATA_DIR: '/tmp/simlink-test-unused' };
     expect(() => loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com' })).toThrow(/TRUST_PROXY/);
-    expect(loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com', TRUST_PROXY: 'true' }).publicUrl).toBe('https://simlink.example.com');
+    expect(loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com', TRUST_PROXY: '1' }).publicUrl).toBe('https://simlink.example.com');
   });
 });
 
 describe('without HTTPS', () => {
   it('the session cookie is not Secure (plain HTTP would drop it), but it is over a proxied HTTPS request', async () => {
-    const app = await appWith({ trustProxy: true });
+    const app = await appWith({ trustProxy: 1 });
     const hash = await hashPassword(PASSWORD);
     const signIn = async (headers: Record<string, string>) => {
       const user = await createUser(em, acme, 'admin', hash);
-      const res = await app.inject({ method: 'POST', url: '/sign-in', headers, payload: { email: user.email, password: PASSWORD } });
+      const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...headers, ...FORM }, payload: formBody({ email: user.email, password: PASSWORD }) });
       return String([res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session=')));
     };
     expect(await signIn({})).not.toMatch(/Secure/);
@@ -200,7 +209,7 @@ describe('requests from another site', () => {
 
   const signIn = async (headers: Record<string, string>) => {
     const user = await createUser(em, acme, 'admin', hash);
-    return app.inject({ method: 'POST', url: '/sign-in', headers, payload: { email: user.email, password: PASSWORD } });
+    return app.inject({ method: 'POST', url: '/sign-in', headers: { ...headers, ...FORM }, payload: formBody({ email: user.email, password: PASSWORD }) });
   };
 
   it('a sign-in posted by another site is refused (no login CSRF) and starts no session', async () => {
@@ -209,6 +218,9 @@ describe('requests from another site', () => {
       { 'sec-fetch-site': 'same-site' },
       { origin: 'https://evil.example' },
       { origin: 'http://localhost:80', host: 'localhost:3000' },
+      // An opaque origin: a sandboxed frame, a data: or file: page.
+      { origin: 'null' },
+      { origin: 'null', 'sec-fetch-site': 'cross-site' },
     ];
     for (const headers of refused) {
       const res = await signIn(headers);
@@ -224,7 +236,8 @@ describe('requests from another site', () => {
       { 'sec-fetch-site': 'same-origin', origin: 'https://anything.example' },
       { origin: 'http://localhost:3000', host: 'localhost:3000' },
       { origin: 'http://simlink.test:3000', host: '127.0.0.1:3000' },
-      { origin: 'null' },
+      // What Chromium sends on the app's own form posts (Referrer-Policy: no-referrer makes the Origin null).
+      { origin: 'null', 'sec-fetch-site': 'same-origin' },
     ];
     for (const headers of allowed) {
       expect((await signIn(headers)).statusCode, JSON.stringify(headers)).toBe(303);
@@ -234,5 +247,69 @@ describe('requests from another site', () => {
   it('GETs from anywhere are answered (links into the app work)', async () => {
     const res = await app.inject({ url: '/sign-in', headers: { 'sec-fetch-site': 'cross-site' } });
     expect(res.statusCode).toBe(200);
+  });
+});
+
+describe('hardening', () => {
+  it('sign-out tells the browser to drop the session cookie (Expires in the past)', async () => {
+    const app = await appWith();
+    const { agent } = await signedIn(app, em, acme, 'admin');
+    const res = await agent.post('/sign-out').type('form').send({ _csrf: await csrfToken(agent) });
+    expect(res.status).toBe(303);
+    const cookie = [res.headers['set-cookie'] ?? []].flat().find((c: string) => c.startsWith('simlink_session='));
+    expect(cookie).toMatch(/^simlink_session=;/);
+    expect(cookie).toMatch(/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    expect(cookie).toMatch(/; Path=\//);
+    expect((await agent.get('/endpoints')).status).toBe(303);
+  });
+
+  it('the launch and CSRF tokens are redacted from logged addresses by their decoded names', () => {
+    expect(redactUrl('/launch?token=abc.def.ghi')).toBe('/launch?token=[redacted]');
+    expect(redactUrl('/launch?%74oken=abc.def.ghi&x=1')).toBe('/launch?%74oken=[redacted]&x=1');
+    expect(redactUrl('/launch?%54%4F%4B%45%4E=abc')).toBe('/launch?%54%4F%4B%45%4E=[redacted]');
+    expect(redactUrl('/sims/import?_%63srf=s3cret&q=8944')).toBe('/sims/import?_%63srf=[redacted]&q=8944');
+    expect(redactUrl('/launch?%E0%A4%A=abc')).toBe('/launch?%E0%A4%A=[redacted]');
+    expect(redactUrl('/endpoints?q=token%3Dx&status=active')).toBe('/endpoints?q=token%3Dx&status=active');
+    expect(redactUrl('/endpoints')).toBe('/endpoints');
+  });
+
+  it('a client X-Request-Id is logged as clientRequestId, never used as the reference; no token reaches the log', async () => {
+    const lines: string[] = [];
+    const app = await buildApp({
+      orm: db.orm,
+      config: testConfig({ crmLaunchSecret: 'launch-secret-for-tests-0123456789abcdef' }),
+      logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } },
+    });
+    apps.push(app);
+    await app.ready();
+    const secret = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ';
+    const res = await app.inject({ url: `/launch?%74oken=${secret}`, headers: { 'x-request-id': 'ATTACKER-REF-1', 'sec-fetch-dest': 'iframe' } });
+    expect(res.statusCode).toBe(401);
+    const ours = String(res.headers['x-request-id']);
+    expect(ours).not.toBe('ATTACKER-REF-1');
+    expect(res.body).toContain(`(Reference: ${ours}.)`);
+    expect(res.body).not.toContain('ATTACKER-REF-1');
+    const logged = lines.map((line) => JSON.parse(line));
+    const incoming = logged.find((l) => l.msg === 'incoming request');
+    expect(incoming).toMatchObject({ requestId: ours, req: { clientRequestId: 'ATTACKER-REF-1', url: '/launch?%74oken=[redacted]' } });
+    expect(logged.find((l) => l.msg === 'launch refused')).toMatchObject({ requestId: ours });
+    expect(lines.join('')).not.toContain(secret.split('.')[2]);
+  });
+
+  it('refuses bidi-override and zero-width characters in an endpoint name, with a field error; nothing created', async () => {
+    const app = await appWith();
+    const { agent } = await signedIn(app, em, acme, 'admin');
+    const count = async () => (await em.fork().execute<{ n: number }[]>('select count(*)::int as n from endpoint where enterprise_id = ?', [acme.id]))[0].n;
+    const before = await count();
+    for (const ch of ['\u202E', '\u202A', '\u2066', '\u2069', '\u200B', '\u200D', '\u200F', '\u2060', '\uFEFF']) {
+      const form = await agent.get('/endpoints/new');
+      const token = form.text.match(/name="_csrf" value="([^"]*)"/)![1];
+      const key = form.text.match(/name="key" value="([^"]*)"/)![1];
+      const res = await agent.post('/endpoints').type('form').send({ _csrf: token, key, name: `Meter${ch}exe.gnp` });
+      expect(res.status, `U+${ch.codePointAt(0)!.toString(16)}`).toBe(422);
+      expect(res.text).toContain('<a href="#name">Name must not contain invisible or text-direction characters');
+      expect(res.text).toContain('id="name-error"');
+    }
+    expect(await count()).toBe(before);
   });
 });

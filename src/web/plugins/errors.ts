@@ -31,6 +31,10 @@ export function errorPage(reply: FastifyReply, status: number, message: string, 
   return reply.page('errors/show', { title: TITLES[status] ?? 'Error', status, message, ...extra }, { status, partial: 'errors/_message' });
 }
 
+/** A multipart body its parser could not read (busboy throws plain Errors): the sender's fault, so 400. */
+const unreadableUpload = (error: FastifyError) => !error.statusCode && /[\\/]@fastify[\\/]busboy[\\/]/.test(error.stack ?? '');
+const UNREADABLE = 'What was sent could not be read: it is incomplete or damaged. Go back, reload the page and send it again. Nothing was changed.';
+
 export const errorsPlugin = fp(async (app) => {
   app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) =>
     errorPage(reply, 404, 'There is nothing at this address. Check it, or go back to the endpoints.'),
@@ -39,6 +43,10 @@ export const errorsPlugin = fp(async (app) => {
   app.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof DomainError) {
       return errorPage(reply, STATUS[error.kind], error.message);
+    }
+    if (unreadableUpload(error)) {
+      request.log.info({ err: error }, 'unreadable upload');
+      return errorPage(reply, 400, UNREADABLE);
     }
     const status = error.statusCode ?? 500;
     if (status >= 500) {
@@ -57,6 +65,9 @@ export const errorsPlugin = fp(async (app) => {
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
       return errorPage(reply, 415, 'Send this form from SIM Link’s own page.');
+    }
+    if (status === 400 && error.code?.startsWith('FST_')) {
+      return errorPage(reply, 400, UNREADABLE);
     }
     if (error.validation) {
       return errorPage(reply, 400, 'Some of what was sent is not valid. Go back and check the form.');

@@ -6,9 +6,14 @@
 //    them, and browsers that know CSP ignore it anyway).
 //  - HSTS and upgrade-insecure-requests only when PUBLIC_URL is https: on a plain-HTTP host they would
 //    make browsers refuse the app (STACK.md).
+//  - Permissions-Policy: no camera, microphone, geolocation, payment, USB… — SIM Link uses none of them,
+//    so neither can anything that ever got into its pages.
 //  - A non-GET request that the browser marks as cross-site (Sec-Fetch-Site, else Origin) is refused
 //    before anything runs. The CSRF token already covers signed-in forms; this also covers sign-in
 //    (no session yet, so no token: a "login CSRF" would sign the victim into the attacker's account).
+//    `Origin: null` (a sandboxed frame, a data: or file: page) is refused too — unless Sec-Fetch-Site
+//    says same-origin: with `Referrer-Policy: no-referrer` browsers send `Origin: null` on the app's
+//    own form posts (Chromium does), and Sec-Fetch-Site, which pages cannot forge, says where they came from.
 import fp from 'fastify-plugin';
 import helmet from '@fastify/helmet';
 import type { FastifyRequest } from 'fastify';
@@ -41,7 +46,8 @@ function crossSite(request: FastifyRequest, publicOrigin: string | undefined): b
   const site = request.headers['sec-fetch-site'];
   if (typeof site === 'string') return site !== 'same-origin' && site !== 'none';
   const origin = request.headers.origin;
-  if (typeof origin !== 'string' || origin === '' || origin === 'null') return false;
+  if (origin === 'null') return true;
+  if (typeof origin !== 'string' || origin === '') return false;
   if (publicOrigin && origin === publicOrigin) return false;
   try {
     return new URL(origin).host !== request.host;
@@ -49,6 +55,12 @@ function crossSite(request: FastifyRequest, publicOrigin: string | undefined): b
     return true;
   }
 }
+
+/** Powerful browser features SIM Link never uses, switched off for its pages and anything they frame. */
+export const PERMISSIONS_POLICY = [
+  'accelerometer', 'camera', 'display-capture', 'geolocation', 'gyroscope', 'hid', 'magnetometer',
+  'microphone', 'midi', 'payment', 'publickey-credentials-get', 'serial', 'usb', 'xr-spatial-tracking',
+].map((feature) => `${feature}=()`).join(', ');
 
 export const securityPlugin = fp<{ config: Config }>(async (app, { config }) => {
   const https = Boolean(config.publicUrl?.startsWith('https:'));
@@ -60,6 +72,10 @@ export const securityPlugin = fp<{ config: Config }>(async (app, { config }) => 
     // Framed by a CRM on another site: the app's own pages must still load its own scripts and styles.
     crossOriginResourcePolicy: { policy: 'same-origin' },
     crossOriginEmbedderPolicy: false,
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('Permissions-Policy', PERMISSIONS_POLICY);
   });
 
   const publicOrigin = config.publicUrl ? new URL(config.publicUrl).origin : undefined;

@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config.js';
 import { ACTOR_COLUMNS, findActor, type Actor } from '../../domain/accounts.js';
+import { ROLES, type Role } from '../../domain/entities.js';
 
 /** What the CRM around an embedded SIM Link is told after a change (SPEC.md §3), sent by public/app.js. */
 export interface CrmEvent {
@@ -34,6 +35,8 @@ declare module 'fastify' {
     signedInAt?: number;
     /** Started by a CRM launch: the cookie is SameSite=None; Secure; Partitioned. */
     embedded?: boolean;
+    /** The role the launch token gave: it applies to this session only, whatever the user's stored role. */
+    role?: Role;
     flash?: Flash;
   }
   interface FastifyRequest {
@@ -130,6 +133,15 @@ export function keepsSecureCookies(request: FastifyRequest): boolean {
   return request.protocol === 'https' || isLoopback(request.hostname);
 }
 
+export const SESSION_COOKIE = 'simlink_session';
+
+/** Tells the browser to forget the session cookie (Expires in the past), with the attributes it was set with. */
+export function expireSessionCookie(request: FastifyRequest, reply: FastifyReply) {
+  const https = Boolean(request.server.config.publicUrl?.startsWith('https:')) || request.protocol === 'https';
+  const attributes = request.session?.embedded ? EMBEDDED_COOKIE : { sameSite: 'lax' as const, secure: https };
+  reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, ...attributes });
+}
+
 export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, { orm, config }) => {
   const idleMs = config.sessionIdleMinutes * 60_000;
   const maxMs = config.sessionMaxHours * 3_600_000;
@@ -148,7 +160,7 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
   });
   await app.register(session, {
     secret: config.sessionSecret,
-    cookieName: 'simlink_session',
+    cookieName: SESSION_COOKIE,
     store: pgStore(orm, idleMs, maxMs),
     saveUninitialized: false,
     rolling: false,
@@ -206,7 +218,9 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, {
         // (destroy() would leave request.session null for everything after this hook).
         await request.session.regenerate();
       } else {
-        request.actor = loaded !== undefined && loaded?.id === userId ? loaded : await findActor(request.em, userId);
+        const actor = loaded !== undefined && loaded?.id === userId ? loaded : await findActor(request.em, userId);
+        const role = request.session.role;
+        request.actor = actor && role && ROLES.includes(role) ? { ...actor, role } : actor;
       }
     }
     // The page a GET renders shows the flash once; a redirect carries it to the next page.
