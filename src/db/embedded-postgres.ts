@@ -16,11 +16,13 @@ import {
   chmodSync,
   chownSync,
   closeSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   unlinkSync,
@@ -28,7 +30,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
@@ -76,6 +78,33 @@ async function binaries(): Promise<Binaries> {
       `the embedded PostgreSQL has no binaries for ${platform()}-${arch()} (package ${name} is not installed); set DATABASE_URL to a PostgreSQL server instead.`,
     );
   }
+}
+
+/**
+ * As root, the server runs as `postgres`, which may not reach the binaries (a checkout under /root is
+ * private): then they are copied once, whole (bin/, lib/, share/ keep their relative layout), to a
+ * directory of the system's temporary directory that everyone may read and run.
+ */
+function reachableBinaries(bin: Binaries, owner: { uid: number; gid: number }): Binaries {
+  const canRun = (file: string) => spawnSync('test', ['-x', file], { uid: owner.uid, gid: owner.gid }).status === 0;
+  if (canRun(bin.postgres) && canRun(bin.initdb)) return bin;
+  const native = dirname(dirname(bin.postgres));
+  const version = readFileSync(join(native, '..', 'package.json'), 'utf8').match(/"version":\s*"([^"]+)"/)?.[1] ?? 'unknown';
+  const copy = join(tmpdir(), `simlink-postgres-${version}-${platform()}-${arch()}`);
+  const copied = { postgres: join(copy, 'bin', basename(bin.postgres)), initdb: join(copy, 'bin', basename(bin.initdb)) };
+  if (!existsSync(join(copy, '.complete'))) {
+    const partial = `${copy}.${process.pid}`;
+    rmSync(partial, { recursive: true, force: true });
+    cpSync(native, partial, { recursive: true, verbatimSymlinks: true });
+    spawnSync('chmod', ['-R', 'a+rX', partial]);
+    writeFileSync(join(partial, '.complete'), '');
+    rmSync(copy, { recursive: true, force: true });
+    renameSync(partial, copy);
+  }
+  if (!canRun(copied.postgres)) {
+    throw new EmbeddedPostgresError(`running as root, the user "${USER}" cannot run the PostgreSQL binaries, even copied to ${copy}; set DATABASE_URL to a PostgreSQL server instead.`);
+  }
+  return copied;
 }
 
 /** The postgres account's uid/gid when running as root (PostgreSQL refuses root); undefined otherwise. */
@@ -279,8 +308,8 @@ export async function startEmbeddedPostgres(dataDir: string, options: StartOptio
   const release = lockDataDir(dataDir);
   let socketDir: string | undefined;
   try {
-    const bin = await binaries();
     const owner = runAs(log);
+    const bin = owner ? reachableBinaries(await binaries(), owner) : await binaries();
     const pgDir = join(dataDir, 'postgres');
     const passwordFile = join(dataDir, 'postgres-password');
     if (owner) reachable(dataDir, owner);
