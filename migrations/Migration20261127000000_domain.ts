@@ -1,7 +1,7 @@
 import { Migration } from '@mikro-orm/migrations';
 
 /**
- * The whole domain of SPEC.md §1, with every invariant the database can keep:
+ * The whole domain (docs/lifecycle.md, docs/invariants.md), with every invariant the database can keep:
  *  1. one SIM per endpoint and one endpoint per SIM      → unique (endpoint.sim_id), unique (sim.endpoint_id)
  *  2. endpoint Hold ⇔ no SIM                             → check endpoint_hold_iff_no_sim
  *  3. SIM Ready to Activate ⇔ no endpoint                → check sim_ready_iff_no_endpoint

@@ -1,4 +1,4 @@
-// npm run check-invariants — lists every row breaking SPEC.md's invariants; exits 1 if there is any.
+// npm run check-invariants — lists every row breaking an invariant of docs/invariants.md; exits 1 if there is any.
 import { loadConfig } from '../config.js';
 import { openDatabase } from './database.js';
 import { findViolations } from '../domain/invariants.js';

@@ -97,7 +97,7 @@ export function checkImei(raw: string): Checked {
   return { ok: true, value };
 }
 
-/** MSISDN is free-form in SPEC.md; keep it to what a phone number can be (E.164: up to 15 digits). */
+/** MSISDN has no standard format here (docs/identifiers.md); keep it to what a phone number can be (E.164: up to 15 digits). */
 export function checkMsisdn(raw: string): Checked {
   const value = normalise(raw).replace(/^\+/, '');
   const bad = digitsOnly('MSISDN', value, raw);

@@ -1,4 +1,4 @@
-// One query listing every row that breaks an invariant of SPEC.md §1. The database's constraints should
+// One query listing every row that breaks an invariant of docs/invariants.md. The database's constraints should
 // make it return nothing, always: the tests run it after every race, operators with `npm run check-invariants`.
 import type { EntityManager } from '@mikro-orm/postgresql';
 

@@ -3,11 +3,11 @@ import { checkEid, checkIccid, checkImei, checkImsi, checkMsisdn, eidCheckDigits
 import { eidFor, iccidFor, imeiFor, imsiFor } from '../../src/db/generate-identifiers.js';
 
 describe('EID (ISO/IEC 7064 MOD 97-10)', () => {
-  it('accepts the valid examples of SPEC.md', () => {
+  it('accepts the valid examples of the specification (docs/identifiers.md)', () => {
     expect(checkEid('89049032123451234512345678901235')).toEqual({ ok: true, value: '89049032123451234512345678901235' });
     expect(checkEid('89086030202200000022000023022943')).toEqual({ ok: true, value: '89086030202200000022000023022943' });
   });
-  it('rejects the invalid example of SPEC.md', () => {
+  it('rejects the invalid example of the specification (docs/identifiers.md)', () => {
     expect(checkEid('89049032123451234512345678901234')).toEqual({ ok: false, message: 'EID check digits are wrong' });
   });
   it('computes mod 97 of a 32-digit number exactly', () => {

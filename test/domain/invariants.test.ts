@@ -1,4 +1,4 @@
-// The invariant checker can fail. For each invariant of SPEC.md §1, inside a transaction that is rolled back:
+// The invariant checker can fail. For each invariant of docs/invariants.md, inside a transaction that is rolled back:
 // drop the constraint(s) that keep it (DDL is transactional in PostgreSQL), write a violating row, and
 // assert that findViolations — run on that same transaction — reports exactly that, with the invariant's
 // number. After the rollback the constraints are back and the database is clean again.

@@ -13,7 +13,7 @@ import type { Config } from '../../config.js';
 import { ACTOR_COLUMNS, findActor, type Actor } from '../../domain/accounts.js';
 import { ROLES, type Role } from '../../domain/entities.js';
 
-/** What the CRM around an embedded SIM Link is told after a change (SPEC.md §3), sent by public/app.js. */
+/** What the CRM around an embedded SIM Link is told after a change (see README, "Listen to SIM Link"), sent by public/app.js. */
 export interface CrmEvent {
   type: string;
   endpointId?: number;
