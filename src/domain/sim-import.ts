@@ -36,9 +36,14 @@ export interface ImportLimits {
   maxRows: number;
   /** How many problems the report keeps in full (the rest are counted). */
   reportSize: number;
+  /**
+   * An upload that sends nothing for this long is given up (default 60 s): a stalled client must not keep
+   * an import slot, its enterprise's lock and a database connection.
+   */
+  idleMs?: number;
 }
 
-export const IMPORT_LIMITS: ImportLimits = { maxBytes: 50 * 1024 * 1024, maxRows: 500_000, reportSize: 100 };
+export const IMPORT_LIMITS: ImportLimits = { maxBytes: 50 * 1024 * 1024, maxRows: 500_000, reportSize: 100, idleMs: 60_000 };
 
 /** Rows (and problems) written to the import's temporary tables per round trip. */
 const BATCH = 5_000;
@@ -319,7 +324,7 @@ async function checkRefusals(tx: EntityManager, enterpriseId: number, limit: Ref
 
 /** Reads and checks the file, writing its rows and problems to the temporary tables a batch at a time. */
 async function stageFile(tx: EntityManager, file: ImportFile, limits: ImportLimits): Promise<{ rows: number; stoppedAtLine: number | null }> {
-  const source = withByteLimit(file.stream, limits.maxBytes);
+  const source = withByteLimit(file.stream, limits.maxBytes, limits.idleMs ?? 60_000);
   const { head, rest } = await readHeaderLine(source);
   checkLooksLikeCsv(head, file);
   const delimiter = headerDelimiter(head);
@@ -403,14 +408,41 @@ function tooLarge(limits: Pick<ImportLimits, 'maxBytes'>) {
   return new ImportFileError(`The file is larger than ${size}. Split it into smaller files and import them one by one.`);
 }
 
-/** Passes the chunks on as Buffers, refusing the file as soon as it grows beyond the limit. */
-async function* withByteLimit(stream: AsyncIterable<Buffer | string>, maxBytes: number): AsyncGenerator<Buffer> {
+/**
+ * Passes the chunks on as Buffers, refusing the file as soon as it grows beyond the limit, or when nothing
+ * arrives for `idleMs`.
+ */
+async function* withByteLimit(stream: AsyncIterable<Buffer | string>, maxBytes: number, idleMs: number): AsyncGenerator<Buffer> {
+  const chunks = stream[Symbol.asyncIterator]();
   let bytes = 0;
-  for await (const chunk of stream) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    bytes += buffer.length;
-    if (bytes > maxBytes) throw tooLarge({ maxBytes });
-    yield buffer;
+  let finished = false;
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const seconds = Math.round(idleMs / 1000);
+          reject(new ImportFileError(`The upload stopped: nothing arrived for ${seconds} second${seconds === 1 ? '' : 's'}. Nothing was imported. Check the connection and import the file again.`));
+        }, idleMs);
+      });
+      let next: IteratorResult<Buffer | string>;
+      try {
+        next = await Promise.race([chunks.next(), stalled]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) {
+        finished = true;
+        return;
+      }
+      const buffer = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      bytes += buffer.length;
+      if (bytes > maxBytes) throw tooLarge({ maxBytes });
+      yield buffer;
+    }
+  } finally {
+    // Stop the upload when the import stops early; not awaited, as a stalled source may never answer.
+    if (!finished) chunks.return?.(undefined)?.catch(() => {});
   }
 }
 

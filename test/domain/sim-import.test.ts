@@ -507,6 +507,26 @@ describe('imports do not starve everyone (issue 12, item 10)', () => {
     expect(await importSims(fork(), { actor: hooliAdmin }, file(csv([sim()])))).toMatchObject({ ok: true });
   });
 
+  it('an upload that stalls is given up after idleMs: nothing imported, the enterprise’s lock released', async () => {
+    const stark = await createEnterprise(fork(), 'Stark');
+    const starkAdmin = await actorFor(fork(), stark, 'admin');
+    const stalled: ImportFile = {
+      filename: 'stalled.csv',
+      mimetype: 'text/csv',
+      stream: (async function* () {
+        yield Buffer.from(`iccid,imsi,eid,msisdn\n${line(sim())}\n`);
+        await new Promise(() => {}); // the client stops sending, and never closes
+      })(),
+    };
+    const started = Date.now();
+    const error = await importSims(fork(), { actor: starkAdmin }, stalled, { ...IMPORT_LIMITS, idleMs: 1_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportFileError);
+    expect((error as Error).message).toBe('The upload stopped: nothing arrived for 1 second. Nothing was imported. Check the connection and import the file again.');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await importLockHeld(stark.id)).toBe(false);
+    expect(await importSims(fork(), { actor: starkAdmin }, file(csv([sim()])))).toMatchObject({ ok: true, count: 1 });
+  });
+
   it('an import uses one database connection, whatever its size', async () => {
     const umbrella = await createEnterprise(fork(), 'Umbrella');
     const umbrellaAdmin = await actorFor(fork(), umbrella, 'admin');
