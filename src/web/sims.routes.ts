@@ -52,20 +52,21 @@ export async function simsRoutes(app: FastifyInstance) {
     if (!request.isMultipart()) {
       return importPage(reply, { error: 'Choose a CSV file to import' }, 415);
     }
+    // The slot is taken once the file's part has begun: a client that never gets that far holds nothing.
+    const part = await request.file();
+    if (!part || part.fieldname !== FILE_FIELD || !part.filename) {
+      part?.file.resume();
+      return importPage(reply, { error: 'Choose a CSV file to import' });
+    }
     let release: () => void;
     try {
       release = slots.take();
     } catch (error) {
-      // Refused before a byte of the upload is read (Node discards the rest of the body).
-      return busy(reply, error as TooManyRequestsError);
+      // Refused before the file is read: the rest of the upload is discarded as it arrives.
+      part.file.resume();
+      return busy(reply, error as TooManyRequestsError, part.filename);
     }
     try {
-      const part = await request.file();
-      if (!part || part.fieldname !== FILE_FIELD || !part.filename) {
-        part?.file.resume();
-        return importPage(reply, { error: 'Choose a CSV file to import' });
-      }
-
       let outcome;
       try {
         outcome = await importSims(

@@ -169,6 +169,31 @@ describe('concurrent imports', () => {
     expect(await simsOf(acme)).toBe(51);
   });
 
+  it('an upload stalled before its file begins holds no import slot', async () => {
+    const [a, b, c] = await Promise.all(['Stalled A', 'Stalled B', 'Wayne'].map((name) => createEnterprise(em, name)));
+    // Two clients send the start of a multipart body, but not the file part's headers, and wait.
+    const stalled = await Promise.all([a, b].map(async (enterprise) => {
+      const who = await admin(enterprise);
+      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+      const writer = writable.getWriter();
+      void writer.write(new TextEncoder().encode('--stalled-boundary\r\n'));
+      const response = fetch(`${base}/sims/import?_csrf=${encodeURIComponent(who.csrf)}`, {
+        method: 'POST', body: readable, redirect: 'manual', duplex: 'half',
+        headers: { cookie: who.cookie, 'content-type': 'multipart/form-data; boundary=stalled-boundary' },
+      } as RequestInit);
+      return { writer, response };
+    }));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // With IMPORT_CONCURRENCY=2, an import still runs.
+    const res = await upload(await admin(c), HEADER + simLine());
+    expect(res.statusCode).toBe(303);
+    expect(await simsOf(c)).toBe(1);
+    // The bodies end without a file: unreadable (400), nothing imported.
+    await Promise.all(stalled.map(({ writer }) => writer.close()));
+    expect((await Promise.all(stalled.map(({ response }) => response))).map((r) => r.status)).toEqual([400, 400]);
+    expect((await simsOf(a)) + (await simsOf(b))).toBe(0);
+  });
+
   it('one import per enterprise, on any instance: the second gets 429 and the form saying an import is already running', async () => {
     const hooli = await createEnterprise(em, 'Hooli');
     const first = await admin(hooli);
