@@ -49,7 +49,7 @@ export const IMPORT_LIMITS: ImportLimits = { maxBytes: 50 * 1024 * 1024, maxRows
 const BATCH = 5_000;
 /** The namespace of the imports' advisory locks (the second key is the enterprise id): "SIMI". */
 const IMPORT_LOCK_NAMESPACE = 0x53494d49;
-/** The first key of the two-key advisory lock an import of `enterpriseId` holds (exported for tests). */
+/** The two keys of the advisory lock an import of `enterpriseId` holds (exported for tests). */
 export const importLockKeys = (enterpriseId: number): [number, number] => [IMPORT_LOCK_NAMESPACE, enterpriseId];
 /** The header line must end within this many bytes. */
 const MAX_HEADER_BYTES = 64 * 1024;
