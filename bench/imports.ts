@@ -10,7 +10,7 @@
 //     in a loop, one request at a time each;
 //  3. prints each import's status and time, the latency (p50/p95/max) and failures of both probes while the
 //     imports ran, and the peak RSS of the server process (sampled from /proc every 100 ms).
-import { createReadStream, createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -170,6 +170,7 @@ function upload(who: { cookie: string; csrf: string }, path: string, name: strin
 const outcomes = await Promise.all(importers.map((who, i) => upload(who, files[i], `bench-${i}.csv`)));
 const wall = (performance.now() - started) / 1000;
 done = true;
+for (const path of files) rmSync(path, { force: true });
 const results = await Promise.all(probes);
 if (sampler) clearInterval(sampler);
 
