@@ -31,7 +31,14 @@ export interface Config {
   /** Let a launch link start a session when opened top-level (not in the CRM's iframe). */
   crmLaunchTopLevel: boolean;
   rateLimits: boolean;
+  /** How many SIM imports this process runs at once; each holds one of the pool's POOL_SIZE connections. */
+  importConcurrency: number;
 }
+
+/** Connections in each instance's database pool (db/database.ts). */
+export const POOL_SIZE = 10;
+/** Imports may hold at most half of the pool: the other half serves every other request meanwhile. */
+export const MAX_IMPORT_CONCURRENCY = POOL_SIZE / 2;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -169,6 +176,18 @@ function sessionSecret(env: Env, dataDir: string): string {
   return generated;
 }
 
+function importConcurrency(env: Env): number {
+  const raw = env.IMPORT_CONCURRENCY?.trim();
+  if (!raw) return 2;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > MAX_IMPORT_CONCURRENCY) {
+    throw new ConfigError(
+      `IMPORT_CONCURRENCY must be a whole number from 1 to ${MAX_IMPORT_CONCURRENCY}; got "${raw}". Each import holds one of the ${POOL_SIZE} database connections for its whole length, and at least half of them stay for everyone else.`,
+    );
+  }
+  return value;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const logLevel = env.LOG_LEVEL?.trim() || 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -207,5 +226,6 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy,
     crmLaunchTopLevel: boolean(env, 'CRM_LAUNCH_TOP_LEVEL', false),
     rateLimits: boolean(env, 'RATE_LIMITS', true),
+    importConcurrency: importConcurrency(env),
   };
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, MAX_IMPORT_CONCURRENCY, POOL_SIZE, loadConfig } from '../src/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'simlink-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -114,5 +114,19 @@ describe('CRM_LAUNCH_TOP_LEVEL', () => {
     expect(loadConfig(base).crmLaunchTopLevel).toBe(false);
     expect(load({ CRM_LAUNCH_TOP_LEVEL: 'true' }).crmLaunchTopLevel).toBe(true);
     expect(() => load({ CRM_LAUNCH_TOP_LEVEL: 'sometimes' })).toThrow(/CRM_LAUNCH_TOP_LEVEL must be true or false/);
+  });
+});
+
+describe('IMPORT_CONCURRENCY', () => {
+  it('is 2 unless set; at most half of the pool, so the rest serves other requests', () => {
+    expect(loadConfig(base).importConcurrency).toBe(2);
+    expect(loadConfig({ ...base, IMPORT_CONCURRENCY: '1' }).importConcurrency).toBe(1);
+    expect(loadConfig({ ...base, IMPORT_CONCURRENCY: String(MAX_IMPORT_CONCURRENCY) }).importConcurrency).toBe(MAX_IMPORT_CONCURRENCY);
+    expect(MAX_IMPORT_CONCURRENCY * 2).toBeLessThanOrEqual(POOL_SIZE);
+    for (const value of ['0', String(MAX_IMPORT_CONCURRENCY + 1), '1.5', 'two', '-1']) {
+      expect(() => loadConfig({ ...base, IMPORT_CONCURRENCY: value })).toThrow(
+        new ConfigError(`IMPORT_CONCURRENCY must be a whole number from 1 to ${MAX_IMPORT_CONCURRENCY}; got "${value}". Each import holds one of the ${POOL_SIZE} database connections for its whole length, and at least half of them stay for everyone else.`),
+      );
+    }
   });
 });

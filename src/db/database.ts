@@ -2,6 +2,7 @@
 // server kept in DATA_DIR (started here, stopped by close()). Both are reached by the same driver, with
 // the same pool, SQL and migrations — one code path.
 import { MikroORM } from '@mikro-orm/postgresql';
+import { POOL_SIZE } from '../config.js';
 import { ormConfig } from './mikro-orm.config.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded-postgres.js';
 
@@ -21,7 +22,7 @@ export interface OpenOptions {
   dataDir?: string;
   /** Run pending migrations before returning (the app does; tests on a migrated copy need not). */
   migrate?: boolean;
-  /** Connections in the pool (default 10). */
+  /** Connections in the pool (default POOL_SIZE, 10). */
   poolSize?: number;
   debug?: boolean;
   /** Notable steps of the embedded server's start (initdb, recovery). */
@@ -42,7 +43,7 @@ export async function openDatabase(options: OpenOptions): Promise<Database> {
     await embedded?.stop();
   };
   try {
-    orm = await MikroORM.init(ormConfig({ clientUrl: databaseUrl, poolSize: options.poolSize, debug: options.debug }));
+    orm = await MikroORM.init(ormConfig({ clientUrl: databaseUrl, poolSize: options.poolSize ?? POOL_SIZE, debug: options.debug }));
     if (options.migrate ?? true) await orm.getMigrator().up();
   } catch (error) {
     await close();

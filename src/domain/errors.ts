@@ -1,7 +1,7 @@
 // Typed failures of the domain. One error handler in the web layer maps each kind to a status and a page;
 // routes never compare message strings.
 
-export type DomainErrorKind = 'not_found' | 'forbidden' | 'conflict' | 'invalid' | 'unauthorized';
+export type DomainErrorKind = 'not_found' | 'forbidden' | 'conflict' | 'invalid' | 'unauthorized' | 'too_many_requests';
 
 export abstract class DomainError extends Error {
   abstract readonly kind: DomainErrorKind;
@@ -46,5 +46,13 @@ export class ValidationError extends DomainError {
   readonly kind = 'invalid';
   constructor(readonly errors: FieldError[]) {
     super(errors.map((e) => e.message).join('; '));
+  }
+}
+
+/** Not now: too much of something is going on (e.g. imports); the message says when to try again. */
+export class TooManyRequestsError extends DomainError {
+  readonly kind = 'too_many_requests';
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
   }
 }

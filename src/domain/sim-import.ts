@@ -1,13 +1,21 @@
 // Import SIMs from a CSV file, all or nothing (SPEC.md §2 "SIMs", §1 "Import SIMs").
 //
 // The file is read as a stream (csv-parse), never as one string: the header line decides the delimiter
-// (comma or semicolon), then every row is validated with the identifier rules and checked for duplicates
-// inside the file. What remains in memory is the valid rows' identifiers (bounded by the row limit).
-// Their ICCIDs, IMSIs and EIDs are then looked up in the database — in every enterprise, since the
-// identifiers are globally unique — in batches. One problem anywhere → nothing is written and a report
-// names each bad line, field and reason. Otherwise every SIM is inserted Ready to Activate in one
-// transaction, in multi-row batches, with one `sims.imported` event; the unique constraints stay the
+// (comma or semicolon), then every row is validated with the identifier rules. Nothing of the file is kept
+// in memory beyond a batch: the rows (their valid identifiers) and the problems found are written in
+// batches to two temporary tables of the import's transaction. PostgreSQL then finds the duplicates inside
+// the file and the identifiers already in SIM Link — in every enterprise, since identifiers are globally
+// unique — set-wise. One problem anywhere → nothing is written (but the audit event `sims.import_refused`
+// with the counts) and a report names each bad line, field and reason. Otherwise every SIM is inserted
+// Ready to Activate by one statement, with one `sims.imported` event; the unique constraints stay the
 // backstop against a concurrent import of the same SIMs.
+//
+// An import is heavy work that must not starve everyone else (issue 12, item 10): the whole import is one
+// transaction on one pooled connection, holding a transaction-level advisory lock on its enterprise — one
+// import per enterprise at a time, on any instance; a second is refused at once (429). `ImportSlots` caps
+// the imports running in this process (IMPORT_CONCURRENCY), so the pool keeps connections for everyone
+// else. An enterprise whose imports were refused too often in the last hour (each refusal looked its
+// identifiers up in the whole database) has its imports paused for a while.
 //
 // Columns: `iccid` and `imsi` are required; `eid` and `msisdn` may be left out or empty. Header names
 // are trimmed and case-insensitive, in any order. A column with another name is refused rather than
@@ -18,7 +26,7 @@ import { Readable, pipeline } from 'node:stream';
 import { parse, type CsvError } from 'csv-parse';
 import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
-import { ConflictError, DomainError, ForbiddenError } from './errors.js';
+import { ConflictError, DomainError, ForbiddenError, TooManyRequestsError } from './errors.js';
 import { checkEid, checkIccid, checkImsi, checkMsisdn, type Checked } from './identifiers.js';
 
 export interface ImportLimits {
@@ -28,12 +36,21 @@ export interface ImportLimits {
   maxRows: number;
   /** How many problems the report keeps in full (the rest are counted). */
   reportSize: number;
+  /**
+   * An upload that sends nothing for this long is given up (default 60 s): a stalled client must not keep
+   * an import slot, its enterprise's lock and a database connection.
+   */
+  idleMs?: number;
 }
 
-export const IMPORT_LIMITS: ImportLimits = { maxBytes: 50 * 1024 * 1024, maxRows: 500_000, reportSize: 100 };
+export const IMPORT_LIMITS: ImportLimits = { maxBytes: 50 * 1024 * 1024, maxRows: 500_000, reportSize: 100, idleMs: 60_000 };
 
-/** Rows per database round trip, for the duplicate look-up and for the insert. */
-const BATCH = 10_000;
+/** Rows (and problems) written to the import's temporary tables per round trip. */
+const BATCH = 5_000;
+/** The namespace of the imports' advisory locks (the second key is the enterprise id): "SIMI". */
+const IMPORT_LOCK_NAMESPACE = 0x53494d49;
+/** The two keys of the advisory lock an import of `enterpriseId` holds (exported for tests). */
+export const importLockKeys = (enterpriseId: number): [number, number] => [IMPORT_LOCK_NAMESPACE, enterpriseId];
 /** The header line must end within this many bytes. */
 const MAX_HEADER_BYTES = 64 * 1024;
 /** A single record larger than this is not a SIM (e.g. an unclosed quote swallowing the file). */
@@ -48,9 +65,21 @@ const FIELD_LABEL: Record<Column, string> = { iccid: 'ICCID', imsi: 'IMSI', eid:
 const CSV_TYPES = new Set(['', 'text/csv', 'text/plain', 'text/x-csv', 'text/comma-separated-values', 'application/csv',
   'application/x-csv', 'application/vnd.ms-excel', 'application/octet-stream']);
 
+export interface RefusalLimit {
+  /** Refused imports (files with problems) an enterprise may have within the window… */
+  max: number;
+  /** …of this many milliseconds, before its imports are paused until the oldest of them leaves the window. */
+  windowMs: number;
+}
+
+/** 20 refused files an hour: plenty for someone fixing a file, too few for probing which identifiers exist. */
+export const REFUSAL_LIMIT: RefusalLimit = { max: 20, windowMs: 60 * 60_000 };
+
 export interface ImportContext {
   actor: Actor;
   requestId?: string;
+  /** The refused-imports limit of the enterprise; null or absent → none (RATE_LIMITS=false). */
+  refusals?: RefusalLimit | null;
 }
 
 export interface ImportFile {
@@ -90,33 +119,121 @@ export class ImportFileError extends DomainError {
   readonly kind = 'invalid';
 }
 
-interface ValidRows {
-  iccids: string[];
-  imsis: string[];
-  eids: (string | null)[];
-  msisdns: (string | null)[];
+/** Another import of the enterprise is running (on this or another instance): try again when it is done. */
+export class ImportRunningError extends TooManyRequestsError {
+  constructor() {
+    super('An import is already running for this enterprise. Try again in a minute, when it has finished.', 60);
+  }
 }
 
-/** Collects problems: all are counted, the first `size` kept, lines with problems counted once. */
-class Problems {
-  readonly kept: ImportProblem[] = [];
+/** This instance runs as many imports as it may (IMPORT_CONCURRENCY): try again shortly. */
+export class ImportsBusyError extends TooManyRequestsError {
+  constructor() {
+    super('SIM Link is busy importing other files. Try again in a minute.', 60);
+  }
+}
+
+/** The enterprise had too many refused imports lately: its imports wait until the oldest leaves the window. */
+export class ImportsPausedError extends TooManyRequestsError {
+  constructor(limit: RefusalLimit, retryAfterSeconds: number) {
+    const window = limit.windowMs % 3_600_000 === 0 ? `${limit.windowMs / 3_600_000 === 1 ? 'hour' : `${limit.windowMs / 3_600_000} hours`}` : `${Math.round(limit.windowMs / 60_000)} minutes`;
+    const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
+    super(
+      `${limit.max} imports of this enterprise were refused in the last ${window} because their files had problems. ` +
+        `To keep SIM identifiers from being probed, imports are paused: try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+      retryAfterSeconds,
+    );
+  }
+}
+
+/**
+ * How many imports this process runs at once (IMPORT_CONCURRENCY). Each holds one pooled connection for
+ * its whole length; the cap keeps the rest of the pool, and the memory and CPU, for everyone else.
+ * An import that finds no free slot is refused at once rather than queued: a queued upload would hold its
+ * request open for minutes.
+ */
+export class ImportSlots {
+  private running = 0;
+  constructor(readonly size: number) {}
+
+  /** Takes a slot, or throws ImportsBusyError; the function returned gives it back (once). */
+  take(): () => void {
+    if (this.running >= this.size) throw new ImportsBusyError();
+    this.running++;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.running--;
+    };
+  }
+
+  get inUse() {
+    return this.running;
+  }
+}
+
+/**
+ * Rows and problems on their way to the import's temporary tables, written a batch at a time. A row keeps
+ * its valid identifiers (null for an invalid one, still needed to find duplicates of its other values) and
+ * whether the whole row is valid (only those are looked up in SIM Link).
+ */
+class Stage {
+  private lines: number[] = [];
+  private values: Record<'iccid' | 'imsi' | 'eid' | 'msisdn', (string | null)[]> = { iccid: [], imsi: [], eid: [], msisdn: [] };
+  private oks: boolean[] = [];
+  private problems: { line: number; field_order: number; field: string; message: string }[] = [];
+  /** Problems found so far, and the first one (for a header that cannot be read). */
   total = 0;
-  private readonly lines = new Set<number>();
-  constructor(private readonly size: number) {}
-  add(line: number, field: string, message: string) {
+  first: ImportProblem | null = null;
+
+  constructor(private readonly em: EntityManager) {}
+
+  addRow(line: number, row: Record<'iccid' | 'imsi' | 'eid' | 'msisdn', string | null>, ok: boolean) {
+    this.lines.push(line);
+    for (const column of IMPORT_COLUMNS) this.values[column].push(row[column]);
+    this.oks.push(ok);
+  }
+
+  addProblem(line: number, field: string, message: string) {
     this.total++;
-    this.lines.add(line);
-    if (this.kept.length < this.size) this.kept.push({ line, field, message });
+    // PostgreSQL text cannot hold NUL; a value quoted in a message may (the rest of the file is not checked for it).
+    const problem = { line, field, message: message.replace(/\0/g, '\ufffd') };
+    this.first ??= problem;
+    this.problems.push({ ...problem, field_order: fieldOrder(field) });
   }
-  get badLines() {
-    return this.lines.size;
+
+  get full() {
+    return this.lines.length >= BATCH || this.problems.length >= BATCH;
   }
-  /** Takes in problems found in another pass: the kept ones merged in line order, the others counted. */
-  merge(other: Problems) {
-    this.total += other.total;
-    for (const line of other.lines) this.lines.add(line);
-    const merged = [...this.kept, ...other.kept].sort((a, b) => a.line - b.line || fieldOrder(a.field) - fieldOrder(b.field));
-    this.kept.splice(0, this.kept.length, ...merged.slice(0, this.size));
+
+  async flush() {
+    if (this.lines.length) {
+      await this.em.execute(
+        `insert into import_row (line, iccid, imsi, eid, msisdn, ok)
+         select * from unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::boolean[])`,
+        [
+          `{${this.lines.join(',')}}`,
+          arrayLiteral(this.values.iccid),
+          arrayLiteral(this.values.imsi),
+          arrayLiteral(this.values.eid),
+          arrayLiteral(this.values.msisdn),
+          `{${this.oks.map((ok) => (ok ? 't' : 'f')).join(',')}}`,
+        ],
+      );
+      this.lines = [];
+      this.values = { iccid: [], imsi: [], eid: [], msisdn: [] };
+      this.oks = [];
+    }
+    if (this.problems.length) {
+      await this.em.execute(
+        `insert into import_problem (line, field_order, field, message)
+         select line, field_order, field, message
+         from jsonb_to_recordset(?::jsonb) as p(line int, field_order smallint, field text, message text)`,
+        [JSON.stringify(this.problems)],
+      );
+      this.problems = [];
+    }
   }
 }
 
@@ -132,8 +249,82 @@ export async function importSims(
   if (!CSV_TYPES.has(type) && !type.startsWith('text/')) {
     throw new ImportFileError(`The file must be a CSV file (comma-separated values). ${describe(file)} is ${type}. Save it from your spreadsheet as “CSV UTF-8” and import that.`);
   }
+  try {
+    return await em.transactional(async (tx) => {
+      await lockEnterpriseImports(tx, ctx.actor.enterpriseId);
+      if (ctx.refusals) await checkRefusals(tx, ctx.actor.enterpriseId, ctx.refusals);
+      await tx.execute(`
+        create temporary table import_row (line int not null, iccid text, imsi text, eid text, msisdn text, ok boolean not null) on commit drop;
+        create temporary table import_problem (id int generated always as identity, line int not null, field_order smallint not null,
+          field text not null, message text not null) on commit drop`);
+      const { rows, stoppedAtLine } = await stageFile(tx, file, limits);
+      await findDuplicates(tx);
 
-  const source = withByteLimit(file.stream, limits.maxBytes);
+      const [{ total, bad_lines: badLines }] = await tx.execute<{ total: number; bad_lines: number }[]>(
+        'select count(*)::int as total, count(distinct line)::int as bad_lines from import_problem',
+      );
+      if (total > 0) {
+        const problems = await tx.execute<ImportProblem[]>(
+          `select line, field, message from import_problem order by line, field_order, id limit ${Number(limits.reportSize)}`,
+        );
+        await tx.execute(
+          `insert into event (enterprise_id, actor_id, actor_name, action, count, problem_count, request_id)
+           values (?, ?, ?, 'sims.import_refused', ?, ?, ?)`,
+          [ctx.actor.enterpriseId, ctx.actor.id, ctx.actor.displayName, rows, total, ctx.requestId ?? null],
+        );
+        return { ok: false, report: { problems, totalProblems: total, badLines, rows, stoppedAtLine } } as const;
+      }
+
+      const inserted = await tx.execute(
+        `insert into sim (enterprise_id, iccid, imsi, eid, msisdn)
+         select ?, iccid, imsi, eid, msisdn from import_row order by line`,
+        [ctx.actor.enterpriseId],
+        'run',
+      );
+      const count = (inserted as { affectedRows?: number }).affectedRows ?? rows;
+      await tx.execute(
+        `insert into event (enterprise_id, actor_id, actor_name, action, count, request_id)
+         values (?, ?, ?, 'sims.imported', ?, ?)`,
+        [ctx.actor.enterpriseId, ctx.actor.id, ctx.actor.displayName, count, ctx.requestId ?? null],
+      );
+      return { ok: true, count, ms: Date.now() - started } as const;
+    });
+  } catch (error) {
+    if (error instanceof UniqueConstraintViolationException) {
+      throw new ConflictError(
+        'Some of these SIMs were added to SIM Link by someone else while this file was being imported. Nothing was imported. Import the file again to see which lines are affected.',
+      );
+    }
+    throw error;
+  }
+}
+
+/** One import per enterprise at a time, on every instance: the lock ends with the transaction. */
+async function lockEnterpriseImports(tx: EntityManager, enterpriseId: number) {
+  const [namespace, key] = importLockKeys(enterpriseId);
+  const [{ locked }] = await tx.execute<{ locked: boolean }[]>('select pg_try_advisory_xact_lock(?, ?) as locked', [namespace, key]);
+  if (!locked) throw new ImportRunningError();
+}
+
+/**
+ * The refused-imports limit, counted on the audit trail itself (so every instance agrees and a restart
+ * changes nothing): when the enterprise's `max`-th latest refusal is still inside the window, imports wait
+ * until it leaves it. Read under the enterprise's import lock, so no other import of it adds one meanwhile.
+ */
+async function checkRefusals(tx: EntityManager, enterpriseId: number, limit: RefusalLimit) {
+  const [row] = await tx.execute<{ retry_after: number }[]>(
+    `select ceil(extract(epoch from (created_at + ? * interval '1 millisecond' - now())))::int as retry_after
+     from (select created_at from event where enterprise_id = ? and action = 'sims.import_refused'
+           order by id desc offset ? limit 1) oldest
+     where created_at > now() - ? * interval '1 millisecond'`,
+    [limit.windowMs, enterpriseId, limit.max - 1, limit.windowMs],
+  );
+  if (row) throw new ImportsPausedError(limit, Math.max(1, row.retry_after));
+}
+
+/** Reads and checks the file, writing its rows and problems to the temporary tables a batch at a time. */
+async function stageFile(tx: EntityManager, file: ImportFile, limits: ImportLimits): Promise<{ rows: number; stoppedAtLine: number | null }> {
+  const source = withByteLimit(file.stream, limits.maxBytes, limits.idleMs ?? 60_000);
   const { head, rest } = await readHeaderLine(source);
   checkLooksLikeCsv(head, file);
   const delimiter = headerDelimiter(head);
@@ -160,10 +351,7 @@ export async function importSims(
   // loop ending early destroys the source, which stops reading the upload.
   pipeline(Readable.from(replay(head, rest)), parser, () => {});
 
-  const problems = new Problems(limits.reportSize);
-  const valid: ValidRows = { iccids: [], imsis: [], eids: [], msisdns: [] };
-  /** The line of each identifier seen so far: duplicates inside the file, and lines for database hits. */
-  const seen = { iccid: new Map<string, number>(), imsi: new Map<string, number>(), eid: new Map<string, number>() };
+  const stage = new Stage(tx);
   let columns: { index: Map<Column, number>; ignored: number[]; width: number } | null = null;
   let rows = 0;
   let stoppedAtLine: number | null = null;
@@ -185,38 +373,29 @@ export async function importSims(
           `The file has more than ${limits.maxRows.toLocaleString('en')} SIMs. Split it into files of at most ${limits.maxRows.toLocaleString('en')} rows and import them one by one.`,
         );
       }
-      checkRow(record, line, columns, problems, seen, valid);
+      checkRow(record, line, columns, stage);
+      if (stage.full) await stage.flush();
     }
   } finally {
     parser.destroy();
   }
   if (syntaxError) {
     stoppedAtLine = syntaxLine(syntaxError, lastLine);
-    problems.add(stoppedAtLine, 'Line', csvProblem(syntaxError));
+    stage.addProblem(stoppedAtLine, 'Line', csvProblem(syntaxError));
   }
   if (file.truncated?.()) throw tooLarge(limits);
   if (!columns) {
     throw new ImportFileError(
-      problems.total
-        ? `The header (line 1) cannot be read: ${problems.kept[0].message}.`
+      stage.first
+        ? `The header (line 1) cannot be read: ${stage.first.message}.`
         : `${describe(file)} is empty. Choose the CSV file with your SIMs: a header line iccid,imsi,eid,msisdn and one SIM a line.`,
     );
   }
-  if (rows === 0 && problems.total === 0) {
+  if (rows === 0 && stage.total === 0) {
     throw new ImportFileError(`${describe(file)} has a header but no SIMs. Add one SIM a line below the header.`);
   }
-
-  await checkAgainstDatabase(em, valid, seen, limits.reportSize, problems);
-
-  if (problems.total > 0) {
-    return {
-      ok: false,
-      report: { problems: problems.kept, totalProblems: problems.total, badLines: problems.badLines, rows, stoppedAtLine },
-    };
-  }
-
-  const count = await insertAll(em, ctx, valid);
-  return { ok: true, count, ms: Date.now() - started };
+  await stage.flush();
+  return { rows, stoppedAtLine };
 }
 
 function describe(file: ImportFile): string {
@@ -229,14 +408,41 @@ function tooLarge(limits: Pick<ImportLimits, 'maxBytes'>) {
   return new ImportFileError(`The file is larger than ${size}. Split it into smaller files and import them one by one.`);
 }
 
-/** Passes the chunks on as Buffers, refusing the file as soon as it grows beyond the limit. */
-async function* withByteLimit(stream: AsyncIterable<Buffer | string>, maxBytes: number): AsyncGenerator<Buffer> {
+/**
+ * Passes the chunks on as Buffers, refusing the file as soon as it grows beyond the limit, or when nothing
+ * arrives for `idleMs`.
+ */
+async function* withByteLimit(stream: AsyncIterable<Buffer | string>, maxBytes: number, idleMs: number): AsyncGenerator<Buffer> {
+  const chunks = stream[Symbol.asyncIterator]();
   let bytes = 0;
-  for await (const chunk of stream) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    bytes += buffer.length;
-    if (bytes > maxBytes) throw tooLarge({ maxBytes });
-    yield buffer;
+  let finished = false;
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const seconds = Math.round(idleMs / 1000);
+          reject(new ImportFileError(`The upload stopped: nothing arrived for ${seconds} second${seconds === 1 ? '' : 's'}. Nothing was imported. Check the connection and import the file again.`));
+        }, idleMs);
+      });
+      let next: IteratorResult<Buffer | string>;
+      try {
+        next = await Promise.race([chunks.next(), stalled]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) {
+        finished = true;
+        return;
+      }
+      const buffer = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      bytes += buffer.length;
+      if (bytes > maxBytes) throw tooLarge({ maxBytes });
+      yield buffer;
+    }
+  } finally {
+    // Stop the upload when the import stops early; not awaited, as a stalled source may never answer.
+    if (!finished) chunks.return?.(undefined)?.catch(() => {});
   }
 }
 
@@ -335,16 +541,14 @@ function checkRow(
   record: string[],
   line: number,
   columns: { index: Map<Column, number>; ignored: number[]; width: number },
-  problems: Problems,
-  seen: Record<'iccid' | 'imsi' | 'eid', Map<string, number>>,
-  valid: ValidRows,
+  stage: Stage,
 ) {
   if (record.length !== columns.width) {
-    problems.add(line, 'Line', `This line has ${record.length} value${record.length === 1 ? '' : 's'}; the header has ${columns.width} columns`);
+    stage.addProblem(line, 'Line', `This line has ${record.length} value${record.length === 1 ? '' : 's'}; the header has ${columns.width} columns`);
     return;
   }
   if (columns.ignored.some((i) => record[i] !== '')) {
-    problems.add(line, 'Line', 'This line has a value in a column without a name in the header');
+    stage.addProblem(line, 'Line', 'This line has a value in a column without a name in the header');
     return;
   }
   const cell = (c: Column) => {
@@ -357,31 +561,19 @@ function checkRow(
     if (optional && normaliseCell(raw) === '') return null;
     const result = checker(raw);
     if (!result.ok) {
-      problems.add(line, FIELD_LABEL[column], result.message);
+      stage.addProblem(line, FIELD_LABEL[column], result.message);
       ok = false;
       return null;
     }
-    if (column !== 'msisdn') {
-      const map = seen[column];
-      const first = map.get(result.value);
-      if (first !== undefined) {
-        problems.add(line, FIELD_LABEL[column], `${FIELD_LABEL[column]} ${result.value} is also on line ${first}`);
-        ok = false;
-      } else {
-        map.set(result.value, line);
-      }
-    }
     return result.value;
   };
-  const iccid = check('iccid', checkIccid, false);
-  const imsi = check('imsi', checkImsi, false);
-  const eid = check('eid', checkEid, true);
-  const msisdn = check('msisdn', checkMsisdn, true);
-  if (!ok) return;
-  valid.iccids.push(iccid!);
-  valid.imsis.push(imsi!);
-  valid.eids.push(eid);
-  valid.msisdns.push(msisdn);
+  const row = {
+    iccid: check('iccid', checkIccid, false),
+    imsi: check('imsi', checkImsi, false),
+    eid: check('eid', checkEid, true),
+    msisdn: check('msisdn', checkMsisdn, true),
+  };
+  stage.addRow(line, row, ok);
 }
 
 /** The line a syntax error belongs to. An unclosed quote is only noticed at the end of the file: it
@@ -413,78 +605,31 @@ function arrayLiteral(values: (string | null)[]): string {
 }
 
 /**
- * Finds the valid rows' identifiers that exist already, in any enterprise, in batches of `= any(…)`
- * (each an index look-up per value on the unique indexes). The report keeps the first problems of
- * both passes merged in line order.
+ * Adds the duplicates to the problems, set-wise in PostgreSQL: a value also on an earlier line of the file
+ * (naming the first line), then — for the rows with no other problem — a value already in SIM Link, in any
+ * enterprise (named without saying whose). One statement: its look-up does not see the problems it adds,
+ * so a row with two identifiers already in SIM Link has both reported.
  */
-async function checkAgainstDatabase(
-  em: EntityManager,
-  valid: ValidRows,
-  seen: Record<'iccid' | 'imsi' | 'eid', Map<string, number>>,
-  reportSize: number,
-  problems: Problems,
-) {
-  const found = new Problems(reportSize);
-  for (let start = 0; start < valid.iccids.length; start += BATCH) {
-    const end = start + BATCH;
-    const iccids = valid.iccids.slice(start, end);
-    const imsis = valid.imsis.slice(start, end);
-    const eids = valid.eids.slice(start, end).filter((e): e is string => e !== null);
-    const existing = await em.execute<{ iccid: string; imsi: string; eid: string | null }[]>(
-      `select iccid, imsi, eid from sim
-       where iccid = any(?::text[]) or imsi = any(?::text[]) or eid = any(?::text[])`,
-      [arrayLiteral(iccids), arrayLiteral(imsis), arrayLiteral(eids)],
-    );
-    const hits: ImportProblem[] = [];
-    for (const row of existing) {
-      for (const column of ['iccid', 'imsi', 'eid'] as const) {
-        const value = row[column];
-        const line = value === null ? undefined : seen[column].get(value);
-        if (line !== undefined) hits.push({ line, field: FIELD_LABEL[column], message: `${FIELD_LABEL[column]} ${value} is already in SIM Link` });
-      }
-    }
-    hits.sort((a, b) => a.line - b.line || fieldOrder(a.field) - fieldOrder(b.field));
-    for (const hit of hits) found.add(hit.line, hit.field, hit.message);
-  }
-  problems.merge(found);
+async function findDuplicates(tx: EntityManager) {
+  await tx.execute('analyze import_row');
+  const inFile = (column: 'iccid' | 'imsi' | 'eid') => `
+    select line, ${fieldOrder(FIELD_LABEL[column])}, '${FIELD_LABEL[column]}', '${FIELD_LABEL[column]} ' || value || ' is also on line ' || first_line
+    from (select line, ${column} as value, min(line) over (partition by ${column}) as first_line from import_row where ${column} is not null) d
+    where line > first_line`;
+  await tx.execute(`insert into import_problem (line, field_order, field, message) ${inFile('iccid')} union all ${inFile('imsi')} union all ${inFile('eid')}`);
+  const inSimLink = (column: 'iccid' | 'imsi' | 'eid') => `
+    select r.line, ${fieldOrder(FIELD_LABEL[column])}, '${FIELD_LABEL[column]}', '${FIELD_LABEL[column]} ' || r.${column} || ' is already in SIM Link'
+    from candidate r join sim s on s.${column} = r.${column}`;
+  await tx.execute(`
+    insert into import_problem (line, field_order, field, message)
+    with candidate as materialized (
+      select * from import_row r where r.ok and not exists (select 1 from import_problem p where p.line = r.line)
+    )
+    ${inSimLink('iccid')} union all ${inSimLink('imsi')} union all ${inSimLink('eid')}`);
 }
 
 const FIELD_ORDER = ['Line', 'ICCID', 'IMSI', 'EID', 'MSISDN'];
 const fieldOrder = (field: string) => FIELD_ORDER.indexOf(field);
-
-async function insertAll(em: EntityManager, ctx: ImportContext, valid: ValidRows): Promise<number> {
-  try {
-    return await em.transactional(async (tx) => {
-      for (let start = 0; start < valid.iccids.length; start += BATCH) {
-        const end = start + BATCH;
-        await tx.execute(
-          `insert into sim (enterprise_id, iccid, imsi, eid, msisdn)
-           select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::text[])`,
-          [
-            ctx.actor.enterpriseId,
-            arrayLiteral(valid.iccids.slice(start, end)),
-            arrayLiteral(valid.imsis.slice(start, end)),
-            arrayLiteral(valid.eids.slice(start, end)),
-            arrayLiteral(valid.msisdns.slice(start, end)),
-          ],
-        );
-      }
-      await tx.execute(
-        `insert into event (enterprise_id, actor_id, actor_name, action, count, request_id)
-         values (?, ?, ?, 'sims.imported', ?, ?)`,
-        [ctx.actor.enterpriseId, ctx.actor.id, ctx.actor.displayName, valid.iccids.length, ctx.requestId ?? null],
-      );
-      return valid.iccids.length;
-    });
-  } catch (error) {
-    if (error instanceof UniqueConstraintViolationException) {
-      throw new ConflictError(
-        'Some of these SIMs were added to SIM Link by someone else while this file was being imported. Nothing was imported. Import the file again to see which lines are affected.',
-      );
-    }
-    throw error;
-  }
-}
 
 /** The report as a CSV file (line, field, problem), with a last line counting what was left out. */
 export function reportCsv(report: ImportReport): string {

@@ -1,18 +1,22 @@
 // The SIMs inventory (GET /sims) and the CSV import (GET/POST /sims/import). Multipart parsing is
 // registered here only, so no other route accepts uploads; the CSRF token of the upload form travels in
 // its action URL (the access plugin reads it there for multipart requests, before the body is read).
+// Imports take one of this process's import slots (IMPORT_CONCURRENCY) before the upload is read; one
+// that cannot run now (no slot, another import of the enterprise, too many refusals) gets 429, Retry-After
+// and the form again, saying why.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
-import { ConflictError } from '../domain/errors.js';
+import { ConflictError, TooManyRequestsError } from '../domain/errors.js';
 import { isSimStatus, listSims, simStatusCounts } from '../domain/queries/sims.js';
 import { iccidCursor } from '../domain/queries/endpoints.js';
-import { IMPORT_LIMITS, ImportFileError, importSims, reportCsv, type ImportReport } from '../domain/sim-import.js';
+import { IMPORT_LIMITS, ImportFileError, ImportSlots, REFUSAL_LIMIT, importSims, reportCsv, type ImportReport } from '../domain/sim-import.js';
 import { SIM_STATUSES } from '../domain/entities.js';
 import { fieldErrors } from './forms.js';
 
 const FILE_FIELD = 'file';
 
 export async function simsRoutes(app: FastifyInstance) {
+  const slots = new ImportSlots(app.config.importConcurrency);
   await app.register(multipart, {
     // One file, no other fields of note. One byte over the import's own limit, so the import notices
     // the excess and says so in words (the multipart limit only cuts the stream short).
@@ -48,35 +52,58 @@ export async function simsRoutes(app: FastifyInstance) {
     if (!request.isMultipart()) {
       return importPage(reply, { error: 'Choose a CSV file to import' }, 415);
     }
+    // The slot is taken once the file's part has begun: a client that never gets that far holds nothing.
     const part = await request.file();
     if (!part || part.fieldname !== FILE_FIELD || !part.filename) {
       part?.file.resume();
       return importPage(reply, { error: 'Choose a CSV file to import' });
     }
-
-    let outcome;
+    let release: () => void;
     try {
-      outcome = await importSims(
-        request.em,
-        { actor, requestId: request.id },
-        { stream: part.file, filename: part.filename, mimetype: part.mimetype, truncated: () => part.file.truncated },
-      );
+      release = slots.take();
     } catch (error) {
-      if (error instanceof ImportFileError) return importPage(reply, { error: error.message, filename: part.filename });
-      if (error instanceof ConflictError) return importPage(reply, { error: error.message, filename: part.filename }, 409);
-      throw error;
+      // Refused before the file is read: the rest of the upload is discarded as it arrives.
+      part.file.resume();
+      return busy(reply, error as TooManyRequestsError, part.filename);
     }
+    try {
+      let outcome;
+      try {
+        outcome = await importSims(
+          request.em,
+          { actor, requestId: request.id, refusals: app.config.rateLimits ? REFUSAL_LIMIT : null },
+          { stream: part.file, filename: part.filename, mimetype: part.mimetype, truncated: () => part.file.truncated },
+        );
+      } catch (error) {
+        if (error instanceof TooManyRequestsError) {
+          part.file.resume();
+          return busy(reply, error, part.filename);
+        }
+        if (error instanceof ImportFileError) return importPage(reply, { error: error.message, filename: part.filename });
+        if (error instanceof ConflictError) return importPage(reply, { error: error.message, filename: part.filename }, 409);
+        throw error;
+      }
 
-    if (!outcome.ok) {
-      request.log.info({ problems: outcome.report.totalProblems, rows: outcome.report.rows }, 'sim import refused');
-      return importPage(reply, { report: outcome.report, filename: part.filename });
+      if (!outcome.ok) {
+        request.log.info({ problems: outcome.report.totalProblems, rows: outcome.report.rows }, 'sim import refused');
+        return importPage(reply, { report: outcome.report, filename: part.filename });
+      }
+      request.log.info({ count: outcome.count, ms: outcome.ms }, 'sims imported');
+      reply.flash('success', `${outcome.count.toLocaleString('en')} SIM${outcome.count === 1 ? '' : 's'} imported`, { type: 'sims.imported', count: outcome.count });
+      // htmx follows a 303 inside the XHR and would swap the SIMs page into the form; send it on instead.
+      if (request.isHtmx) return reply.header('HX-Redirect', '/sims').code(204).send();
+      return reply.redirect('/sims', 303);
+    } finally {
+      release();
     }
-    request.log.info({ count: outcome.count, ms: outcome.ms }, 'sims imported');
-    reply.flash('success', `${outcome.count.toLocaleString('en')} SIM${outcome.count === 1 ? '' : 's'} imported`, { type: 'sims.imported', count: outcome.count });
-    // htmx follows a 303 inside the XHR and would swap the SIMs page into the form; send it on instead.
-    if (request.isHtmx) return reply.header('HX-Redirect', '/sims').code(204).send();
-    return reply.redirect('/sims', 303);
   });
+}
+
+/** An import that cannot run now: 429, when to try again, and the form with the reason beside the file. */
+function busy(reply: FastifyReply, error: TooManyRequestsError, filename?: string) {
+  reply.log.info({ reason: error.constructor.name, retryAfter: error.retryAfterSeconds }, 'sim import not run now');
+  reply.header('Retry-After', String(error.retryAfterSeconds));
+  return importPage(reply, { error: error.message, filename }, 429);
 }
 
 interface ImportPageData {

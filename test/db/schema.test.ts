@@ -43,6 +43,7 @@ describe('schema', () => {
     const executed = await db.orm.getMigrator().getExecutedMigrations();
     expect(executed.map((m) => m.name)).toContain('Migration20261127000000_domain');
     expect(executed.map((m) => m.name)).toContain('Migration20261203100000_unique_imei');
+    expect(executed.map((m) => m.name)).toContain('Migration20261204100000_import_limits');
   });
 
   it('is the same on the embedded server and on PostgreSQL 15', async () => {

@@ -128,6 +128,7 @@ function event(actor: Actor, fields: Row): Row {
     actor_id: actor.id,
     actor_name: actor.displayName,
     count: null,
+    problem_count: null,
     created_at: expect.any(String),
     ...fields,
   };

@@ -7,10 +7,16 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createEnterprise, createUser, readySim, type TestEnterprise } from '../factories/index.js';
 import type { Actor } from '../../src/domain/accounts.js';
 import { ConflictError, ForbiddenError } from '../../src/domain/errors.js';
+import { openDatabase } from '../../src/db/database.js';
 import { eidFor, iccidFor, imsiFor, msisdnFor } from '../../src/db/generate-identifiers.js';
 import {
   IMPORT_LIMITS,
   ImportFileError,
+  ImportRunningError,
+  ImportSlots,
+  ImportsBusyError,
+  ImportsPausedError,
+  importLockKeys,
   importSims,
   reportCsv,
   type ImportFile,
@@ -74,6 +80,26 @@ async function simCount(): Promise<number> {
 async function importEvents(): Promise<number> {
   const [{ n }] = await fork().execute<{ n: number }[]>(`select count(*)::int as n from event where action = 'sims.imported'`);
   return n;
+}
+
+async function refusedEvents(enterpriseId: number): Promise<number> {
+  const [{ n }] = await fork().execute<{ n: number }[]>(`select count(*)::int as n from event where enterprise_id = ? and action = 'sims.import_refused'`, [enterpriseId]);
+  return n;
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Waits until `check` holds (polling), or fails after 10 s. */
+async function until(check: () => Promise<boolean>) {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Runs an import that must be refused and checks that nothing at all was written. */
@@ -388,22 +414,191 @@ describe('who may import, and races', () => {
 
   it('a concurrent import of the same SIMs (a unique violation at insert) is a clear conflict, and nothing is imported', async () => {
     const rows = [sim(), sim(), sim()];
-    const em = fork();
-    // Another import commits one of these SIMs between this import's checks and its insert.
-    const racing = {
-      execute: em.execute.bind(em),
-      transactional: async (work: (tx: EntityManager) => Promise<unknown>) => {
-        await fork().execute('insert into sim (enterprise_id, iccid, imsi) values (?, ?, ?)', [globex.id, rows[1].iccid, imsiFor(SERIES + 1, 1)]);
-        return em.transactional(work);
-      },
-    } as unknown as EntityManager;
     const before = await simCount();
     const events = await importEvents();
-    const error = await importSims(racing, { actor: admin }, file(csv(rows))).catch((e: unknown) => e);
+    // Another enterprise's import has inserted one of these SIMs and not committed yet: this import's checks
+    // cannot see it, so its insert waits on the unique index, then fails when the other commits.
+    const inserted = deferred();
+    const commit = deferred();
+    const other = fork().transactional(async (tx) => {
+      await tx.execute('insert into sim (enterprise_id, iccid, imsi) values (?, ?, ?)', [globex.id, rows[1].iccid, imsiFor(SERIES + 1, 1)]);
+      inserted.resolve();
+      await commit.promise;
+    });
+    await inserted.promise;
+    const importing = importSims(fork(), { actor: admin }, file(csv(rows))).catch((e: unknown) => e);
+    await until(async () => (await fork().execute<{ n: number }[]>(
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like 'insert into sim%'`,
+    ))[0].n === 1);
+    commit.resolve();
+    await other;
+    const error = await importing;
     expect(error).toBeInstanceOf(ConflictError);
     expect((error as Error).message).toMatch(/Nothing was imported/);
     expect(await simCount()).toBe(before + 1); // only the other import's SIM
     expect(await importEvents()).toBe(events);
+  });
+});
+
+describe('imports do not starve everyone (issue 12, item 10)', () => {
+  /** A file whose upload stops after its first SIM until `finish` is called (a big file still arriving). */
+  function slowFile(rows: Row[]) {
+    const rest = deferred();
+    return {
+      file: {
+        filename: 'slow.csv',
+        mimetype: 'text/csv',
+        stream: (async function* () {
+          yield Buffer.from(`iccid,imsi,eid,msisdn\n${line(rows[0])}\n`);
+          await rest.promise;
+          yield Buffer.from(rows.slice(1).map((r) => `${line(r)}\n`).join(''));
+        })(),
+      } satisfies ImportFile,
+      finish: () => rest.resolve(),
+    };
+  }
+  const importLockHeld = async (enterpriseId: number) => {
+    const [namespace, key] = importLockKeys(enterpriseId);
+    const [{ n }] = await fork().execute<{ n: number }[]>(
+      `select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = ? and objid = ? and objsubid = 2 and granted`,
+      [namespace, key],
+    );
+    return n === 1;
+  };
+
+  it('one import per enterprise at a time, on any instance: a second is refused at once; other enterprises import meanwhile', async () => {
+    const initech = await createEnterprise(fork(), 'Initech');
+    const initechAdmin = await actorFor(fork(), initech, 'admin');
+    const first = slowFile([sim(), sim()]);
+    const running = importSims(fork(), { actor: initechAdmin }, first.file);
+    await until(() => importLockHeld(initech.id));
+    const sims = await simCount();
+
+    // Another admin of the enterprise, on this instance and on another one (its own pool on the same database).
+    const otherAdmin = await actorFor(fork(), initech, 'admin');
+    await expect(importSims(fork(), { actor: otherAdmin }, file(csv([sim()])))).rejects.toBeInstanceOf(ImportRunningError);
+    const instance = await openDatabase({ databaseUrl: db.url, migrate: false, poolSize: 2 });
+    try {
+      const error = await importSims(instance.orm.em.fork(), { actor: otherAdmin }, file(csv([sim()]))).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ImportRunningError);
+      expect((error as ImportRunningError).retryAfterSeconds).toBe(60);
+      expect((error as Error).message).toBe('An import is already running for this enterprise. Try again in a minute, when it has finished.');
+    } finally {
+      await instance.close();
+    }
+    expect(await simCount()).toBe(sims);
+
+    // Another enterprise is not held up.
+    const globexAdmin = await actorFor(fork(), globex, 'admin');
+    expect(await importSims(fork(), { actor: globexAdmin }, file(csv([sim()])))).toMatchObject({ ok: true, count: 1 });
+
+    first.finish();
+    expect(await running).toMatchObject({ ok: true, count: 2 });
+    expect(await importLockHeld(initech.id)).toBe(false);
+    // Once it has finished, the enterprise imports again.
+    expect(await importSims(fork(), { actor: otherAdmin }, file(csv([sim()])))).toMatchObject({ ok: true, count: 1 });
+  });
+
+  it('the lock ends with the import, also when it fails', async () => {
+    const hooli = await createEnterprise(fork(), 'Hooli');
+    const hooliAdmin = await actorFor(fork(), hooli, 'admin');
+    await expect(importSims(fork(), { actor: hooliAdmin }, file('iccid,imsi\n'))).rejects.toBeInstanceOf(ImportFileError);
+    expect(await importLockHeld(hooli.id)).toBe(false);
+    expect(await importSims(fork(), { actor: hooliAdmin }, file(csv([sim()])))).toMatchObject({ ok: true });
+  });
+
+  it('an upload that stalls is given up after idleMs: nothing imported, the enterprise’s lock released', async () => {
+    const stark = await createEnterprise(fork(), 'Stark');
+    const starkAdmin = await actorFor(fork(), stark, 'admin');
+    const stalled: ImportFile = {
+      filename: 'stalled.csv',
+      mimetype: 'text/csv',
+      stream: (async function* () {
+        yield Buffer.from(`iccid,imsi,eid,msisdn\n${line(sim())}\n`);
+        await new Promise(() => {}); // the client stops sending, and never closes
+      })(),
+    };
+    const started = Date.now();
+    const error = await importSims(fork(), { actor: starkAdmin }, stalled, { ...IMPORT_LIMITS, idleMs: 1_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportFileError);
+    expect((error as Error).message).toBe('The upload stopped: nothing arrived for 1 second. Nothing was imported. Check the connection and import the file again.');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await importLockHeld(stark.id)).toBe(false);
+    expect(await importSims(fork(), { actor: starkAdmin }, file(csv([sim()])))).toMatchObject({ ok: true, count: 1 });
+  });
+
+  it('an import uses one database connection, whatever its size', async () => {
+    const umbrella = await createEnterprise(fork(), 'Umbrella');
+    const umbrellaAdmin = await actorFor(fork(), umbrella, 'admin');
+    const instance = await openDatabase({ databaseUrl: db.url, migrate: false, poolSize: 1 });
+    try {
+      const rows = Array.from({ length: 12_000 }, () => sim({ eid: false }));
+      expect(await importSims(instance.orm.em.fork(), { actor: umbrellaAdmin }, file(csv(rows), { chunk: 4096 }))).toMatchObject({ ok: true, count: 12_000 });
+    } finally {
+      await instance.close();
+    }
+  });
+
+  it('a refused import leaves an audit event with its counts (rows checked, problems), and writes nothing else', async () => {
+    const taken = await readySim(fork(), globex);
+    const rows = [sim(), { ...sim(), iccid: taken.iccid }, { ...sim(), imsi: '1' }, sim()];
+    const refusedBefore = await refusedEvents(acme.id);
+    const sims = await simCount();
+    const outcome = await importSims(fork(), { actor: admin, requestId: 'req-refused-1' }, file(csv(rows)));
+    expect(outcome.ok).toBe(false);
+    expect(await simCount()).toBe(sims);
+    const events = await fork().execute<Record<string, unknown>[]>(
+      `select actor_id, actor_name, count, problem_count, request_id, endpoint_id, sim_iccid from event
+       where enterprise_id = ? and action = 'sims.import_refused' order by id desc`,
+      [acme.id],
+    );
+    expect(events).toHaveLength(refusedBefore + 1);
+    expect(events[0]).toEqual({ actor_id: admin.id, actor_name: admin.displayName, count: 4, problem_count: 2, request_id: 'req-refused-1', endpoint_id: null, sim_iccid: null });
+    // A file refused as a whole is never looked up in the database: no event.
+    await expect(importSims(fork(), { actor: admin }, file('iccid,imsi\n'))).rejects.toBeInstanceOf(ImportFileError);
+    expect(await refusedEvents(acme.id)).toBe(refusedBefore + 1);
+  });
+
+  it('refused imports are limited per enterprise: after the limit, its imports pause (even a good file) until the oldest refusal is an hour old', async () => {
+    const limit = { max: 3, windowMs: 60 * 60_000 };
+    const soylent = await createEnterprise(fork(), 'Soylent');
+    const soylentAdmin = await actorFor(fork(), soylent, 'admin');
+    const bad = () => file(csv([{ ...sim(), imsi: '1' }]));
+    for (let i = 0; i < limit.max; i++) {
+      expect((await importSims(fork(), { actor: soylentAdmin, refusals: limit }, bad())).ok).toBe(false);
+    }
+    const sims = await simCount();
+    const error = await importSims(fork(), { actor: soylentAdmin, refusals: limit }, file(csv([sim()]))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportsPausedError);
+    expect((error as Error).message).toBe('3 imports of this enterprise were refused in the last hour because their files had problems. To keep SIM identifiers from being probed, imports are paused: try again in 60 minutes.');
+    const retryAfter = (error as ImportsPausedError).retryAfterSeconds;
+    expect(retryAfter).toBeGreaterThan(3500);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    expect(await simCount()).toBe(sims);
+    expect(await refusedEvents(soylent.id)).toBe(limit.max);
+
+    // Another enterprise is not paused.
+    const other = await createEnterprise(fork(), 'Tyrell');
+    expect(await importSims(fork(), { actor: await actorFor(fork(), other, 'admin'), refusals: limit }, file(csv([sim()])))).toMatchObject({ ok: true });
+    // Refusals older than the window no longer count (a short window stands in for the hour).
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await importSims(fork(), { actor: soylentAdmin, refusals: { max: 3, windowMs: 40 } }, file(csv([sim()])))).toMatchObject({ ok: true });
+  });
+
+  it('ImportSlots: at most `size` imports in this process; a slot given back is free again (once)', () => {
+    const slots = new ImportSlots(2);
+    const a = slots.take();
+    const b = slots.take();
+    expect(() => slots.take()).toThrow(ImportsBusyError);
+    expect(() => slots.take()).toThrow('SIM Link is busy importing other files. Try again in a minute.');
+    a();
+    a();
+    expect(slots.inUse).toBe(1);
+    const c = slots.take();
+    expect(() => slots.take()).toThrow(ImportsBusyError);
+    b();
+    c();
+    expect(slots.inUse).toBe(0);
   });
 });
 

@@ -131,6 +131,61 @@ describe('changes', () => {
   });
 });
 
+describe('the counters are kept in PostgreSQL', () => {
+  it('two instances on one database share each limit: N instances do not give N times the attempts', async () => {
+    const second = await buildTestApp(db, { rateLimits: true, crmLaunchSecret: SECRET });
+    try {
+      const user = await createUser(em, acme, 'admin', hash);
+      const attempt = (instance: FastifyInstance) =>
+        instance.inject({ method: 'POST', url: '/sign-in', remoteAddress: nextAddress(), headers: FORM, payload: formBody({ email: user.email, password: 'wrong' }) });
+      // Attempts alternate between the instances (as a load balancer spreads them), all at once.
+      const results = await Promise.all(Array.from({ length: LIMITS['sign-in:account'].max + 4 }, (_, i) => attempt(i % 2 ? second : app)));
+      const codes = results.map((r) => r.statusCode);
+      expect(codes.filter((c) => c === 422)).toHaveLength(LIMITS['sign-in:account'].max);
+      expect(codes.filter((c) => c === 429)).toHaveLength(4);
+      // And the limit holds on either instance afterwards.
+      expectTooMany(await attempt(app));
+      expectTooMany(await attempt(second));
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('a restart keeps them: a new instance on the same database still refuses', async () => {
+    const user = await createUser(em, acme, 'admin', hash);
+    const first = await buildTestApp(db, { rateLimits: true });
+    for (let i = 0; i < LIMITS['sign-in:account'].max; i++) {
+      const res = await first.inject({ method: 'POST', url: '/sign-in', remoteAddress: nextAddress(), headers: FORM, payload: formBody({ email: user.email, password: 'wrong' }) });
+      expect(res.statusCode).toBe(422);
+    }
+    await first.close();
+    const restarted = await buildTestApp(db, { rateLimits: true });
+    try {
+      expectTooMany(await restarted.inject({ method: 'POST', url: '/sign-in', remoteAddress: nextAddress(), headers: FORM, payload: formBody({ email: user.email, password: PASSWORD }) }));
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it('launches too: a user’s launches on two instances count together', async () => {
+    const second = await buildTestApp(db, { rateLimits: true, crmLaunchSecret: SECRET });
+    try {
+      const sub = `crm-${randomUUID().slice(0, 8)}@example.test`;
+      const launchOn = async (instance: FastifyInstance) =>
+        instance.inject({
+          url: `/launch?token=${encodeURIComponent(await createLaunchToken(SECRET, { ent: acme.slug, sub, role: 'admin' }))}`,
+          remoteAddress: nextAddress(),
+          headers: { 'sec-fetch-dest': 'iframe' },
+        });
+      for (let i = 0; i < LIMITS['launch:account'].max; i++) expect((await launchOn(i % 2 ? second : app)).statusCode).toBe(303);
+      expectTooMany(await launchOn(second));
+      expectTooMany(await launchOn(app));
+    } finally {
+      await second.close();
+    }
+  });
+});
+
 describe('RATE_LIMITS=false', () => {
   it('turns every limit off', async () => {
     const unlimited = await buildTestApp(db, { rateLimits: false });

@@ -138,7 +138,7 @@ export async function getEndpoint(em: EntityManager, enterpriseId: number, endpo
 
 export interface EventRow {
   id: string;
-  action: EventAction;
+  action: HistoryAction;
   actor_name: string;
   endpoint_id: number | null;
   endpoint_name: string | null;
@@ -148,10 +148,19 @@ export interface EventRow {
   sim_status_before: string | null;
   sim_status_after: string | null;
   count: number | null;
+  /** sims.import_refused: the problems found (count is then the rows checked). */
+  problem_count: number | null;
   created_at: Date;
 }
 
-export const EVENT_ACTION_LABELS: Record<EventAction, string> = {
+/**
+ * The actions the history shows: the entities' EVENT_ACTIONS and `sims.import_refused` (a refused import's
+ * audit event, written by sim-import.ts; the event table's check constraint has it since the migration
+ * 20261204100000).
+ */
+export type HistoryAction = EventAction | 'sims.import_refused';
+
+export const EVENT_ACTION_LABELS: Record<HistoryAction, string> = {
   'endpoint.created': 'Endpoint created',
   'sim.linked': 'SIM linked',
   'sim.delinked': 'SIM de-linked',
@@ -159,14 +168,17 @@ export const EVENT_ACTION_LABELS: Record<EventAction, string> = {
   'endpoint.suspended': 'Suspended',
   'endpoint.resumed': 'Resumed',
   'sims.imported': 'SIMs imported',
+  'sims.import_refused': 'SIM import refused',
 };
 
-export function isEventAction(value: unknown): value is EventAction {
-  return typeof value === 'string' && (EVENT_ACTIONS as readonly string[]).includes(value);
+const HISTORY_ACTIONS: readonly string[] = [...EVENT_ACTIONS, 'sims.import_refused'];
+
+export function isEventAction(value: unknown): value is HistoryAction {
+  return typeof value === 'string' && HISTORY_ACTIONS.includes(value);
 }
 
 const EVENT_COLUMNS = `id::text as id, action, actor_name, endpoint_id, endpoint_name, sim_iccid, endpoint_status_before,
-  endpoint_status_after, sim_status_before, sim_status_after, count, created_at`;
+  endpoint_status_after, sim_status_before, sim_status_after, count, problem_count, created_at`;
 
 // ORDER BY event.id, not id: a bare `id` names the output column `id::text as id`, which sorts as text
 // ("99" after "100"), so newest-first broke whenever the ids crossed a power of ten.

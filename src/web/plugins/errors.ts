@@ -3,7 +3,7 @@
 // the same page body; htmx's responseHandling swaps it in.
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError } from '../../domain/errors.js';
+import { DomainError, TooManyRequestsError } from '../../domain/errors.js';
 
 const STATUS: Record<DomainError['kind'], number> = {
   not_found: 404,
@@ -11,6 +11,7 @@ const STATUS: Record<DomainError['kind'], number> = {
   conflict: 409,
   invalid: 422,
   unauthorized: 401,
+  too_many_requests: 429,
 };
 
 const TITLES: Record<number, string> = {
@@ -42,6 +43,7 @@ export const errorsPlugin = fp(async (app) => {
 
   app.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof DomainError) {
+      if (error instanceof TooManyRequestsError) reply.header('Retry-After', String(error.retryAfterSeconds));
       return errorPage(reply, STATUS[error.kind], error.message);
     }
     if (unreadableUpload(error)) {

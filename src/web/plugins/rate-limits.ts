@@ -1,11 +1,13 @@
 // Adds rate limits (@fastify/rate-limit; RATE_LIMITS=false turns them off): `app.limit(name, request, key)`
 // for the routes that count per IP and per account (sign-in, launch), and a limit on state-changing
 // requests per session. Over the limit → 429 with Retry-After and a page saying when to try again.
-// The counters live in this process's memory: each instance counts on its own, and a restart resets them.
+// The counters live in PostgreSQL (db/rate-limit-store.ts): all instances share them and a restart keeps
+// them, so N instances do not mean N times the attempts.
 import fp from 'fastify-plugin';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
+import { postgresRateLimitStore } from '../../db/rate-limit-store.js';
 import { SAFE } from './access.js';
 
 export const LIMITS = {
@@ -48,13 +50,17 @@ export const rateLimitsPlugin = fp<{ config: Config }>(async (app, { config }) =
   }
   // global: false — nothing is limited by the plugin's own hooks; each limit below is counted explicitly,
   // because the plugin's route hooks let only the first limiter of a request run.
-  await app.register(rateLimit, { global: false });
-  // Each limit has its own store; the key of the request being counted is handed over through this map.
+  await app.register(rateLimit, {
+    global: false,
+    store: postgresRateLimitStore(app.orm, (error) => app.log.warn({ err: error }, 'could not prune the rate-limit counters')),
+  });
+  // The limits share one table of counters: each key starts with its limit's name. The key of the request
+  // being counted is handed over through this map.
   const keys = new WeakMap<FastifyRequest, string>();
   const limiters = Object.fromEntries(
     Object.entries(LIMITS).map(([name, { max, windowMs }]) => [
       name,
-      app.createRateLimit({ max, timeWindow: windowMs, keyGenerator: (request) => keys.get(request) ?? clientKey(request) }),
+      app.createRateLimit({ max, timeWindow: windowMs, keyGenerator: (request) => `${name}|${keys.get(request) ?? clientKey(request)}` }),
     ]),
   ) as Record<LimitName, ReturnType<typeof app.createRateLimit>>;
 
@@ -74,4 +80,4 @@ export const rateLimitsPlugin = fp<{ config: Config }>(async (app, { config }) =
     const sessionId = request.session?.userId ? request.session.sessionId : null;
     await app.limit('post:session', request, reply, sessionId ? `session:${sessionId}` : `ip:${clientKey(request)}`);
   });
-}, { name: 'rate-limits', dependencies: ['session'] });
+}, { name: 'rate-limits', dependencies: ['orm', 'session'] });
