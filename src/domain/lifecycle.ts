@@ -10,7 +10,7 @@
 // (see migrations/) are the backstop: if one ever fires, at a statement or at commit, the transaction rolls
 // back whole and the person is told someone else changed the record.
 import { LockMode, ref } from '@mikro-orm/core';
-import { ConstraintViolationException, UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
+import { ConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
   EndpointSchema,
@@ -78,15 +78,13 @@ function requireAdmin(actor: Actor) {
   if (actor.role !== 'admin') throw new ForbiddenError();
 }
 
-/** The key of this confirmation form was already used (its row is committed): answer with its outcome. */
-class KeyUsed extends Error {}
-
 /**
- * Runs `work` in one transaction, once per one-time key: the key's row is written first (its primary key
- * makes a second submission of the same form wait for the first to finish), and gets the outcome at the
- * flush that writes the operation. A second submission then fails on the key and is answered with the
- * first's outcome, having changed nothing; if the first failed, its key was rolled back with it and the
- * second runs as if it were first.
+ * Runs `work` in one transaction, once per one-time key. The key's row (its outcome included) is written by
+ * the same flush as the operation, and its primary key lets only one transaction with that key commit: a
+ * second submission of the form — at once or later — ends either refused by the state the first left
+ * (it waits on the first's row locks, then reads the rows as they are now), or on the key's primary key
+ * (waiting for the first to commit), and rolls back. Either way, if the key is now stored, the answer is
+ * the first's outcome, and nothing changed. A refused operation stores no key, so the form can be resent.
  */
 async function once(
   em: EntityManager,
@@ -102,33 +100,28 @@ async function once(
   const action = `${operation}:${endpointId ?? ''}`;
   try {
     return await em.transactional(async (tx) => {
-      const key = ctx.key
-        ? tx.create(OperationKeySchema, { key: ctx.key, enterprise: ctx.actor.enterpriseId, userId: ctx.actor.id, action, outcome: {} })
-        : null;
-      if (key) {
-        try {
-          await tx.flush();
-        } catch (error) {
-          if (error instanceof UniqueConstraintViolationException) throw new KeyUsed();
-          throw error;
-        }
-      }
       const outcome = await work(tx);
-      if (key) key.outcome = { ...outcome };
+      if (ctx.key) {
+        tx.create(OperationKeySchema, { key: ctx.key, enterprise: ctx.actor.enterpriseId, userId: ctx.actor.id, action, outcome: { ...outcome } });
+      }
       return { ...outcome, replayed: false };
     });
   } catch (error) {
-    if (error instanceof KeyUsed) return replay(em, ctx, action);
+    if (ctx.key) {
+      const replayed = await replay(em, ctx, action);
+      if (replayed) return replayed;
+    }
     // A constraint firing (at a statement or at commit) means another transaction got there first.
     if (error instanceof ConstraintViolationException) throw new ConflictError(CONFLICT_CONCURRENT, { cause: error });
     throw error;
   }
 }
 
-/** The stored outcome of the first submission of this form — if it was this user's, for this operation. */
-async function replay(em: EntityManager, ctx: OperationContext, action: string): Promise<Outcome> {
+/** The stored outcome of an earlier submission of this form, if there was one (another user's or operation's: refused). */
+async function replay(em: EntityManager, ctx: OperationContext, action: string): Promise<Outcome | null> {
   const previous = await em.fork().findOne(OperationKeySchema, { key: ctx.key! });
-  if (!previous || previous.userId !== ctx.actor.id || previous.action !== action) {
+  if (!previous) return null;
+  if (previous.userId !== ctx.actor.id || previous.action !== action) {
     throw new ConflictError('This confirmation form was already used. Go back and start again.');
   }
   return { ...(previous.outcome as Omit<Outcome, 'replayed'>), replayed: true };
