@@ -9,7 +9,7 @@
 // (endpoint, then SIM), so two operations never wait on each other in a cycle. The database's constraints
 // (see migrations/) are the backstop: if one ever fires, at a statement or at commit, the transaction rolls
 // back whole and the person is told someone else changed the record.
-import { LockMode, ref } from '@mikro-orm/core';
+import { FlushMode, LockMode, ref } from '@mikro-orm/core';
 import { ConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
@@ -99,13 +99,14 @@ async function once(
   }
   const action = `${operation}:${endpointId ?? ''}`;
   try {
+    // Flushed once, at commit: the verbs read before they change, so no query needs an earlier flush.
     return await em.transactional(async (tx) => {
       const outcome = await work(tx);
       if (ctx.key) {
         tx.create(OperationKeySchema, { key: ctx.key, enterprise: ctx.actor.enterpriseId, userId: ctx.actor.id, action, outcome: { ...outcome } });
       }
       return { ...outcome, replayed: false };
-    });
+    }, { flushMode: FlushMode.COMMIT });
   } catch (error) {
     if (ctx.key) {
       const replayed = await replay(em, ctx, action);
@@ -153,16 +154,19 @@ function recordEvent(
   });
 }
 
+/** A row lock for the transaction; no filters are defined, so none are looked up. */
+const LOCKED = { lockMode: LockMode.PESSIMISTIC_WRITE, filters: false } as const;
+
 /** The actor's endpoint, locked for this transaction; 404 when there is none (or it is another enterprise's). */
 async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number): Promise<Endpoint> {
-  const endpoint = await tx.findOne(EndpointSchema, { id: endpointId, enterprise: ctx.actor.enterpriseId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  const endpoint = await tx.findOne(EndpointSchema, { id: endpointId, enterprise: ctx.actor.enterpriseId }, LOCKED);
   if (!endpoint) throw new NotFoundError('endpoint');
   return endpoint;
 }
 
 /** The endpoint's own SIM, locked (after the endpoint: the lock order). */
 async function lockLinkedSim(tx: EntityManager, endpoint: Endpoint): Promise<Sim> {
-  const sim = endpoint.sim && await tx.findOne(SimSchema, { id: endpoint.sim.id, endpoint: endpoint.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  const sim = endpoint.sim && await tx.findOne(SimSchema, { id: endpoint.sim.id, endpoint: endpoint.id }, LOCKED);
   // The database keeps the link symmetric; a SIM that does not point back is a link changing under us.
   if (!sim) throw new ConflictError(CONFLICT_CONCURRENT);
   return sim;
@@ -185,7 +189,7 @@ export async function linkSim(em: EntityManager, ctx: OperationContext, endpoint
     const endpoint = await lockEndpoint(tx, ctx, endpointId);
     const refused = refusal('link', endpoint);
     if (refused) throw new InvalidStateError(refused);
-    const sim = await tx.findOne(SimSchema, { id: simId, enterprise: ctx.actor.enterpriseId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const sim = await tx.findOne(SimSchema, { id: simId, enterprise: ctx.actor.enterpriseId }, LOCKED);
     if (!sim) throw new NotFoundError('SIM');
     if (sim.status !== 'ready') throw new ConflictError(CONFLICT_SIM_TAKEN);
     const status = link(endpoint, sim);
@@ -327,7 +331,7 @@ function insertEndpoint(em: EntityManager, ctx: OperationContext, values: Return
         iccid: null, simStatus: null, message: `Endpoint '${endpoint.name}' created successfully`,
       };
     }
-    const sim = await tx.findOne(SimSchema, { ...wanted, enterprise: ctx.actor.enterpriseId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const sim = await tx.findOne(SimSchema, { ...wanted, enterprise: ctx.actor.enterpriseId }, LOCKED);
     if (!sim) {
       throw new ValidationError([{ field: 'iccid', message: values.iccid ? `There is no SIM with ICCID ${values.iccid} in your inventory` : 'That SIM is not in your inventory' }]);
     }

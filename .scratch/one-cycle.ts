@@ -1,0 +1,15 @@
+import { MikroORM } from '@mikro-orm/postgresql';
+import { ormConfig } from '../src/db/mikro-orm.config.js';
+import { findActor } from '../src/domain/accounts.js';
+import { delinkSim, linkSim } from '../src/domain/lifecycle.js';
+const orm = await MikroORM.init({ ...ormConfig({ clientUrl: 'postgresql://postgres@127.0.0.1:5432/simlink_rate_uow' }) });
+const em = orm.em.fork();
+const [u] = await em.execute('select id from app_user order by id desc limit 1');
+const [e] = await em.execute(`select id from endpoint where status = 'hold' order by id desc limit 1`);
+const [s] = await em.execute(`select id from sim where status = 'ready' order by id desc limit 1`);
+const actor = (await findActor(em, u.id))!;
+orm.config.set('debug', true);
+await linkSim(orm.em.fork(), { actor, key: 'k' + Date.now() + 'abcdefghijklmnop', requestId: 'r1' }, e.id, s.id);
+console.log('-----');
+await delinkSim(orm.em.fork(), { actor, key: 'k' + Date.now() + 'bbcdefghijklmnop', requestId: 'r2' }, e.id);
+await orm.close();
