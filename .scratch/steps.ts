@@ -15,25 +15,28 @@ async function bench(name: string, n: number, fn: () => Promise<unknown>) {
 }
 const L = { lockMode: LockMode.PESSIMISTIC_WRITE, filters: false } as const;
 let flip = 0;
+const base = async (tx: any) => { const x = await tx.findOne(EndpointSchema, { id: e.id, enterprise: e.enterprise_id }, L); const y = await tx.findOne(SimSchema, { id: s.id }, L); x.name = (flip++ % 2) ? 'A' : 'B'; y.msisdn = (flip % 2) ? '12345' : '54321'; return x; };
+const ev = (x: any) => ({ enterprise: e.enterprise_id, actorId: 1, actorName: 'x', action: 'sim.linked', endpoint: x, endpointName: 'x', simIccid: '89', endpointStatusBefore: 'hold', endpointStatusAfter: 'hold', simStatusBefore: 'ready', simStatusAfter: 'ready', requestId: 'r' });
+const key = () => ({ key: randomBytes(16).toString('hex'), enterprise: e.enterprise_id, userId: 1, action: 'x', outcome: { a: 1 } });
+const baseQb = async (tx: any) => {
+  const x = await tx.createQueryBuilder(EndpointSchema).select('*').where({ id: e.id, enterprise: e.enterprise_id }).setLockMode(LockMode.PESSIMISTIC_WRITE).getSingleResult();
+  const y = await tx.createQueryBuilder(SimSchema).select('*').where({ id: s.id }).setLockMode(LockMode.PESSIMISTIC_WRITE).getSingleResult();
+  x.name = (flip++ % 2) ? 'A' : 'B'; y.msisdn = (flip % 2) ? '12345' : '54321'; return x; };
 const steps: [string, (tx: any) => Promise<void>][] = [
-  ['empty tx', async () => {}],
-  ['+findOne E', async (tx) => { await tx.findOne(EndpointSchema, { id: e.id, enterprise: e.enterprise_id }, L); }],
-  ['+findOne S', async (tx) => { await tx.findOne(EndpointSchema, { id: e.id, enterprise: e.enterprise_id }, L); await tx.findOne(SimSchema, { id: s.id }, L); }],
-  ['+change E,S (flush 2 updates)', async (tx) => { const x = await tx.findOne(EndpointSchema, { id: e.id, enterprise: e.enterprise_id }, L); const y = await tx.findOne(SimSchema, { id: s.id }, L); x.name = (flip++ % 2) ? 'A' : 'B'; y.msisdn = (flip % 2) ? '12345' : '54321'; }],
-  ['+create event', async (tx) => { const x = await tx.findOne(EndpointSchema, { id: e.id, enterprise: e.enterprise_id }, L); const y = await tx.findOne(SimSchema, { id: s.id }, L); x.name = (flip++ % 2) ? 'A' : 'B'; y.msisdn = (flip % 2) ? '12345' : '54321';
-    tx.create(EventSchema, { enterprise: e.enterprise_id, actorId: 1, actorName: 'x', action: 'sim.linked', endpoint: x, endpointName: 'x', simIccid: '89', endpointStatusBefore: 'hold', endpointStatusAfter: 'hold', simStatusBefore: 'ready', simStatusAfter: 'ready', requestId: 'r' }); }],
-  ['+create key', async (tx) => { const x = await tx.findOne(EndpointSchema, { id: e.id, enterprise: e.enterprise_id }, L); const y = await tx.findOne(SimSchema, { id: s.id }, L); x.name = (flip++ % 2) ? 'A' : 'B'; y.msisdn = (flip % 2) ? '12345' : '54321';
-    tx.create(EventSchema, { enterprise: e.enterprise_id, actorId: 1, actorName: 'x', action: 'sim.linked', endpoint: x, endpointName: 'x', simIccid: '89', endpointStatusBefore: 'hold', endpointStatusAfter: 'hold', simStatusBefore: 'ready', simStatusAfter: 'ready', requestId: 'r' });
-    tx.create(OperationKeySchema, { key: randomBytes(16).toString('hex'), enterprise: e.enterprise_id, userId: 1, action: 'x', outcome: { a: 1 } }); }],
+  ['findOne', async (tx) => { await base(tx); }],
+  ['qb', async (tx) => { await baseQb(tx); }],
 ];
-const N = Number(process.env.N ?? 600);
-for (let round = 0; round < 2; round++) {
-  let prev = 0;
-  const line: string[] = [];
+const N = Number(process.env.N ?? 40), R = Number(process.env.R ?? 25);
+const sums = new Map<string, number>();
+for (const [, fn] of steps) await bench('warm', 20, () => orm.em.fork().transactional(fn, { flushMode: FlushMode.COMMIT }));
+for (let round = 0; round < R; round++) {
   for (const [name, fn] of steps) {
-    const t = await bench(name, N, () => orm.em.fork().transactional(fn, { flushMode: FlushMode.COMMIT }));
-    line.push(`${name} ${t.toFixed(0)} (+${(t - prev).toFixed(0)})`); prev = t;
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < N; i++) await orm.em.fork().transactional(fn, { flushMode: FlushMode.COMMIT });
+    if (name === 'qb') { const c1 = process.cpuUsage(); for (let i = 0; i < N; i++) { const tx = orm.em.fork({ flushMode: FlushMode.COMMIT }); await tx.begin(); try { await base(tx); await tx.commit(); } catch (e) { await tx.rollback(); throw e; } } const c2 = process.cpuUsage(c1); sums.set('manual tx + findOne', (sums.get('manual tx + findOne') ?? 0) + c2.user + c2.system); }
+    const c = process.cpuUsage(c0);
+    sums.set(name, (sums.get(name) ?? 0) + (c.user + c.system));
   }
-  console.log(line.join(' | '));
 }
+console.log([...sums].map(([k, v]) => `${k}: ${(v / N / R).toFixed(0)} µs`).join(' | '));
 await orm.close(true);
