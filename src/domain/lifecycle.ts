@@ -79,8 +79,8 @@ function requireAdmin(actor: Actor) {
 }
 
 /**
- * Runs `work` in one transaction, once per one-time key. The key's row (its outcome included) is written by
- * the same flush as the operation, and its primary key lets only one transaction with that key commit: a
+ * Runs `work` in one transaction, once per one-time key. The key's row (its outcome included) is written at
+ * the end of the operation's transaction, and its primary key lets only one transaction with that key commit: a
  * second submission of the form — at once or later — ends either refused by the state the first left
  * (it waits on the first's row locks, then reads the rows as they are now), or on the key's primary key
  * (waiting for the first to commit), and rolls back. Either way, if the key is now stored, the answer is
@@ -101,6 +101,7 @@ async function once(
   // A unit of work of its own (a fork: its own identity map), in a transaction begun and committed here —
   // what em.transactional does, without its context propagation and merge into the caller's identity map,
   // which nothing here needs. Flushed once, by commit: the verbs read before they change.
+  // The key is written with em.insert, like the event (see recordEvent): it is never changed once written.
   const tx = em.fork({ flushMode: FlushMode.COMMIT });
   try {
     await tx.begin();
@@ -109,7 +110,9 @@ async function once(
     await tx.commit();
     return { ...outcome, replayed: false };
   } catch (error) {
-    if (tx.isInTransaction()) await tx.rollback();
+    // Rolled back whatever failed — a statement, the flush, or COMMIT itself (a deferred key); a failure of
+    // the rollback (the connection already gone) must not hide the error that matters.
+    if (tx.isInTransaction()) await tx.rollback().catch(() => undefined);
     if (ctx.key) {
       const replayed = await replay(em, ctx, action);
       if (replayed) return replayed;
