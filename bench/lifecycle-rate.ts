@@ -84,6 +84,12 @@ try {
   const windowEnd = windowStart + seconds * 1000;
   const cycleMs: number[] = [];
   let total = 0;
+  // Node CPU (user + system) of this process over the measured window: what one cycle costs the app.
+  let cpuAtStart: NodeJS.CpuUsage | undefined;
+  let cpuAtEnd: NodeJS.CpuUsage | undefined;
+  let cyclesInWindow = 0;
+  const windowTimer = setTimeout(() => (cpuAtStart = process.cpuUsage()), warmup * 1000);
+  const endTimer = setTimeout(() => (cpuAtEnd = process.cpuUsage()), (warmup + seconds) * 1000);
   const errors: string[] = [];
   const worker = async ({ endpointId, simId }: { endpointId: number; simId: number }) => {
     while (performance.now() < windowEnd && errors.length === 0) {
@@ -98,9 +104,14 @@ try {
       const t1 = performance.now();
       total++;
       if (t1 >= windowStart && t1 < windowEnd) cycleMs.push(t1 - t0);
+      if (cpuAtStart && !cpuAtEnd) cyclesInWindow++;
     }
   };
   await Promise.all(pairs.map(worker));
+  clearTimeout(windowTimer);
+  clearTimeout(endTimer);
+  const cpuWindow = cpuAtStart && cpuAtEnd ? (cpuAtEnd.user - cpuAtStart.user + cpuAtEnd.system - cpuAtStart.system) / 1000 : NaN;
+  const nodeCpuMsPerCycle = Math.round((cpuWindow / cyclesInWindow) * 1000) / 1000;
 
   // Checks: no invariant broken anywhere, and exactly one event per operation of this run.
   const violations = await findViolations(orm.em.fork());
@@ -115,6 +126,7 @@ try {
     cyclesPerSec: Math.round((cycleMs.length / seconds) * 10) / 10,
     operationsPerSec: Math.round(((2 * cycleMs.length) / seconds) * 10) / 10,
     cycleMs: { p50: pct(50), p95: pct(95), p99: pct(99) },
+    nodeCpuMsPerCycle,
     cyclesInRun: total,
     events, eventsExpected: 2 * total,
     violations: violations.length,
@@ -122,7 +134,8 @@ try {
   };
   console.log(
     `lifecycle-rate: ${result.cyclesPerSec} link+de-link cycles/s (${result.operationsPerSec} operations/s), ` +
-    `${workers} workers × ${seconds} s, keys ${useKeys ? 'on' : 'off'}, cycle p50 ${result.cycleMs.p50} ms / p95 ${result.cycleMs.p95} ms; ` +
+    `${workers} workers × ${seconds} s, keys ${useKeys ? 'on' : 'off'}, cycle p50 ${result.cycleMs.p50} ms / p95 ${result.cycleMs.p95} ms, ` +
+    `Node CPU ${nodeCpuMsPerCycle} ms/cycle; ` +
     `invariants ${violations.length === 0 ? 'hold' : `BROKEN (${violations.length})`}; events ${events}/${2 * total}`,
   );
   console.log(JSON.stringify(result));

@@ -199,6 +199,9 @@ async function checkCeilingMatchesApp(all: Scenario[], app: RunningApp, ceilingO
   log('ceiling (b) returns the same rows and counts as the app');
 }
 
+/** A latency from the driver: null (NaN through JSON) when no cycle fitted wholly in the measured window. */
+const ms = (value: number | null) => (typeof value === 'number' && Number.isFinite(value) ? `${value.toFixed(1)} ms` : '— (no whole cycle in the window)');
+
 async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pairs']): Promise<CyclesSummary> {
   const runs: CyclesResult[] = [];
   const notes: string[] = [];
@@ -249,8 +252,8 @@ async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pair
       notes.push(`run ${rep}: after the run ${state.hold} of ${flat.length} endpoints are on Hold and ${state.ready} SIMs Ready to Activate`);
     }
     log(
-      `  cycles run ${rep}: ${result.cyclesPerSec.toFixed(0)} cycles/s (${result.requestsPerSec.toFixed(0)} req/s), cycle p50 ${result.cycleMs.p50.toFixed(1)} ms, ` +
-        `p99 ${result.cycleMs.p99.toFixed(1)} ms, ${result.errors} errors, ${result.unexpected} unexpected answers; ` +
+      `  cycles run ${rep}: ${result.cyclesPerSec.toFixed(0)} cycles/s (${result.requestsPerSec.toFixed(0)} req/s), cycle p50 ${ms(result.cycleMs.p50)}, ` +
+        `p99 ${ms(result.cycleMs.p99)}, ${result.errors} errors, ${result.unexpected} unexpected answers; ` +
         `CPU/cycle: app ${cpu[cpu.length - 1].server.toFixed(2)} ms, PostgreSQL ${cpu[cpu.length - 1].db.toFixed(2)} ms`,
     );
     for (const f of result.failures) notes.push(`run ${rep}: ${f}`);

@@ -1,6 +1,12 @@
-// What SIM Link stores: enterprises (tenants), their users, endpoints, SIMs and the audit trail.
-// The link between an endpoint and a SIM is kept on both rows (endpoint.sim_id, sim.endpoint_id) so
-// the database itself can hold every invariant of SPEC.md §1 (see migrations/ for the constraints).
+// What SIM Link stores: enterprises (tenants), their users, endpoints, SIMs, the audit trail, and the rows
+// that keep sessions, one-time confirmation keys and spent launch tokens.
+// The link between an endpoint and a SIM is kept on both rows (Endpoint.sim, Sim.endpoint: two owning
+// one-to-one relations, columns endpoint.sim_id and sim.endpoint_id) so the database itself can hold every
+// invariant of SPEC.md §1 (see migrations/ for the constraints).
+//
+// These entities declare the schema the migrations build — columns, defaults, unique and check constraints,
+// indexes, foreign keys under their database names — and test/db/entities-schema.test.ts checks on both
+// servers that MikroORM finds nothing to change. What MikroORM cannot declare is said where it applies.
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 
 export const ENDPOINT_STATUSES = ['hold', 'pre_active', 'active', 'suspended'] as const;
@@ -42,15 +48,25 @@ export const EVENT_ACTIONS = [
 ] as const;
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
+/** created_at / updated_at: set by the unit of work (onCreate/onUpdate); the database's default covers other writers. */
+const createdAt = () => p.datetime().columnType('timestamptz').defaultRaw('now()').onCreate(() => new Date());
+const updatedAt = () => createdAt().onUpdate(() => new Date());
+/** Foreign keys of the migrations: `references x (id)` — no cascade on update (MikroORM's default). */
+const NO_ACTION = 'no action';
+
 export const EnterpriseSchema = defineEntity({
   name: 'Enterprise',
   properties: {
     id: p.integer().primary().autoincrement(),
-    slug: p.string().length(60).unique(),
+    slug: p.string().length(60).unique('enterprise_slug_key'),
     name: p.string().length(200),
-    createdAt: p.datetime().onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
+  checks: [
+    { name: 'enterprise_slug_check', expression: `slug ~ '^[a-z0-9][a-z0-9-]*$'` },
+    { name: 'enterprise_name_check', expression: 'length(btrim(name)) > 0' },
+  ],
 });
 export type Enterprise = InferEntity<typeof EnterpriseSchema>;
 
@@ -59,15 +75,18 @@ export const UserSchema = defineEntity({
   tableName: 'app_user',
   properties: {
     id: p.integer().primary().autoincrement(),
-    enterprise: () => p.manyToOne(EnterpriseSchema).ref(),
-    email: p.string().length(254).unique(),
+    enterprise: () => p.manyToOne(EnterpriseSchema).ref().foreignKeyName('app_user_enterprise_id_fkey').updateRule(NO_ACTION),
+    email: p.string().length(254).unique('app_user_email_key'),
     displayName: p.string().length(200),
-    role: p.enum([...ROLES]),
+    role: p.enum([...ROLES]).columnType('varchar(10)'),
     /** scrypt, in the format of src/domain/passwords.ts; null for users who only arrive through the CRM. */
     passwordHash: p.string().length(300).nullable(),
-    createdAt: p.datetime().onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
+  indexes: [{ name: 'app_user_enterprise_idx', properties: ['enterprise'] }],
+  // `~~` is how PostgreSQL writes back `like`; MikroORM compares the expressions as the database returns them.
+  checks: [{ name: 'app_user_email_check', expression: `email = lower(email) and email ~~ '%_@_%'` }],
 });
 export type User = InferEntity<typeof UserSchema>;
 
@@ -75,16 +94,37 @@ export const EndpointSchema = defineEntity({
   name: 'Endpoint',
   properties: {
     id: p.integer().primary().autoincrement(),
-    enterprise: () => p.manyToOne(EnterpriseSchema).ref(),
+    enterprise: () => p.manyToOne(EnterpriseSchema).ref().foreignKeyName('endpoint_enterprise_id_fkey').updateRule(NO_ACTION),
     name: p.string().length(100),
+    /** Collation "C" in the database (prefix search); MikroORM 6 does not compare collations — test/db/schema.test.ts does. */
     imei: p.string().length(15).nullable(),
     activateImmediately: p.boolean().default(false),
-    status: p.enum([...ENDPOINT_STATUSES]).default('hold'),
-    /** The linked SIM's id; changed only by the lifecycle's conditional updates. */
-    simId: p.integer().nullable(),
-    createdAt: p.datetime().onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    status: p.enum([...ENDPOINT_STATUSES]).columnType('varchar(12)').default('hold'),
+    /**
+     * The linked SIM. Its foreign key is the composite, deferred endpoint_sim_link_fk (sim_id, id, enterprise_id,
+     * status) → sim (id, endpoint_id, enterprise_id, status), which MikroORM cannot declare (a foreign key to
+     * columns other than the primary key): so no single-column key here, and the test compares that one apart.
+     */
+    sim: () => p.oneToOne(SimSchema).owner().nullable().ref().fieldName('sim_id').createForeignKeyConstraint(false).unique('endpoint_sim_id_unique'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
+  uniques: [
+    // The target of sim_endpoint_link_fk.
+    { name: 'endpoint_link_key', properties: ['id', 'sim', 'enterprise', 'status'] },
+    // One IMEI per device within an enterprise (Migration20261203100000_unique_imei).
+    { name: 'endpoint_imei_unique', expression: 'create unique index endpoint_imei_unique on endpoint (enterprise_id, imei) where imei is not null' },
+  ],
+  indexes: [
+    { name: 'endpoint_list_idx', properties: ['enterprise', 'name', 'id'] },
+    { name: 'endpoint_status_list_idx', properties: ['enterprise', 'status', 'name', 'id'] },
+    { name: 'endpoint_name_prefix_idx', expression: 'create index endpoint_name_prefix_idx on endpoint (enterprise_id, lower(name) text_pattern_ops)' },
+  ],
+  checks: [
+    { name: 'endpoint_name_check', expression: 'length(btrim(name)) >= 1 and length(btrim(name)) <= 100' },
+    { name: 'endpoint_imei_check', expression: `imei ~ '^[0-9]{15}$'` },
+    { name: 'endpoint_hold_iff_no_sim', expression: `(status = 'hold') = (sim_id is null)` },
+  ],
 });
 export type Endpoint = InferEntity<typeof EndpointSchema>;
 
@@ -92,29 +132,56 @@ export const SimSchema = defineEntity({
   name: 'Sim',
   properties: {
     id: p.integer().primary().autoincrement(),
-    enterprise: () => p.manyToOne(EnterpriseSchema).ref(),
-    iccid: p.string().length(20).unique(),
-    imsi: p.string().length(15).unique(),
-    eid: p.string().length(32).nullable().unique(),
+    enterprise: () => p.manyToOne(EnterpriseSchema).ref().foreignKeyName('sim_enterprise_id_fkey').updateRule(NO_ACTION),
+    // Identifier columns have the collation "C" (see Endpoint.imei).
+    iccid: p.string().length(20).unique('sim_iccid_unique'),
+    imsi: p.string().length(15).unique('sim_imsi_unique'),
+    eid: p.string().length(32).nullable().unique('sim_eid_unique'),
     msisdn: p.string().length(15).nullable(),
-    status: p.enum([...SIM_STATUSES]).default('ready'),
-    /** The linked endpoint's id; changed only by the lifecycle's conditional updates. */
-    endpointId: p.integer().nullable(),
-    createdAt: p.datetime().onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    status: p.enum([...SIM_STATUSES]).columnType('varchar(12)').default('ready'),
+    /** The linked endpoint; its foreign key is the composite sim_endpoint_link_fk (see Endpoint.sim). */
+    endpoint: () => p.oneToOne(EndpointSchema).owner().nullable().ref().fieldName('endpoint_id').createForeignKeyConstraint(false).unique('sim_endpoint_id_unique'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
+  uniques: [
+    // The target of endpoint_sim_link_fk.
+    { name: 'sim_link_key', properties: ['id', 'endpoint', 'enterprise', 'status'] },
+  ],
+  indexes: [
+    // The SIM picker: Ready to Activate SIMs of one enterprise in ICCID order (keyset), and prefix search.
+    { name: 'sim_ready_iccid_idx', expression: `create index sim_ready_iccid_idx on sim (enterprise_id, iccid) where status = 'ready'` },
+    { name: 'sim_ready_imsi_idx', expression: `create index sim_ready_imsi_idx on sim (enterprise_id, imsi) where status = 'ready'` },
+    { name: 'sim_ready_eid_idx', expression: `create index sim_ready_eid_idx on sim (enterprise_id, eid) where status = 'ready' and eid is not null` },
+    // The inventory: all SIMs of one enterprise in ICCID order, optionally of one status.
+    { name: 'sim_list_idx', properties: ['enterprise', 'iccid'] },
+    { name: 'sim_status_list_idx', properties: ['enterprise', 'status', 'iccid'] },
+  ],
+  checks: [
+    { name: 'sim_iccid_check', expression: `iccid ~ '^89[0-9]{17,18}$'` },
+    { name: 'sim_imsi_check', expression: `imsi ~ '^[0-9]{15}$'` },
+    { name: 'sim_eid_check', expression: `eid ~ '^[0-9]{32}$'` },
+    { name: 'sim_msisdn_check', expression: `msisdn ~ '^[0-9]{5,15}$'` },
+    { name: 'sim_ready_iff_no_endpoint', expression: `(status = 'ready') = (endpoint_id is null)` },
+  ],
 });
 export type Sim = InferEntity<typeof SimSchema>;
 
+/**
+ * The audit trail: written once, in the transaction of the change it records, never updated (a trigger,
+ * event_append_only, refuses updates and deletes — MikroORM does not declare triggers). Names and statuses
+ * are copied as they were, so the event reads the same whatever happens to the endpoint or SIM later.
+ */
 export const EventSchema = defineEntity({
   name: 'Event',
   properties: {
     id: p.bigint('number').primary().autoincrement(),
-    enterprise: () => p.manyToOne(EnterpriseSchema).ref(),
+    enterprise: () => p.manyToOne(EnterpriseSchema).ref().foreignKeyName('event_enterprise_id_fkey').updateRule(NO_ACTION),
+    /** The user who acted (no foreign key: the trail outlives users); their name as it was. */
     actorId: p.integer().nullable(),
     actorName: p.string().length(200),
-    action: p.enum([...EVENT_ACTIONS]),
-    endpointId: p.integer().nullable(),
+    action: p.enum([...EVENT_ACTIONS]).columnType('varchar(40)'),
+    endpoint: () => p.manyToOne(EndpointSchema).ref().nullable().foreignKeyName('event_endpoint_id_fkey').updateRule(NO_ACTION).deleteRule(NO_ACTION),
     endpointName: p.string().length(100).nullable(),
     simIccid: p.string().length(20).nullable(),
     endpointStatusBefore: p.string().length(20).nullable(),
@@ -123,9 +190,63 @@ export const EventSchema = defineEntity({
     simStatusAfter: p.string().length(20).nullable(),
     count: p.integer().nullable(),
     requestId: p.string().length(100).nullable(),
-    createdAt: p.datetime().onCreate(() => new Date()),
+    createdAt: createdAt(),
   },
+  indexes: [
+    { name: 'event_enterprise_idx', expression: 'create index event_enterprise_idx on event (enterprise_id, id desc)' },
+    { name: 'event_action_idx', expression: 'create index event_action_idx on event (enterprise_id, action, id desc)' },
+    { name: 'event_endpoint_idx', expression: 'create index event_endpoint_idx on event (endpoint_id, id desc) where endpoint_id is not null' },
+  ],
 });
 export type Event = InferEntity<typeof EventSchema>;
 
-export const entities = [EnterpriseSchema, UserSchema, EndpointSchema, SimSchema, EventSchema];
+/** A server-side session: the cookie holds a random id, whose SHA-256 is the key here (see web/plugins/session.ts). */
+export const SessionSchema = defineEntity({
+  name: 'Session',
+  properties: {
+    id: p.string().length(128).primary(),
+    user: () => p.manyToOne(UserSchema).ref().nullable().foreignKeyName('session_user_id_fkey').updateRule(NO_ACTION).deleteRule('cascade'),
+    data: p.json<Record<string, unknown>>().columnType('jsonb'),
+    createdAt: createdAt(),
+    expiresAt: p.datetime().columnType('timestamptz'),
+  },
+  indexes: [
+    { name: 'session_expires_idx', properties: ['expiresAt'] },
+    { name: 'session_user_idx', properties: ['user'] },
+  ],
+});
+export type Session = InferEntity<typeof SessionSchema>;
+
+/**
+ * The one-time key of a confirmation form: the first submission stores its outcome here, in its own
+ * transaction; a replay of the form is answered with it. `action` is the operation and its endpoint.
+ */
+export const OperationKeySchema = defineEntity({
+  name: 'OperationKey',
+  properties: {
+    key: p.string().length(64).primary(),
+    enterprise: () => p.manyToOne(EnterpriseSchema).ref().foreignKeyName('operation_key_enterprise_id_fkey').updateRule(NO_ACTION),
+    /** The user who submitted it (no foreign key, like Event.actorId). */
+    userId: p.integer(),
+    action: p.string().length(40),
+    outcome: p.json<Record<string, unknown>>().columnType('jsonb'),
+    createdAt: createdAt(),
+  },
+  indexes: [{ name: 'operation_key_created_idx', properties: ['createdAt'] }],
+});
+export type OperationKey = InferEntity<typeof OperationKeySchema>;
+
+/** A launch token's jti, spent: kept until the token could no longer pass the expiry check anyway. */
+export const LaunchTokenUseSchema = defineEntity({
+  name: 'LaunchTokenUse',
+  properties: {
+    jti: p.string().length(200).primary(),
+    expiresAt: p.datetime().columnType('timestamptz'),
+    usedAt: createdAt(),
+  },
+});
+export type LaunchTokenUse = InferEntity<typeof LaunchTokenUseSchema>;
+
+export const entities = [
+  EnterpriseSchema, UserSchema, EndpointSchema, SimSchema, EventSchema, SessionSchema, OperationKeySchema, LaunchTokenUseSchema,
+];

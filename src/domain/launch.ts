@@ -3,9 +3,10 @@
 // or updates the user just in time. The web layer then starts the session and redirects to the target.
 import { randomUUID } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
-import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Actor } from './accounts.js';
-import { ROLES, type Role } from './entities.js';
+import { LockMode } from '@mikro-orm/core';
+import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
+import { actorOf, type Actor } from './accounts.js';
+import { EnterpriseSchema, LaunchTokenUseSchema, ROLES, UserSchema, type Role } from './entities.js';
 import { UnauthorizedError } from './errors.js';
 import { hasHiddenCharacters } from './text.js';
 
@@ -147,54 +148,56 @@ export interface LaunchResult {
 }
 
 /**
- * Spends the token's jti and creates or updates the user, in one transaction: a replay, an unknown
+ * Spends the token's jti and creates or updates the user, in one unit of work: a replay, an unknown
  * enterprise or an email that belongs to another enterprise is refused and leaves nothing behind.
  * A user is never moved between enterprises. The token's role is the launched session's role (the web
  * layer keeps it on the session); it is stored on the user only when they have no password, so a launch
  * never changes what a password sign-in can do.
  */
 export async function startLaunch(em: EntityManager, claims: LaunchClaims): Promise<LaunchResult> {
+  try {
+    return await launch(em, claims);
+  } catch (error) {
+    // Two first launches of one new user at the same moment both find no user and both create one: the
+    // second is stopped by the unique email, rolled back whole (its jti unspent), and runs again, now
+    // finding the user the first created.
+    if (error instanceof UniqueConstraintViolationException && error.message.includes('app_user_email_key')) return launch(em, claims);
+    throw error;
+  }
+}
+
+function launch(em: EntityManager, claims: LaunchClaims): Promise<LaunchResult> {
   return em.transactional(async (tx) => {
     // Spent jtis are kept until their token could no longer pass the exp check anyway.
-    await tx.execute('delete from launch_token_use where expires_at < now()');
-    const spent = await tx.execute<{ jti: string }[]>(
-      `insert into launch_token_use (jti, expires_at) values (?, to_timestamp(?))
-       on conflict (jti) do nothing returning jti`,
-      [claims.jti, claims.exp + LAUNCH_CLOCK_SKEW_SECONDS],
-    );
-    if (spent.length === 0) throw new LaunchRefusedError('replayed', `jti ${claims.jti}`);
+    await tx.nativeDelete(LaunchTokenUseSchema, { expiresAt: { $lt: new Date() } });
+    // The jti first: its primary key makes a concurrent use of the same token wait, then fail here.
+    tx.create(LaunchTokenUseSchema, { jti: claims.jti, expiresAt: new Date((claims.exp + LAUNCH_CLOCK_SKEW_SECONDS) * 1000) });
+    try {
+      await tx.flush();
+    } catch (error) {
+      if (error instanceof UniqueConstraintViolationException) throw new LaunchRefusedError('replayed', `jti ${claims.jti}`);
+      throw error;
+    }
 
-    const [enterprise] = await tx.execute<{ id: number; slug: string; name: string }[]>(
-      'select id, slug, name from enterprise where slug = ?',
-      [claims.ent],
-    );
+    const enterprise = await tx.findOne(EnterpriseSchema, { slug: claims.ent });
     if (!enterprise) throw new LaunchRefusedError('unknown_enterprise', `ent ${claims.ent}`);
 
-    // One statement, safe against a concurrent launch of the same new user: insert, or update the
-    // existing user only when they belong to the same enterprise (no row back → another enterprise's).
-    const [user] = await tx.execute<{ id: number; email: string; displayName: string; role: Role; created: boolean }[]>(
-      `insert into app_user (enterprise_id, email, display_name, role) values (?, ?, ?, ?)
-       on conflict (email) do update
-         set display_name = coalesce(?, app_user.display_name),
-             role = case when app_user.password_hash is null then excluded.role else app_user.role end,
-             updated_at = now()
-         where app_user.enterprise_id = excluded.enterprise_id
-       returning id, email, display_name as "displayName", role, (xmax = 0) as created`,
-      [enterprise.id, claims.email, claims.name ?? claims.email, claims.role, claims.name],
-    );
-    if (!user) throw new LaunchRefusedError('other_enterprise', `${claims.email} belongs to another enterprise than ${claims.ent}`);
-    return {
-      actor: {
-        id: user.id,
-        email: user.email,
-        displayName: user.displayName,
-        role: claims.role,
-        enterpriseId: enterprise.id,
-        enterpriseSlug: enterprise.slug,
-        enterpriseName: enterprise.name,
-      },
-      created: user.created,
-    };
+    let user = await tx.findOne(UserSchema, { email: claims.email }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const created = !user;
+    if (!user) {
+      user = tx.create(UserSchema, {
+        enterprise, email: claims.email, displayName: claims.name ?? claims.email, role: claims.role, passwordHash: null,
+      });
+    } else {
+      if (user.enterprise.id !== enterprise.id) {
+        throw new LaunchRefusedError('other_enterprise', `${claims.email} belongs to another enterprise than ${claims.ent}`);
+      }
+      if (claims.name) user.displayName = claims.name;
+      if (user.passwordHash === null) user.role = claims.role;
+    }
+    // The new user's id is the actor's: written now rather than at commit.
+    await tx.flush();
+    return { actor: { ...actorOf(user, enterprise), role: claims.role }, created };
   });
 }
 

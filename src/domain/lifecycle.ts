@@ -1,21 +1,29 @@
 // The lifecycle operations of SPEC.md §1: create an endpoint, link and de-link a SIM, activate, suspend,
-// resume. Each is one transaction with one audit event (two when an endpoint is created with a SIM).
+// resume. Each is one unit of work (an EntityManager fork) in one transaction, in which the verb loads the rows
+// it changes with the lock it needs, checks the rule, changes the entities, records the audit event, and the
+// flush at commit writes the changes (two events when an endpoint is created with a SIM).
 //
-// Race safety by construction: every step that claims a row is one statement that takes its lock — a
-// conditional `UPDATE … WHERE id = ? AND enterprise_id = ? AND status = <expected> RETURNING …` (the SIM,
-// and the endpoint in activate/suspend/resume/de-link) or `SELECT … FOR UPDATE` (the endpoint in Link SIM,
-// whose new status depends on it) — so of two transactions racing for the same endpoint or SIM, the second
-// waits, finds the row changed, and gets a typed error. Rows are always locked in the same order (endpoint,
-// then SIM), so two operations never wait on each other in a cycle. The database's constraints (see
-// migrations/) are the backstop: if one ever fires, the transaction rolls back whole.
+// Race safety: every row the operation changes is read with `SELECT … FOR UPDATE` (LockMode.PESSIMISTIC_WRITE)
+// before the rule is checked, so of two transactions racing for the same endpoint or SIM the second waits,
+// then reads the row as the first left it and gets a typed error. Rows are always locked in the same order
+// (endpoint, then SIM), so two operations never wait on each other in a cycle. The database's constraints
+// (see migrations/) are the backstop: if one ever fires, at a statement or at commit, the transaction rolls
+// back whole and the person is told someone else changed the record.
+import { FlushMode, LockMode, ref, type EntitySchema, type FilterQuery } from '@mikro-orm/core';
 import { ConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
+  EndpointSchema,
+  EventSchema,
+  OperationKeySchema,
+  SimSchema,
   endpointStatusLabel,
   simStatusLabel,
+  type Endpoint,
   type EndpointStatus,
   type EventAction,
   type LinkedStatus,
+  type Sim,
   type SimStatus,
 } from './entities.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError, type FieldError } from './errors.js';
@@ -66,21 +74,17 @@ export function refusal(operation: Exclude<Operation, 'create'>, endpoint: { nam
   return allowed(endpoint.status) ? null : `Endpoint '${endpoint.name}' is ${describeState(endpoint.status)}; ${rule}.`;
 }
 
-interface EndpointRow {
-  id: number;
-  name: string;
-  status: EndpointStatus;
-  sim_id: number | null;
-  activate_immediately: boolean;
-}
-
 function requireAdmin(actor: Actor) {
   if (actor.role !== 'admin') throw new ForbiddenError();
 }
 
 /**
- * Runs `work` in one transaction, once per one-time key: a second submission with the same key waits for
- * the first to finish (the key's primary key makes it wait) and is answered with the first's outcome.
+ * Runs `work` in one transaction, once per one-time key. The key's row (its outcome included) is written at
+ * the end of the operation's transaction, and its primary key lets only one transaction with that key commit: a
+ * second submission of the form — at once or later — ends either refused by the state the first left
+ * (it waits on the first's row locks, then reads the rows as they are now), or on the key's primary key
+ * (waiting for the first to commit), and rolls back. Either way, if the key is now stored, the answer is
+ * the first's outcome, and nothing changed. A refused operation stores no key, so the form can be resent.
  */
 async function once(
   em: EntityManager,
@@ -93,110 +97,120 @@ async function once(
   if (ctx.key !== undefined && !KEY_FORMAT.test(ctx.key)) {
     throw new ValidationError([{ field: 'key', message: 'This confirmation form is damaged. Go back and start again.' }]);
   }
+  const action = `${operation}:${endpointId ?? ''}`;
+  // A unit of work of its own (a fork: its own identity map), in a transaction begun and committed here —
+  // what em.transactional does, without its context propagation and merge into the caller's identity map,
+  // which nothing here needs. Flushed once, by commit: the verbs read before they change.
+  // The key is written with em.insert, like the event (see recordEvent): it is never changed once written.
+  const tx = em.fork({ flushMode: FlushMode.COMMIT });
   try {
-    return await em.transactional(async (tx) => {
-      if (ctx.key) {
-        const inserted = await tx.execute<{ key: string }[]>(
-          `insert into operation_key (key, enterprise_id, user_id, action, outcome) values (?, ?, ?, ?, '{}')
-           on conflict (key) do nothing returning key`,
-          [ctx.key, ctx.actor.enterpriseId, ctx.actor.id, `${operation}:${endpointId ?? ''}`],
-        );
-        if (inserted.length === 0) {
-          const [previous] = await tx.execute<{ action: string; user_id: number; outcome: Omit<Outcome, 'replayed'> }[]>(
-            'select action, user_id, outcome from operation_key where key = ?',
-            [ctx.key],
-          );
-          if (!previous || previous.user_id !== ctx.actor.id || previous.action !== `${operation}:${endpointId ?? ''}`) {
-            throw new ConflictError('This confirmation form was already used. Go back and start again.');
-          }
-          return { ...previous.outcome, replayed: true };
-        }
-      }
-      const outcome = await work(tx);
-      if (ctx.key) await tx.execute('update operation_key set outcome = ? where key = ?', [JSON.stringify(outcome), ctx.key]);
-      return { ...outcome, replayed: false };
-    });
+    await tx.begin();
+    const outcome = await work(tx);
+    if (ctx.key) await tx.insert(OperationKeySchema, { key: ctx.key, enterprise: ctx.actor.enterpriseId, userId: ctx.actor.id, action, outcome: { ...outcome } });
+    await tx.commit();
+    return { ...outcome, replayed: false };
   } catch (error) {
+    // Rolled back whatever failed — a statement, the flush, or COMMIT itself (a deferred key); a failure of
+    // the rollback (the connection already gone) must not hide the error that matters.
+    if (tx.isInTransaction()) await tx.rollback().catch(() => undefined);
+    if (ctx.key) {
+      const replayed = await replay(em, ctx, action);
+      if (replayed) return replayed;
+    }
     // A constraint firing (at a statement or at commit) means another transaction got there first.
     if (error instanceof ConstraintViolationException) throw new ConflictError(CONFLICT_CONCURRENT, { cause: error });
     throw error;
   }
 }
 
-async function writeEvent(
+/** The stored outcome of an earlier submission of this form, if there was one (another user's or operation's: refused). */
+async function replay(em: EntityManager, ctx: OperationContext, action: string): Promise<Outcome | null> {
+  const previous = await em.fork().findOne(OperationKeySchema, { key: ctx.key! });
+  if (!previous) return null;
+  if (previous.userId !== ctx.actor.id || previous.action !== action) {
+    throw new ConflictError('This confirmation form was already used. Go back and start again.');
+  }
+  return { ...(previous.outcome as Omit<Outcome, 'replayed'>), replayed: true };
+}
+
+/**
+ * The audit event of a change, in the change's transaction: the one place events of the lifecycle are made.
+ * Written at once with em.insert (the entity's metadata, one INSERT, nothing returned): an event is never
+ * read back or changed in the transaction, so it needs no managed entity — which saves the unit of work the
+ * entity's creation, hydration and change set (measured: about 0.35 ms of CPU per operation).
+ */
+async function recordEvent(
   tx: EntityManager,
   ctx: OperationContext,
   action: EventAction,
-  endpoint: { id: number; name: string },
+  endpoint: Endpoint,
   iccid: string | null,
   endpointStatus: [string | null, string | null],
   simStatus: [string | null, string | null],
 ) {
-  await tx.execute(
-    `insert into event (enterprise_id, actor_id, actor_name, action, endpoint_id, endpoint_name, sim_iccid,
-       endpoint_status_before, endpoint_status_after, sim_status_before, sim_status_after, request_id)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
-      ctx.actor.enterpriseId, ctx.actor.id, ctx.actor.displayName, action, endpoint.id, endpoint.name, iccid,
-      endpointStatus[0], endpointStatus[1], simStatus[0], simStatus[1], ctx.requestId ?? null,
-    ],
-  );
+  await tx.insert(EventSchema, {
+    enterprise: ctx.actor.enterpriseId,
+    actorId: ctx.actor.id,
+    actorName: ctx.actor.displayName,
+    action,
+    endpoint: endpoint.id,
+    endpointName: endpoint.name,
+    simIccid: iccid,
+    endpointStatusBefore: endpointStatus[0],
+    endpointStatusAfter: endpointStatus[1],
+    simStatusBefore: simStatus[0],
+    simStatusAfter: simStatus[1],
+    requestId: ctx.requestId ?? null,
+    createdAt: new Date(),
+  });
 }
 
-/** Why a conditional update of an endpoint found nothing: not ours (404), or not in the expected state. */
-async function explainEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number, operation: Exclude<Operation, 'create'>): Promise<never> {
-  const [row] = await tx.execute<EndpointRow[]>(
-    'select id, name, status, sim_id, activate_immediately from endpoint where id = ? and enterprise_id = ?',
-    [endpointId, ctx.actor.enterpriseId],
-  );
-  if (!row) throw new NotFoundError('endpoint');
-  const refused = refusal(operation, row);
-  if (refused) throw new InvalidStateError(refused);
-  // In the needed state after all: another transaction committed between the conditional statement's
-  // snapshot and this read (e.g. a de-link that saw Hold while a link was committing) — a lost race.
-  throw new ConflictError(CONFLICT_CONCURRENT);
+/**
+ * One row as a managed entity, locked for the transaction (SELECT … FOR UPDATE). Through the query builder:
+ * the same entity, in the same identity map, as em.findOne with LockMode.PESSIMISTIC_WRITE would give, without
+ * the populate, filter and cache bookkeeping findOne does first (measured: about 0.2 ms of CPU per row).
+ */
+function lockOne<T extends object>(tx: EntityManager, entity: EntitySchema<T>, where: FilterQuery<T>): Promise<T | null> {
+  return tx.createQueryBuilder(entity).select('*').where(where).setLockMode(LockMode.PESSIMISTIC_WRITE).getSingleResult();
 }
 
-/** Claims a Ready to Activate SIM of the actor's enterprise for an endpoint, in the endpoint's new status. */
-async function claimSim(
-  tx: EntityManager,
-  ctx: OperationContext,
-  sim: { id: number } | { iccid: string },
-  endpointId: number,
-  status: LinkedStatus,
-): Promise<{ id: number; iccid: string } | { missing: true } | { taken: string; status: SimStatus }> {
-  const [by, value] = 'id' in sim ? ['id', sim.id] : ['iccid', sim.iccid];
-  const [claimed] = await tx.execute<{ id: number; iccid: string }[]>(
-    `update sim set status = ?, endpoint_id = ?, updated_at = now()
-     where ${by} = ? and enterprise_id = ? and status = 'ready' returning id, iccid`,
-    [status, endpointId, value, ctx.actor.enterpriseId],
-  );
-  if (claimed) return claimed;
-  const [found] = await tx.execute<{ iccid: string; status: SimStatus }[]>(
-    `select iccid, status from sim where ${by} = ? and enterprise_id = ?`,
-    [value, ctx.actor.enterpriseId],
-  );
-  return found ? { taken: found.iccid, status: found.status } : { missing: true };
+/** The actor's endpoint, locked for this transaction; 404 when there is none (or it is another enterprise's). */
+async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number): Promise<Endpoint> {
+  const endpoint = await lockOne(tx, EndpointSchema, { id: endpointId, enterprise: ctx.actor.enterpriseId });
+  if (!endpoint) throw new NotFoundError('endpoint');
+  return endpoint;
+}
+
+/** The endpoint's own SIM, locked (after the endpoint: the lock order). */
+async function lockLinkedSim(tx: EntityManager, endpoint: Endpoint): Promise<Sim> {
+  const sim = endpoint.sim && await lockOne(tx, SimSchema, { id: endpoint.sim.id, endpoint: endpoint.id });
+  // The database keeps the link symmetric; a SIM that does not point back is a link changing under us.
+  if (!sim) throw new ConflictError(CONFLICT_CONCURRENT);
+  return sim;
+}
+
+/** Links a Ready to Activate SIM to an endpoint on Hold, both in the status the endpoint's Activate Immediately says. */
+function link(endpoint: Endpoint, sim: Sim): LinkedStatus {
+  const status: LinkedStatus = endpoint.activateImmediately ? 'active' : 'pre_active';
+  endpoint.sim = ref(sim);
+  endpoint.status = status;
+  sim.endpoint = ref(endpoint);
+  sim.status = status;
+  return status;
 }
 
 export async function linkSim(em: EntityManager, ctx: OperationContext, endpointId: number, simId: number): Promise<Outcome> {
   return once(em, ctx, 'link', endpointId, async (tx) => {
-    // Lock the endpoint first (every operation takes the endpoint before the SIM: no lock cycles), so a
-    // second link of the same endpoint waits here and then finds it no longer on Hold.
-    const [endpoint] = await tx.execute<EndpointRow[]>(
-      `select id, name, status, sim_id, activate_immediately from endpoint
-       where id = ? and enterprise_id = ? for update`,
-      [endpointId, ctx.actor.enterpriseId],
-    );
-    if (!endpoint) throw new NotFoundError('endpoint');
+    // The endpoint first (every operation takes the endpoint before the SIM: no lock cycles), so a second
+    // link of the same endpoint waits here and then finds it no longer on Hold.
+    const endpoint = await lockEndpoint(tx, ctx, endpointId);
     const refused = refusal('link', endpoint);
     if (refused) throw new InvalidStateError(refused);
-    const status: LinkedStatus = endpoint.activate_immediately ? 'active' : 'pre_active';
-    const sim = await claimSim(tx, ctx, { id: simId }, endpoint.id, status);
-    if ('missing' in sim) throw new NotFoundError('SIM');
-    if ('taken' in sim) throw new ConflictError(CONFLICT_SIM_TAKEN);
-    await tx.execute('update endpoint set status = ?, sim_id = ?, updated_at = now() where id = ?', [status, sim.id, endpoint.id]);
-    await writeEvent(tx, ctx, 'sim.linked', endpoint, sim.iccid, ['hold', status], ['ready', status]);
+    const sim = await lockOne(tx, SimSchema, { id: simId, enterprise: ctx.actor.enterpriseId });
+    if (!sim) throw new NotFoundError('SIM');
+    if (sim.status !== 'ready') throw new ConflictError(CONFLICT_SIM_TAKEN);
+    const status = link(endpoint, sim);
+    await recordEvent(tx, ctx, 'sim.linked', endpoint, sim.iccid, ['hold', status], ['ready', status]);
     return {
       operation: 'link', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: status,
       iccid: sim.iccid, simStatus: status, message: `SIM ${sim.iccid} linked successfully`,
@@ -206,25 +220,17 @@ export async function linkSim(em: EntityManager, ctx: OperationContext, endpoint
 
 export async function delinkSim(em: EntityManager, ctx: OperationContext, endpointId: number): Promise<Outcome> {
   return once(em, ctx, 'delink', endpointId, async (tx) => {
-    // The CTE keeps the status before the update: a linked SIM's status is its endpoint's.
-    const [endpoint] = await tx.execute<(EndpointRow & { before: LinkedStatus; old_sim_id: number })[]>(
-      `with current as (select id, status as before, sim_id as old_sim_id from endpoint
-                        where id = ? and enterprise_id = ? and status <> 'hold' for update)
-       update endpoint e set status = 'hold', sim_id = null, updated_at = now()
-       from current c where e.id = c.id
-       returning e.id, e.name, e.status, c.before, c.old_sim_id`,
-      [endpointId, ctx.actor.enterpriseId],
-    );
-    if (!endpoint) {
-      return explainEndpoint(tx, ctx, endpointId, 'delink');
-    }
-    const [sim] = await tx.execute<{ iccid: string }[]>(
-      `update sim set status = 'ready', endpoint_id = null, updated_at = now()
-       where id = ? and endpoint_id = ? returning iccid`,
-      [endpoint.old_sim_id, endpoint.id],
-    );
-    if (!sim) throw new ConflictError(CONFLICT_CONCURRENT);
-    await writeEvent(tx, ctx, 'sim.delinked', endpoint, sim.iccid, [endpoint.before, 'hold'], [endpoint.before, 'ready']);
+    const endpoint = await lockEndpoint(tx, ctx, endpointId);
+    const refused = refusal('delink', endpoint);
+    if (refused) throw new InvalidStateError(refused);
+    const sim = await lockLinkedSim(tx, endpoint);
+    // A linked SIM's status is its endpoint's.
+    const before = endpoint.status;
+    endpoint.status = 'hold';
+    endpoint.sim = null;
+    sim.status = 'ready';
+    sim.endpoint = null;
+    await recordEvent(tx, ctx, 'sim.delinked', endpoint, sim.iccid, [before, 'hold'], [before, 'ready']);
     return {
       operation: 'delink', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: 'hold',
       iccid: sim.iccid, simStatus: 'ready', message: `SIM ${sim.iccid} de-linked successfully`,
@@ -248,21 +254,14 @@ const TRANSITIONS: Record<Transition['operation'], Transition> = {
 
 async function transition(em: EntityManager, ctx: OperationContext, endpointId: number, t: Transition): Promise<Outcome> {
   return once(em, ctx, t.operation, endpointId, async (tx) => {
-    const [endpoint] = await tx.execute<EndpointRow[]>(
-      `update endpoint set status = ?, updated_at = now()
-       where id = ? and enterprise_id = ? and status = ?
-       returning id, name, status, sim_id, activate_immediately`,
-      [t.to, endpointId, ctx.actor.enterpriseId, t.from],
-    );
-    if (!endpoint) {
-      return explainEndpoint(tx, ctx, endpointId, t.operation);
-    }
-    const [sim] = await tx.execute<{ iccid: string }[]>(
-      `update sim set status = ?, updated_at = now() where id = ? and endpoint_id = ? and status = ? returning iccid`,
-      [t.to, endpoint.sim_id, endpoint.id, t.from],
-    );
-    if (!sim) throw new ConflictError(CONFLICT_CONCURRENT);
-    await writeEvent(tx, ctx, t.action, endpoint, sim.iccid, [t.from, t.to], [t.from, t.to]);
+    const endpoint = await lockEndpoint(tx, ctx, endpointId);
+    const refused = refusal(t.operation, endpoint);
+    if (refused) throw new InvalidStateError(refused);
+    const sim = await lockLinkedSim(tx, endpoint);
+    if (sim.status !== t.from) throw new ConflictError(CONFLICT_CONCURRENT);
+    endpoint.status = t.to;
+    sim.status = t.to;
+    await recordEvent(tx, ctx, t.action, endpoint, sim.iccid, [t.from, t.to], [t.from, t.to]);
     return {
       operation: t.operation, endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: t.to,
       iccid: sim.iccid, simStatus: t.to, message: `Endpoint '${endpoint.name}' ${t.verb} successfully`,
@@ -307,12 +306,8 @@ export function validateNewEndpoint(input: CreateEndpointInput) {
 }
 
 /** The endpoint of this enterprise that already has this IMEI, if any. */
-async function endpointWithImei(em: EntityManager, enterpriseId: number, imei: string): Promise<{ id: number; name: string } | undefined> {
-  const [row] = await em.execute<{ id: number; name: string }[]>(
-    'select id, name from endpoint where enterprise_id = ? and imei = ? limit 1',
-    [enterpriseId, imei],
-  );
-  return row;
+function endpointWithImei(em: EntityManager, enterpriseId: number, imei: string) {
+  return em.findOne(EndpointSchema, { enterprise: enterpriseId, imei }, { fields: ['id', 'name'] });
 }
 
 const imeiInUse = (imei: string, holder: { name: string }) =>
@@ -340,30 +335,30 @@ function insertEndpoint(em: EntityManager, ctx: OperationContext, values: Return
       const holder = await endpointWithImei(tx, ctx.actor.enterpriseId, values.imei);
       if (holder) throw imeiInUse(values.imei, holder);
     }
-    const [endpoint] = await tx.execute<EndpointRow[]>(
-      `insert into endpoint (enterprise_id, name, imei, activate_immediately) values (?, ?, ?, ?)
-       returning id, name, status, sim_id, activate_immediately`,
-      [ctx.actor.enterpriseId, values.name, values.imei, values.activateImmediately],
-    );
-    await writeEvent(tx, ctx, 'endpoint.created', endpoint, null, [null, 'hold'], [null, null]);
+    // The SIM to link at once, locked (the new endpoint needs no lock: no one else can see it yet).
     const wanted = values.simId ? { id: values.simId } : values.iccid ? { iccid: values.iccid } : null;
-    if (!wanted) {
+    const sim = wanted ? await lockOne(tx, SimSchema, { ...wanted, enterprise: ctx.actor.enterpriseId }) : null;
+    if (wanted && !sim) {
+      throw new ValidationError([{ field: 'iccid', message: values.iccid ? `There is no SIM with ICCID ${values.iccid} in your inventory` : 'That SIM is not in your inventory' }]);
+    }
+    if (sim && sim.status !== 'ready') {
+      throw new ValidationError([{ field: 'iccid', message: `SIM ${sim.iccid} is ${simStatusLabel(sim.status)}, not Ready to Activate; choose another SIM` }]);
+    }
+    const endpoint = tx.create(EndpointSchema, {
+      enterprise: ctx.actor.enterpriseId, name: values.name, imei: values.imei, activateImmediately: values.activateImmediately,
+      status: 'hold', sim: null,
+    });
+    const status = sim ? link(endpoint, sim) : null;
+    // Inserts the endpoint (already linked, when it has a SIM): its id goes into the events and the outcome.
+    await tx.flush();
+    await recordEvent(tx, ctx, 'endpoint.created', endpoint, null, [null, 'hold'], [null, null]);
+    if (!sim || !status) {
       return {
         operation: 'create', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: 'hold',
         iccid: null, simStatus: null, message: `Endpoint '${endpoint.name}' created successfully`,
       };
     }
-    const status: LinkedStatus = values.activateImmediately ? 'active' : 'pre_active';
-    const sim = await claimSim(tx, ctx, wanted, endpoint.id, status);
-    if ('missing' in sim) {
-      throw new ValidationError([{ field: 'iccid', message: values.iccid ? `There is no SIM with ICCID ${values.iccid} in your inventory` : 'That SIM is not in your inventory' }]);
-    }
-    if ('taken' in sim) {
-      const label = simStatusLabel(sim.status);
-      throw new ValidationError([{ field: 'iccid', message: `SIM ${sim.taken} is ${label}, not Ready to Activate; choose another SIM` }]);
-    }
-    await tx.execute('update endpoint set status = ?, sim_id = ?, updated_at = now() where id = ?', [status, sim.id, endpoint.id]);
-    await writeEvent(tx, ctx, 'sim.linked', endpoint, sim.iccid, ['hold', status], ['ready', status]);
+    await recordEvent(tx, ctx, 'sim.linked', endpoint, sim.iccid, ['hold', status], ['ready', status]);
     return {
       operation: 'create', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: status,
       iccid: sim.iccid, simStatus: status,

@@ -1,7 +1,9 @@
-// Named builders for test data. Each makes valid rows (real check digits) that no other builder repeats.
+// Named builders for test data. Each makes valid rows (real check digits) that no other builder repeats,
+// as entities: created in the given EntityManager and flushed, so they are in the database when it returns.
+import { ref } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { eidFor, iccidFor, imeiFor, imsiFor } from '../../src/db/generate-identifiers.js';
-import type { LinkedStatus, Role } from '../../src/domain/entities.js';
+import { EndpointSchema, EnterpriseSchema, SimSchema, UserSchema, type LinkedStatus, type Role } from '../../src/domain/entities.js';
 
 const SERIES = 55;
 let serial = 0;
@@ -13,9 +15,9 @@ export interface TestEnterprise {
 }
 
 export async function createEnterprise(em: EntityManager, name = 'Test Enterprise'): Promise<TestEnterprise> {
-  const slug = `ent-${next()}`;
-  const [row] = await em.execute<{ id: number }[]>('insert into enterprise (slug, name) values (?, ?) returning id', [slug, name]);
-  return { id: row.id, slug };
+  const enterprise = em.create(EnterpriseSchema, { slug: `ent-${next()}`, name });
+  await em.flush();
+  return { id: enterprise.id, slug: enterprise.slug };
 }
 
 export interface TestUser {
@@ -35,11 +37,9 @@ export async function createUser(
   const n = next();
   const email = `${role}-${n}@example.test`;
   const displayName = `${role === 'admin' ? 'Admin' : 'Viewer'} ${n}`;
-  const [row] = await em.execute<{ id: number }[]>(
-    'insert into app_user (enterprise_id, email, display_name, role, password_hash) values (?, ?, ?, ?, ?) returning id',
-    [enterprise.id, email, displayName, role, passwordHash],
-  );
-  return { id: row.id, email, displayName, role, enterpriseId: enterprise.id };
+  const user = em.create(UserSchema, { enterprise: enterprise.id, email, displayName, role, passwordHash });
+  await em.flush();
+  return { id: user.id, email, displayName, role, enterpriseId: enterprise.id };
 }
 
 export interface TestSim {
@@ -49,14 +49,20 @@ export interface TestSim {
   eid: string | null;
 }
 
-export async function readySim(em: EntityManager, enterprise: TestEnterprise, options: { eid?: boolean } = {}): Promise<TestSim> {
+function newSim(em: EntityManager, enterprise: TestEnterprise, options: { eid?: boolean } = {}) {
   const n = next();
-  const sim = { iccid: iccidFor(SERIES, n), imsi: imsiFor(SERIES, n), eid: options.eid === false ? null : eidFor(SERIES, n) };
-  const [row] = await em.execute<{ id: number }[]>(
-    'insert into sim (enterprise_id, iccid, imsi, eid) values (?, ?, ?, ?) returning id',
-    [enterprise.id, sim.iccid, sim.imsi, sim.eid],
-  );
-  return { id: row.id, ...sim };
+  return em.create(SimSchema, {
+    enterprise: enterprise.id, iccid: iccidFor(SERIES, n), imsi: imsiFor(SERIES, n),
+    eid: options.eid === false ? null : eidFor(SERIES, n), msisdn: null, status: 'ready', endpoint: null,
+  });
+}
+
+const testSim = (sim: ReturnType<typeof newSim>): TestSim => ({ id: sim.id, iccid: sim.iccid, imsi: sim.imsi, eid: sim.eid ?? null });
+
+export async function readySim(em: EntityManager, enterprise: TestEnterprise, options: { eid?: boolean } = {}): Promise<TestSim> {
+  const sim = newSim(em, enterprise, options);
+  await em.flush();
+  return testSim(sim);
 }
 
 export interface TestEndpoint {
@@ -64,21 +70,30 @@ export interface TestEndpoint {
   name: string;
 }
 
-export async function holdEndpoint(
-  em: EntityManager,
-  enterprise: TestEnterprise,
-  options: { name?: string; activateImmediately?: boolean; imei?: boolean } = {},
-): Promise<TestEndpoint> {
-  const n = next();
-  const name = options.name ?? `Meter ${n}`;
-  const [row] = await em.execute<{ id: number }[]>(
-    'insert into endpoint (enterprise_id, name, imei, activate_immediately) values (?, ?, ?, ?) returning id',
-    [enterprise.id, name, options.imei ? imeiFor(n) : null, options.activateImmediately ?? false],
-  );
-  return { id: row.id, name };
+interface EndpointOptions {
+  name?: string;
+  activateImmediately?: boolean;
+  imei?: boolean;
 }
 
-/** An endpoint with a SIM in the given linked state, written directly (both rows in one transaction). */
+function newEndpoint(em: EntityManager, enterprise: TestEnterprise, options: EndpointOptions = {}) {
+  const n = next();
+  return em.create(EndpointSchema, {
+    enterprise: enterprise.id, name: options.name ?? `Meter ${n}`, imei: options.imei ? imeiFor(n) : null,
+    activateImmediately: options.activateImmediately ?? false, status: 'hold', sim: null,
+  });
+}
+
+export async function holdEndpoint(em: EntityManager, enterprise: TestEnterprise, options: EndpointOptions = {}): Promise<TestEndpoint> {
+  const endpoint = newEndpoint(em, enterprise, options);
+  await em.flush();
+  return { id: endpoint.id, name: endpoint.name };
+}
+
+/**
+ * An endpoint with a SIM in the given linked state, written directly (no event): both rows inserted on
+ * Hold / Ready to Activate, then linked, in one transaction (the link keys are checked at commit).
+ */
 export async function linkedEndpoint(
   em: EntityManager,
   enterprise: TestEnterprise,
@@ -86,10 +101,14 @@ export async function linkedEndpoint(
   options: { activateImmediately?: boolean } = {},
 ): Promise<{ endpoint: TestEndpoint; sim: TestSim }> {
   return em.transactional(async (tx) => {
-    const endpoint = await holdEndpoint(tx, enterprise, options);
-    const sim = await readySim(tx, enterprise);
-    await tx.execute('update endpoint set status = ?, sim_id = ? where id = ?', [status, sim.id, endpoint.id]);
-    await tx.execute('update sim set status = ?, endpoint_id = ? where id = ?', [status, endpoint.id, sim.id]);
-    return { endpoint, sim };
+    const endpoint = newEndpoint(tx, enterprise, options);
+    const sim = newSim(tx, enterprise);
+    await tx.flush();
+    endpoint.status = status;
+    endpoint.sim = ref(sim);
+    sim.status = status;
+    sim.endpoint = ref(endpoint);
+    await tx.flush();
+    return { endpoint: { id: endpoint.id, name: endpoint.name }, sim: testSim(sim) };
   });
 }
