@@ -45,6 +45,7 @@ export const EVENT_ACTIONS = [
   'endpoint.suspended',
   'endpoint.resumed',
   'sims.imported',
+  'sims.import_refused',
 ] as const;
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
@@ -188,7 +189,10 @@ export const EventSchema = defineEntity({
     endpointStatusAfter: p.string().length(20).nullable(),
     simStatusBefore: p.string().length(20).nullable(),
     simStatusAfter: p.string().length(20).nullable(),
+    /** Rows of an import (sims.imported, sims.import_refused). */
     count: p.integer().nullable(),
+    /** Problems found in a refused import. */
+    problemCount: p.integer().nullable(),
     requestId: p.string().length(100).nullable(),
     createdAt: createdAt(),
   },
@@ -247,6 +251,23 @@ export const LaunchTokenUseSchema = defineEntity({
 });
 export type LaunchTokenUse = InferEntity<typeof LaunchTokenUseSchema>;
 
+/**
+ * A rate limit's counter for one key (e.g. sign-in by address) until `resetAt`, shared by every instance.
+ * Written only by the rate-limit store's single upsert (src/db/rate-limit-store.ts), which must count
+ * concurrent hits atomically — `insert … on conflict do update … returning` in one round trip.
+ */
+export const RateLimitCounterSchema = defineEntity({
+  name: 'RateLimitCounter',
+  properties: {
+    key: p.text().primary(),
+    count: p.integer(),
+    resetAt: p.datetime().columnType('timestamptz'),
+  },
+  indexes: [{ name: 'rate_limit_counter_reset_idx', properties: ['resetAt'] }],
+});
+export type RateLimitCounter = InferEntity<typeof RateLimitCounterSchema>;
+
 export const entities = [
   EnterpriseSchema, UserSchema, EndpointSchema, SimSchema, EventSchema, SessionSchema, OperationKeySchema, LaunchTokenUseSchema,
+  RateLimitCounterSchema,
 ];

@@ -138,7 +138,7 @@ export async function getEndpoint(em: EntityManager, enterpriseId: number, endpo
 
 export interface EventRow {
   id: string;
-  action: HistoryAction;
+  action: EventAction;
   actor_name: string;
   endpoint_id: number | null;
   endpoint_name: string | null;
@@ -158,9 +158,8 @@ export interface EventRow {
  * audit event, written by sim-import.ts; the event table's check constraint has it since the migration
  * 20261204100000).
  */
-export type HistoryAction = EventAction | 'sims.import_refused';
 
-export const EVENT_ACTION_LABELS: Record<HistoryAction, string> = {
+export const EVENT_ACTION_LABELS: Record<EventAction, string> = {
   'endpoint.created': 'Endpoint created',
   'sim.linked': 'SIM linked',
   'sim.delinked': 'SIM de-linked',
@@ -173,7 +172,7 @@ export const EVENT_ACTION_LABELS: Record<HistoryAction, string> = {
 
 const HISTORY_ACTIONS: readonly string[] = [...EVENT_ACTIONS, 'sims.import_refused'];
 
-export function isEventAction(value: unknown): value is HistoryAction {
+export function isEventAction(value: unknown): value is EventAction {
   return typeof value === 'string' && HISTORY_ACTIONS.includes(value);
 }
 
