@@ -1,6 +1,6 @@
 // The ceilings the app is measured against, in one small process the bench starts:
 //   GET /static  (a) bare Fastify returning a constant 5 KB HTML page;
-//   GET /picker  (b) bare Fastify + pg + Eta: the app's own picker query (src/domain/queries/endpoints.ts,
+//   GET /picker  (b) bare Fastify + pg + Eta: the app's own picker query (src/domain/queries/picker.ts,
 //                run on a plain pg pool — no ORM, no session, no plugins) rendered with the app's own
 //                picker templates, the same partial the app picks for the same htmx headers.
 // Argument: JSON { port, databaseUrl, enterpriseId, poolSize }.
