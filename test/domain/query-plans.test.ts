@@ -10,7 +10,7 @@ import { createEnterprise } from '../factories/index.js';
 import { seedBulk } from '../../src/db/seed-bulk.js';
 import { explainReads } from '../helpers/explain.js';
 import { pickerSql } from '../../src/domain/queries/planned-sql.js';
-import { listEndpoints, type EndpointListQuery } from '../../src/domain/queries/endpoints.js';
+import { getEndpoint, listEndpoints, type EndpointListQuery } from '../../src/domain/queries/endpoints.js';
 import { endpointHistory, listEvents } from '../../src/domain/queries/history.js';
 
 let db: TestDatabase;
@@ -78,6 +78,16 @@ describe('query plans at scale', () => {
     const [statement] = await explainReads(em.fork(), (fork) => listEndpoints(fork, enterpriseId, { after: page.next }));
     // findByCursor's condition `name >= ? and (name > ? or …)`: the index condition bounds the name.
     expect(statement.plan).toMatch(/Index Cond: \(\(enterprise_id = \d+\) AND \(\(name\)::text >= /);
+  });
+
+  it('the endpoint page reads one endpoint and its SIM by their keys', async () => {
+    const [linked] = await em.execute<{ id: number }[]>('select id from endpoint where enterprise_id = ? and sim_id is not null limit 1', [enterpriseId]);
+    const [statement, ...more] = await explainReads(em.fork(), (fork) => getEndpoint(fork, enterpriseId, linked.id));
+    expect(more).toEqual([]);
+    // Any index that starts with the id (the primary key or the link keys): one row each.
+    expect(statement.plan).toMatch(/Index Scan using endpoint_\w+ on endpoint e\s+Index Cond: \(\(id = /);
+    expect(statement.plan).toMatch(/Index Scan using sim_\w+ on sim s\s+Index Cond: \(id = e.sim_id\)/);
+    expect(statement.plan).not.toMatch(/Seq Scan/);
   });
 
   it('the history reads the event indexes newest first', async () => {

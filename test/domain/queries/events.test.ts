@@ -31,7 +31,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => db?.close());
 
-const numericallyDescending = (ids: number[]) => [...ids].sort((a, b) => b - a);
+const numericallyDescending = (ids: (number | string)[]) => [...ids].sort((a, b) => Number(b) - Number(a));
 
 describe('event history order', () => {
   it('an endpoint’s history is newest first across 9 → 10', async () => {
