@@ -1,6 +1,6 @@
 // The ceilings the app is measured against, in one small process the bench starts:
 //   GET /static  (a) bare Fastify returning a constant 5 KB HTML page;
-//   GET /picker  (b) bare Fastify + pg + Eta: the app's own picker query (src/domain/queries/endpoints.ts,
+//   GET /picker  (b) bare Fastify + pg + Eta: the app's own picker query (src/domain/queries/picker.ts,
 //                run on a plain pg pool — no ORM, no session, no plugins) rendered with the app's own
 //                picker templates, the same partial the app picks for the same htmx headers.
 // Argument: JSON { port, databaseUrl, enterpriseId, poolSize }.
@@ -8,7 +8,8 @@ import Fastify from 'fastify';
 import pg from 'pg';
 import { Eta } from 'eta';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { iccidCursor, pickerPage } from '../src/domain/queries/endpoints.js';
+import { pickerPage } from '../src/domain/queries/picker.js';
+import { iccidCursor } from '../src/domain/queries/paging.js';
 import { viewHelpers } from '../src/web/plugins/render.js';
 import { viewsDir } from '../src/paths.js';
 import { CEILING_DB_NAME } from './cpu.js';

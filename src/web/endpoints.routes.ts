@@ -5,7 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ENDPOINT_STATUSES } from '../domain/entities.js';
 import { ValidationError } from '../domain/errors.js';
 import { createEndpoint, refusal, type OperationContext } from '../domain/lifecycle.js';
-import { endpointHistory, getEndpoint, isEndpointStatus, listEndpoints, EVENT_ACTION_LABELS } from '../domain/queries/endpoints.js';
+import { endpointCursor, getEndpoint, isEndpointStatus, listEndpoints } from '../domain/queries/endpoints.js';
+import { endpointHistory, EVENT_ACTION_LABELS } from '../domain/queries/history.js';
 import { ConflictError, NotFoundError } from '../domain/errors.js';
 import { field, fieldErrors, idParam } from './forms.js';
 
@@ -70,8 +71,8 @@ export async function endpointsRoutes(app: FastifyInstance) {
     const page = await listEndpoints(request.em, request.actor!.enterpriseId, {
       status,
       q,
-      after: idParam(query.after),
-      before: idParam(query.before),
+      after: endpointCursor(query.after),
+      before: endpointCursor(query.before),
     });
     return reply.page(
       'endpoints/index',

@@ -1,6 +1,7 @@
 // The enterprise-wide history: every event, newest first, filterable by what happened.
 import type { FastifyInstance } from 'fastify';
-import { EVENT_ACTION_LABELS, getEndpoint, isEventAction, listEvents } from '../domain/queries/endpoints.js';
+import { getEndpoint } from '../domain/queries/endpoints.js';
+import { EVENT_ACTION_LABELS, isEventAction, listEvents } from '../domain/queries/history.js';
 import { idParam } from './forms.js';
 
 export async function eventsRoutes(app: FastifyInstance) {

@@ -20,7 +20,9 @@ import {
   type OperationContext,
   type Outcome,
 } from '../domain/lifecycle.js';
-import { findSim, getEndpoint, iccidCursor, pickerPage, type EndpointDetail } from '../domain/queries/endpoints.js';
+import { getEndpoint, type EndpointDetail } from '../domain/queries/endpoints.js';
+import { findSim, pickerPage } from '../domain/queries/picker.js';
+import { iccidCursor } from '../domain/queries/paging.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { endpointIdOf, newEndpointValues, oneTimeKey, operationContext, renderEndpoint, type NewEndpointValues } from './endpoints.routes.js';
 import { field, fieldErrors, idParam } from './forms.js';

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
 import { ConflictError, TooManyRequestsError } from '../domain/errors.js';
 import { isSimStatus, listSims, simStatusCounts } from '../domain/queries/sims.js';
-import { iccidCursor } from '../domain/queries/endpoints.js';
+import { iccidCursor } from '../domain/queries/paging.js';
 import { IMPORT_LIMITS, ImportFileError, ImportSlots, REFUSAL_LIMIT, importSims, reportCsv, type ImportReport } from '../domain/sim-import.js';
 import { SIM_STATUSES } from '../domain/entities.js';
 import { fieldErrors } from './forms.js';

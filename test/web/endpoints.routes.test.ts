@@ -114,15 +114,16 @@ describe('endpoints list', () => {
     expect(restore.text).toContain('<html');
   });
 
+  // The cursors are findByCursor's opaque ones (base64url of the last row's name and id).
   it('pages by keyset, 25 at a time, Next and Previous', async () => {
     const first = await agent.get('/endpoints?status=hold');
     expect(first.text.match(/<a href="\/endpoints\/\d+">Pump/g)).toHaveLength(25);
-    const next = first.text.match(/href="(\/endpoints\?status=hold&amp;after=\d+)"/)![1].replace('&amp;', '&');
+    const next = first.text.match(/href="(\/endpoints\?status=hold&amp;after=[A-Za-z0-9_-]+)"/)![1].replace('&amp;', '&');
     const second = await agent.get(next);
     expect(second.text.match(/<a href="\/endpoints\/\d+">Pump/g)).toHaveLength(5);
     expect(second.text).toContain('Pump 26');
     expect(second.text).not.toContain('>Next<');
-    const previous = second.text.match(/href="(\/endpoints\?status=hold&amp;before=\d+)"/)![1].replace('&amp;', '&');
+    const previous = second.text.match(/href="(\/endpoints\?status=hold&amp;before=[A-Za-z0-9_-]+)"/)![1].replace('&amp;', '&');
     const back = await agent.get(previous);
     expect(back.text).toContain('Pump 01');
     expect(back.text).toContain('Pump 25');

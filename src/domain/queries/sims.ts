@@ -10,9 +10,10 @@
 //    `iccid like ? or imsi like ? …` would walk the enterprise's whole index when few SIMs match.
 //  - counts: index-only scans of sim_status_list_idx, one range per status (see simStatusCounts).
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { iccidCursor } from './endpoints.js';
-import { SIM_STATUSES, type SimStatus } from '../entities.js';
+import { SIM_STATUSES, SimSchema, type SimStatus } from '../entities.js';
 import { normalise } from '../identifiers.js';
+import { iccidCursor, pageOf, type Direction } from './paging.js';
+import { simsMatchesSql, simsProbeSql, simStatusCountsSql } from './planned-sql.js';
 
 export const SIMS_PAGE_SIZE = 50;
 
@@ -61,10 +62,6 @@ function searchColumns(q: string): string[] {
   return columns;
 }
 
-const SIM_COLUMNS = 'id, iccid, imsi, eid, msisdn, status, endpoint_id';
-/** How far an IMSI or EID search first walks ICCID order looking for a page of matches. */
-const PROBE_WINDOW = 5_000;
-
 /** One page of the enterprise's SIMs in ICCID order. */
 export async function listSims(em: EntityManager, enterpriseId: number, query: SimListQuery): Promise<SimListPage> {
   const typed = normalise(query.q ?? '').slice(0, 32);
@@ -73,56 +70,47 @@ export async function listSims(em: EntityManager, enterpriseId: number, query: S
 
   const before = iccidCursor(query.before);
   const after = before ? null : iccidCursor(query.after);
-  const direction = before ? 'before' : 'after';
+  const direction: Direction = before ? 'before' : 'after';
   const cursor = before ?? after;
-  const order = direction === 'after' ? 'iccid' : 'iccid desc';
   const limit = SIMS_PAGE_SIZE + 1;
-
-  // The enterprise, the status and the cursor: a range of sim_list_idx or sim_status_list_idx.
-  const conditions = ['enterprise_id = ?'];
-  const params: unknown[] = [enterpriseId];
-  if (query.status) {
-    conditions.push('status = ?');
-    params.push(query.status);
-  }
-  if (cursor) {
-    conditions.push(`iccid ${direction === 'after' ? '>' : '<'} ?`);
-    params.push(cursor);
-  }
-  const base = conditions.join(' and ');
-  /** The page's SIMs (`from`: a subquery already ordered and limited) with their endpoints' names. */
-  const withEndpoint = (from: string) =>
-    `select s.id, s.iccid, s.imsi, s.eid, s.msisdn, s.status, s.endpoint_id as "endpointId", e.name as "endpointName"
-     from ${from} s left join endpoint e on e.id = s.endpoint_id and e.enterprise_id = ?
-     order by s.${order} limit ${limit}`;
+  const status = query.status ?? null;
 
   const branch = async (column: string | null): Promise<SimListRow[]> => {
     if (column === null || column === 'iccid') {
-      // An ICCID prefix narrows the same ICCID-ordered range: the scan stops after a page.
-      const like = column ? ` and iccid like ?` : '';
-      return em.execute<SimListRow[]>(
-        withEndpoint(`(select ${SIM_COLUMNS} from sim where ${base}${like} order by ${order} limit ${limit})`),
-        [...params, ...(column ? [`${q}%`] : []), enterpriseId],
+      // The enterprise, the status and the cursor: a range of sim_list_idx or sim_status_list_idx in ICCID
+      // order; an ICCID prefix narrows the same range. The scan stops after a page.
+      const iccid: Record<string, string> = {};
+      if (cursor) iccid[direction === 'after' ? '$gt' : '$lt'] = cursor;
+      if (column) iccid.$like = `${q}%`;
+      const sims = await em.find(
+        SimSchema,
+        { enterprise: enterpriseId, ...(status ? { status } : {}), ...(cursor || column ? { iccid } : {}) },
+        {
+          fields: ['id', 'iccid', 'imsi', 'eid', 'msisdn', 'status', 'endpoint.name'],
+          populate: ['endpoint'],
+          orderBy: { iccid: direction === 'after' ? 'asc' : 'desc' },
+          limit,
+          disableIdentityMap: true,
+        },
       );
+      return sims.map((s) => ({
+        id: s.id,
+        iccid: s.iccid,
+        imsi: s.imsi,
+        eid: s.eid ?? null,
+        msisdn: s.msisdn ?? null,
+        status: s.status,
+        endpointId: s.endpoint?.id ?? null,
+        endpointName: s.endpoint?.$.name ?? null,
+      }));
     }
-    // An IMSI or EID prefix is a range of another index. Walking ICCID order and filtering finds a page
-    // quickly only when matches are spread out; but the ICCIDs and IMSIs of a supplier batch rise
-    // together, so a batch's IMSI prefix can sit at the far end of the ICCID order, and the planner
-    // (assuming the columns independent) would walk most of the table to reach it. So: walk a bounded
-    // window of ICCID order first; if it holds a page of matches, that is the page. Otherwise the matches
-    // are few or clustered: read them by their own index (the materialized CTE stops the planner from
-    // walking ICCID order instead) and sort them — work in proportion to the matches, not the table.
-    const probe = await em.execute<SimListRow[]>(
-      withEndpoint(`(select * from (select ${SIM_COLUMNS} from sim where ${base} order by ${order} limit ${PROBE_WINDOW}) w
-                     where ${column} like ? order by ${order} limit ${limit})`),
-      [...params, `${q}%`, enterpriseId],
-    );
-    if (probe.length === limit) return probe;
-    return em.execute<SimListRow[]>(
-      `with m as materialized (select ${SIM_COLUMNS} from sim where ${base} and ${column} like ?)
-       ${withEndpoint(`(select * from m order by ${order} limit ${limit})`)}`,
-      [...params, `${q}%`, enterpriseId],
-    );
+    // An IMSI or EID prefix is a range of another index: planned SQL (see planned-sql.ts).
+    const search = { enterpriseId, status, direction, cursor, column: column as 'imsi' | 'eid', q, limit };
+    const probe = simsProbeSql(search);
+    const found = await em.execute<SimListRow[]>(probe.sql, probe.params);
+    if (found.length === limit) return found;
+    const matches = simsMatchesSql(search);
+    return em.execute<SimListRow[]>(matches.sql, matches.params);
   };
 
   // Each branch gives its first page; their merge (by ICCID, each SIM once) is the page.
@@ -131,15 +119,7 @@ export async function listSims(em: EntityManager, enterpriseId: number, query: S
     for (const row of await branch(column)) found.set(row.id, row);
   }
   const rows = [...found.values()].sort((a, b) => (a.iccid < b.iccid ? -1 : 1) * (direction === 'after' ? 1 : -1)).slice(0, limit);
-
-  const more = rows.length > SIMS_PAGE_SIZE;
-  const page = rows.slice(0, SIMS_PAGE_SIZE);
-  if (direction === 'before') page.reverse();
-  const first = page[0]?.iccid ?? null;
-  const last = page[page.length - 1]?.iccid ?? null;
-  return direction === 'after'
-    ? { rows: page, next: more ? last : null, previous: cursor ? first : null, q, searchNotDigits: false }
-    : { rows: page, next: last, previous: more ? first : null, q, searchNotDigits: false };
+  return { ...pageOf(rows, direction, Boolean(cursor), (row) => row.iccid, SIMS_PAGE_SIZE), q, searchNotDigits: false };
 }
 
 export interface SimStatusCounts {
@@ -155,11 +135,8 @@ export interface SimStatusCounts {
  * and caches nothing: with several instances a cache would show stale counts right after an import.
  */
 export async function simStatusCounts(em: EntityManager, enterpriseId: number): Promise<SimStatusCounts> {
-  const rows = await em.execute<{ status: SimStatus; n: number }[]>(
-    `select s.status, (select count(*) from sim where enterprise_id = ? and status = s.status)::int as n
-     from unnest(?::text[]) as s(status)`,
-    [enterpriseId, `{${SIM_STATUSES.join(',')}}`],
-  );
+  const counts = simStatusCountsSql(enterpriseId);
+  const rows = await em.execute<{ status: SimStatus; n: number }[]>(counts.sql, counts.params);
   const byStatus = Object.fromEntries(SIM_STATUSES.map((s) => [s, 0])) as Record<SimStatus, number>;
   for (const row of rows) byStatus[row.status] = row.n;
   return { total: rows.reduce((sum, row) => sum + row.n, 0), byStatus };

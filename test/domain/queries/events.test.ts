@@ -7,7 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../../helpers/database.js
 import { createEnterprise, linkedEndpoint } from '../../factories/index.js';
 import { actorFor } from '../support.js';
 import { resumeEndpoint, suspendEndpoint } from '../../../src/domain/lifecycle.js';
-import { endpointHistory, listEvents } from '../../../src/domain/queries/endpoints.js';
+import { endpointHistory, listEvents } from '../../../src/domain/queries/history.js';
 
 let db: TestDatabase;
 let enterpriseId: number;
@@ -31,7 +31,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => db?.close());
 
-const numericallyDescending = (ids: string[]) => [...ids].sort((a, b) => Number(b) - Number(a));
+const numericallyDescending = (ids: (number | string)[]) => [...ids].sort((a, b) => Number(b) - Number(a));
 
 describe('event history order', () => {
   it('an endpoint’s history is newest first across 9 → 10', async () => {

@@ -6,6 +6,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.js';
 import { createEnterprise, readySim, type TestEnterprise } from '../../factories/index.js';
 import { seedBulk } from '../../../src/db/seed-bulk.js';
+import { explainReads } from '../../helpers/explain.js';
 import { listSims, simStatusCounts, SIMS_PAGE_SIZE, type SimListQuery } from '../../../src/domain/queries/sims.js';
 import type { SimStatus } from '../../../src/domain/entities.js';
 
@@ -122,17 +123,8 @@ describe('pages agree with a plain query', () => {
 });
 
 describe('every query is an index scan (EXPLAIN)', () => {
-  /** An EntityManager that runs each statement and records its plan. */
-  function explaining(plans: string[]): EntityManager {
-    const em = fork();
-    return {
-      execute: async (sql: string, params: unknown[]) => {
-        const plan = await em.execute<{ 'QUERY PLAN': string }[]>(`explain (costs off) ${sql}`, params);
-        plans.push(plan.map((r) => r['QUERY PLAN']).join('\n'));
-        return em.execute(sql, params);
-      },
-    } as unknown as EntityManager;
-  }
+  /** The plans of what a read runs (em.find and the planned SQL alike). */
+  const plansOf = async (read: (em: EntityManager) => Promise<unknown>) => (await explainReads(fork(), read)).map((e) => e.plan);
 
   it('list, filter, cursors and searches never scan the sim table', async () => {
     const [mid] = await fork().execute<{ iccid: string; imsi: string; eid: string }[]>(
@@ -155,8 +147,7 @@ describe('every query is an index scan (EXPLAIN)', () => {
     ];
     for (const enterpriseId of [bulk.id, small.id]) {
       for (const query of queries) {
-        const plans: string[] = [];
-        await listSims(explaining(plans), enterpriseId, query);
+        const plans = await plansOf((em) => listSims(em, enterpriseId, query));
         expect(plans.length).toBeGreaterThan(0);
         for (const plan of plans) {
           expect(plan, JSON.stringify(query)).not.toMatch(/Seq Scan on sim\b/);
@@ -168,14 +159,14 @@ describe('every query is an index scan (EXPLAIN)', () => {
 
   it('a narrow IMSI search reads the IMSI index, not the whole ICCID order', async () => {
     const [last] = await fork().execute<{ imsi: string }[]>('select imsi from sim where enterprise_id = ? order by iccid desc limit 1', [bulk.id]);
-    const plans: string[] = [];
-    await listSims(explaining(plans), bulk.id, { q: last.imsi.slice(0, 12) });
+    // planned-sql.ts: simsProbeSql, then simsMatchesSql.
+    const plans = await plansOf((em) => listSims(em, bulk.id, { q: last.imsi.slice(0, 12) }));
     expect(plans.join('\n')).toMatch(/Index Scan using sim_imsi_unique on sim/);
   });
 
   it('the counts are index-only scans of sim_status_list_idx', async () => {
-    const plans: string[] = [];
-    await simStatusCounts(explaining(plans), bulk.id);
+    // planned-sql.ts: simStatusCountsSql.
+    const plans = await plansOf((em) => simStatusCounts(em, bulk.id));
     expect(plans[0]).toMatch(/Index Only Scan using sim_status_list_idx on sim/);
     expect(plans[0]).not.toMatch(/Seq Scan on sim\b/);
   });

@@ -1,0 +1,89 @@
+// Read models of the audit trail: one endpoint's latest events (its page; planned SQL for CPU, see
+// planned-sql.ts) and the enterprise's events a page at a time, newest first, optionally of one action or one
+// endpoint, through em.findByCursor ordered by the event id descending — ranges of event_endpoint_idx (endpoint_id, id desc),
+// event_enterprise_idx (enterprise_id, id desc) and event_action_idx (enterprise_id, action, id desc).
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { EVENT_ACTIONS, EventSchema, type Event, type EventAction } from '../entities.js';
+import { PAGE_SIZE } from './paging.js';
+import { endpointHistorySql } from './planned-sql.js';
+
+/** An event as the history shows it (every column but the request id). */
+export type EventRow = Pick<
+  Event,
+  | 'id'
+  | 'action'
+  | 'actorName'
+  | 'endpoint'
+  | 'endpointName'
+  | 'simIccid'
+  | 'endpointStatusBefore'
+  | 'endpointStatusAfter'
+  | 'simStatusBefore'
+  | 'simStatusAfter'
+  | 'count'
+  | 'problemCount'
+  | 'createdAt'
+>;
+
+/** An event of one endpoint's history (which endpoint goes without saying). */
+export type EndpointEventRow = Omit<EventRow, 'endpoint' | 'id'> & { id: string };
+
+const EVENT_FIELDS = [
+  'id',
+  'action',
+  'actorName',
+  'endpoint',
+  'endpointName',
+  'simIccid',
+  'endpointStatusBefore',
+  'endpointStatusAfter',
+  'simStatusBefore',
+  'simStatusAfter',
+  'count',
+  'problemCount',
+  'createdAt',
+] as const;
+
+export const EVENT_ACTION_LABELS: Record<EventAction, string> = {
+  'endpoint.created': 'Endpoint created',
+  'sim.linked': 'SIM linked',
+  'sim.delinked': 'SIM de-linked',
+  'endpoint.activated': 'Activated',
+  'endpoint.suspended': 'Suspended',
+  'endpoint.resumed': 'Resumed',
+  'sims.imported': 'SIMs imported',
+  'sims.import_refused': 'SIM import refused',
+};
+
+export function isEventAction(value: unknown): value is EventAction {
+  return typeof value === 'string' && (EVENT_ACTIONS as readonly string[]).includes(value);
+}
+
+/** An endpoint's events, newest first (the endpoint page shows the latest 50): planned SQL, for CPU (see planned-sql.ts). */
+export async function endpointHistory(em: EntityManager, enterpriseId: number, endpointId: number, limit = 50): Promise<EndpointEventRow[]> {
+  const statement = endpointHistorySql(enterpriseId, endpointId, limit);
+  return em.execute<EndpointEventRow[]>(statement.sql, statement.params);
+}
+
+/** The enterprise's events, newest first, optionally of one action or endpoint; keyset on the id (no count). */
+export async function listEvents(
+  em: EntityManager,
+  enterpriseId: number,
+  query: { action?: string; before?: string | null; endpointId?: number | null },
+): Promise<{ rows: EventRow[]; older: string | null }> {
+  const where: Record<string, unknown> = { enterprise: enterpriseId };
+  if (query.endpointId) where.endpoint = query.endpointId;
+  if (isEventAction(query.action)) where.action = query.action;
+  const before = query.before && /^\d{1,15}$/.test(query.before) ? Number(query.before) : null;
+  const cursor = await em.findByCursor(EventSchema, where, {
+    first: PAGE_SIZE * 2,
+    // The URL keeps the plain id (`?before=<id>`): an entity-like cursor of the order's one column.
+    ...(before ? { after: { id: before } } : {}),
+    orderBy: { id: 'desc' },
+    fields: EVENT_FIELDS,
+    includeCount: false,
+    disableIdentityMap: true,
+  });
+  const rows = cursor.items;
+  return { rows, older: cursor.hasNextPage && rows.length ? String(rows[rows.length - 1].id) : null };
+}

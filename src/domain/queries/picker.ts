@@ -1,0 +1,45 @@
+// Read model of the SIM picker: the enterprise's Ready to Activate SIMs in ICCID order, 25 a page (keyset on
+// ICCID), optionally those whose ICCID, IMSI or EID starts with the digits searched, with a capped count; and
+// the one SIM of the confirmation step. The page and count are planned SQL (see planned-sql.ts: pickerSql).
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { SimSchema, type SimStatus } from '../entities.js';
+import { COUNT_CAP, pageOf, type Page } from './paging.js';
+import { pickerSql, type PickerQuery } from './planned-sql.js';
+
+export type { PickerQuery } from './planned-sql.js';
+
+export interface PickerRow {
+  id: number;
+  iccid: string;
+  imsi: string;
+  eid: string | null;
+  status: SimStatus;
+}
+
+export interface PickerPage extends Page<PickerRow> {
+  /** How many Ready to Activate SIMs match (exact up to COUNT_CAP). */
+  count: number;
+  countCapped: boolean;
+  /** The search as it was used (digits only). */
+  q: string;
+}
+
+/** The picker's page and count. Only em.execute: the bench's ceiling server runs it on a plain pg pool. */
+export async function pickerPage(em: EntityManager, enterpriseId: number, query: PickerQuery): Promise<PickerPage> {
+  const plan = pickerSql(enterpriseId, query);
+  if (!plan.searchable) return { rows: [], next: null, previous: null, count: 0, countCapped: false, q: plan.q };
+  const rows = await em.execute<PickerRow[]>(plan.page.sql, plan.page.params);
+  const [{ n }] = await em.execute<{ n: number }[]>(plan.count.sql, plan.count.params);
+  const page = pageOf(rows, plan.direction, plan.hadCursor, (row) => row.iccid);
+  return { ...page, count: Math.min(n, COUNT_CAP), countCapped: n > COUNT_CAP, q: plan.q };
+}
+
+/** A SIM of the enterprise (any status: the caller checks it is Ready to Activate), for the confirmation step; else null. */
+export async function findSim(em: EntityManager, enterpriseId: number, simId: number): Promise<PickerRow | null> {
+  const sim = await em.findOne(
+    SimSchema,
+    { id: simId, enterprise: enterpriseId },
+    { fields: ['id', 'iccid', 'imsi', 'eid', 'status'], disableIdentityMap: true },
+  );
+  return sim ? { id: sim.id, iccid: sim.iccid, imsi: sim.imsi, eid: sim.eid ?? null, status: sim.status } : null;
+}

@@ -1,0 +1,198 @@
+// The reads that stay hand-written SQL, because the plan needs a shape MikroORM's find does not write.
+// Each statement is named by the EXPLAIN test that proves why (run on bulk data, on both servers):
+//
+//  - pickerSql (the SIM picker's page and capped count): one UNION branch per identifier a search can be,
+//    each an ordered range of its own partial "ready" index limited to a page, and an IMSI/EID branch that
+//    takes the first COUNT_CAP + 1 matches from its own index before sorting by ICCID. A single
+//    `iccid like ? or imsi like ? …` would walk the enterprise's whole index when few SIMs match.
+//    → test/domain/query-plans.test.ts, "the picker (…) reads the Ready to Activate indexes, not the table".
+//  - simsProbeSql / simsMatchesSql (the SIMs inventory's IMSI/EID search): a bounded window of ICCID order
+//    first, then the matches by their own index behind a materialized CTE (the planner, assuming the columns
+//    independent, would otherwise walk ICCID order to a supplier batch at the far end).
+//    → test/domain/queries/sims.test.ts, "a narrow IMSI search reads the IMSI index, not the whole ICCID order"
+//      and "list, filter, cursors and searches never scan the sim table".
+//  - simStatusCountsSql (the inventory's counts per status): one correlated count per status over unnest(),
+//    each an index-only range of sim_status_list_idx; a `group by status` scans all the enterprise's rows.
+//    → test/domain/queries/sims.test.ts, "the counts are index-only scans of sim_status_list_idx".
+//  - endpointDetailSql / endpointHistorySql (every endpoint page; the detail also on every picker page): the
+//    same single-row lookup and event_endpoint_idx range MikroORM would run, kept as SQL for CPU, not for the
+//    plan — em.findOne with populate took 1.0–1.3 ms of Node CPU and the QueryBuilder 0.3 ms against 0.13 ms,
+//    the 50 history events 0.5–1.8 ms (em.find) or 0.55 ms (QueryBuilder) against 0.13–0.25 ms, measured
+//    per read at 10,000 endpoints; the endpoint page would lose about 20 % of its throughput.
+//    → test/domain/query-plans.test.ts, "the endpoint page reads one endpoint and its SIM by their keys"
+//      and "the history reads the event indexes newest first".
+//
+// Everything here takes `?` placeholders and is run with em.execute (the bench's ceiling server runs the
+// picker's statements on a plain pg pool: see bench/ceiling-server.ts).
+import { SIM_STATUSES } from '../entities.js';
+import { normalise } from '../identifiers.js';
+import { COUNT_CAP, PAGE_SIZE, iccidCursor, type Direction } from './paging.js';
+
+export interface PickerQuery {
+  q?: string;
+  after?: string | null;
+  before?: string | null;
+}
+
+/** The picker's two statements (a page, a capped count). */
+export function pickerSql(enterpriseId: number, query: PickerQuery) {
+  const q = normalise(query.q ?? '').slice(0, 32);
+  // A search that is not digits matches nothing (identifiers are digits only).
+  const searchable = q === '' || /^\d+$/.test(q);
+  const direction: Direction = query.before ? 'before' : 'after';
+  const cursor = iccidCursor(query.before ?? query.after);
+  const comparison = direction === 'after' ? '>' : '<';
+  const order = direction === 'after' ? 'iccid' : 'iccid desc';
+
+  const columns = q ? identifierColumns(q) : [null];
+  const branch = (select: string, column: string | null, limit: number, forPage: boolean) => {
+    const conditions = [`enterprise_id = ?`, `status = 'ready'`];
+    const params: unknown[] = [enterpriseId];
+    if (column) {
+      conditions.push(`${column} like ?`);
+      params.push(`${q}%`);
+    }
+    if (forPage && cursor) {
+      conditions.push(`iccid ${comparison} ?`);
+      params.push(cursor);
+    }
+    const where = conditions.join(' and ');
+    if (!forPage) {
+      // A count needs any 1,001 matches: ordering by the searched column makes it a range scan of that
+      // column's index that stops at the cap.
+      return { sql: `(select ${select} from sim where ${where} order by ${column ?? 'iccid'} limit ${limit})`, params };
+    }
+    if (column === null || column === 'iccid') {
+      // ICCID order is this index's own order: a range scan that stops after a page.
+      return { sql: `(select ${select} from sim where ${where} order by ${order} limit ${limit})`, params };
+    }
+    // IMSI and EID prefixes: ICCIDs and IMSIs are issued in batches, so matches bunch together somewhere in
+    // ICCID order and walking the ICCID index to them can cross most of the table. Instead take the first
+    // COUNT_CAP + 1 matches from the searched column's own index and order those by ICCID: bounded work. When
+    // more match, the page says so and asks for more digits.
+    return {
+      sql: `(select ${select} from (select ${select} from sim where ${where} order by ${column} limit ${COUNT_CAP + 1}) f order by ${order} limit ${limit})`,
+      params,
+    };
+  };
+  const pageBranches = columns.map((c) => branch('id, iccid, imsi, eid, status', c, PAGE_SIZE + 1, true));
+  const countBranches = columns.map((c) => branch('id', c, COUNT_CAP + 1, false));
+  return {
+    q,
+    searchable,
+    direction,
+    hadCursor: Boolean(cursor),
+    page: {
+      sql: `select * from (${pageBranches.map((b) => b.sql).join(' union ')}) m order by ${order} limit ${PAGE_SIZE + 1}`,
+      params: pageBranches.flatMap((b) => b.params),
+    },
+    count: {
+      sql: `select count(*)::int as n from (${countBranches.map((b) => b.sql).join(' union ')}) c`,
+      params: countBranches.flatMap((b) => b.params),
+    },
+  };
+}
+
+function identifierColumns(q: string): string[] {
+  const columns: string[] = [];
+  const couldBe89 = '89'.startsWith(q) || q.startsWith('89');
+  if (couldBe89 && q.length <= 20) columns.push('iccid');
+  if (q.length <= 15) columns.push('imsi');
+  if (couldBe89) columns.push('eid');
+  return columns.length ? columns : ['imsi'];
+}
+
+/** The SIMs inventory's columns, as SimListRow names them, with the linked endpoint's name. */
+const SIM_COLUMNS = 'id, iccid, imsi, eid, msisdn, status, endpoint_id';
+/** How far an IMSI or EID search first walks ICCID order looking for a page of matches. */
+export const PROBE_WINDOW = 5_000;
+
+export interface SimsSearch {
+  enterpriseId: number;
+  status: string | null;
+  direction: Direction;
+  cursor: string | null;
+  column: 'imsi' | 'eid';
+  q: string;
+  limit: number;
+}
+
+function simsBase(s: SimsSearch) {
+  const conditions = ['enterprise_id = ?'];
+  const params: unknown[] = [s.enterpriseId];
+  if (s.status) {
+    conditions.push('status = ?');
+    params.push(s.status);
+  }
+  if (s.cursor) {
+    conditions.push(`iccid ${s.direction === 'after' ? '>' : '<'} ?`);
+    params.push(s.cursor);
+  }
+  const order = s.direction === 'after' ? 'iccid' : 'iccid desc';
+  /** The page's SIMs (`from`: a subquery already ordered and limited) with their endpoints' names. */
+  const withEndpoint = (from: string) =>
+    `select s.id, s.iccid, s.imsi, s.eid, s.msisdn, s.status, s.endpoint_id as "endpointId", e.name as "endpointName"
+     from ${from} s left join endpoint e on e.id = s.endpoint_id and e.enterprise_id = ?
+     order by s.${order} limit ${s.limit}`;
+  return { where: conditions.join(' and '), params, order, withEndpoint };
+}
+
+/**
+ * An IMSI or EID prefix, first pass: the matches within a bounded window of ICCID order. Walking ICCID order
+ * and filtering finds a page quickly when matches are spread out; when the window holds a page, that is it.
+ */
+export function simsProbeSql(s: SimsSearch) {
+  const b = simsBase(s);
+  return {
+    sql: b.withEndpoint(`(select * from (select ${SIM_COLUMNS} from sim where ${b.where} order by ${b.order} limit ${PROBE_WINDOW}) w
+                     where ${s.column} like ? order by ${b.order} limit ${s.limit})`),
+    params: [...b.params, `${s.q}%`, s.enterpriseId],
+  };
+}
+
+/**
+ * Second pass, when the window held less than a page: the matches are few or clustered (the ICCIDs and IMSIs
+ * of a supplier batch rise together), so read them by their own index — the materialized CTE stops the
+ * planner from walking ICCID order instead — and sort them: work in proportion to the matches, not the table.
+ */
+export function simsMatchesSql(s: SimsSearch) {
+  const b = simsBase(s);
+  return {
+    sql: `with m as materialized (select ${SIM_COLUMNS} from sim where ${b.where} and ${s.column} like ?)
+       ${b.withEndpoint(`(select * from m order by ${b.order} limit ${s.limit})`)}`,
+    params: [...b.params, `${s.q}%`, s.enterpriseId],
+  };
+}
+
+/** How many SIMs the enterprise has in each status: a count over each status's range of sim_status_list_idx. */
+export function simStatusCountsSql(enterpriseId: number) {
+  return {
+    sql: `select s.status, (select count(*) from sim where enterprise_id = ? and status = s.status)::int as n
+     from unnest(?::text[]) as s(status)`,
+    params: [enterpriseId, `{${SIM_STATUSES.join(',')}}`],
+  };
+}
+
+/** One endpoint of the enterprise with its SIM (the endpoint page, the picker, the confirmation steps). */
+export function endpointDetailSql(enterpriseId: number, endpointId: number) {
+  return {
+    sql: `select e.id, e.name, e.status, e.imei, e.activate_immediately as "activateImmediately", e.created_at as "createdAt",
+            s.id as "simId", s.iccid, s.imsi, s.eid, s.msisdn, s.status as "simStatus"
+     from endpoint e left join sim s on s.id = e.sim_id
+     where e.id = ? and e.enterprise_id = ?`,
+    params: [endpointId, enterpriseId],
+  };
+}
+
+// ORDER BY event.id, not id: a bare `id` names the output column `id::text as id`, which sorts as text.
+/** An endpoint's latest events, newest first: a range of event_endpoint_idx (endpoint_id, id desc). */
+export function endpointHistorySql(enterpriseId: number, endpointId: number, limit: number) {
+  return {
+    sql: `select id::text as id, action, actor_name as "actorName", endpoint_name as "endpointName", sim_iccid as "simIccid",
+            endpoint_status_before as "endpointStatusBefore", endpoint_status_after as "endpointStatusAfter",
+            sim_status_before as "simStatusBefore", sim_status_after as "simStatusAfter", count,
+            problem_count as "problemCount", created_at as "createdAt"
+     from event where endpoint_id = ? and enterprise_id = ? order by event.id desc limit ${Math.trunc(limit)}`,
+    params: [endpointId, enterpriseId],
+  };
+}
