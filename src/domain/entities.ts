@@ -2,7 +2,7 @@
 // that keep sessions, one-time confirmation keys and spent launch tokens.
 // The link between an endpoint and a SIM is kept on both rows (Endpoint.sim, Sim.endpoint: two owning
 // one-to-one relations, columns endpoint.sim_id and sim.endpoint_id) so the database itself can hold every
-// invariant of SPEC.md §1 (see migrations/ for the constraints).
+// invariant of docs/invariants.md (see migrations/ for the constraints).
 //
 // These entities declare the schema the migrations build — columns, defaults, unique and check constraints,
 // indexes, foreign keys under their database names — and test/db/entities-schema.test.ts checks on both
@@ -16,7 +16,7 @@ export const ROLES = ['admin', 'viewer'] as const;
 export type EndpointStatus = (typeof ENDPOINT_STATUSES)[number];
 export type SimStatus = (typeof SIM_STATUSES)[number];
 export type Role = (typeof ROLES)[number];
-/** The statuses a linked endpoint and its SIM share (SPEC.md invariant 4). */
+/** The statuses a linked endpoint and its SIM share (docs/invariants.md, invariant 4). */
 export type LinkedStatus = Exclude<EndpointStatus, 'hold'>;
 
 export const ENDPOINT_STATUS_LABELS: Record<EndpointStatus, string> = {

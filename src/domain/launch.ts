@@ -1,4 +1,4 @@
-// Launch from the CRM (SPEC.md §3): the CRM's server signs a short-lived JWT (HS256, CRM_LAUNCH_SECRET)
+// Launch from the CRM (README, "Embed in your CRM"): the CRM's server signs a short-lived JWT (HS256, CRM_LAUNCH_SECRET)
 // naming the enterprise, the user and their role; SIM Link verifies it, spends its jti once, and creates
 // or updates the user just in time. The web layer then starts the session and redirects to the target.
 import { randomUUID } from 'node:crypto';

@@ -1,4 +1,4 @@
-// The lifecycle operations of SPEC.md §1, case by case: the whole state table (every operation × every
+// The lifecycle operations (docs/lifecycle.md), case by case: the whole state table (every operation × every
 // endpoint state × the SIM it is given), tenant scope, roles, validation and one-time keys.
 // Allowed cases must produce exactly the spec's effect on both rows and exactly the spec's event(s);
 // refused cases must leave every row of endpoint, sim and operation_key as it was and write no event.
@@ -45,7 +45,7 @@ afterEach(async () => {
   expect(await findViolations(fork())).toEqual([]);
 });
 
-// ---- SPEC.md §1, as these tests read it (written out here, not taken from the code under test) ----
+// ---- The lifecycle rules (docs/lifecycle.md), as these tests read them (written out here, not taken from the code under test) ----
 
 type EndpointOp = 'link' | 'delink' | 'activate' | 'suspend' | 'resume';
 const OPS: EndpointOp[] = ['link', 'delink', 'activate', 'suspend', 'resume'];

@@ -1,4 +1,4 @@
-// The CSV import of SPEC.md §2 "SIMs": every row validated, duplicates found inside the file and in the
+// The CSV import (README, "Importing SIMs"): every row validated, duplicates found inside the file and in the
 // whole database, all or nothing, the report, the file variants people send, and the limits.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
