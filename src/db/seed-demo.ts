@@ -1,8 +1,12 @@
 // Demo data for a newcomer: two enterprises with users, endpoints in every state and a SIM inventory.
 // Runs on the first start of an empty database (SEED_DEMO=false turns it off); a second run adds nothing.
-import type { EntityManager } from '@mikro-orm/postgresql';
+// Built as entities (em.create, flush) in one transaction; the history through the lifecycle's event writer.
+import { ref } from '@mikro-orm/core';
+import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
+import { actorOf } from '../domain/accounts.js';
+import { EndpointSchema, EnterpriseSchema, SimSchema, UserSchema, type Endpoint, type EndpointStatus, type EventAction } from '../domain/entities.js';
+import { recordEvent, type EventContext } from '../domain/events.js';
 import { hashPassword } from '../domain/passwords.js';
-import type { EndpointStatus } from '../domain/entities.js';
 import { eidFor, iccidFor, imeiFor, imsiFor, msisdnFor } from './generate-identifiers.js';
 
 export const DEMO_PASSWORD = 'demo-password';
@@ -49,59 +53,47 @@ const ENTERPRISES: DemoEnterprise[] = [
   },
 ];
 
-/** Seeds the demo enterprises when the database has none. Returns true when it seeded. */
+/**
+ * Seeds the demo enterprises when the database has none. Returns true when it seeded. Two instances starting
+ * at once on an empty database both find it empty; the second's transaction then waits on the first's
+ * enterprise slugs (unique) and fails when the first commits — it has seeded nothing, and says so.
+ */
 export async function seedDemo(em: EntityManager): Promise<boolean> {
   const passwordHash = await hashPassword(DEMO_PASSWORD);
-  return em.transactional(async (tx) => {
-        // An advisory lock makes two instances starting at once seed only once.
-    await tx.execute('select pg_advisory_xact_lock(4242)');
-    const [{ count }] = await tx.execute<{ count: string }[]>('select count(*) from enterprise');
-    if (Number(count) > 0) return false;
-    for (const enterprise of ENTERPRISES) await seedEnterprise(tx, enterprise, passwordHash);
-    return true;
-  });
+  try {
+    return await em.fork().transactional(async (tx) => {
+      if ((await tx.count(EnterpriseSchema)) > 0) return false;
+      for (const enterprise of ENTERPRISES) await seedEnterprise(tx, enterprise, passwordHash);
+      return true;
+    });
+  } catch (error) {
+    if (error instanceof UniqueConstraintViolationException && (await em.fork().count(EnterpriseSchema)) > 0) return false;
+    throw error;
+  }
 }
 
+/** One demo enterprise, as entities: created and flushed (ids), then linked one endpoint at a time; its history recorded like the lifecycle's. */
 async function seedEnterprise(tx: EntityManager, demo: DemoEnterprise, passwordHash: string): Promise<void> {
-    const [{ id: enterpriseId }] = await tx.execute<{ id: number }[]>(
-    'insert into enterprise (slug, name) values (?, ?) returning id',
-    [demo.slug, demo.name],
-  );
-  let admin: { id: number; name: string } | undefined;
-  for (const user of demo.users) {
-    const [{ id }] = await tx.execute<{ id: number }[]>(
-      'insert into app_user (enterprise_id, email, display_name, role, password_hash) values (?, ?, ?, ?, ?) returning id',
-      [enterpriseId, user.email, user.displayName, user.role, passwordHash],
-    );
-    if (user.role === 'admin') admin ??= { id, name: user.displayName };
-  }
-  // The demo endpoints come with the history they would have had, so their pages are not blank.
-  const event = (action: string, endpoint: { id: number; name: string }, iccid: string | null, from: string | null, to: string, simFrom: string | null, simTo: string | null) =>
-    tx.execute(
-      `insert into event (enterprise_id, actor_id, actor_name, action, endpoint_id, endpoint_name, sim_iccid,
-         endpoint_status_before, endpoint_status_after, sim_status_before, sim_status_after, request_id)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'demo-seed')`,
-      [enterpriseId, admin?.id ?? null, admin?.name ?? 'Demo data', action, endpoint.id, endpoint.name, iccid, from, to, simFrom, simTo],
-    );
+  const enterprise = tx.create(EnterpriseSchema, { slug: demo.slug, name: demo.name });
+  const users = demo.users.map((user) => tx.create(UserSchema, { enterprise, ...user, passwordHash }));
 
   // SIMs: every one valid; most with an EID and an MSISDN.
-  const simIds: number[] = [];
-  for (let serial = 1; serial <= demo.sims; serial++) {
-    const [{ id }] = await tx.execute<{ id: number }[]>(
-      'insert into sim (enterprise_id, iccid, imsi, eid, msisdn) values (?, ?, ?, ?, ?) returning id',
-      [
-        enterpriseId,
-        iccidFor(demo.series, serial),
-        imsiFor(demo.series, serial),
-        serial % 7 === 0 ? null : eidFor(demo.series, serial),
-        serial % 5 === 0 ? null : msisdnFor(demo.series, serial),
-      ],
-    );
-    simIds.push(id);
-  }
+  const sims = Array.from({ length: demo.sims }, (_, i) => {
+    const serial = i + 1;
+    return tx.create(SimSchema, {
+      enterprise,
+      iccid: iccidFor(demo.series, serial),
+      imsi: imsiFor(demo.series, serial),
+      eid: serial % 7 === 0 ? null : eidFor(demo.series, serial),
+      msisdn: serial % 5 === 0 ? null : msisdnFor(demo.series, serial),
+      status: 'ready',
+      endpoint: null,
+    });
+  });
 
-  // Endpoints in every state; the linked ones take SIMs from the end of the inventory, so the
-  // picker's first pages (ICCID order) show Ready to Activate SIMs at once.
+  // Endpoints in every state, created on Hold; the linked ones take SIMs from the end of the inventory, so
+  // the picker's first pages (ICCID order) show Ready to Activate SIMs at once.
+  const endpoints: { endpoint: Endpoint; status: EndpointStatus }[] = [];
   let n = 0;
   for (const { status, count } of demo.endpoints) {
     for (let i = 0; i < count; i++) {
@@ -109,21 +101,41 @@ async function seedEnterprise(tx: EntityManager, demo: DemoEnterprise, passwordH
       const name = `${demo.endpointNames[n % demo.endpointNames.length]} ${String(n).padStart(2, '0')}`;
       // Pre-Active is where a link leaves an endpoint that does not activate immediately; never the other way.
       const activateImmediately = status !== 'pre_active' && n % 2 === 0;
-      const [{ id: endpointId }] = await tx.execute<{ id: number }[]>(
-        'insert into endpoint (enterprise_id, name, imei, activate_immediately) values (?, ?, ?, ?) returning id',
-        [enterpriseId, name, n % 3 === 0 ? null : imeiFor(demo.series * 1000 + n), activateImmediately],
-      );
-      const endpoint = { id: endpointId, name };
-      await event('endpoint.created', endpoint, null, null, 'hold', null, null);
-      if (status === 'hold') continue;
-      const simId = simIds.pop()!;
-      // Both rows in one transaction; the link's foreign keys are checked at commit.
-      const [{ iccid }] = await tx.execute<{ iccid: string }[]>('update sim set status = ?, endpoint_id = ? where id = ? returning iccid', [status, endpointId, simId]);
-      await tx.execute('update endpoint set status = ?, sim_id = ? where id = ?', [status, simId, endpointId]);
-      const linkedAs = activateImmediately ? 'active' : 'pre_active';
-      await event('sim.linked', endpoint, iccid, 'hold', linkedAs, 'ready', linkedAs);
-      if (status !== 'pre_active' && linkedAs === 'pre_active') await event('endpoint.activated', endpoint, iccid, 'pre_active', 'active', 'pre_active', 'active');
-      if (status === 'suspended') await event('endpoint.suspended', endpoint, iccid, 'active', 'suspended', 'active', 'suspended');
+      const endpoint = tx.create(EndpointSchema, {
+        enterprise,
+        name,
+        imei: n % 3 === 0 ? null : imeiFor(demo.series * 1000 + n),
+        activateImmediately,
+        status: 'hold',
+        sim: null,
+      });
+      endpoints.push({ endpoint, status });
     }
+  }
+  await tx.flush();
+
+  // The demo endpoints come with the history they would have had, so their pages are not blank: the events
+  // are made by the audit trail's one writer, in the admin's name, as if the admin had done it all.
+  const admin = users.find((user) => user.role === 'admin');
+  if (!admin) throw new Error(`The demo enterprise ${demo.slug} needs an admin`);
+  const ctx: EventContext = { actor: actorOf(admin, enterprise), requestId: 'demo-seed' };
+  for (const { endpoint, status } of endpoints) {
+    await recordEvent(tx, ctx, 'endpoint.created', { endpoint, endpointStatus: [null, 'hold'], simStatus: [null, null] });
+    if (status === 'hold') continue;
+    const sim = sims.pop()!;
+    // Both rows change in this transaction; the link's foreign keys are checked at commit.
+    endpoint.status = status;
+    endpoint.sim = ref(sim);
+    sim.status = status;
+    sim.endpoint = ref(endpoint);
+    // One link per flush, as the lifecycle does: a flush of many links at once wrote the SIMs' statuses in a
+    // batched UPDATE without their endpoint_id (MikroORM 6.6.16), which the check sim_ready_iff_no_endpoint refuses.
+    await tx.flush();
+    const linkedAs = endpoint.activateImmediately ? 'active' : 'pre_active';
+    const step = (action: EventAction, from: string, to: string, simFrom: string, simTo: string) =>
+      recordEvent(tx, ctx, action, { endpoint, iccid: sim.iccid, endpointStatus: [from, to], simStatus: [simFrom, simTo] });
+    await step('sim.linked', 'hold', linkedAs, 'ready', linkedAs);
+    if (status !== 'pre_active' && linkedAs === 'pre_active') await step('endpoint.activated', 'pre_active', 'active', 'pre_active', 'active');
+    if (status === 'suspended') await step('endpoint.suspended', 'active', 'suspended', 'active', 'suspended');
   }
 }

@@ -14,10 +14,6 @@ export interface Actor {
   enterpriseName: string;
 }
 
-/** The actor's columns, for a hand-written query that reads a user with their enterprise (the session store's). */
-export const ACTOR_COLUMNS = `u.id, u.email, u.display_name as "displayName", u.role, u.enterprise_id as "enterpriseId",
-  e.slug as "enterpriseSlug", e.name as "enterpriseName"`;
-
 /** A user, with their enterprise loaded, as the actor. */
 export function actorOf(user: User, enterprise: Enterprise): Actor {
   return {

@@ -28,6 +28,18 @@ describe('demo data', () => {
     expect(await counts()).toBe(after);
   });
 
+  it('two instances starting at once on an empty database seed it once (the unique slugs decide, no lock)', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const results = await Promise.all([seedDemo(fresh.orm.em.fork()), seedDemo(fresh.orm.em.fork())]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const [{ n }] = await fresh.orm.em.fork().execute<{ n: string }[]>('select count(*) as n from enterprise');
+      expect(Number(n)).toBe(2);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('gives Acme endpoints in every state and a SIM inventory, all identifiers valid', async () => {
     const [acme] = await em.execute<{ id: number; name: string }[]>(`select id, name from enterprise where slug = 'acme'`);
     expect(acme.name).toBe('Acme Logistics');

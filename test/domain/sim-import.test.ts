@@ -428,7 +428,7 @@ describe('who may import, and races', () => {
     await inserted.promise;
     const importing = importSims(fork(), { actor: admin }, file(csv(rows))).catch((e: unknown) => e);
     await until(async () => (await fork().execute<{ n: number }[]>(
-      `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like 'insert into sim%'`,
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ~ '^insert into "?sim"? '`,
     ))[0].n === 1);
     commit.resolve();
     await other;

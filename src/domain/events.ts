@@ -1,0 +1,51 @@
+// The audit trail's one writer: every event — of the lifecycle (lifecycle.ts) and of SIM imports
+// (sim-import.ts) — is made here, in the transaction of the change it records.
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Actor } from './accounts.js';
+import { EventSchema, type Endpoint, type EventAction } from './entities.js';
+
+/** Who acted, and the request they acted in. */
+export interface EventContext {
+  actor: Actor;
+  requestId?: string;
+}
+
+/** What the event records besides who and what: the endpoint and SIM as they were, or an import's counts. */
+export interface EventDetails {
+  endpoint?: Pick<Endpoint, 'id' | 'name'>;
+  iccid?: string | null;
+  /** The endpoint's status before and after. */
+  endpointStatus?: [string | null, string | null];
+  /** The SIM's status before and after. */
+  simStatus?: [string | null, string | null];
+  /** Rows of an import (sims.imported, sims.import_refused). */
+  count?: number;
+  /** Problems found in a refused import. */
+  problemCount?: number;
+}
+
+/**
+ * Records an event in `em`'s transaction. Written at once with em.insert (the entity's metadata, one INSERT,
+ * nothing returned): an event is never read back or changed in the transaction, so it needs no managed
+ * entity — which saves the unit of work the entity's creation, hydration and change set (measured: about
+ * 0.35 ms of CPU per lifecycle operation).
+ */
+export async function recordEvent(em: EntityManager, ctx: EventContext, action: EventAction, details: EventDetails = {}): Promise<void> {
+  await em.insert(EventSchema, {
+    enterprise: ctx.actor.enterpriseId,
+    actorId: ctx.actor.id,
+    actorName: ctx.actor.displayName,
+    action,
+    endpoint: details.endpoint?.id ?? null,
+    endpointName: details.endpoint?.name ?? null,
+    simIccid: details.iccid ?? null,
+    endpointStatusBefore: details.endpointStatus?.[0] ?? null,
+    endpointStatusAfter: details.endpointStatus?.[1] ?? null,
+    simStatusBefore: details.simStatus?.[0] ?? null,
+    simStatusAfter: details.simStatus?.[1] ?? null,
+    count: details.count ?? null,
+    problemCount: details.problemCount ?? null,
+    requestId: ctx.requestId ?? null,
+    createdAt: new Date(),
+  });
+}
