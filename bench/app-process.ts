@@ -56,7 +56,11 @@ export class RssSampler {
   peak = 0;
   windowPeak = 0;
   private timer: NodeJS.Timeout;
-  constructor(private pid: number, intervalMs = 100, private measure: (pid: number) => number | null = rssOf) {
+  constructor(
+    private pid: number,
+    intervalMs = 100,
+    private measure: (pid: number) => number | null = rssOf,
+  ) {
     this.sample();
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();

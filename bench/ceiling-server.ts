@@ -25,8 +25,10 @@ const options = JSON.parse(process.argv[2]) as CeilingOptions;
 
 /** About 5 KB of ordinary HTML: a page header, a table of 40 rows, a footer. */
 export function staticPage(): string {
-  const rows = Array.from({ length: 40 }, (_, i) =>
-    `<tr><td>Endpoint ${String(i + 1).padStart(3, '0')}</td><td>Active</td><td class="mono">8944770000000${String(i).padStart(5, '0')}1</td></tr>`,
+  const rows = Array.from(
+    { length: 40 },
+    (_, i) =>
+      `<tr><td>Endpoint ${String(i + 1).padStart(3, '0')}</td><td>Active</td><td class="mono">8944770000000${String(i).padStart(5, '0')}1</td></tr>`,
   ).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Endpoints – SIM Link</title>
@@ -44,14 +46,24 @@ const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.p
 const em = {
   execute: async (sql: string, params: unknown[] = []) => {
     let n = 0;
-    const result = await pool.query(sql.replace(/\?/g, () => `$${++n}`), params);
+    const result = await pool.query(
+      sql.replace(/\?/g, () => `$${++n}`),
+      params,
+    );
     return result.rows;
   },
 } as unknown as EntityManager;
 
 const eta = new Eta({ views: viewsDir, cache: true, autoEscape: true, autoTrim: [false, 'nl'] });
 const endpoint = { id: 0, name: 'Bulk endpoint 1' };
-const target = { base: '/endpoints/0/sim/new', choose: '/endpoints/0/sim/confirm', cancel: '/endpoints/0', carry: {}, endpoint, mode: 'link' };
+const target = {
+  base: '/endpoints/0/sim/new',
+  choose: '/endpoints/0/sim/confirm',
+  cancel: '/endpoints/0',
+  carry: {},
+  endpoint,
+  mode: 'link',
+};
 
 const app = Fastify({ logger: false });
 app.get('/static', async (_request, reply) => reply.type('text/html; charset=utf-8').send(STATIC));

@@ -23,10 +23,10 @@ export function processCpuMs(pid: number): number | null {
 
 /** The CPU time of the PostgreSQL backends serving one application_name on one database, by backend pid. */
 export async function backendCpu(pool: pg.Pool, database: string, applicationName: string): Promise<Map<number, number>> {
-  const { rows } = await pool.query<{ pid: number }>(
-    'select pid from pg_stat_activity where datname = $1 and application_name = $2',
-    [database, applicationName],
-  );
+  const { rows } = await pool.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1 and application_name = $2', [
+    database,
+    applicationName,
+  ]);
   const cpu = new Map<number, number>();
   for (const { pid } of rows) {
     const ms = processCpuMs(pid);

@@ -71,7 +71,14 @@ const origin = new URL(spec.origin);
 function request(method: string, path: string, headers: Record<string, string>, body?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: origin.hostname, port: origin.port, method, path, agent, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } },
+      {
+        host: origin.hostname,
+        port: origin.port,
+        method,
+        path,
+        agent,
+        headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -86,7 +93,13 @@ function request(method: string, path: string, headers: Record<string, string>, 
   });
 }
 
-async function timed(method: string, path: string, headers: Record<string, string>, measuring: () => boolean, body?: string): Promise<Answer> {
+async function timed(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  measuring: () => boolean,
+  body?: string,
+): Promise<Answer> {
   const started = performance.now();
   let answer: Answer;
   try {
@@ -133,7 +146,13 @@ async function worker(pairs: CyclesSpec['pairs'][number], cookie: string, measur
     };
     try {
       const link = await confirmForm(`${base}/sim/confirm?sim_id=${pair.simId}`, cookie, inWindow);
-      await post(`${base}/sim`, cookie, { sim_id: String(pair.simId), key: link.key, _csrf: link.csrf }, `/endpoints/${pair.endpointId}`, inWindow);
+      await post(
+        `${base}/sim`,
+        cookie,
+        { sim_id: String(pair.simId), key: link.key, _csrf: link.csrf },
+        `/endpoints/${pair.endpointId}`,
+        inWindow,
+      );
       linked++;
       const delink = await confirmForm(`${base}/sim/delete`, cookie, inWindow);
       await post(`${base}/sim/delete`, cookie, { key: delink.key, _csrf: delink.csrf }, `/endpoints/${pair.endpointId}`, inWindow);

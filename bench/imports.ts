@@ -52,12 +52,24 @@ async function seed() {
   const admins: { email: string; enterpriseId: number }[] = [];
   let endpointId = 0;
   for (let i = 0; i < Math.max(IMPORTS, 2) + 1; i++) {
-    const { rows: [ent] } = await client.query('insert into enterprise (slug, name) values ($1, $2) returning id', [`bench-imp-${run}-${i}`, `Bench imports ${i}`]);
+    const {
+      rows: [ent],
+    } = await client.query('insert into enterprise (slug, name) values ($1, $2) returning id', [
+      `bench-imp-${run}-${i}`,
+      `Bench imports ${i}`,
+    ]);
     const email = `bench-imp-${run}-${i}@example.test`;
-    await client.query(`insert into app_user (enterprise_id, email, display_name, role, password_hash) values ($1, $2, $3, 'admin', $4)`, [ent.id, email, `Bench ${i}`, hash]);
+    await client.query(`insert into app_user (enterprise_id, email, display_name, role, password_hash) values ($1, $2, $3, 'admin', $4)`, [
+      ent.id,
+      email,
+      `Bench ${i}`,
+      hash,
+    ]);
     admins.push({ email, enterpriseId: ent.id });
     if (i === Math.max(IMPORTS, 2)) {
-      const { rows: [ep] } = await client.query(`insert into endpoint (enterprise_id, name) values ($1, 'Bench other enterprise') returning id`, [ent.id]);
+      const {
+        rows: [ep],
+      } = await client.query(`insert into endpoint (enterprise_id, name) values ($1, 'Bench other enterprise') returning id`, [ent.id]);
       endpointId = ep.id;
     }
   }
@@ -67,7 +79,13 @@ async function seed() {
 
 function socketConfig(url: string) {
   const u = new URL(url);
-  return { host: u.searchParams.get('host')!, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: u.pathname.slice(1) };
+  return {
+    host: u.searchParams.get('host')!,
+    port: Number(u.port),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database: u.pathname.slice(1),
+  };
 }
 
 async function writeFile(index: number): Promise<string> {
@@ -76,10 +94,13 @@ async function writeFile(index: number): Promise<string> {
   out.write('iccid,imsi,eid,msisdn\n');
   // Series 40 + index, serials from the run's time: no two files (or runs) repeat an identifier.
   const series = 40 + index;
-  const offset = (Date.now() % 100_000) * 1_000_000 % 90_000_000;
+  const offset = ((Date.now() % 100_000) * 1_000_000) % 90_000_000;
   for (let n = 1; n <= ROWS; n++) {
     const s = offset + n;
-    if (!out.write(`${iccidFor(series, s)},${imsiFor(series, s % 100_000_000)},${eidFor(series, s)},${msisdnFor(series, s % 10_000_000)}\n`)) await once(out, 'drain');
+    if (
+      !out.write(`${iccidFor(series, s)},${imsiFor(series, s % 100_000_000)},${eidFor(series, s)},${msisdnFor(series, s % 10_000_000)}\n`)
+    )
+      await once(out, 'drain');
   }
   out.end();
   await once(out, 'finish');
@@ -88,12 +109,16 @@ async function writeFile(index: number): Promise<string> {
 
 async function signIn(email: string) {
   const res = await fetch(`${args.url}/sign-in`, {
-    method: 'POST', redirect: 'manual',
+    method: 'POST',
+    redirect: 'manual',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ email, password: PASSWORD }),
   });
   if (res.status !== 303) throw new Error(`sign-in ${email}: ${res.status}`);
-  const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const cookie = res.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
   const page = await (await fetch(`${args.url}/sims/import`, { headers: { cookie } })).text();
   const csrf = /name="_csrf" value="([^"]*)"/.exec(page)?.[1];
   if (!csrf) throw new Error('no CSRF token on /sims/import');
@@ -148,18 +173,30 @@ const started = performance.now();
 /** One upload over node:http (fetch gives up waiting for an answer after 300 s), the file streamed from disk. */
 function upload(who: { cookie: string; csrf: string }, path: string, name: string): Promise<{ status: number | string; seconds: number }> {
   const boundary = `----bench${Math.random().toString(16).slice(2)}`;
-  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: text/csv\r\n\r\n`);
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: text/csv\r\n\r\n`,
+  );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const req = request(`${args.url}/sims/import?_csrf=${encodeURIComponent(who.csrf)}`, {
-      method: 'POST',
-      headers: { cookie: who.cookie, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': head.length + statSync(path).size + tail.length },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, seconds: (performance.now() - t0) / 1000 }));
-    });
-    req.on('error', (error) => resolve({ status: (error as NodeJS.ErrnoException).code ?? error.name, seconds: (performance.now() - t0) / 1000 }));
+    const req = request(
+      `${args.url}/sims/import?_csrf=${encodeURIComponent(who.csrf)}`,
+      {
+        method: 'POST',
+        headers: {
+          cookie: who.cookie,
+          'content-type': `multipart/form-data; boundary=${boundary}`,
+          'content-length': head.length + statSync(path).size + tail.length,
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, seconds: (performance.now() - t0) / 1000 }));
+      },
+    );
+    req.on('error', (error) =>
+      resolve({ status: (error as NodeJS.ErrnoException).code ?? error.name, seconds: (performance.now() - t0) / 1000 }),
+    );
     req.write(head);
     const file = createReadStream(path);
     file.pipe(req, { end: false });
@@ -182,11 +219,20 @@ const merge = (part: typeof results) => ({
   }, {}),
 });
 const byStatus = outcomes.reduce<Record<string, number>>((all, o) => ((all[o.status] = (all[o.status] ?? 0) + 1), all), {});
-console.log(JSON.stringify({
-  imports: IMPORTS, rows: ROWS, enterprises: args.enterprises, wallSeconds: Number(wall.toFixed(1)),
-  importStatuses: byStatus,
-  importSeconds: outcomes.map((o) => `${o.status}:${o.seconds.toFixed(1)}`),
-  readyz: merge(results.slice(0, 4)),
-  otherEnterpriseEndpointPage: merge(results.slice(4)),
-  rssMB: pid ? { before: Math.round(rssBefore), peak: Math.round(rssPeak) } : null,
-}, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      imports: IMPORTS,
+      rows: ROWS,
+      enterprises: args.enterprises,
+      wallSeconds: Number(wall.toFixed(1)),
+      importStatuses: byStatus,
+      importSeconds: outcomes.map((o) => `${o.status}:${o.seconds.toFixed(1)}`),
+      readyz: merge(results.slice(0, 4)),
+      otherEnterpriseEndpointPage: merge(results.slice(4)),
+      rssMB: pid ? { before: Math.round(rssBefore), peak: Math.round(rssPeak) } : null,
+    },
+    null,
+    2,
+  ),
+);

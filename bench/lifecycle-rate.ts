@@ -50,15 +50,18 @@ try {
 
   // A fresh enterprise, admin and W pairs for this run; the ICCID series continues across runs.
   const run = randomBytes(4).toString('hex');
-  const [enterprise] = await em.execute<{ id: number }[]>(
-    'insert into enterprise (slug, name) values (?, ?) returning id', [`bench-rate-${run}`, `Bench rate ${run}`],
-  );
+  const [enterprise] = await em.execute<{ id: number }[]>('insert into enterprise (slug, name) values (?, ?) returning id', [
+    `bench-rate-${run}`,
+    `Bench rate ${run}`,
+  ]);
   const [user] = await em.execute<{ id: number }[]>(
     `insert into app_user (enterprise_id, email, display_name, role) values (?, ?, ?, 'admin') returning id`,
     [enterprise.id, `bench-rate-${run}@example.test`, 'Bench Admin'],
   );
   const actor = (await findActor(em, user.id))!;
-  const [{ taken }] = await em.execute<{ taken: number }[]>(`select count(*)::int as taken from sim where iccid like ?`, [`8944${SERIES}%`]);
+  const [{ taken }] = await em.execute<{ taken: number }[]>(`select count(*)::int as taken from sim where iccid like ?`, [
+    `8944${SERIES}%`,
+  ]);
   const pairs: { endpointId: number; simId: number }[] = [];
   for (let i = 0; i < workers; i++) {
     const serial = taken + i + 1;
@@ -66,10 +69,11 @@ try {
       'insert into endpoint (enterprise_id, name, activate_immediately) values (?, ?, ?) returning id',
       [enterprise.id, `Bench meter ${i + 1}`, i % 2 === 0],
     );
-    const [sim] = await em.execute<{ id: number }[]>(
-      'insert into sim (enterprise_id, iccid, imsi) values (?, ?, ?) returning id',
-      [enterprise.id, iccidFor(SERIES, serial), imsiFor(SERIES, serial)],
-    );
+    const [sim] = await em.execute<{ id: number }[]>('insert into sim (enterprise_id, iccid, imsi) values (?, ?, ?) returning id', [
+      enterprise.id,
+      iccidFor(SERIES, serial),
+      imsiFor(SERIES, serial),
+    ]);
     pairs.push({ endpointId: endpoint.id, simId: sim.id });
   }
 
@@ -115,28 +119,34 @@ try {
 
   // Checks: no invariant broken anywhere, and exactly one event per operation of this run.
   const violations = await findViolations(orm.em.fork());
-  const [{ events }] = await orm.em.fork().execute<{ events: number }[]>(
-    `select count(*)::int as events from event where enterprise_id = ? and action in ('sim.linked', 'sim.delinked')`, [enterprise.id],
-  );
+  const [{ events }] = await orm.em
+    .fork()
+    .execute<{ events: number }[]>(
+      `select count(*)::int as events from event where enterprise_id = ? and action in ('sim.linked', 'sim.delinked')`,
+      [enterprise.id],
+    );
   const sorted = [...cycleMs].sort((a, b) => a - b);
   const pct = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] * 10) / 10;
   const result = {
-    workers, seconds, keys: useKeys,
+    workers,
+    seconds,
+    keys: useKeys,
     cycles: cycleMs.length,
     cyclesPerSec: Math.round((cycleMs.length / seconds) * 10) / 10,
     operationsPerSec: Math.round(((2 * cycleMs.length) / seconds) * 10) / 10,
     cycleMs: { p50: pct(50), p95: pct(95), p99: pct(99) },
     nodeCpuMsPerCycle,
     cyclesInRun: total,
-    events, eventsExpected: 2 * total,
+    events,
+    eventsExpected: 2 * total,
     violations: violations.length,
     errors,
   };
   console.log(
     `lifecycle-rate: ${result.cyclesPerSec} link+de-link cycles/s (${result.operationsPerSec} operations/s), ` +
-    `${workers} workers × ${seconds} s, keys ${useKeys ? 'on' : 'off'}, cycle p50 ${result.cycleMs.p50} ms / p95 ${result.cycleMs.p95} ms, ` +
-    `Node CPU ${nodeCpuMsPerCycle} ms/cycle; ` +
-    `invariants ${violations.length === 0 ? 'hold' : `BROKEN (${violations.length})`}; events ${events}/${2 * total}`,
+      `${workers} workers × ${seconds} s, keys ${useKeys ? 'on' : 'off'}, cycle p50 ${result.cycleMs.p50} ms / p95 ${result.cycleMs.p95} ms, ` +
+      `Node CPU ${nodeCpuMsPerCycle} ms/cycle; ` +
+      `invariants ${violations.length === 0 ? 'hold' : `BROKEN (${violations.length})`}; events ${events}/${2 * total}`,
   );
   console.log(JSON.stringify(result));
   if (violations.length) console.table(violations.slice(0, 20));

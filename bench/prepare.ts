@@ -78,7 +78,11 @@ export async function countInventory(client: pg.Client | pg.Pool, slug = 'acme')
 }
 
 const enough = (inv: Inventory | null, target: Target): inv is Inventory =>
-  !!inv && inv.sims >= target.sims && inv.endpoints >= target.endpoints && inv.readySims >= target.readySims && inv.holdEndpoints >= target.holdEndpoints;
+  !!inv &&
+  inv.sims >= target.sims &&
+  inv.endpoints >= target.endpoints &&
+  inv.readySims >= target.readySims &&
+  inv.holdEndpoints >= target.holdEndpoints;
 
 export async function prepare(url: string, target: Target): Promise<Preparation> {
   await ensureDatabase(url);
@@ -124,7 +128,9 @@ export async function prepare(url: string, target: Target): Promise<Preparation>
     if (!enough(inventory, target)) {
       throw new Error(`the database does not reach the target after seeding: ${JSON.stringify(inventory)} vs ${JSON.stringify(target)}`);
     }
-    const { rows: [{ autovacuum }] } = await client.query<{ autovacuum: string }>('show autovacuum');
+    const {
+      rows: [{ autovacuum }],
+    } = await client.query<{ autovacuum: string }>('show autovacuum');
     return { inventory, reused, seedMs, seededSims, seededEndpoints, vacuumMs, autovacuum };
   } finally {
     await client.end();

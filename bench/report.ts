@@ -86,7 +86,12 @@ export interface Report {
 export const RSS_TARGET = 250 * 1024 * 1024;
 export const CYCLES_TARGET = 300;
 
-export function summarise(scenario: Scenario, runs: LoadResult[], peakRss: number | undefined, ceilings: Map<string, ScenarioSummary>): ScenarioSummary {
+export function summarise(
+  scenario: Scenario,
+  runs: LoadResult[],
+  peakRss: number | undefined,
+  ceilings: Map<string, ScenarioSummary>,
+): ScenarioSummary {
   const s: ScenarioSummary = {
     id: scenario.id,
     label: scenario.label,
@@ -109,8 +114,14 @@ export function summarise(scenario: Scenario, runs: LoadResult[], peakRss: numbe
   const ceiling = scenario.ceiling ? ceilings.get(scenario.ceiling) : undefined;
   if (ceiling) s.ratio = s.rps / ceiling.rps;
   if (s.errors || s.non2xx || s.mismatches) {
-    const codes = runs.flatMap((r) => Object.entries(r.statusCodes).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${c}×${n}`));
-    s.notes.push(`FLAG: ${s.errors} errors, ${s.non2xx} non-2xx${codes.length ? ` (${codes.join(', ')})` : ''}, ${s.mismatches} unexpected bodies`);
+    const codes = runs.flatMap((r) =>
+      Object.entries(r.statusCodes)
+        .filter(([c]) => !c.startsWith('2'))
+        .map(([c, n]) => `${c}×${n}`),
+    );
+    s.notes.push(
+      `FLAG: ${s.errors} errors, ${s.non2xx} non-2xx${codes.length ? ` (${codes.join(', ')})` : ''}, ${s.mismatches} unexpected bodies`,
+    );
   }
   if (scenario.target) {
     const okRatio = scenario.target.ratio === undefined || (s.ratio !== undefined && s.ratio >= scenario.target.ratio);
@@ -120,13 +131,16 @@ export function summarise(scenario: Scenario, runs: LoadResult[], peakRss: numbe
   return s;
 }
 
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—');
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—';
 const mb = (bytes: number | undefined) => (bytes ? `${fmt(bytes / 1024 / 1024)} MB` : '—');
 const pct = (r: number | undefined) => (r === undefined ? '—' : `${fmt(r * 100)} %`);
 
 function targetText(t: Scenario['target']): string {
   if (!t) return '—';
-  return [t.ratio !== undefined ? `≥ ${fmt(t.ratio * 100)} % of ceiling` : '', t.p99Ms !== undefined ? `p99 ≤ ${t.p99Ms} ms` : ''].filter(Boolean).join(', ');
+  return [t.ratio !== undefined ? `≥ ${fmt(t.ratio * 100)} % of ceiling` : '', t.p99Ms !== undefined ? `p99 ≤ ${t.p99Ms} ms` : '']
+    .filter(Boolean)
+    .join(', ');
 }
 
 const verdictText = (v: string) => (v === 'met' ? '✅ met' : v === 'missed' ? '❌ missed' : '');
@@ -151,7 +165,11 @@ export function table(report: Report): string {
 }
 
 export function targetsTable(report: Report): string {
-  return ['| target | measured | |', '| --- | --- | --- |', ...report.targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met ? '✅ met' : '❌ missed'} |`)].join('\n');
+  return [
+    '| target | measured | |',
+    '| --- | --- | --- |',
+    ...report.targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met ? '✅ met' : '❌ missed'} |`),
+  ].join('\n');
 }
 
 export function machineText(report: Report): string {

@@ -115,11 +115,15 @@ async function machine(pool: pg.Pool): Promise<Machine> {
 
 async function startCeiling(url: string, enterpriseId: number) {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', `${BENCH_DIR}ceiling-server.ts`, JSON.stringify({ port, databaseUrl: url, enterpriseId, poolSize: 10 })], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, NODE_ENV: 'production' },
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', `${BENCH_DIR}ceiling-server.ts`, JSON.stringify({ port, databaseUrl: url, enterpriseId, poolSize: 10 })],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, NODE_ENV: 'production' },
+    },
+  );
   const origin = `http://127.0.0.1:${port}`;
   await waitForHttp(`${origin}/healthz`, child);
   log(`ceilings (pid ${child.pid}) ready at ${origin}`);
@@ -146,9 +150,19 @@ async function get(url: string, headers: Record<string, string>): Promise<string
   return body;
 }
 
-async function fixtures(pool: pg.Pool, enterpriseId: number, app: RunningApp, cookie: string): Promise<Fixtures & { cyclePairs: { endpointId: number; simId: number }[][] }> {
-  const endpoints = await pool.query<{ id: number; status: string }>('select id, status from endpoint where enterprise_id = $1', [enterpriseId]);
-  const hold = sample(endpoints.rows.filter((r) => r.status === 'hold').map((r) => r.id), 100_000);
+async function fixtures(
+  pool: pg.Pool,
+  enterpriseId: number,
+  app: RunningApp,
+  cookie: string,
+): Promise<Fixtures & { cyclePairs: { endpointId: number; simId: number }[][] }> {
+  const endpoints = await pool.query<{ id: number; status: string }>('select id, status from endpoint where enterprise_id = $1', [
+    enterpriseId,
+  ]);
+  const hold = sample(
+    endpoints.rows.filter((r) => r.status === 'hold').map((r) => r.id),
+    100_000,
+  );
   const perWorker = quick ? 10 : 20;
   const cycleCount = settings.cycleWorkers * perWorker;
   if (hold.length < cycleCount + 100) throw new Error(`only ${hold.length} endpoints on Hold; the cycles need ${cycleCount + 100}`);
@@ -163,7 +177,10 @@ async function fixtures(pool: pg.Pool, enterpriseId: number, app: RunningApp, co
   const cycleSims = readySample.slice(0, cycleCount);
   const searchSims = readySample.slice(cycleCount, cycleCount + 1_000);
   const cyclePairs = Array.from({ length: settings.cycleWorkers }, (_, w) =>
-    Array.from({ length: perWorker }, (_, k) => ({ endpointId: cycleEndpoints[w * perWorker + k], simId: cycleSims[w * perWorker + k].id })),
+    Array.from({ length: perWorker }, (_, k) => ({
+      endpointId: cycleEndpoints[w * perWorker + k],
+      simId: cycleSims[w * perWorker + k].id,
+    })),
   );
 
   // Page 200 of the picker: follow its Next link (the keyset cursor) 199 times from the first page.
@@ -175,7 +192,10 @@ async function fixtures(pool: pg.Pool, enterpriseId: number, app: RunningApp, co
     if (!after) throw new Error(`the picker has no Next link on page ${page}`);
   }
   return {
-    endpointIds: sample(endpoints.rows.map((r) => r.id), 20_000),
+    endpointIds: sample(
+      endpoints.rows.map((r) => r.id),
+      20_000,
+    ),
     holdEndpointIds: pickerEndpoints,
     iccidPrefixes: [...new Set(searchSims.map((s) => s.iccid.slice(0, 8)))],
     imsiPrefixes: [...new Set(searchSims.map((s) => s.imsi.slice(0, 10)))],
@@ -189,18 +209,24 @@ async function checkCeilingMatchesApp(all: Scenario[], app: RunningApp, ceilingO
   for (const s of all.filter((x) => x.server === 'app' && x.ceiling?.startsWith('ceiling-picker'))) {
     const appPath = s.paths[0];
     const query = appPath.includes('?') ? appPath.slice(appPath.indexOf('?')) : '';
-    const [mine, theirs] = await Promise.all([get(`${app.origin}${appPath}`, { ...s.headers, cookie }), get(`${ceilingOrigin}/picker${query}`, s.headers)]);
+    const [mine, theirs] = await Promise.all([
+      get(`${app.origin}${appPath}`, { ...s.headers, cookie }),
+      get(`${ceilingOrigin}/picker${query}`, s.headers),
+    ]);
     const a = iccidsOf(mine);
     const b = iccidsOf(theirs);
     if (a.length === 0 || a.join() !== b.join() || countOf(mine) !== countOf(theirs)) {
-      throw new Error(`ceiling (b) does not return what the app returns for ${appPath}: ${a.length} vs ${b.length} rows, "${countOf(mine)}" vs "${countOf(theirs)}"`);
+      throw new Error(
+        `ceiling (b) does not return what the app returns for ${appPath}: ${a.length} vs ${b.length} rows, "${countOf(mine)}" vs "${countOf(theirs)}"`,
+      );
     }
   }
   log('ceiling (b) returns the same rows and counts as the app');
 }
 
 /** A latency from the driver: null (NaN through JSON) when no cycle fitted wholly in the measured window. */
-const ms = (value: number | null) => (typeof value === 'number' && Number.isFinite(value) ? `${value.toFixed(1)} ms` : '— (no whole cycle in the window)');
+const ms = (value: number | null) =>
+  typeof value === 'number' && Number.isFinite(value) ? `${value.toFixed(1)} ms` : '— (no whole cycle in the window)';
 
 async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pairs']): Promise<CyclesSummary> {
   const runs: CyclesResult[] = [];
@@ -213,7 +239,9 @@ async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pair
   const cookies: string[] = [];
   for (let i = 0; i < pairs.length; i++) cookies.push(await signIn(app.origin));
   for (let rep = 1; rep <= settings.repeats; rep++) {
-    const { rows: [{ last }] } = await pool.query<{ last: string }>('select coalesce(max(id), 0)::text as last from event');
+    const {
+      rows: [{ last }],
+    } = await pool.query<{ last: string }>('select coalesce(max(id), 0)::text as last from event');
     const database = decodeURIComponent(new URL(databaseUrl()).pathname.slice(1));
     const cpuBefore = processCpuMs(app.child.pid!);
     const backendsBefore = await backendCpu(pool, database, APP_DB_NAME);
@@ -241,15 +269,21 @@ async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pair
     const count = (action: string) => Number(events.find((e) => e.action === action)?.n ?? 0);
     if (count('sim.linked') !== result.linked || count('sim.delinked') !== result.delinked) {
       eventsChecked = false;
-      notes.push(`run ${rep}: ${result.linked} links / ${result.delinked} de-links answered 303, but the audit trail has ${count('sim.linked')} / ${count('sim.delinked')}`);
+      notes.push(
+        `run ${rep}: ${result.linked} links / ${result.delinked} de-links answered 303, but the audit trail has ${count('sim.linked')} / ${count('sim.delinked')}`,
+      );
     }
-    const { rows: [state] } = await pool.query<{ hold: string; ready: string }>(
+    const {
+      rows: [state],
+    } = await pool.query<{ hold: string; ready: string }>(
       `select (select count(*) from endpoint where id = any($1) and status = 'hold') as hold,
               (select count(*) from sim where id = any($2) and status = 'ready') as ready`,
       [flat.map((p) => p.endpointId), flat.map((p) => p.simId)],
     );
     if (Number(state.hold) !== flat.length || Number(state.ready) !== flat.length) {
-      notes.push(`run ${rep}: after the run ${state.hold} of ${flat.length} endpoints are on Hold and ${state.ready} SIMs Ready to Activate`);
+      notes.push(
+        `run ${rep}: after the run ${state.hold} of ${flat.length} endpoints are on Hold and ${state.ready} SIMs Ready to Activate`,
+      );
     }
     log(
       `  cycles run ${rep}: ${result.cyclesPerSec.toFixed(0)} cycles/s (${result.requestsPerSec.toFixed(0)} req/s), cycle p50 ${ms(result.cycleMs.p50)}, ` +
@@ -265,7 +299,8 @@ async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pair
   try {
     const found = await findViolations(db.orm.em.fork());
     violations = found.length;
-    for (const v of found.slice(0, 10)) notes.push(`violation of invariant ${v.invariant}: ${v.detail} (endpoint ${v.endpoint_id}, SIM ${v.sim_id})`);
+    for (const v of found.slice(0, 10))
+      notes.push(`violation of invariant ${v.invariant}: ${v.detail} (endpoint ${v.endpoint_id}, SIM ${v.sim_id})`);
   } finally {
     await db.close();
   }
@@ -298,17 +333,48 @@ function targets(report: Report): Report['targets'] {
   for (const id of ['picker-first', 'picker-iccid', 'picker-imsi']) {
     const s = by(id);
     if (!s) continue;
-    list.push({ name: `${id} ratio`, target: `${s.label}: ≥ 50 % of ceiling (b) req/s`, measured: pct(s.ratio), met: (s.ratio ?? 0) >= 0.5 });
+    list.push({
+      name: `${id} ratio`,
+      target: `${s.label}: ≥ 50 % of ceiling (b) req/s`,
+      measured: pct(s.ratio),
+      met: (s.ratio ?? 0) >= 0.5,
+    });
     list.push({ name: `${id} p99`, target: `${s.label}: p99 ≤ 50 ms`, measured: `${s.p99.toFixed(1)} ms`, met: s.p99 <= 50 });
   }
   const endpoint = by('endpoint-page');
-  if (endpoint) list.push({ name: 'endpoint-page ratio', target: 'Endpoint page: ≥ 40 % of ceiling (a) req/s', measured: pct(endpoint.ratio), met: (endpoint.ratio ?? 0) >= 0.4 });
+  if (endpoint)
+    list.push({
+      name: 'endpoint-page ratio',
+      target: 'Endpoint page: ≥ 40 % of ceiling (a) req/s',
+      measured: pct(endpoint.ratio),
+      met: (endpoint.ratio ?? 0) >= 0.4,
+    });
   const c = report.cycles;
-  list.push({ name: 'cycles', target: `Link + de-link: ≥ ${CYCLES_TARGET} cycles/s`, measured: `${c.cyclesPerSec.toFixed(0)} cycles/s`, met: c.cyclesPerSec >= CYCLES_TARGET });
-  list.push({ name: 'violations', target: 'Link + de-link: 0 invariant violations', measured: String(c.violations), met: c.violations === 0 });
+  list.push({
+    name: 'cycles',
+    target: `Link + de-link: ≥ ${CYCLES_TARGET} cycles/s`,
+    measured: `${c.cyclesPerSec.toFixed(0)} cycles/s`,
+    met: c.cyclesPerSec >= CYCLES_TARGET,
+  });
+  list.push({
+    name: 'violations',
+    target: 'Link + de-link: 0 invariant violations',
+    measured: String(c.violations),
+    met: c.violations === 0,
+  });
   const flagged = report.scenarios.filter((s) => s.errors || s.non2xx || s.mismatches).length + (c.errors || c.unexpected ? 1 : 0);
-  list.push({ name: 'errors', target: 'Errors and non-2xx: 0 in every scenario', measured: flagged ? `${flagged} scenario(s) flagged` : '0', met: flagged === 0 });
-  list.push({ name: 'rss', target: 'App peak RSS ≤ 250 MB', measured: `${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB`, met: report.app.peakRss <= RSS_TARGET });
+  list.push({
+    name: 'errors',
+    target: 'Errors and non-2xx: 0 in every scenario',
+    measured: flagged ? `${flagged} scenario(s) flagged` : '0',
+    met: flagged === 0,
+  });
+  list.push({
+    name: 'rss',
+    target: 'App peak RSS ≤ 250 MB',
+    measured: `${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB`,
+    met: report.app.peakRss <= RSS_TARGET,
+  });
   return list;
 }
 
@@ -319,11 +385,16 @@ async function main(): Promise<number> {
   const loadSamples: number[] = [];
   const loadTimer = setInterval(() => loadSamples.push(loadavg()[0]), 5_000);
   loadTimer.unref();
-  if (loadBefore > cpus().length) log(`note: the machine is busy (load average ${loadBefore.toFixed(1)} on ${cpus().length} cores); req/s and latencies will suffer, CPU ms/req less so`);
+  if (loadBefore > cpus().length)
+    log(
+      `note: the machine is busy (load average ${loadBefore.toFixed(1)} on ${cpus().length} cores); req/s and latencies will suffer, CPU ms/req less so`,
+    );
   log(`${quick ? 'quick' : 'full'} run on ${url.replace(/\/\/[^@/]*@/, '//…@')}`);
   const preparation = await prepare(url, target);
   const inv = preparation.inventory;
-  log(`database: ${inv.sims.toLocaleString('en')} SIMs (${inv.readySims.toLocaleString('en')} ready), ${inv.endpoints.toLocaleString('en')} endpoints (${inv.holdEndpoints.toLocaleString('en')} on Hold)${preparation.reused ? ', reused' : ''}`);
+  log(
+    `database: ${inv.sims.toLocaleString('en')} SIMs (${inv.readySims.toLocaleString('en')} ready), ${inv.endpoints.toLocaleString('en')} endpoints (${inv.holdEndpoints.toLocaleString('en')} on Hold)${preparation.reused ? ', reused' : ''}`,
+  );
 
   let buildMs = 0;
   if (!args['skip-build']) {
@@ -337,7 +408,10 @@ async function main(): Promise<number> {
   const app = await startApp(url, { cpuProfDir, nodeOptions });
   // The embedded server's memory (all its processes, shared pages once): at idle now, and the peak under load.
   const postgresPss = embedded ? new RssSampler(embedded.pid, 1_000, pssOfTree) : undefined;
-  if (postgresPss) log(`embedded PostgreSQL at idle: ${(postgresPss.peak / 1048576).toFixed(0)} MB PSS; app ${((rssOf(app.child.pid!) ?? 0) / 1048576).toFixed(0)} MB RSS`);
+  if (postgresPss)
+    log(
+      `embedded PostgreSQL at idle: ${(postgresPss.peak / 1048576).toFixed(0)} MB PSS; app ${((rssOf(app.child.pid!) ?? 0) / 1048576).toFixed(0)} MB RSS`,
+    );
   let ceiling: Awaited<ReturnType<typeof startCeiling>> | undefined;
   try {
     ceiling = await startCeiling(url, inv.enterpriseId);
@@ -375,9 +449,15 @@ async function main(): Promise<number> {
         const served = result.requests + result.warmupRequests;
         const cpuAfter = processCpuMs(pid);
         const dbCpu = backendDelta(backendsBefore, await backendCpu(pool, database, dbName));
-        result.cpu = { serverMsPerRequest: cpuBefore !== null && cpuAfter !== null ? (cpuAfter - cpuBefore) / served : NaN, dbMsPerRequest: dbCpu / served };
+        result.cpu = {
+          serverMsPerRequest: cpuBefore !== null && cpuAfter !== null ? (cpuAfter - cpuBefore) / served : NaN,
+          dbMsPerRequest: dbCpu / served,
+        };
         runs.set(s.id, [...(runs.get(s.id) ?? []), result]);
-        const flag = result.errors || result.non2xx || result.mismatches ? `  ⚠ ${result.errors} errors, ${result.non2xx} non-2xx, ${result.mismatches} bad bodies` : '';
+        const flag =
+          result.errors || result.non2xx || result.mismatches
+            ? `  ⚠ ${result.errors} errors, ${result.non2xx} non-2xx, ${result.mismatches} bad bodies`
+            : '';
         log(
           `  [${rep}/${settings.repeats}] ${s.id.padEnd(22)} ${result.rps.toFixed(0).padStart(6)} req/s  p50 ${result.latencyMs.p50.toFixed(1)} ms  p99 ${result.latencyMs.p99.toFixed(1)} ms` +
             `  CPU/req: server ${result.cpu.serverMsPerRequest.toFixed(2)} ms, PostgreSQL ${result.cpu.dbMsPerRequest.toFixed(2)} ms${flag}`,
@@ -385,7 +465,23 @@ async function main(): Promise<number> {
       }
     }
 
-    let cycles: CyclesSummary = { runs: [], cyclesPerSec: NaN, cycleP50: NaN, cycleP99: NaN, requestP50: NaN, requestP99: NaN, serverCpuMs: NaN, dbCpuMs: NaN, peakRss: 0, errors: 0, unexpected: 0, violations: 0, eventsChecked: true, verdict: 'missed', notes: ['not run'] };
+    let cycles: CyclesSummary = {
+      runs: [],
+      cyclesPerSec: NaN,
+      cycleP50: NaN,
+      cycleP99: NaN,
+      requestP50: NaN,
+      requestP99: NaN,
+      serverCpuMs: NaN,
+      dbCpuMs: NaN,
+      peakRss: 0,
+      errors: 0,
+      unexpected: 0,
+      violations: 0,
+      eventsChecked: true,
+      verdict: 'missed',
+      notes: ['not run'],
+    };
     if (!wanted || wanted.has('cycles')) {
       log(`link + de-link cycles: ${settings.cycleWorkers} workers`);
       cycles = await runCycles(pool, app, fx.cyclePairs);
@@ -405,7 +501,11 @@ async function main(): Promise<number> {
       mode: quick ? 'quick' : 'full',
       settings: { ...settings, appNodeOptions: nodeOptions.join(' ') },
       machine: await machine(pool),
-      load: { before: loadBefore, after: loadavg()[0], mean: loadSamples.length ? loadSamples.reduce((a, b) => a + b, 0) / loadSamples.length : loadavg()[0] },
+      load: {
+        before: loadBefore,
+        after: loadavg()[0],
+        mean: loadSamples.length ? loadSamples.reduce((a, b) => a + b, 0) / loadSamples.length : loadavg()[0],
+      },
       database: {
         ...inv,
         reused: preparation.reused,
@@ -421,15 +521,24 @@ async function main(): Promise<number> {
     };
     report.targets = targets(report);
 
-    const pssLine = postgresPss ? `; embedded PostgreSQL peak PSS (all its processes): ${(postgresPss.peak / 1024 / 1024).toFixed(0)} MB` : '';
-    console.log(`\n${table(report)}\n\nApp peak RSS: ${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB${pssLine}\n\n${targetsTable(report)}\n`);
+    const pssLine = postgresPss
+      ? `; embedded PostgreSQL peak PSS (all its processes): ${(postgresPss.peak / 1024 / 1024).toFixed(0)} MB`
+      : '';
+    console.log(
+      `\n${table(report)}\n\nApp peak RSS: ${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB${pssLine}\n\n${targetsTable(report)}\n`,
+    );
     for (const s of summaries) for (const n of s.notes) console.log(`${s.id}: ${n}`);
     for (const n of cycles.notes) console.log(`cycles: ${n}`);
     const file = writeResults(report);
     log(`results: ${file}`);
     if (args['write-md'] ?? (!quick && !wanted && !cpuProfDir)) log(`table rewritten in ${rewriteBenchmarksMd(report)}`);
     log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    const broken = summaries.some((s) => s.errors || s.non2xx || s.mismatches) || cycles.errors || cycles.unexpected || cycles.violations || !cycles.eventsChecked;
+    const broken =
+      summaries.some((s) => s.errors || s.non2xx || s.mismatches) ||
+      cycles.errors ||
+      cycles.unexpected ||
+      cycles.violations ||
+      !cycles.eventsChecked;
     if (broken) console.error('\nFLAGGED: errors, non-2xx answers or invariant violations (see above).');
     return broken ? 1 : 0;
   } finally {
@@ -440,7 +549,9 @@ async function main(): Promise<number> {
     await embedded?.stop();
     if (cpuProfDir) {
       for (const file of readdirSync(cpuProfDir).filter((f) => f.endsWith('.cpuprofile'))) {
-        console.log(`\nCPU profile of the app: ${join(cpuProfDir, file)}\n${summariseProfile(JSON.parse(readFileSync(join(cpuProfDir, file), 'utf8')), 30)}`);
+        console.log(
+          `\nCPU profile of the app: ${join(cpuProfDir, file)}\n${summariseProfile(JSON.parse(readFileSync(join(cpuProfDir, file), 'utf8')), 30)}`,
+        );
       }
     }
   }

@@ -32,15 +32,35 @@ export function scenarios(f: Fixtures): Scenario[] {
   // Each picker request: a random endpoint on Hold and a random one of the variant's queries.
   const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)];
   const picker = (queries: string[]) =>
-    Array.from({ length: Math.min(5_000, f.holdEndpointIds.length * queries.length) }, () => `/endpoints/${pick(f.holdEndpointIds)}/sim/new${pick(queries)}`);
+    Array.from(
+      { length: Math.min(5_000, f.holdEndpointIds.length * queries.length) },
+      () => `/endpoints/${pick(f.holdEndpointIds)}/sim/new${pick(queries)}`,
+    );
   const pickerVariants: { id: string; label: string; queries: string[]; headers: Record<string, string> }[] = [
     { id: 'picker-first', label: 'Picker, first page (htmx partial)', queries: [''], headers: HTMX },
-    { id: 'picker-iccid', label: 'Picker, search by 8-digit ICCID prefix (of random Ready SIMs)', queries: f.iccidPrefixes.map((q) => `?q=${q}`), headers: HTMX_RESULTS },
-    { id: 'picker-imsi', label: 'Picker, search by 10-digit IMSI prefix (of random Ready SIMs)', queries: f.imsiPrefixes.map((q) => `?q=${q}`), headers: HTMX_RESULTS },
+    {
+      id: 'picker-iccid',
+      label: 'Picker, search by 8-digit ICCID prefix (of random Ready SIMs)',
+      queries: f.iccidPrefixes.map((q) => `?q=${q}`),
+      headers: HTMX_RESULTS,
+    },
+    {
+      id: 'picker-imsi',
+      label: 'Picker, search by 10-digit IMSI prefix (of random Ready SIMs)',
+      queries: f.imsiPrefixes.map((q) => `?q=${q}`),
+      headers: HTMX_RESULTS,
+    },
     { id: 'picker-page200', label: 'Picker, page 200 (keyset Next)', queries: [`?after=${f.page200After}`], headers: HTMX_RESULTS },
   ];
   const list: Scenario[] = [
-    { id: 'ceiling-static', label: 'Ceiling (a): bare Fastify, constant 5 KB page', server: 'ceiling', paths: ['/static'], headers: {}, expect: '</html>' },
+    {
+      id: 'ceiling-static',
+      label: 'Ceiling (a): bare Fastify, constant 5 KB page',
+      server: 'ceiling',
+      paths: ['/static'],
+      headers: {},
+      expect: '</html>',
+    },
     {
       id: 'endpoint-page',
       label: 'Endpoint page (full page, random endpoints)',

@@ -16,8 +16,7 @@ function newest(dir) {
   return latest;
 }
 
-const stale = !existsSync(built)
-  || Math.max(newest(join(root, 'src')), newest(join(root, 'migrations'))) > statSync(built).mtimeMs;
+const stale = !existsSync(built) || Math.max(newest(join(root, 'src')), newest(join(root, 'migrations'))) > statSync(built).mtimeMs;
 if (stale) {
   console.log('Building SIM Link (dist/ is missing or older than the sources)…');
   execSync('npm run build', { cwd: root, stdio: 'inherit' });

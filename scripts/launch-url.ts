@@ -7,7 +7,9 @@ import { createLaunchToken, LAUNCH_MAX_LIFETIME_SECONDS } from '../src/domain/la
 
 function fail(message: string): never {
   console.error(`launch-url: ${message}`);
-  console.error('usage: npm run launch-url -- --ent SLUG --sub EMAIL --role admin|viewer [--name NAME] [--target /path] [--base URL] [--ttl SECONDS]');
+  console.error(
+    'usage: npm run launch-url -- --ent SLUG --sub EMAIL --role admin|viewer [--name NAME] [--target /path] [--base URL] [--ttl SECONDS]',
+  );
   process.exit(2);
 }
 
@@ -36,7 +38,8 @@ const { ent, sub, role, name, target } = values;
 if (!ent || !sub || !role) fail('--ent, --sub and --role are required');
 if (role !== 'admin' && role !== 'viewer') fail('--role must be admin or viewer');
 const ttl = Number(values.ttl ?? 120);
-if (!Number.isInteger(ttl) || ttl < 1 || ttl > LAUNCH_MAX_LIFETIME_SECONDS) fail(`--ttl must be 1 to ${LAUNCH_MAX_LIFETIME_SECONDS} seconds`);
+if (!Number.isInteger(ttl) || ttl < 1 || ttl > LAUNCH_MAX_LIFETIME_SECONDS)
+  fail(`--ttl must be 1 to ${LAUNCH_MAX_LIFETIME_SECONDS} seconds`);
 const base = values.base ?? process.env.PUBLIC_URL ?? `http://127.0.0.1:${process.env.PORT || 3000}`;
 
 const token = await createLaunchToken(secret, { ent, sub, role, name, target, ttlSeconds: ttl });

@@ -91,7 +91,14 @@ async function main(): Promise<void> {
     // Inside a CRM: the CRM page frames /launch?token=…, which lands on an endpoint; Link SIM in the frame.
     const embedded = await newContext(browser, app.url, SHOT);
     const host = await embedded.context.newPage();
-    const token = await createLaunchToken(secret, { ent: 'acme', sub: 'crm.agent@acme.example', name: 'Cora CRM', role: 'admin', target: '/endpoints?q=Truck%2006', ttlSeconds: 60 });
+    const token = await createLaunchToken(secret, {
+      ent: 'acme',
+      sub: 'crm.agent@acme.example',
+      name: 'Cora CRM',
+      role: 'admin',
+      target: '/endpoints?q=Truck%2006',
+      ttlSeconds: 60,
+    });
     await host.goto(`${crmOrigin}/crm?src=${encodeURIComponent(`${app.url}/launch?token=${token}`)}`);
     const frame = host.getByTitle('SIM Link').contentFrame();
     await frame.getByRole('link', { name: 'Truck 06', exact: true }).click();

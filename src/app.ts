@@ -21,7 +21,6 @@ import { simLinkRoutes } from './web/sim-link.routes.js';
 import { eventsRoutes } from './web/events.routes.js';
 import { simsRoutes } from './web/sims.routes.js';
 
-
 export interface BuildOptions {
   orm: MikroORM;
   config: Config;
@@ -41,17 +40,20 @@ const SECRET_PARAMETERS = new Set(['token', '_csrf']);
 export function redactUrl(url: string): string {
   const start = url.indexOf('?');
   if (start === -1) return url;
-  const pairs = url.slice(start + 1).split('&').map((pair) => {
-    const equals = pair.indexOf('=');
-    const rawName = equals === -1 ? pair : pair.slice(0, equals);
-    let name: string | null;
-    try {
-      name = decodeURIComponent(rawName.replace(/\+/g, ' ')).toLowerCase();
-    } catch {
-      name = null;
-    }
-    return equals !== -1 && (name === null || SECRET_PARAMETERS.has(name)) ? `${rawName}=[redacted]` : pair;
-  });
+  const pairs = url
+    .slice(start + 1)
+    .split('&')
+    .map((pair) => {
+      const equals = pair.indexOf('=');
+      const rawName = equals === -1 ? pair : pair.slice(0, equals);
+      let name: string | null;
+      try {
+        name = decodeURIComponent(rawName.replace(/\+/g, ' ')).toLowerCase();
+      } catch {
+        name = null;
+      }
+      return equals !== -1 && (name === null || SECRET_PARAMETERS.has(name)) ? `${rawName}=[redacted]` : pair;
+    });
   return `${url.slice(0, start + 1)}${pairs.join('&')}`;
 }
 
@@ -60,7 +62,13 @@ function logRequest(request: FastifyRequest) {
   // line, on error pages and in the audit trail) is always one SIM Link made, so no client can choose it.
   const given = request.headers['x-request-id'];
   const clientRequestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : undefined;
-  return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip, ...(clientRequestId ? { clientRequestId } : {}) };
+  return {
+    method: request.method,
+    url: redactUrl(request.url),
+    host: request.host,
+    remoteAddress: request.ip,
+    ...(clientRequestId ? { clientRequestId } : {}),
+  };
 }
 
 /** Whether any key or string in a parsed body holds a NUL; iterative, so no nesting can overflow the stack. */
@@ -91,7 +99,8 @@ function trustProxyOption(trust: Config['trustProxy']) {
 
 export async function buildApp({ orm, config, logger = false }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: typeof logger === 'object' ? { ...logger, serializers: { req: logRequest, ...(logger.serializers as object | undefined) } } : logger,
+    logger:
+      typeof logger === 'object' ? { ...logger, serializers: { req: logRequest, ...(logger.serializers as object | undefined) } } : logger,
     trustProxy: trustProxyOption(config.trustProxy),
     // Always SIM Link's own: it is the reference error pages give and events record (see logRequest).
     genReqId: () => randomUUID(),

@@ -87,7 +87,9 @@ function origins(env: Env, name: string): string[] {
   return raw.split(/[\s,]+/).map((value) => {
     // A wildcard would let any site (or any subdomain, one taken over is enough) frame SIM Link and hear its messages.
     if (value.includes('*')) {
-      throw new ConfigError(`${name} cannot hold wildcards ("${value}"): list each CRM origin exactly, like https://crm.example.com, separated by spaces.`);
+      throw new ConfigError(
+        `${name} cannot hold wildcards ("${value}"): list each CRM origin exactly, like https://crm.example.com, separated by spaces.`,
+      );
     }
     let parsed: URL;
     try {
@@ -112,7 +114,9 @@ function dataDirectory(env: Env): string {
   while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
   try {
     if (VIRTUAL_FILE_SYSTEMS.has(Number(statfsSync(existing).type))) {
-      throw new ConfigError(`DATA_DIR ${dir} is on a virtual file system (${existing} is not a disk); set DATA_DIR to a directory on a disk.`);
+      throw new ConfigError(
+        `DATA_DIR ${dir} is on a virtual file system (${existing} is not a disk); set DATA_DIR to a directory on a disk.`,
+      );
     }
     mkdirSync(dir, { recursive: true });
     if (!statSync(dir).isDirectory()) throw new ConfigError(`DATA_DIR ${dir} is not a directory.`);
@@ -123,10 +127,13 @@ function dataDirectory(env: Env): string {
     if (error instanceof ConfigError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     const why =
-      code === 'EACCES' || code === 'EPERM' ? 'is not writable by this user'
-      : code === 'EROFS' ? 'is on a read-only file system'
-      : code === 'ENOTDIR' || code === 'EEXIST' ? 'is not a directory (or a file is in its path)'
-      : `cannot be used (${code ?? (error as Error).message})`;
+      code === 'EACCES' || code === 'EPERM'
+        ? 'is not writable by this user'
+        : code === 'EROFS'
+          ? 'is on a read-only file system'
+          : code === 'ENOTDIR' || code === 'EEXIST'
+            ? 'is not a directory (or a file is in its path)'
+            : `cannot be used (${code ?? (error as Error).message})`;
     throw new ConfigError(`DATA_DIR ${dir} ${why}; set DATA_DIR to a writable directory.`);
   }
   return dir;
@@ -142,23 +149,30 @@ function trustProxyOf(env: Env, name: string): false | number | string[] {
   const raw = env[name]?.trim();
   if (!raw || ['false', 'no', 'off', '0'].includes(raw.toLowerCase())) return false;
   if (['true', 'yes', 'on'].includes(raw.toLowerCase())) {
-    throw new ConfigError(`${name}=${raw} is not accepted: it would trust every address in X-Forwarded-For, including the ones a client writes itself. Set the number of proxies in front of SIM Link (${name}=1 for one) or their addresses (${name}=10.0.0.0/8,127.0.0.1).`);
+    throw new ConfigError(
+      `${name}=${raw} is not accepted: it would trust every address in X-Forwarded-For, including the ones a client writes itself. Set the number of proxies in front of SIM Link (${name}=1 for one) or their addresses (${name}=10.0.0.0/8,127.0.0.1).`,
+    );
   }
   if (/^[0-9]+$/.test(raw)) {
     const hops = Number(raw);
     if (hops > 10) throw new ConfigError(`${name} as a number is how many proxies are in front of SIM Link, from 1 to 10; got "${raw}".`);
     return hops;
   }
-  return raw.split(/[\s,]+/).filter(Boolean).map((entry) => {
-    if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return entry;
-    const [address, bits, ...rest] = entry.split('/');
-    const family = isIP(address);
-    const max = family === 4 ? 32 : 128;
-    if (family === 0 || rest.length || (bits !== undefined && (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > max))) {
-      throw new ConfigError(`${name} must be a number of proxies (1) or a list of proxy addresses and CIDRs (10.0.0.0/8,127.0.0.1); "${entry}" is not one.`);
-    }
-    return entry;
-  });
+  return raw
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((entry) => {
+      if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return entry;
+      const [address, bits, ...rest] = entry.split('/');
+      const family = isIP(address);
+      const max = family === 4 ? 32 : 128;
+      if (family === 0 || rest.length || (bits !== undefined && (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > max))) {
+        throw new ConfigError(
+          `${name} must be a number of proxies (1) or a list of proxy addresses and CIDRs (10.0.0.0/8,127.0.0.1); "${entry}" is not one.`,
+        );
+      }
+      return entry;
+    });
 }
 
 /** A session secret from the environment, else one generated once and kept in the data directory. */
@@ -207,7 +221,9 @@ export function loadConfig(env: Env = process.env): Config {
   // SIM Link itself speaks plain HTTP: an https PUBLIC_URL means a TLS proxy in front, and only a trusted
   // X-Forwarded-Proto tells a request apart as HTTPS — without it Secure session cookies are never sent.
   if (publicUrl?.startsWith('https:') && trustProxy === false) {
-    throw new ConfigError('PUBLIC_URL is https:// but TRUST_PROXY is off: set TRUST_PROXY to the number of proxies in front of SIM Link (TRUST_PROXY=1) or their addresses, so it trusts the X-Forwarded-Proto of the TLS proxy (its Secure session cookies need it).');
+    throw new ConfigError(
+      'PUBLIC_URL is https:// but TRUST_PROXY is off: set TRUST_PROXY to the number of proxies in front of SIM Link (TRUST_PROXY=1) or their addresses, so it trusts the X-Forwarded-Proto of the TLS proxy (its Secure session cookies need it).',
+    );
   }
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),

@@ -53,10 +53,15 @@ function checkPort(port: number, host: string): Promise<void> {
 async function start() {
   config = loadConfig();
   const started = Date.now();
-  const stream: DestinationStream = config.logFormat === 'pretty' ? pretty({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true }) : pino.destination(1);
+  const stream: DestinationStream =
+    config.logFormat === 'pretty'
+      ? pretty({ colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true })
+      : pino.destination(1);
   const logger = pino({ level: config.logLevel }, stream);
   if (config.port !== 0) await checkPort(config.port, config.host);
-  logger.info(config.databaseUrl ? 'using the PostgreSQL server of DATABASE_URL' : `using the embedded PostgreSQL in ${config.dataDir}/postgres`);
+  logger.info(
+    config.databaseUrl ? 'using the PostgreSQL server of DATABASE_URL' : `using the embedded PostgreSQL in ${config.dataDir}/postgres`,
+  );
   db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, log: (line) => logger.info(line) });
   if (config.seedDemo && (await seedDemo(db.orm.em.fork()))) {
     logger.info('seeded the demo enterprises (sign in as admin@acme.example / demo-password)');

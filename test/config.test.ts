@@ -41,7 +41,9 @@ describe('DATA_DIR', () => {
     const file = join(dir, 'file');
     writeFileSync(file, '');
     expect(() => loadConfig({ ...base, DATA_DIR: file })).toThrow(`DATA_DIR ${file} is not a directory`);
-    expect(() => loadConfig({ ...base, DATA_DIR: join(file, 'x') })).toThrow(`DATA_DIR ${join(file, 'x')} is not a directory (or a file is in its path)`);
+    expect(() => loadConfig({ ...base, DATA_DIR: join(file, 'x') })).toThrow(
+      `DATA_DIR ${join(file, 'x')} is not a directory (or a file is in its path)`,
+    );
     expect(() => loadConfig({ ...base, DATA_DIR: '/proc/self/data' })).toThrow('DATA_DIR /proc/self/data is on a virtual file system');
     expect(() => loadConfig({ ...base, DATA_DIR: '/sys/kernel/simlink' })).toThrow(/is on a virtual file system/);
   });
@@ -56,10 +58,18 @@ describe('DATA_DIR', () => {
     }
     // Root writes anywhere: ask as the unprivileged user `nobody` instead.
     const script = join(dir, 'load.mts');
-    writeFileSync(script, `import { loadConfig } from ${JSON.stringify(fileURLToPath(new URL('../src/config.ts', import.meta.url)))};
-try { loadConfig(${JSON.stringify({ ...base, DATA_DIR: locked })}); console.log('accepted'); } catch (e) { console.log(e.message); }`);
+    writeFileSync(
+      script,
+      `import { loadConfig } from ${JSON.stringify(fileURLToPath(new URL('../src/config.ts', import.meta.url)))};
+try { loadConfig(${JSON.stringify({ ...base, DATA_DIR: locked })}); console.log('accepted'); } catch (e) { console.log(e.message); }`,
+    );
     chmodSync(dir, 0o755);
-    const out = spawnSync(process.execPath, ['--import', 'tsx', script], { uid: 65534, gid: 65534, encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)) });
+    const out = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      uid: 65534,
+      gid: 65534,
+      encoding: 'utf8',
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+    });
     expect(out.stdout.trim()).toBe(`DATA_DIR ${locked} is not writable by this user; set DATA_DIR to a writable directory.`);
   });
 });
@@ -125,7 +135,9 @@ describe('IMPORT_CONCURRENCY', () => {
     expect(MAX_IMPORT_CONCURRENCY * 2).toBeLessThanOrEqual(POOL_SIZE);
     for (const value of ['0', String(MAX_IMPORT_CONCURRENCY + 1), '1.5', 'two', '-1']) {
       expect(() => loadConfig({ ...base, IMPORT_CONCURRENCY: value })).toThrow(
-        new ConfigError(`IMPORT_CONCURRENCY must be a whole number from 1 to ${MAX_IMPORT_CONCURRENCY}; got "${value}". Each import holds one of the ${POOL_SIZE} database connections for its whole length, and at least half of them stay for everyone else.`),
+        new ConfigError(
+          `IMPORT_CONCURRENCY must be a whole number from 1 to ${MAX_IMPORT_CONCURRENCY}; got "${value}". Each import holds one of the ${POOL_SIZE} database connections for its whole length, and at least half of them stay for everyone else.`,
+        ),
       );
     }
   });

@@ -102,7 +102,9 @@ function reachableBinaries(bin: Binaries, owner: { uid: number; gid: number }): 
     renameSync(partial, copy);
   }
   if (!canRun(copied.postgres)) {
-    throw new EmbeddedPostgresError(`running as root, the user "${USER}" cannot run the PostgreSQL binaries, even copied to ${copy}; set DATABASE_URL to a PostgreSQL server instead.`);
+    throw new EmbeddedPostgresError(
+      `running as root, the user "${USER}" cannot run the PostgreSQL binaries, even copied to ${copy}; set DATABASE_URL to a PostgreSQL server instead.`,
+    );
   }
   return copied;
 }
@@ -117,7 +119,9 @@ function runAs(log: (line: string) => void): { uid: number; gid: number } | unde
     spawnSync('groupadd', ['--system', USER]);
     const made = spawnSync('useradd', ['--system', '-g', USER, '--no-create-home', '-s', '/usr/sbin/nologin', USER], { encoding: 'utf8' });
     if (made.status !== 0 && id('-u').status !== 0) {
-      throw new EmbeddedPostgresError(`running as root, and the user "${USER}" to run PostgreSQL as could not be created: ${made.stderr.trim()}`);
+      throw new EmbeddedPostgresError(
+        `running as root, and the user "${USER}" to run PostgreSQL as could not be created: ${made.stderr.trim()}`,
+      );
     }
   }
   return { uid: Number(id('-u').stdout.trim()), gid: Number(id('-g').stdout.trim()) };
@@ -165,7 +169,9 @@ function lockDataDir(dataDir: string): () => void {
     }
     const owner = Number.parseInt(readFileSync(file, 'utf8'), 10);
     if (Number.isInteger(owner) && owner !== process.pid && alive(owner) && isNode(owner)) {
-      throw new EmbeddedPostgresError(`the data directory ${dataDir} is in use by SIM Link process ${owner}; stop it first, or set DATA_DIR to another directory.`);
+      throw new EmbeddedPostgresError(
+        `the data directory ${dataDir} is in use by SIM Link process ${owner}; stop it first, or set DATA_DIR to another directory.`,
+      );
     }
     // The owner is gone (killed, or the machine restarted): the lock is stale.
     rmSync(file, { force: true });
@@ -182,7 +188,9 @@ async function stopOrphan(pgDir: string, log: (line: string) => void): Promise<v
   log(`a PostgreSQL (pid ${pid}) was left running on ${pgDir} by a SIM Link that did not stop cleanly; stopping it`);
   process.kill(pid, 'SIGINT'); // fast shutdown: roll back what was open, checkpoint, exit
   if (!(await exited(pid, 30_000))) {
-    throw new EmbeddedPostgresError(`the PostgreSQL left running on ${pgDir} (pid ${pid}) did not stop within 30 s; stop it (kill ${pid}) and start again.`);
+    throw new EmbeddedPostgresError(
+      `the PostgreSQL left running on ${pgDir} (pid ${pid}) did not stop within 30 s; stop it (kill ${pid}) and start again.`,
+    );
   }
 }
 
@@ -218,7 +226,15 @@ function initdb(bin: Binaries, pgDir: string, password: string, owner: { uid: nu
   try {
     const result = spawnSync(
       bin.initdb,
-      [`--pgdata=${pgDir}`, `--username=${USER}`, `--pwfile=${pwFile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--no-instructions'],
+      [
+        `--pgdata=${pgDir}`,
+        `--username=${USER}`,
+        `--pwfile=${pwFile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-instructions',
+      ],
       { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, ...owner },
     );
     if (result.status !== 0) {
@@ -231,18 +247,30 @@ function initdb(bin: Binaries, pgDir: string, password: string, owner: { uid: nu
 }
 
 /** Starts the postmaster detached (its own session: a Ctrl-C meant for the app does not reach it). */
-async function startPostmaster(bin: Binaries, pgDir: string, socketDir: string, logFile: string, owner: { uid: number; gid: number } | undefined): Promise<ChildProcess> {
+async function startPostmaster(
+  bin: Binaries,
+  pgDir: string,
+  socketDir: string,
+  logFile: string,
+  owner: { uid: number; gid: number } | undefined,
+): Promise<ChildProcess> {
   const logFd = openSync(logFile, 'a', 0o600);
   if (owner) chownSync(logFile, owner.uid, owner.gid);
   const child = spawn(
     bin.postgres,
     [
-      '-D', pgDir,
-      '-p', String(PORT),
-      '-c', 'listen_addresses=',
-      '-c', `unix_socket_directories=${socketDir}`,
-      '-c', 'unix_socket_permissions=0700',
-      '-c', 'max_connections=100',
+      '-D',
+      pgDir,
+      '-p',
+      String(PORT),
+      '-c',
+      'listen_addresses=',
+      '-c',
+      `unix_socket_directories=${socketDir}`,
+      '-c',
+      'unix_socket_permissions=0700',
+      '-c',
+      'max_connections=100',
     ],
     { detached: true, stdio: ['ignore', logFd, logFd], env: { ...process.env, LC_MESSAGES: 'C' }, ...owner },
   );
@@ -315,7 +343,9 @@ export async function startEmbeddedPostgres(dataDir: string, options: StartOptio
     if (owner) reachable(dataDir, owner);
     if (!existsSync(join(pgDir, 'PG_VERSION'))) {
       if (existsSync(join(dataDir, 'PG_VERSION'))) {
-        log(`${dataDir} also holds a database of an earlier SIM Link (PGlite); it is not read — delete its files once you no longer need them`);
+        log(
+          `${dataDir} also holds a database of an earlier SIM Link (PGlite); it is not read — delete its files once you no longer need them`,
+        );
       }
       rmSync(pgDir, { recursive: true, force: true }); // a half-made directory of an interrupted initdb
       const password = randomBytes(24).toString('base64url');

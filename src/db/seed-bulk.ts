@@ -30,7 +30,7 @@ function arrayLiteral(values: (string | null)[]): string {
 export async function seedBulk(em: EntityManager, options: BulkOptions): Promise<BulkResult> {
   const started = Date.now();
   const log = options.log ?? (() => {});
-    const [enterprise] = await em.execute<{ id: number }[]>('select id from enterprise where slug = ?', [options.enterprise]);
+  const [enterprise] = await em.execute<{ id: number }[]>('select id from enterprise where slug = ?', [options.enterprise]);
   if (!enterprise) throw new Error(`No enterprise with slug "${options.enterprise}". Start the app once to seed the demo, or create it.`);
   const enterpriseId = enterprise.id;
 
@@ -41,7 +41,7 @@ export async function seedBulk(em: EntityManager, options: BulkOptions): Promise
   );
   let serial = last ? Number(last) : 0;
 
-  for (let done = 0; done < options.sims; ) {
+  for (let done = 0; done < options.sims;) {
     const size = Math.min(BATCH, options.sims - done);
     const iccids: string[] = [];
     const imsis: string[] = [];
@@ -63,10 +63,8 @@ export async function seedBulk(em: EntityManager, options: BulkOptions): Promise
     if (done % 100_000 === 0 || done === options.sims) log(`SIMs: ${done.toLocaleString('en')} / ${options.sims.toLocaleString('en')}`);
   }
 
-  const [{ first }] = await em.execute<{ first: number }[]>(
-    `select coalesce(max(id), 0) + 1 as first from endpoint`,
-  );
-  for (let done = 0; done < options.endpoints; ) {
+  const [{ first }] = await em.execute<{ first: number }[]>(`select coalesce(max(id), 0) + 1 as first from endpoint`);
+  for (let done = 0; done < options.endpoints;) {
     const size = Math.min(BATCH * 10, options.endpoints - done);
     // No IMEI: an IMEI belongs to one endpoint of an enterprise (endpoint_imei_unique), and runs repeat.
     await em.execute(
@@ -87,7 +85,7 @@ export async function seedBulk(em: EntityManager, options: BulkOptions): Promise
     await em.execute('analyze sim');
     await em.execute('analyze endpoint');
     await em.transactional(async (tx) => {
-            await tx.execute(
+      await tx.execute(
         `create temporary table bulk_pairs on commit drop as
          select e.id as endpoint_id, s.id as sim_id, (array['pre_active', 'active', 'suspended'])[1 + e.rn % 3] as status
          from (select id, row_number() over (order by id) as rn from endpoint

@@ -4,7 +4,15 @@
 import { ref } from '@mikro-orm/core';
 import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import { actorOf } from '../domain/accounts.js';
-import { EndpointSchema, EnterpriseSchema, SimSchema, UserSchema, type Endpoint, type EndpointStatus, type EventAction } from '../domain/entities.js';
+import {
+  EndpointSchema,
+  EnterpriseSchema,
+  SimSchema,
+  UserSchema,
+  type Endpoint,
+  type EndpointStatus,
+  type EventAction,
+} from '../domain/entities.js';
 import { recordEvent, type EventContext } from '../domain/events.js';
 import { hashPassword } from '../domain/passwords.js';
 import { eidFor, iccidFor, imeiFor, imsiFor, msisdnFor } from './generate-identifiers.js';
@@ -135,7 +143,8 @@ async function seedEnterprise(tx: EntityManager, demo: DemoEnterprise, passwordH
     const step = (action: EventAction, from: string, to: string, simFrom: string, simTo: string) =>
       recordEvent(tx, ctx, action, { endpoint, iccid: sim.iccid, endpointStatus: [from, to], simStatus: [simFrom, simTo] });
     await step('sim.linked', 'hold', linkedAs, 'ready', linkedAs);
-    if (status !== 'pre_active' && linkedAs === 'pre_active') await step('endpoint.activated', 'pre_active', 'active', 'pre_active', 'active');
+    if (status !== 'pre_active' && linkedAs === 'pre_active')
+      await step('endpoint.activated', 'pre_active', 'active', 'pre_active', 'active');
     if (status === 'suspended') await step('endpoint.suspended', 'active', 'suspended', 'active', 'suspended');
   }
 }

@@ -50,7 +50,12 @@ export const EVENT_ACTIONS = [
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
 /** created_at / updated_at: set by the unit of work (onCreate/onUpdate); the database's default covers other writers. */
-const createdAt = () => p.datetime().columnType('timestamptz').defaultRaw('now()').onCreate(() => new Date());
+const createdAt = () =>
+  p
+    .datetime()
+    .columnType('timestamptz')
+    .defaultRaw('now()')
+    .onCreate(() => new Date());
 const updatedAt = () => createdAt().onUpdate(() => new Date());
 /** Foreign keys of the migrations: `references x (id)` — no cascade on update (MikroORM's default). */
 const NO_ACTION = 'no action';
@@ -100,13 +105,17 @@ export const EndpointSchema = defineEntity({
     /** Collation "C" in the database (prefix search); MikroORM 6 does not compare collations — test/db/schema.test.ts does. */
     imei: p.string().length(15).nullable(),
     activateImmediately: p.boolean().default(false),
-    status: p.enum([...ENDPOINT_STATUSES]).columnType('varchar(12)').default('hold'),
+    status: p
+      .enum([...ENDPOINT_STATUSES])
+      .columnType('varchar(12)')
+      .default('hold'),
     /**
      * The linked SIM. Its foreign key is the composite, deferred endpoint_sim_link_fk (sim_id, id, enterprise_id,
      * status) → sim (id, endpoint_id, enterprise_id, status), which MikroORM cannot declare (a foreign key to
      * columns other than the primary key): so no single-column key here, and the test compares that one apart.
      */
-    sim: () => p.oneToOne(SimSchema).owner().nullable().ref().fieldName('sim_id').createForeignKeyConstraint(false).unique('endpoint_sim_id_unique'),
+    sim: () =>
+      p.oneToOne(SimSchema).owner().nullable().ref().fieldName('sim_id').createForeignKeyConstraint(false).unique('endpoint_sim_id_unique'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -114,12 +123,18 @@ export const EndpointSchema = defineEntity({
     // The target of sim_endpoint_link_fk.
     { name: 'endpoint_link_key', properties: ['id', 'sim', 'enterprise', 'status'] },
     // One IMEI per device within an enterprise (Migration20261203100000_unique_imei).
-    { name: 'endpoint_imei_unique', expression: 'create unique index endpoint_imei_unique on endpoint (enterprise_id, imei) where imei is not null' },
+    {
+      name: 'endpoint_imei_unique',
+      expression: 'create unique index endpoint_imei_unique on endpoint (enterprise_id, imei) where imei is not null',
+    },
   ],
   indexes: [
     { name: 'endpoint_list_idx', properties: ['enterprise', 'name', 'id'] },
     { name: 'endpoint_status_list_idx', properties: ['enterprise', 'status', 'name', 'id'] },
-    { name: 'endpoint_name_prefix_idx', expression: 'create index endpoint_name_prefix_idx on endpoint (enterprise_id, lower(name) text_pattern_ops)' },
+    {
+      name: 'endpoint_name_prefix_idx',
+      expression: 'create index endpoint_name_prefix_idx on endpoint (enterprise_id, lower(name) text_pattern_ops)',
+    },
   ],
   checks: [
     { name: 'endpoint_name_check', expression: 'length(btrim(name)) >= 1 and length(btrim(name)) <= 100' },
@@ -139,9 +154,20 @@ export const SimSchema = defineEntity({
     imsi: p.string().length(15).unique('sim_imsi_unique'),
     eid: p.string().length(32).nullable().unique('sim_eid_unique'),
     msisdn: p.string().length(15).nullable(),
-    status: p.enum([...SIM_STATUSES]).columnType('varchar(12)').default('ready'),
+    status: p
+      .enum([...SIM_STATUSES])
+      .columnType('varchar(12)')
+      .default('ready'),
     /** The linked endpoint; its foreign key is the composite sim_endpoint_link_fk (see Endpoint.sim). */
-    endpoint: () => p.oneToOne(EndpointSchema).owner().nullable().ref().fieldName('endpoint_id').createForeignKeyConstraint(false).unique('sim_endpoint_id_unique'),
+    endpoint: () =>
+      p
+        .oneToOne(EndpointSchema)
+        .owner()
+        .nullable()
+        .ref()
+        .fieldName('endpoint_id')
+        .createForeignKeyConstraint(false)
+        .unique('sim_endpoint_id_unique'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -153,7 +179,10 @@ export const SimSchema = defineEntity({
     // The SIM picker: Ready to Activate SIMs of one enterprise in ICCID order (keyset), and prefix search.
     { name: 'sim_ready_iccid_idx', expression: `create index sim_ready_iccid_idx on sim (enterprise_id, iccid) where status = 'ready'` },
     { name: 'sim_ready_imsi_idx', expression: `create index sim_ready_imsi_idx on sim (enterprise_id, imsi) where status = 'ready'` },
-    { name: 'sim_ready_eid_idx', expression: `create index sim_ready_eid_idx on sim (enterprise_id, eid) where status = 'ready' and eid is not null` },
+    {
+      name: 'sim_ready_eid_idx',
+      expression: `create index sim_ready_eid_idx on sim (enterprise_id, eid) where status = 'ready' and eid is not null`,
+    },
     // The inventory: all SIMs of one enterprise in ICCID order, optionally of one status.
     { name: 'sim_list_idx', properties: ['enterprise', 'iccid'] },
     { name: 'sim_status_list_idx', properties: ['enterprise', 'status', 'iccid'] },
@@ -182,7 +211,8 @@ export const EventSchema = defineEntity({
     actorId: p.integer().nullable(),
     actorName: p.string().length(200),
     action: p.enum([...EVENT_ACTIONS]).columnType('varchar(40)'),
-    endpoint: () => p.manyToOne(EndpointSchema).ref().nullable().foreignKeyName('event_endpoint_id_fkey').updateRule(NO_ACTION).deleteRule(NO_ACTION),
+    endpoint: () =>
+      p.manyToOne(EndpointSchema).ref().nullable().foreignKeyName('event_endpoint_id_fkey').updateRule(NO_ACTION).deleteRule(NO_ACTION),
     endpointName: p.string().length(100).nullable(),
     simIccid: p.string().length(20).nullable(),
     endpointStatusBefore: p.string().length(20).nullable(),
@@ -199,7 +229,10 @@ export const EventSchema = defineEntity({
   indexes: [
     { name: 'event_enterprise_idx', expression: 'create index event_enterprise_idx on event (enterprise_id, id desc)' },
     { name: 'event_action_idx', expression: 'create index event_action_idx on event (enterprise_id, action, id desc)' },
-    { name: 'event_endpoint_idx', expression: 'create index event_endpoint_idx on event (endpoint_id, id desc) where endpoint_id is not null' },
+    {
+      name: 'event_endpoint_idx',
+      expression: 'create index event_endpoint_idx on event (endpoint_id, id desc) where endpoint_id is not null',
+    },
   ],
 });
 export type Event = InferEntity<typeof EventSchema>;
@@ -268,6 +301,13 @@ export const RateLimitCounterSchema = defineEntity({
 export type RateLimitCounter = InferEntity<typeof RateLimitCounterSchema>;
 
 export const entities = [
-  EnterpriseSchema, UserSchema, EndpointSchema, SimSchema, EventSchema, SessionSchema, OperationKeySchema, LaunchTokenUseSchema,
+  EnterpriseSchema,
+  UserSchema,
+  EndpointSchema,
+  SimSchema,
+  EventSchema,
+  SessionSchema,
+  OperationKeySchema,
+  LaunchTokenUseSchema,
   RateLimitCounterSchema,
 ];

@@ -52,7 +52,10 @@ export class ValidationError extends DomainError {
 /** Not now: too much of something is going on (e.g. imports); the message says when to try again. */
 export class TooManyRequestsError extends DomainError {
   readonly kind = 'too_many_requests';
-  constructor(message: string, readonly retryAfterSeconds: number) {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
     super(message);
   }
 }

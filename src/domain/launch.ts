@@ -49,13 +49,18 @@ const MESSAGES: Record<LaunchRefusal, string> = {
   replayed: 'This link to SIM Link was already used. Open SIM Link again from your CRM.',
   unknown_enterprise: 'Your CRM account cannot be matched to a SIM Link account. Ask your administrator.',
   other_enterprise: 'Your CRM account cannot be matched to a SIM Link account. Ask your administrator.',
-  bad_name: 'Your name in the CRM contains invisible or text-direction characters, which SIM Link does not accept in names. Ask your administrator to correct it.',
-  not_framed: 'This link opens SIM Link inside your CRM’s page only, and it was opened on its own, so it was not used. Open SIM Link again from your CRM.',
+  bad_name:
+    'Your name in the CRM contains invisible or text-direction characters, which SIM Link does not accept in names. Ask your administrator to correct it.',
+  not_framed:
+    'This link opens SIM Link inside your CRM’s page only, and it was opened on its own, so it was not used. Open SIM Link again from your CRM.',
 };
 
 /** A refused launch: 401, no session. `reason` is for the log; the message is for the person. */
 export class LaunchRefusedError extends UnauthorizedError {
-  constructor(readonly reason: LaunchRefusal, readonly detail?: string) {
+  constructor(
+    readonly reason: LaunchRefusal,
+    readonly detail?: string,
+  ) {
     super(MESSAGES[reason]);
   }
 }
@@ -117,13 +122,15 @@ export async function verifyLaunchToken(token: unknown, secret: string | undefin
   if (typeof sub !== 'string' || !EMAIL.test(sub.trim()) || sub.trim().length > 254) {
     throw new LaunchRefusedError('missing_claims', 'sub is not an email address');
   }
-  if (typeof jti !== 'string' || !JTI.test(jti)) throw new LaunchRefusedError('missing_claims', 'jti must be 8 to 200 printable characters');
+  if (typeof jti !== 'string' || !JTI.test(jti))
+    throw new LaunchRefusedError('missing_claims', 'jti must be 8 to 200 printable characters');
   if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) {
     throw new LaunchRefusedError('bad_role', `role ${JSON.stringify(role)} is not one of ${ROLES.join(', ')}`);
   }
   if (name !== undefined && typeof name !== 'string') throw new LaunchRefusedError('missing_claims', 'name is not a string');
   // The name goes into pages and the audit trail: it must read as what it is.
-  if (typeof name === 'string' && hasHiddenCharacters(name)) throw new LaunchRefusedError('bad_name', 'name holds bidi-control or zero-width characters');
+  if (typeof name === 'string' && hasHiddenCharacters(name))
+    throw new LaunchRefusedError('bad_name', 'name holds bidi-control or zero-width characters');
   const displayName = typeof name === 'string' && name.trim() ? name.trim().slice(0, 200) : null;
   return { ent, email: sub.trim().toLowerCase(), name: displayName, role: role as Role, exp, jti, target: launchTarget(target) };
 }
@@ -186,7 +193,11 @@ function launch(em: EntityManager, claims: LaunchClaims): Promise<LaunchResult> 
     const created = !user;
     if (!user) {
       user = tx.create(UserSchema, {
-        enterprise, email: claims.email, displayName: claims.name ?? claims.email, role: claims.role, passwordHash: null,
+        enterprise,
+        email: claims.email,
+        displayName: claims.name ?? claims.email,
+        role: claims.role,
+        passwordHash: null,
       });
     } else {
       if (user.enterprise.id !== enterprise.id) {

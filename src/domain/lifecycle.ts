@@ -53,7 +53,8 @@ export interface Outcome {
 }
 
 export const CONFLICT_SIM_TAKEN = 'This SIM was just linked to another endpoint. Choose another SIM.';
-const CONFLICT_CONCURRENT = 'Someone else changed this endpoint or SIM at the same moment. Nothing was changed; look at it again and retry.';
+const CONFLICT_CONCURRENT =
+  'Someone else changed this endpoint or SIM at the same moment. Nothing was changed; look at it again and retry.';
 
 const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
 
@@ -106,7 +107,14 @@ async function once(
   try {
     await tx.begin();
     const outcome = await work(tx);
-    if (ctx.key) await tx.insert(OperationKeySchema, { key: ctx.key, enterprise: ctx.actor.enterpriseId, userId: ctx.actor.id, action, outcome: { ...outcome } });
+    if (ctx.key)
+      await tx.insert(OperationKeySchema, {
+        key: ctx.key,
+        enterprise: ctx.actor.enterpriseId,
+        userId: ctx.actor.id,
+        action,
+        outcome: { ...outcome },
+      });
     await tx.commit();
     return { ...outcome, replayed: false };
   } catch (error) {
@@ -142,7 +150,11 @@ async function replay(em: EntityManager, ctx: OperationContext, action: string):
  * call (query builder, then knex) cost about 0.45 ms of Node CPU per link + de-link (measured with
  * bench/lifecycle-rate.ts).
  */
-async function lockOne<T extends object>(tx: EntityManager, entity: EntitySchema<T>, where: Record<string, string | number>): Promise<T | null> {
+async function lockOne<T extends object>(
+  tx: EntityManager,
+  entity: EntitySchema<T>,
+  where: Record<string, string | number>,
+): Promise<T | null> {
   const keys = Object.keys(where);
   const query = lockQuery(tx, entity, keys);
   const params = query.slots.map((slot, i) => (slot >= 0 ? where[keys[slot]] : query.bindings[i]));
@@ -151,7 +163,11 @@ async function lockOne<T extends object>(tx: EntityManager, entity: EntitySchema
 }
 
 /** A compiled SELECT … FOR UPDATE, and where each of its bindings comes from: a `where` value by index, or the compiled constant (-1). */
-interface LockQuery { sql: string; bindings: readonly unknown[]; slots: number[] }
+interface LockQuery {
+  sql: string;
+  bindings: readonly unknown[];
+  slots: number[];
+}
 const lockQueries = new Map<string, LockQuery>();
 
 function lockQuery<T extends object>(tx: EntityManager, entity: EntitySchema<T>, keys: string[]): LockQuery {
@@ -161,9 +177,17 @@ function lockQuery<T extends object>(tx: EntityManager, entity: EntitySchema<T>,
     // Compiled with a placeholder value per column, found again among the bindings to learn their positions.
     const placeholders = keys.map((key, i) => `lock:${i}:${key}`);
     const where = Object.fromEntries(keys.map((key, i) => [key, placeholders[i]])) as FilterQuery<T>;
-    const compiled = tx.createQueryBuilder(entity).select('*').where(where).setLockMode(LockMode.PESSIMISTIC_WRITE).limit(1).getKnexQuery().toSQL();
+    const compiled = tx
+      .createQueryBuilder(entity)
+      .select('*')
+      .where(where)
+      .setLockMode(LockMode.PESSIMISTIC_WRITE)
+      .limit(1)
+      .getKnexQuery()
+      .toSQL();
     const slots = compiled.bindings.map((binding) => placeholders.indexOf(binding as string));
-    if (placeholders.some((_, i) => slots.filter((slot) => slot === i).length !== 1)) throw new Error(`The lock query for ${cacheKey} does not bind each value once`);
+    if (placeholders.some((_, i) => slots.filter((slot) => slot === i).length !== 1))
+      throw new Error(`The lock query for ${cacheKey} does not bind each value once`);
     query = { sql: compiled.sql, bindings: compiled.bindings, slots };
     lockQueries.set(cacheKey, query);
   }
@@ -179,7 +203,7 @@ async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId
 
 /** The endpoint's own SIM, locked (after the endpoint: the lock order). */
 async function lockLinkedSim(tx: EntityManager, endpoint: Endpoint): Promise<Sim> {
-  const sim = endpoint.sim && await lockOne(tx, SimSchema, { id: endpoint.sim.id, endpoint: endpoint.id });
+  const sim = endpoint.sim && (await lockOne(tx, SimSchema, { id: endpoint.sim.id, endpoint: endpoint.id }));
   // The database keeps the link symmetric; a SIM that does not point back is a link changing under us.
   if (!sim) throw new ConflictError(CONFLICT_CONCURRENT);
   return sim;
@@ -206,10 +230,20 @@ export async function linkSim(em: EntityManager, ctx: OperationContext, endpoint
     if (!sim) throw new NotFoundError('SIM');
     if (sim.status !== 'ready') throw new ConflictError(CONFLICT_SIM_TAKEN);
     const status = link(endpoint, sim);
-    await recordEvent(tx, ctx, 'sim.linked', { endpoint, iccid: sim.iccid, endpointStatus: ['hold', status], simStatus: ['ready', status] });
+    await recordEvent(tx, ctx, 'sim.linked', {
+      endpoint,
+      iccid: sim.iccid,
+      endpointStatus: ['hold', status],
+      simStatus: ['ready', status],
+    });
     return {
-      operation: 'link', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: status,
-      iccid: sim.iccid, simStatus: status, message: `SIM ${sim.iccid} linked successfully`,
+      operation: 'link',
+      endpointId: endpoint.id,
+      endpointName: endpoint.name,
+      endpointStatus: status,
+      iccid: sim.iccid,
+      simStatus: status,
+      message: `SIM ${sim.iccid} linked successfully`,
     };
   });
 }
@@ -226,10 +260,20 @@ export async function delinkSim(em: EntityManager, ctx: OperationContext, endpoi
     endpoint.sim = null;
     sim.status = 'ready';
     sim.endpoint = null;
-    await recordEvent(tx, ctx, 'sim.delinked', { endpoint, iccid: sim.iccid, endpointStatus: [before, 'hold'], simStatus: [before, 'ready'] });
+    await recordEvent(tx, ctx, 'sim.delinked', {
+      endpoint,
+      iccid: sim.iccid,
+      endpointStatus: [before, 'hold'],
+      simStatus: [before, 'ready'],
+    });
     return {
-      operation: 'delink', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: 'hold',
-      iccid: sim.iccid, simStatus: 'ready', message: `SIM ${sim.iccid} de-linked successfully`,
+      operation: 'delink',
+      endpointId: endpoint.id,
+      endpointName: endpoint.name,
+      endpointStatus: 'hold',
+      iccid: sim.iccid,
+      simStatus: 'ready',
+      message: `SIM ${sim.iccid} de-linked successfully`,
     };
   });
 }
@@ -259,15 +303,23 @@ async function transition(em: EntityManager, ctx: OperationContext, endpointId: 
     sim.status = t.to;
     await recordEvent(tx, ctx, t.action, { endpoint, iccid: sim.iccid, endpointStatus: [t.from, t.to], simStatus: [t.from, t.to] });
     return {
-      operation: t.operation, endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: t.to,
-      iccid: sim.iccid, simStatus: t.to, message: `Endpoint '${endpoint.name}' ${t.verb} successfully`,
+      operation: t.operation,
+      endpointId: endpoint.id,
+      endpointName: endpoint.name,
+      endpointStatus: t.to,
+      iccid: sim.iccid,
+      simStatus: t.to,
+      message: `Endpoint '${endpoint.name}' ${t.verb} successfully`,
     };
   });
 }
 
-export const activateEndpoint = (em: EntityManager, ctx: OperationContext, endpointId: number) => transition(em, ctx, endpointId, TRANSITIONS.activate);
-export const suspendEndpoint = (em: EntityManager, ctx: OperationContext, endpointId: number) => transition(em, ctx, endpointId, TRANSITIONS.suspend);
-export const resumeEndpoint = (em: EntityManager, ctx: OperationContext, endpointId: number) => transition(em, ctx, endpointId, TRANSITIONS.resume);
+export const activateEndpoint = (em: EntityManager, ctx: OperationContext, endpointId: number) =>
+  transition(em, ctx, endpointId, TRANSITIONS.activate);
+export const suspendEndpoint = (em: EntityManager, ctx: OperationContext, endpointId: number) =>
+  transition(em, ctx, endpointId, TRANSITIONS.suspend);
+export const resumeEndpoint = (em: EntityManager, ctx: OperationContext, endpointId: number) =>
+  transition(em, ctx, endpointId, TRANSITIONS.resume);
 
 export interface CreateEndpointInput {
   name: string;
@@ -307,7 +359,9 @@ function endpointWithImei(em: EntityManager, enterpriseId: number, imei: string)
 }
 
 const imeiInUse = (imei: string, holder: { name: string }) =>
-  new ValidationError([{ field: 'imei', message: `IMEI ${imei} is already used by endpoint '${holder.name}'; a device has one IMEI, so check the number` }]);
+  new ValidationError([
+    { field: 'imei', message: `IMEI ${imei} is already used by endpoint '${holder.name}'; a device has one IMEI, so check the number` },
+  ]);
 
 export async function createEndpoint(em: EntityManager, ctx: OperationContext, input: CreateEndpointInput): Promise<Outcome> {
   requireAdmin(ctx.actor);
@@ -317,7 +371,11 @@ export async function createEndpoint(em: EntityManager, ctx: OperationContext, i
   } catch (error) {
     // Two creates with one IMEI at the same moment both pass the check below; the partial unique index
     // (endpoint_imei_unique) stops the second, which gets the same words as if it had come later.
-    if (values.imei && error instanceof ConflictError && String((error.cause as Error | undefined)?.message).includes('endpoint_imei_unique')) {
+    if (
+      values.imei &&
+      error instanceof ConflictError &&
+      String((error.cause as Error | undefined)?.message).includes('endpoint_imei_unique')
+    ) {
       const holder = await endpointWithImei(em.fork(), ctx.actor.enterpriseId, values.imei);
       if (holder) throw imeiInUse(values.imei, holder);
     }
@@ -332,17 +390,32 @@ function insertEndpoint(em: EntityManager, ctx: OperationContext, values: Return
       if (holder) throw imeiInUse(values.imei, holder);
     }
     // The SIM to link at once, locked (the new endpoint needs no lock: no one else can see it yet).
-    const wanted: Record<string, string | number> | null = values.simId ? { id: values.simId } : values.iccid ? { iccid: values.iccid } : null;
+    const wanted: Record<string, string | number> | null = values.simId
+      ? { id: values.simId }
+      : values.iccid
+        ? { iccid: values.iccid }
+        : null;
     const sim = wanted ? await lockOne(tx, SimSchema, { ...wanted, enterprise: ctx.actor.enterpriseId }) : null;
     if (wanted && !sim) {
-      throw new ValidationError([{ field: 'iccid', message: values.iccid ? `There is no SIM with ICCID ${values.iccid} in your inventory` : 'That SIM is not in your inventory' }]);
+      throw new ValidationError([
+        {
+          field: 'iccid',
+          message: values.iccid ? `There is no SIM with ICCID ${values.iccid} in your inventory` : 'That SIM is not in your inventory',
+        },
+      ]);
     }
     if (sim && sim.status !== 'ready') {
-      throw new ValidationError([{ field: 'iccid', message: `SIM ${sim.iccid} is ${simStatusLabel(sim.status)}, not Ready to Activate; choose another SIM` }]);
+      throw new ValidationError([
+        { field: 'iccid', message: `SIM ${sim.iccid} is ${simStatusLabel(sim.status)}, not Ready to Activate; choose another SIM` },
+      ]);
     }
     const endpoint = tx.create(EndpointSchema, {
-      enterprise: ctx.actor.enterpriseId, name: values.name, imei: values.imei, activateImmediately: values.activateImmediately,
-      status: 'hold', sim: null,
+      enterprise: ctx.actor.enterpriseId,
+      name: values.name,
+      imei: values.imei,
+      activateImmediately: values.activateImmediately,
+      status: 'hold',
+      sim: null,
     });
     const status = sim ? link(endpoint, sim) : null;
     // Inserts the endpoint (already linked, when it has a SIM): its id goes into the events and the outcome.
@@ -350,14 +423,28 @@ function insertEndpoint(em: EntityManager, ctx: OperationContext, values: Return
     await recordEvent(tx, ctx, 'endpoint.created', { endpoint, iccid: null, endpointStatus: [null, 'hold'], simStatus: [null, null] });
     if (!sim || !status) {
       return {
-        operation: 'create', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: 'hold',
-        iccid: null, simStatus: null, message: `Endpoint '${endpoint.name}' created successfully`,
+        operation: 'create',
+        endpointId: endpoint.id,
+        endpointName: endpoint.name,
+        endpointStatus: 'hold',
+        iccid: null,
+        simStatus: null,
+        message: `Endpoint '${endpoint.name}' created successfully`,
       };
     }
-    await recordEvent(tx, ctx, 'sim.linked', { endpoint, iccid: sim.iccid, endpointStatus: ['hold', status], simStatus: ['ready', status] });
+    await recordEvent(tx, ctx, 'sim.linked', {
+      endpoint,
+      iccid: sim.iccid,
+      endpointStatus: ['hold', status],
+      simStatus: ['ready', status],
+    });
     return {
-      operation: 'create', endpointId: endpoint.id, endpointName: endpoint.name, endpointStatus: status,
-      iccid: sim.iccid, simStatus: status,
+      operation: 'create',
+      endpointId: endpoint.id,
+      endpointName: endpoint.name,
+      endpointStatus: status,
+      iccid: sim.iccid,
+      simStatus: status,
       message: `Endpoint '${endpoint.name}' created successfully; SIM ${sim.iccid} linked, both ${endpointStatusLabel(status)}`,
     };
   });

@@ -75,8 +75,17 @@ const REQUIRED: Column[] = ['iccid', 'imsi'];
 const FIELD_LABEL: Record<Column, string> = { iccid: 'ICCID', imsi: 'IMSI', eid: 'EID', msisdn: 'MSISDN' };
 
 /** Media types a browser or tool may give a CSV file (Windows with Excel says vnd.ms-excel). */
-const CSV_TYPES = new Set(['', 'text/csv', 'text/plain', 'text/x-csv', 'text/comma-separated-values', 'application/csv',
-  'application/x-csv', 'application/vnd.ms-excel', 'application/octet-stream']);
+const CSV_TYPES = new Set([
+  '',
+  'text/csv',
+  'text/plain',
+  'text/x-csv',
+  'text/comma-separated-values',
+  'application/csv',
+  'application/x-csv',
+  'application/vnd.ms-excel',
+  'application/octet-stream',
+]);
 
 export interface RefusalLimit {
   /** Refused imports (files with problems) an enterprise may have within the window… */
@@ -149,7 +158,10 @@ export class ImportsBusyError extends TooManyRequestsError {
 /** The enterprise had too many refused imports lately: its imports wait until the oldest leaves the window. */
 export class ImportsPausedError extends TooManyRequestsError {
   constructor(limit: RefusalLimit, retryAfterSeconds: number) {
-    const window = limit.windowMs % 3_600_000 === 0 ? `${limit.windowMs / 3_600_000 === 1 ? 'hour' : `${limit.windowMs / 3_600_000} hours`}` : `${Math.round(limit.windowMs / 60_000)} minutes`;
+    const window =
+      limit.windowMs % 3_600_000 === 0
+        ? `${limit.windowMs / 3_600_000 === 1 ? 'hour' : `${limit.windowMs / 3_600_000} hours`}`
+        : `${Math.round(limit.windowMs / 60_000)} minutes`;
     const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
     super(
       `${limit.max} imports of this enterprise were refused in the last ${window} because their files had problems. ` +
@@ -260,7 +272,9 @@ export async function importSims(
   const started = Date.now();
   const type = (file.mimetype ?? '').split(';')[0].trim().toLowerCase();
   if (!CSV_TYPES.has(type) && !type.startsWith('text/')) {
-    throw new ImportFileError(`The file must be a CSV file (comma-separated values). ${describe(file)} is ${type}. Save it from your spreadsheet as “CSV UTF-8” and import that.`);
+    throw new ImportFileError(
+      `The file must be a CSV file (comma-separated values). ${describe(file)} is ${type}. Save it from your spreadsheet as “CSV UTF-8” and import that.`,
+    );
   }
   try {
     return await em.transactional(async (tx) => {
@@ -335,7 +349,9 @@ async function checkRefusals(tx: EntityManager, enterpriseId: number, limit: Ref
 async function insertStagedSims(tx: EntityManager, enterpriseId: number): Promise<number> {
   const meta = tx.getMetadata(SimSchema);
   const quote = (identifier: string) => tx.getPlatform().quoteIdentifier(identifier);
-  const columns = (['enterprise', 'iccid', 'imsi', 'eid', 'msisdn'] as const).map((property) => quote(meta.properties[property].fieldNames[0]));
+  const columns = (['enterprise', 'iccid', 'imsi', 'eid', 'msisdn'] as const).map((property) =>
+    quote(meta.properties[property].fieldNames[0]),
+  );
   const inserted = await tx.execute<QueryResult>(
     `insert into ${quote(meta.tableName)} (${columns.join(', ')}) select ?, iccid, imsi, eid, msisdn from import_row order by line`,
     [enterpriseId],
@@ -345,7 +361,11 @@ async function insertStagedSims(tx: EntityManager, enterpriseId: number): Promis
 }
 
 /** Reads and checks the file, writing its rows and problems to the temporary tables a batch at a time. */
-async function stageFile(tx: EntityManager, file: ImportFile, limits: ImportLimits): Promise<{ rows: number; stoppedAtLine: number | null }> {
+async function stageFile(
+  tx: EntityManager,
+  file: ImportFile,
+  limits: ImportLimits,
+): Promise<{ rows: number; stoppedAtLine: number | null }> {
   const source = withByteLimit(file.stream, limits.maxBytes, limits.idleMs ?? 60_000);
   const { head, rest } = await readHeaderLine(source);
   checkLooksLikeCsv(head, file);
@@ -444,7 +464,11 @@ async function* withByteLimit(stream: AsyncIterable<Buffer | string>, maxBytes: 
       const stalled = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           const seconds = Math.round(idleMs / 1000);
-          reject(new ImportFileError(`The upload stopped: nothing arrived for ${seconds} second${seconds === 1 ? '' : 's'}. Nothing was imported. Check the connection and import the file again.`));
+          reject(
+            new ImportFileError(
+              `The upload stopped: nothing arrived for ${seconds} second${seconds === 1 ? '' : 's'}. Nothing was imported. Check the connection and import the file again.`,
+            ),
+          );
         }, idleMs);
       });
       let next: IteratorResult<Buffer | string>;
@@ -495,11 +519,24 @@ async function* replay(head: Buffer, rest: AsyncGenerator<Buffer>): AsyncGenerat
 /** Refuses what is plainly not a CSV text file, with words a person can act on. */
 function checkLooksLikeCsv(head: Buffer, file: ImportFile) {
   const name = describe(file);
-  if (head.length === 0 || head.toString('utf8').replace(/^\ufeff/, '').trim() === '') {
-    throw new ImportFileError(`${name} is empty. Choose the CSV file with your SIMs: a header line iccid,imsi,eid,msisdn and one SIM a line.`);
+  if (
+    head.length === 0 ||
+    head
+      .toString('utf8')
+      .replace(/^\ufeff/, '')
+      .trim() === ''
+  ) {
+    throw new ImportFileError(
+      `${name} is empty. Choose the CSV file with your SIMs: a header line iccid,imsi,eid,msisdn and one SIM a line.`,
+    );
   }
-  if (head.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04])) || head.subarray(0, 4).equals(Buffer.from([0xd0, 0xcf, 0x11, 0xe0]))) {
-    throw new ImportFileError(`${name} is a spreadsheet workbook, not a CSV file. Save it from your spreadsheet as “CSV UTF-8” and import that.`);
+  if (
+    head.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04])) ||
+    head.subarray(0, 4).equals(Buffer.from([0xd0, 0xcf, 0x11, 0xe0]))
+  ) {
+    throw new ImportFileError(
+      `${name} is a spreadsheet workbook, not a CSV file. Save it from your spreadsheet as “CSV UTF-8” and import that.`,
+    );
   }
   if ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff)) {
     throw new ImportFileError(`${name} is saved as UTF-16. Save it as “CSV UTF-8” and import that.`);
@@ -548,8 +585,10 @@ function readHeader(record: string[]): { index: Map<Column, number>; ignored: nu
   }
   if (unknown.length) {
     throw new ImportFileError(
-      `The header (line 1) has column${unknown.length > 1 ? 's' : ''} SIM Link does not know: ${unknown.slice(0, 5).map((n) => `“${n.slice(0, 40)}”`).join(', ')}. ` +
-        'Use only iccid, imsi, eid and msisdn; remove the other columns so that nothing is silently left out.',
+      `The header (line 1) has column${unknown.length > 1 ? 's' : ''} SIM Link does not know: ${unknown
+        .slice(0, 5)
+        .map((n) => `“${n.slice(0, 40)}”`)
+        .join(', ')}. ` + 'Use only iccid, imsi, eid and msisdn; remove the other columns so that nothing is silently left out.',
     );
   }
   return { index, ignored, width: record.length };
@@ -559,14 +598,13 @@ function normaliseCell(value: string): string {
   return value.replace(/[\s-]/g, '');
 }
 
-function checkRow(
-  record: string[],
-  line: number,
-  columns: { index: Map<Column, number>; ignored: number[]; width: number },
-  stage: Stage,
-) {
+function checkRow(record: string[], line: number, columns: { index: Map<Column, number>; ignored: number[]; width: number }, stage: Stage) {
   if (record.length !== columns.width) {
-    stage.addProblem(line, 'Line', `This line has ${record.length} value${record.length === 1 ? '' : 's'}; the header has ${columns.width} columns`);
+    stage.addProblem(
+      line,
+      'Line',
+      `This line has ${record.length} value${record.length === 1 ? '' : 's'}; the header has ${columns.width} columns`,
+    );
     return;
   }
   if (columns.ignored.some((i) => record[i] !== '')) {
@@ -638,7 +676,9 @@ async function findDuplicates(tx: EntityManager) {
     select line, ${fieldOrder(FIELD_LABEL[column])}, '${FIELD_LABEL[column]}', '${FIELD_LABEL[column]} ' || value || ' is also on line ' || first_line
     from (select line, ${column} as value, min(line) over (partition by ${column}) as first_line from import_row where ${column} is not null) d
     where line > first_line`;
-  await tx.execute(`insert into import_problem (line, field_order, field, message) ${inFile('iccid')} union all ${inFile('imsi')} union all ${inFile('eid')}`);
+  await tx.execute(
+    `insert into import_problem (line, field_order, field, message) ${inFile('iccid')} union all ${inFile('imsi')} union all ${inFile('eid')}`,
+  );
   const inSimLink = (column: 'iccid' | 'imsi' | 'eid') => `
     select r.line, ${fieldOrder(FIELD_LABEL[column])}, '${FIELD_LABEL[column]}', '${FIELD_LABEL[column]} ' || r.${column} || ' is already in SIM Link'
     from candidate r join sim s on s.${column} = r.${column}`;
@@ -663,7 +703,15 @@ export function reportCsv(report: ImportReport): string {
   };
   const lines = ['line,field,problem', ...report.problems.map((p) => [p.line, p.field, p.message].map(cell).join(','))];
   const left = report.totalProblems - report.problems.length;
-  if (left > 0) lines.push(['', '', cell(`${left.toLocaleString('en')} more problem${left === 1 ? '' : 's'} not listed; fix these and import again to see them`)].join(','));
-  if (report.stoppedAtLine !== null) lines.push(['', '', cell(`The file could not be read past line ${report.stoppedAtLine}; lines after it were not checked`)].join(','));
+  if (left > 0)
+    lines.push(
+      [
+        '',
+        '',
+        cell(`${left.toLocaleString('en')} more problem${left === 1 ? '' : 's'} not listed; fix these and import again to see them`),
+      ].join(','),
+    );
+  if (report.stoppedAtLine !== null)
+    lines.push(['', '', cell(`The file could not be read past line ${report.stoppedAtLine}; lines after it were not checked`)].join(','));
   return `${lines.join('\r\n')}\r\n`;
 }

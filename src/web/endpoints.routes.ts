@@ -42,7 +42,12 @@ export function newEndpointValues(source: unknown): NewEndpointValues {
 }
 
 /** The endpoint page, optionally with an error summary (a refused or lost operation) and its status code. */
-export async function renderEndpoint(request: FastifyRequest, reply: FastifyReply, endpointId: number, problem?: { status: number; message: string }) {
+export async function renderEndpoint(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  endpointId: number,
+  problem?: { status: number; message: string },
+) {
   const actor = request.actor!;
   const endpoint = await getEndpoint(request.em, actor.enterpriseId, endpointId);
   const history = await endpointHistory(request.em, actor.enterpriseId, endpointId);
@@ -93,19 +98,25 @@ export async function endpointsRoutes(app: FastifyInstance) {
   app.post('/endpoints', async (request, reply) => {
     const values = newEndpointValues(request.body);
     try {
-      const outcome = await createEndpoint(
-        request.em,
-        operationContext(request),
-        { name: values.name, imei: values.imei, iccid: values.iccid, activateImmediately: values.activateImmediately },
+      const outcome = await createEndpoint(request.em, operationContext(request), {
+        name: values.name,
+        imei: values.imei,
+        iccid: values.iccid,
+        activateImmediately: values.activateImmediately,
+      });
+      reply.flash(
+        'success',
+        outcome.message,
+        outcome.replayed ? undefined : { type: 'endpoint.created', endpointId: outcome.endpointId, iccid: outcome.iccid },
       );
-      reply.flash('success', outcome.message, outcome.replayed ? undefined : { type: 'endpoint.created', endpointId: outcome.endpointId, iccid: outcome.iccid });
       return reply.redirect(`/endpoints/${outcome.endpointId}`, 303);
     } catch (error) {
       // Whatever went wrong, the person keeps what they typed and reads why above the form.
       if (!(error instanceof ValidationError) && !(error instanceof ConflictError)) throw error;
-      const errors = error instanceof ValidationError
-        ? error.errors.map((e) => (e.field === 'key' ? { ...e, field: 'name' } : e))
-        : [{ field: values.iccid ? 'iccid' : 'name', message: error.message }];
+      const errors =
+        error instanceof ValidationError
+          ? error.errors.map((e) => (e.field === 'key' ? { ...e, field: 'name' } : e))
+          : [{ field: values.iccid ? 'iccid' : 'name', message: error.message }];
       return reply.page(
         'endpoints/new',
         { title: 'Create endpoint', section: 'endpoints', values, key: oneTimeKey(), errors: fieldErrors(errors) },

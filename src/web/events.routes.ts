@@ -15,7 +15,13 @@ export async function eventsRoutes(app: FastifyInstance) {
     const { rows, older } = await listEvents(request.em, request.actor!.enterpriseId, { action, before, endpointId });
     return reply.page('events/index', {
       title: endpoint ? `History of ${endpoint.name}` : 'History',
-      section: 'events', rows, older, paged: Boolean(before), action, endpoint, actionLabels: EVENT_ACTION_LABELS,
+      section: 'events',
+      rows,
+      older,
+      paged: Boolean(before),
+      action,
+      endpoint,
+      actionLabels: EVENT_ACTION_LABELS,
     });
   });
 }

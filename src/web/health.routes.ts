@@ -2,10 +2,14 @@
 import type { FastifyInstance } from 'fastify';
 
 export async function healthRoutes(app: FastifyInstance) {
-  app.get('/healthz', { config: { public: true } }, async (request, reply) => reply.header('Cache-Control', 'no-store').send({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true } }, async (request, reply) =>
+    reply.header('Cache-Control', 'no-store').send({ status: 'ok' }),
+  );
 
   // Browsers ask for it on every page; there is no icon, and a 404 would only add noise to the logs.
-  app.get('/favicon.ico', { config: { public: true } }, async (request, reply) => reply.code(204).header('Cache-Control', 'max-age=86400').send());
+  app.get('/favicon.ico', { config: { public: true } }, async (request, reply) =>
+    reply.code(204).header('Cache-Control', 'max-age=86400').send(),
+  );
 
   app.get('/readyz', { config: { public: true } }, async (request, reply) => {
     reply.header('Cache-Control', 'no-store');

@@ -48,7 +48,9 @@ export async function launchRoutes(app: FastifyInstance) {
       if (keepsSecureCookies(request)) {
         request.session.options(EMBEDDED_COOKIE);
       } else {
-        request.log.warn('launch over plain HTTP: the session cookie cannot be SameSite=None; Secure, so a CRM on another site cannot keep it');
+        request.log.warn(
+          'launch over plain HTTP: the session cookie cannot be SameSite=None; Secure, so a CRM on another site cannot keep it',
+        );
       }
       request.session.userId = actor.id;
       request.session.signedInAt = Date.now();

@@ -24,7 +24,14 @@ import { getEndpoint, type EndpointDetail } from '../domain/queries/endpoints.js
 import { findSim, pickerPage } from '../domain/queries/picker.js';
 import { iccidCursor } from '../domain/queries/paging.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { endpointIdOf, newEndpointValues, oneTimeKey, operationContext, renderEndpoint, type NewEndpointValues } from './endpoints.routes.js';
+import {
+  endpointIdOf,
+  newEndpointValues,
+  oneTimeKey,
+  operationContext,
+  renderEndpoint,
+  type NewEndpointValues,
+} from './endpoints.routes.js';
 import { field, fieldErrors, idParam } from './forms.js';
 
 type Step = 'delink' | 'activate' | 'suspend' | 'resume';
@@ -32,17 +39,44 @@ type Step = 'delink' | 'activate' | 'suspend' | 'resume';
 /** The pickers and confirmations lead only to changes: a viewer is told at once, not after Yes. */
 const ADMIN_ONLY = { config: { adminOnly: true } };
 
-const STEPS: Record<Step, {
-  path: string;
-  title: string;
-  summary: (e: EndpointDetail) => string;
-  run: (em: EntityManager, ctx: OperationContext, endpointId: number) => Promise<Outcome>;
-  event: string;
-}> = {
-  delink: { path: 'sim/delete', title: 'De-link SIM', summary: (e) => `De-link SIM ${e.sim?.iccid} from endpoint '${e.name}'.`, run: delinkSim, event: 'sim.delinked' },
-  activate: { path: 'activate', title: 'Activate endpoint', summary: (e) => `Activate endpoint '${e.name}' and its SIM ${e.sim?.iccid}.`, run: activateEndpoint, event: 'endpoint.activated' },
-  suspend: { path: 'suspend', title: 'Suspend endpoint', summary: (e) => `Suspend endpoint '${e.name}' and its SIM ${e.sim?.iccid}.`, run: suspendEndpoint, event: 'endpoint.suspended' },
-  resume: { path: 'resume', title: 'Resume endpoint', summary: (e) => `Resume endpoint '${e.name}' and its SIM ${e.sim?.iccid}.`, run: resumeEndpoint, event: 'endpoint.resumed' },
+const STEPS: Record<
+  Step,
+  {
+    path: string;
+    title: string;
+    summary: (e: EndpointDetail) => string;
+    run: (em: EntityManager, ctx: OperationContext, endpointId: number) => Promise<Outcome>;
+    event: string;
+  }
+> = {
+  delink: {
+    path: 'sim/delete',
+    title: 'De-link SIM',
+    summary: (e) => `De-link SIM ${e.sim?.iccid} from endpoint '${e.name}'.`,
+    run: delinkSim,
+    event: 'sim.delinked',
+  },
+  activate: {
+    path: 'activate',
+    title: 'Activate endpoint',
+    summary: (e) => `Activate endpoint '${e.name}' and its SIM ${e.sim?.iccid}.`,
+    run: activateEndpoint,
+    event: 'endpoint.activated',
+  },
+  suspend: {
+    path: 'suspend',
+    title: 'Suspend endpoint',
+    summary: (e) => `Suspend endpoint '${e.name}' and its SIM ${e.sim?.iccid}.`,
+    run: suspendEndpoint,
+    event: 'endpoint.suspended',
+  },
+  resume: {
+    path: 'resume',
+    title: 'Resume endpoint',
+    summary: (e) => `Resume endpoint '${e.name}' and its SIM ${e.sim?.iccid}.`,
+    run: resumeEndpoint,
+    event: 'endpoint.resumed',
+  },
 };
 
 interface PickerTarget {

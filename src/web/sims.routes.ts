@@ -9,7 +9,15 @@ import multipart from '@fastify/multipart';
 import { ConflictError, TooManyRequestsError } from '../domain/errors.js';
 import { isSimStatus, listSims, simStatusCounts } from '../domain/queries/sims.js';
 import { iccidCursor } from '../domain/queries/paging.js';
-import { IMPORT_LIMITS, ImportFileError, ImportSlots, REFUSAL_LIMIT, importSims, reportCsv, type ImportReport } from '../domain/sim-import.js';
+import {
+  IMPORT_LIMITS,
+  ImportFileError,
+  ImportSlots,
+  REFUSAL_LIMIT,
+  importSims,
+  reportCsv,
+  type ImportReport,
+} from '../domain/sim-import.js';
 import { SIM_STATUSES } from '../domain/entities.js';
 import { fieldErrors } from './forms.js';
 
@@ -89,7 +97,10 @@ export async function simsRoutes(app: FastifyInstance) {
         return importPage(reply, { report: outcome.report, filename: part.filename });
       }
       request.log.info({ count: outcome.count, ms: outcome.ms }, 'sims imported');
-      reply.flash('success', `${outcome.count.toLocaleString('en')} SIM${outcome.count === 1 ? '' : 's'} imported`, { type: 'sims.imported', count: outcome.count });
+      reply.flash('success', `${outcome.count.toLocaleString('en')} SIM${outcome.count === 1 ? '' : 's'} imported`, {
+        type: 'sims.imported',
+        count: outcome.count,
+      });
       // htmx follows a 303 inside the XHR and would swap the SIMs page into the form; send it on instead.
       if (request.isHtmx) return reply.header('HX-Redirect', '/sims').code(204).send();
       return reply.redirect('/sims', 303);

@@ -27,7 +27,10 @@ const COMPOSITE_LINK_KEYS = [
 describe('entities and the migrated schema', () => {
   it('agree: MikroORM finds nothing to change but the two composite link keys it cannot declare', async () => {
     const sql = await db.orm.schema.getUpdateSchemaSQL({ wrap: false });
-    const statements = sql.split('\n').map((line) => line.trim()).filter(Boolean);
+    const statements = sql
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean);
     expect(statements.filter((s) => !COMPOSITE_LINK_KEYS.includes(s))).toEqual([]);
     expect(statements.sort()).toEqual([...COMPOSITE_LINK_KEYS].sort());
   });
@@ -41,11 +44,13 @@ describe('entities and the migrated schema', () => {
     expect(rows).toEqual([
       {
         name: 'endpoint_sim_link_fk',
-        definition: 'FOREIGN KEY (sim_id, id, enterprise_id, status) REFERENCES sim(id, endpoint_id, enterprise_id, status) DEFERRABLE INITIALLY DEFERRED',
+        definition:
+          'FOREIGN KEY (sim_id, id, enterprise_id, status) REFERENCES sim(id, endpoint_id, enterprise_id, status) DEFERRABLE INITIALLY DEFERRED',
       },
       {
         name: 'sim_endpoint_link_fk',
-        definition: 'FOREIGN KEY (endpoint_id, id, enterprise_id, status) REFERENCES endpoint(id, sim_id, enterprise_id, status) DEFERRABLE INITIALLY DEFERRED',
+        definition:
+          'FOREIGN KEY (endpoint_id, id, enterprise_id, status) REFERENCES endpoint(id, sim_id, enterprise_id, status) DEFERRABLE INITIALLY DEFERRED',
       },
     ]);
   });

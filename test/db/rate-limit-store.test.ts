@@ -37,7 +37,9 @@ describe('rate-limit counters in PostgreSQL', () => {
     await countHit(db.orm, 'test|long', 60_000);
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(await pruneCounters(db.orm)).toBeGreaterThanOrEqual(1);
-    const keys = (await db.orm.em.fork().execute<{ key: string }[]>(`select key from rate_limit_counter where key like 'test|%'`)).map((r) => r.key);
+    const keys = (await db.orm.em.fork().execute<{ key: string }[]>(`select key from rate_limit_counter where key like 'test|%'`)).map(
+      (r) => r.key,
+    );
     expect(keys).toContain('test|long');
     expect(keys).not.toContain('test|short');
   });
@@ -45,7 +47,8 @@ describe('rate-limit counters in PostgreSQL', () => {
   it('is a store @fastify/rate-limit can use: incr calls back with the count and the time left', async () => {
     const Store = postgresRateLimitStore(db.orm);
     const store = new Store().child();
-    const incr = () => new Promise<Hits>((resolve, reject) => store.incr('test|store', (error, hits) => (error ? reject(error) : resolve(hits!)), 10_000));
+    const incr = () =>
+      new Promise<Hits>((resolve, reject) => store.incr('test|store', (error, hits) => (error ? reject(error) : resolve(hits!)), 10_000));
     expect(await incr()).toMatchObject({ current: 1 });
     const second = await incr();
     expect(second.current).toBe(2);

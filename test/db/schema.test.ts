@@ -30,11 +30,13 @@ async function describeSchema(): Promise<string> {
   const triggers = await em.execute<{ line: string }[]>(`
     select format('trigger %s on %s', t.tgname, c.relname) as line
     from pg_trigger t join pg_class c on c.oid = t.tgrelid where not t.tgisinternal`);
-  return [...columns, ...constraints, ...indexes, ...triggers]
-    .map((r) => r.line.replace(/\s+/g, ' '))
-    .filter((line) => !line.includes('mikro_orm_migrations'))
-    .sort()
-    .join('\n') + '\n';
+  return (
+    [...columns, ...constraints, ...indexes, ...triggers]
+      .map((r) => r.line.replace(/\s+/g, ' '))
+      .filter((line) => !line.includes('mikro_orm_migrations'))
+      .sort()
+      .join('\n') + '\n'
+  );
 }
 
 describe('schema', () => {

@@ -16,9 +16,11 @@ beforeAll(async () => {
 afterAll(() => db.close());
 
 const counts = async () =>
-  (await em.execute<{ n: string }[]>(`
+  (
+    await em.execute<{ n: string }[]>(`
     select (select count(*) from enterprise) || '/' || (select count(*) from app_user) || '/' ||
-           (select count(*) from endpoint) || '/' || (select count(*) from sim) as n`))[0].n;
+           (select count(*) from endpoint) || '/' || (select count(*) from sim) as n`)
+  )[0].n;
 
 describe('demo data', () => {
   it('seeds two enterprises on an empty database, then nothing more', async () => {
@@ -68,11 +70,15 @@ describe('demo data', () => {
     const imeis = await em.execute<{ imei: string }[]>('select imei from endpoint where imei is not null');
     for (const { imei } of imeis) expect(checkImei(imei).ok).toBe(true);
     // A device has one IMEI: never two endpoints of one enterprise with the same (endpoint_imei_unique).
-    expect(await em.execute('select enterprise_id, imei from endpoint where imei is not null group by 1, 2 having count(*) > 1')).toEqual([]);
+    expect(await em.execute('select enterprise_id, imei from endpoint where imei is not null group by 1, 2 having count(*) > 1')).toEqual(
+      [],
+    );
   });
 
   it('gives the demo endpoints the history they would have had, consistent with their state', async () => {
-    const rows = await em.execute<{ status: string; activate_immediately: boolean; iccid: string | null; actions: string[]; linked_iccid: string | null }[]>(
+    const rows = await em.execute<
+      { status: string; activate_immediately: boolean; iccid: string | null; actions: string[]; linked_iccid: string | null }[]
+    >(
       `select e.status, e.activate_immediately, s.iccid,
               array_agg(ev.action order by ev.id) as actions,
               max(ev.sim_iccid) filter (where ev.action = 'sim.linked') as linked_iccid
@@ -115,7 +121,9 @@ describe('bulk data', () => {
     expect(Number(row.sims)).toBe(3_500);
     expect(Number(row.linked)).toBe(285);
     // Bulk endpoints have no IMEI, so repeated runs never give two endpoints one IMEI.
-    expect(await em.execute('select enterprise_id, imei from endpoint where imei is not null group by 1, 2 having count(*) > 1')).toEqual([]);
+    expect(await em.execute('select enterprise_id, imei from endpoint where imei is not null group by 1, 2 having count(*) > 1')).toEqual(
+      [],
+    );
   });
 
   it('refuses an unknown enterprise', async () => {

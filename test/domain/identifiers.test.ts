@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { checkEid, checkIccid, checkImei, checkImsi, checkMsisdn, eidCheckDigits, luhnCheckDigit, luhnValid, mod97, normalise } from '../../src/domain/identifiers.js';
+import {
+  checkEid,
+  checkIccid,
+  checkImei,
+  checkImsi,
+  checkMsisdn,
+  eidCheckDigits,
+  luhnCheckDigit,
+  luhnValid,
+  mod97,
+  normalise,
+} from '../../src/domain/identifiers.js';
 import { eidFor, iccidFor, imeiFor, imsiFor } from '../../src/db/generate-identifiers.js';
 
 describe('EID (ISO/IEC 7064 MOD 97-10)', () => {

@@ -59,13 +59,21 @@ interface Case {
   expected: (f: Fixture) => Violation[];
 }
 
-const v = (invariant: number, endpoint_id: number | null, sim_id: number | null, detail: string): Violation => ({ invariant, endpoint_id, sim_id, detail });
+const v = (invariant: number, endpoint_id: number | null, sim_id: number | null, detail: string): Violation => ({
+  invariant,
+  endpoint_id,
+  sim_id,
+  detail,
+});
 
 const CASES: Case[] = [
   {
     title: 'a SIM linked to two endpoints',
     invariant: 1,
-    drop: [['endpoint', 'endpoint_sim_id_unique'], ['endpoint', 'endpoint_sim_link_fk']],
+    drop: [
+      ['endpoint', 'endpoint_sim_id_unique'],
+      ['endpoint', 'endpoint_sim_link_fk'],
+    ],
     violate: (f) => [["update endpoint set status = 'active', sim_id = ? where id = ?", [f.s1, f.e2]]],
     expected: (f) => [
       v(1, null, f.s1, 'SIM linked to 2 endpoints'),
@@ -75,7 +83,10 @@ const CASES: Case[] = [
   {
     title: 'an endpoint linked to two SIMs',
     invariant: 1,
-    drop: [['sim', 'sim_endpoint_id_unique'], ['sim', 'sim_endpoint_link_fk']],
+    drop: [
+      ['sim', 'sim_endpoint_id_unique'],
+      ['sim', 'sim_endpoint_link_fk'],
+    ],
     violate: (f) => [["update sim set status = 'active', endpoint_id = ? where id = ?", [f.e1, f.s2]]],
     expected: (f) => [
       v(1, f.e1, null, 'endpoint linked to 2 SIMs'),
@@ -123,7 +134,10 @@ const CASES: Case[] = [
   {
     title: 'a linked SIM in another status than its endpoint',
     invariant: 4,
-    drop: [['endpoint', 'endpoint_sim_link_fk'], ['sim', 'sim_endpoint_link_fk']],
+    drop: [
+      ['endpoint', 'endpoint_sim_link_fk'],
+      ['sim', 'sim_endpoint_link_fk'],
+    ],
     violate: (f) => [["update sim set status = 'suspended' where id = ?", [f.s1]]],
     expected: (f) => [
       v(4, f.e1, f.s1, 'endpoint active but its SIM is suspended'),
@@ -165,7 +179,10 @@ const CASES: Case[] = [
   {
     title: 'an endpoint and its SIM in different enterprises',
     invariant: 5,
-    drop: [['endpoint', 'endpoint_sim_link_fk'], ['sim', 'sim_endpoint_link_fk']],
+    drop: [
+      ['endpoint', 'endpoint_sim_link_fk'],
+      ['sim', 'sim_endpoint_link_fk'],
+    ],
     violate: (f) => [['update sim set enterprise_id = ? where id = ?', [GLOBEX, f.s1]]],
     expected: (f) => [v(5, f.e1, f.s1, `endpoint of enterprise ${ACME}, SIM of enterprise ${GLOBEX}`)],
   },
@@ -203,7 +220,9 @@ describe('the invariant checker reports each kind of violation', () => {
       throw new Rollback();
     });
     await expect(attempt).rejects.toBeInstanceOf(Rollback);
-    const expected = c.expected(f).map((x) => ({ ...x, detail: x.detail.replace(ACME, String(acme.id)).replace(GLOBEX, String(globex.id)) }));
+    const expected = c
+      .expected(f)
+      .map((x) => ({ ...x, detail: x.detail.replace(ACME, String(acme.id)).replace(GLOBEX, String(globex.id)) }));
     expect(seen).toEqual(expected);
     expect(seen!.map((x) => x.invariant)).toContain(c.invariant);
     // Rolled back: the constraints are back, and the rows are as they were.

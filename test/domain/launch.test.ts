@@ -16,11 +16,16 @@ beforeAll(async () => {
 afterAll(() => db?.close());
 
 const claims = (overrides: Partial<LaunchClaims> = {}): LaunchClaims => ({
-  ent: acme.slug, email: `crm-${randomUUID().slice(0, 8)}@example.test`, name: 'Nina Newcomer', role: 'admin',
-  exp: Math.floor(Date.now() / 1000) + 120, jti: randomUUID(), target: '/endpoints', ...overrides,
+  ent: acme.slug,
+  email: `crm-${randomUUID().slice(0, 8)}@example.test`,
+  name: 'Nina Newcomer',
+  role: 'admin',
+  exp: Math.floor(Date.now() / 1000) + 120,
+  jti: randomUUID(),
+  target: '/endpoints',
+  ...overrides,
 });
-const users = async (email: string) =>
-  db.orm.em.fork().execute<{ id: number }[]>('select id from app_user where email = ?', [email]);
+const users = async (email: string) => db.orm.em.fork().execute<{ id: number }[]>('select id from app_user where email = ?', [email]);
 
 describe('launch races', () => {
   it('one token used 10 times at once → one launch, 9 refused as replayed', async () => {

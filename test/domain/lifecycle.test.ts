@@ -52,7 +52,11 @@ const OPS: EndpointOp[] = ['link', 'delink', 'activate', 'suspend', 'resume'];
 const STATES: EndpointStatus[] = ['hold', 'pre_active', 'active', 'suspended'];
 const LINKED: LinkedStatus[] = ['pre_active', 'active', 'suspended'];
 const LABEL: Record<string, string> = {
-  hold: 'Hold', ready: 'Ready to Activate', pre_active: 'Pre-Active', active: 'Active', suspended: 'Suspended',
+  hold: 'Hold',
+  ready: 'Ready to Activate',
+  pre_active: 'Pre-Active',
+  active: 'Active',
+  suspended: 'Suspended',
 };
 const onState = (status: EndpointStatus) => (status === 'hold' ? 'on Hold' : LABEL[status]);
 
@@ -164,7 +168,10 @@ for (const op of OPS) {
         const simWords = sim ? `given SIM ${sim}` : state === 'hold' ? 'no SIM' : `its SIM ${state}`;
         TABLE.push({
           title: `${op} · endpoint ${state} · Activate Immediately ${activateImmediately ? 'on' : 'off'} · ${simWords}`,
-          op, state, activateImmediately, sim,
+          op,
+          state,
+          activateImmediately,
+          sim,
         });
       }
     }
@@ -224,7 +231,12 @@ describe('the state table: every operation × every endpoint state × the SIM', 
       expectedOutcome = { endpointStatus: to, simStatus: to, message: `Endpoint '${endpoint.name}' ${verb} successfully` };
     }
     expect(outcome).toEqual({
-      operation: c.op, endpointId: endpoint.id, endpointName: endpoint.name, iccid, replayed: false, ...expectedOutcome,
+      operation: c.op,
+      endpointId: endpoint.id,
+      endpointName: endpoint.name,
+      iccid,
+      replayed: false,
+      ...expectedOutcome,
     });
     expect(after.endpoints).toEqual(patched(before.endpoints, endpoint.id, endpointAfter));
     expect(after.sims).toEqual(patched(before.sims, sim!.id, simAfter));
@@ -233,8 +245,12 @@ describe('the state table: every operation × every endpoint state × the SIM', 
     expectTouched(before.sims, after.sims, sim!.id);
     expect(events).toEqual([
       event(admin, {
-        action: spec.action, endpoint_id: endpoint.id, endpoint_name: endpoint.name, sim_iccid: iccid,
-        request_id: c.requestId, ...statuses,
+        action: spec.action,
+        endpoint_id: endpoint.id,
+        endpoint_name: endpoint.name,
+        sim_iccid: iccid,
+        request_id: c.requestId,
+        ...statuses,
       }),
     ]);
   });
@@ -252,11 +268,23 @@ interface CreateCase {
 const CREATE_TABLE: CreateCase[] = [];
 for (const activateImmediately of [false, true]) {
   for (const imei of [false, true]) {
-    CREATE_TABLE.push({ title: `create without SIM · Activate Immediately ${activateImmediately ? 'on' : 'off'} · IMEI ${imei ? 'given' : 'none'}`, by: 'none', activateImmediately, imei, sim: null });
+    CREATE_TABLE.push({
+      title: `create without SIM · Activate Immediately ${activateImmediately ? 'on' : 'off'} · IMEI ${imei ? 'given' : 'none'}`,
+      by: 'none',
+      activateImmediately,
+      imei,
+      sim: null,
+    });
   }
   for (const by of ['id', 'iccid'] as const) {
     for (const sim of SIM_CASES.filter((s): s is Exclude<SimCase, 'own'> => s !== 'own')) {
-      CREATE_TABLE.push({ title: `create with SIM by ${by} · Activate Immediately ${activateImmediately ? 'on' : 'off'} · SIM ${sim}`, by, activateImmediately, imei: true, sim });
+      CREATE_TABLE.push({
+        title: `create with SIM by ${by} · Activate Immediately ${activateImmediately ? 'on' : 'off'} · SIM ${sim}`,
+        by,
+        activateImmediately,
+        imei: true,
+        sim,
+      });
     }
   }
 }
@@ -273,7 +301,9 @@ describe('create endpoint: without a SIM, and with one by id or by ICCID', () =>
     // One IMEI per case (an IMEI belongs to one endpoint of the enterprise); `c` is a copy, so index by requestId.
     const imei = c.imei ? imeiFor(700_000 + Number(c.requestId.slice('create-'.length))) : undefined;
     const input: CreateEndpointInput = {
-      name, imei, activateImmediately: c.activateImmediately,
+      name,
+      imei,
+      activateImmediately: c.activateImmediately,
       ...(c.by === 'id' ? { simId: sim!.id } : c.by === 'iccid' ? { iccid: sim!.iccid } : {}),
     };
     const ctx: OperationContext = { actor: admin, requestId: c.requestId };
@@ -301,33 +331,66 @@ describe('create endpoint: without a SIM, and with one by id or by ICCID', () =>
     const status = sim ? (c.activateImmediately ? 'active' : 'pre_active') : 'hold';
     const created = after.endpoints.at(-1)!;
     expect(created).toEqual({
-      id: outcome.endpointId, enterprise_id: acme.id, name, imei: imei ?? null, activate_immediately: c.activateImmediately,
-      status, sim_id: sim?.id ?? null, created_at: expect.any(String), updated_at: expect.any(String),
+      id: outcome.endpointId,
+      enterprise_id: acme.id,
+      name,
+      imei: imei ?? null,
+      activate_immediately: c.activateImmediately,
+      status,
+      sim_id: sim?.id ?? null,
+      created_at: expect.any(String),
+      updated_at: expect.any(String),
     });
     expect(after.endpoints).toEqual([...before.endpoints, created]);
     expect(after.sims).toEqual(sim ? patched(before.sims, sim.id, { status, endpoint_id: outcome.endpointId }) : before.sims);
     expect(after.keys).toEqual(before.keys);
     const createdEvent = event(admin, {
-      action: 'endpoint.created', endpoint_id: outcome.endpointId, endpoint_name: name, sim_iccid: null, request_id: c.requestId,
-      endpoint_status_before: null, endpoint_status_after: 'hold', sim_status_before: null, sim_status_after: null,
+      action: 'endpoint.created',
+      endpoint_id: outcome.endpointId,
+      endpoint_name: name,
+      sim_iccid: null,
+      request_id: c.requestId,
+      endpoint_status_before: null,
+      endpoint_status_after: 'hold',
+      sim_status_before: null,
+      sim_status_after: null,
     });
     if (!sim) {
       expect(outcome).toEqual({
-        operation: 'create', endpointId: created.id, endpointName: name, endpointStatus: 'hold', iccid: null, simStatus: null,
-        message: `Endpoint '${name}' created successfully`, replayed: false,
+        operation: 'create',
+        endpointId: created.id,
+        endpointName: name,
+        endpointStatus: 'hold',
+        iccid: null,
+        simStatus: null,
+        message: `Endpoint '${name}' created successfully`,
+        replayed: false,
       });
       expect(events).toEqual([createdEvent]);
       return;
     }
     expect(outcome).toEqual({
-      operation: 'create', endpointId: created.id, endpointName: name, endpointStatus: status, iccid: sim.iccid, simStatus: status,
-      message: `Endpoint '${name}' created successfully; SIM ${sim.iccid} linked, both ${LABEL[status]}`, replayed: false,
+      operation: 'create',
+      endpointId: created.id,
+      endpointName: name,
+      endpointStatus: status,
+      iccid: sim.iccid,
+      simStatus: status,
+      message: `Endpoint '${name}' created successfully; SIM ${sim.iccid} linked, both ${LABEL[status]}`,
+      replayed: false,
     });
     expect(events).toEqual([
       createdEvent,
       event(admin, {
-        action: 'sim.linked', endpoint_id: outcome.endpointId, endpoint_name: name, sim_iccid: sim.iccid, request_id: c.requestId,
-        endpoint_status_before: 'hold', endpoint_status_after: status, sim_status_before: 'ready', sim_status_after: status,
+        action: 'sim.linked',
+        endpoint_id: outcome.endpointId,
+        endpoint_name: name,
+        sim_iccid: sim.iccid,
+        request_id: c.requestId,
+        endpoint_status_before: 'hold',
+        endpoint_status_after: status,
+        sim_status_before: 'ready',
+        sim_status_after: status,
       }),
     ]);
   });
@@ -349,11 +412,15 @@ describe('create endpoint: validation', () => {
     ['ICCID of 18 digits', { iccid: validIccid.slice(0, 18) }, [{ field: 'iccid', message: 'ICCID must be 19 or 20 digits' }]],
     ['ICCID not starting with 89', { iccid: '1234567890123456789' }, [{ field: 'iccid', message: 'ICCID must start with 89' }]],
     ['ICCID with letters', { iccid: '8944ABCD' }, [{ field: 'iccid', message: 'ICCID must contain only digits' }]],
-    ['every field wrong at once', { name: '', imei: wrongImei, iccid: wrongIccid }, [
-      { field: 'name', message: 'Enter a name for the endpoint' },
-      { field: 'imei', message: 'IMEI check digit is wrong' },
-      { field: 'iccid', message: 'ICCID check digit is wrong' },
-    ]],
+    [
+      'every field wrong at once',
+      { name: '', imei: wrongImei, iccid: wrongIccid },
+      [
+        { field: 'name', message: 'Enter a name for the endpoint' },
+        { field: 'imei', message: 'IMEI check digit is wrong' },
+        { field: 'iccid', message: 'ICCID check digit is wrong' },
+      ],
+    ],
   ];
 
   it.each(CASES)('%s → ValidationError naming the field, nothing changed', async (_title, fields, errors) => {
@@ -367,20 +434,32 @@ describe('create endpoint: validation', () => {
     const name = '📡'.repeat(100);
     const outcome = await createEndpoint(fork(), { actor: admin }, { name, activateImmediately: false });
     expect((await fork().execute('select name from endpoint where id = ?', [outcome.endpointId]))[0].name).toBe(name);
-    await expect(createEndpoint(fork(), { actor: admin }, { name: name + '📡', activateImmediately: false })).rejects.toThrow(ValidationError);
+    await expect(createEndpoint(fork(), { actor: admin }, { name: name + '📡', activateImmediately: false })).rejects.toThrow(
+      ValidationError,
+    );
   });
 
   it('unknown ICCID → ValidationError on iccid, nothing changed', async () => {
     const before = await snapshot(fork());
     const iccid = unknownIccid();
-    const error = await expectRefused(createEndpoint(fork(), { actor: admin }, { name: 'N', activateImmediately: false, iccid }), before, ValidationError);
-    expect((error as ValidationError).errors).toEqual([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
+    const error = await expectRefused(
+      createEndpoint(fork(), { actor: admin }, { name: 'N', activateImmediately: false, iccid }),
+      before,
+      ValidationError,
+    );
+    expect((error as ValidationError).errors).toEqual([
+      { field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` },
+    ]);
   });
 
   it.each(LINKED)('SIM not Ready to Activate (%s) → ValidationError on iccid naming its status, nothing changed', async (status) => {
     const { sim } = await linkedEndpoint(fork(), acme, status);
     const before = await snapshot(fork());
-    const error = await expectRefused(createEndpoint(fork(), { actor: admin }, { name: 'N', activateImmediately: true, iccid: sim.iccid }), before, ValidationError);
+    const error = await expectRefused(
+      createEndpoint(fork(), { actor: admin }, { name: 'N', activateImmediately: true, iccid: sim.iccid }),
+      before,
+      ValidationError,
+    );
     expect((error as ValidationError).errors).toEqual([
       { field: 'iccid', message: `SIM ${sim.iccid} is ${LABEL[status]}, not Ready to Activate; choose another SIM` },
     ]);
@@ -390,9 +469,16 @@ describe('create endpoint: validation', () => {
     const sim = await readySim(fork(), acme);
     const name = 'y'.repeat(100);
     const spaced = (digits: string) => digits.replace(/(\d{4})/g, '$1 ').replace(/ (\d)$/, '-$1');
-    const outcome = await createEndpoint(fork(), { actor: admin }, {
-      name: `  ${name}  `, imei: spaced(validImei), iccid: spaced(sim.iccid), activateImmediately: false,
-    });
+    const outcome = await createEndpoint(
+      fork(),
+      { actor: admin },
+      {
+        name: `  ${name}  `,
+        imei: spaced(validImei),
+        iccid: spaced(sim.iccid),
+        activateImmediately: false,
+      },
+    );
     const [row] = await fork().execute<Row[]>('select name, imei, status, sim_id from endpoint where id = ?', [outcome.endpointId]);
     expect(row).toEqual({ name, imei: validImei, status: 'pre_active', sim_id: sim.id });
   });
@@ -408,31 +494,57 @@ describe('tenant scope: another enterprise’s records are answered as if they d
     const { endpoint } = await endpointIn(em, globex, state);
     const ownSim = await readySim(em, acme);
     const before = await snapshot(fork());
-    const error = await expectRefused(perform(op, { actor: admin }, endpoint.id, ownSim.id), before, NotFoundError, 'The endpoint was not found.');
+    const error = await expectRefused(
+      perform(op, { actor: admin }, endpoint.id, ownSim.id),
+      before,
+      NotFoundError,
+      'The endpoint was not found.',
+    );
     // The same answer as for an id that does not exist.
     const unknown = await expectRefused(perform(op, { actor: admin }, UNKNOWN_ID, ownSim.id), before, NotFoundError);
     expect(error.message).toBe(unknown.message);
   });
 
-  it.each(['ready', ...LINKED] as const)('link of another enterprise’s %s SIM to an own Hold endpoint → NotFoundError, nothing changed', async (state) => {
-    const em = fork();
-    const endpoint = await holdEndpoint(em, acme);
-    const foreign = state === 'ready' ? await readySim(em, globex) : (await linkedEndpoint(em, globex, state)).sim;
-    const before = await snapshot(fork());
-    const error = await expectRefused(linkSim(fork(), { actor: admin }, endpoint.id, foreign.id), before, NotFoundError, 'The SIM was not found.');
-    const unknown = await expectRefused(linkSim(fork(), { actor: admin }, endpoint.id, UNKNOWN_ID), before, NotFoundError);
-    expect(error.message).toBe(unknown.message);
-  });
+  it.each(['ready', ...LINKED] as const)(
+    'link of another enterprise’s %s SIM to an own Hold endpoint → NotFoundError, nothing changed',
+    async (state) => {
+      const em = fork();
+      const endpoint = await holdEndpoint(em, acme);
+      const foreign = state === 'ready' ? await readySim(em, globex) : (await linkedEndpoint(em, globex, state)).sim;
+      const before = await snapshot(fork());
+      const error = await expectRefused(
+        linkSim(fork(), { actor: admin }, endpoint.id, foreign.id),
+        before,
+        NotFoundError,
+        'The SIM was not found.',
+      );
+      const unknown = await expectRefused(linkSim(fork(), { actor: admin }, endpoint.id, UNKNOWN_ID), before, NotFoundError);
+      expect(error.message).toBe(unknown.message);
+    },
+  );
 
-  it.each(['ready', ...LINKED] as const)('create with another enterprise’s %s SIM answers as for a SIM that does not exist', async (state) => {
-    const em = fork();
-    const foreign = state === 'ready' ? await readySim(em, globex) : (await linkedEndpoint(em, globex, state)).sim;
-    const before = await snapshot(fork());
-    const byId = await expectRefused(createEndpoint(fork(), { actor: admin }, { name: 'N', activateImmediately: true, simId: foreign.id }), before, ValidationError);
-    expect((byId as ValidationError).errors).toEqual([{ field: 'iccid', message: 'That SIM is not in your inventory' }]);
-    const byIccid = await expectRefused(createEndpoint(fork(), { actor: admin }, { name: 'N', activateImmediately: true, iccid: foreign.iccid }), before, ValidationError);
-    expect((byIccid as ValidationError).errors).toEqual([{ field: 'iccid', message: `There is no SIM with ICCID ${foreign.iccid} in your inventory` }]);
-  });
+  it.each(['ready', ...LINKED] as const)(
+    'create with another enterprise’s %s SIM answers as for a SIM that does not exist',
+    async (state) => {
+      const em = fork();
+      const foreign = state === 'ready' ? await readySim(em, globex) : (await linkedEndpoint(em, globex, state)).sim;
+      const before = await snapshot(fork());
+      const byId = await expectRefused(
+        createEndpoint(fork(), { actor: admin }, { name: 'N', activateImmediately: true, simId: foreign.id }),
+        before,
+        ValidationError,
+      );
+      expect((byId as ValidationError).errors).toEqual([{ field: 'iccid', message: 'That SIM is not in your inventory' }]);
+      const byIccid = await expectRefused(
+        createEndpoint(fork(), { actor: admin }, { name: 'N', activateImmediately: true, iccid: foreign.iccid }),
+        before,
+        ValidationError,
+      );
+      expect((byIccid as ValidationError).errors).toEqual([
+        { field: 'iccid', message: `There is no SIM with ICCID ${foreign.iccid} in your inventory` },
+      ]);
+    },
+  );
 });
 
 // ---- roles ----
@@ -445,18 +557,30 @@ describe('viewers can change nothing', () => {
     const { endpoint } = await endpointIn(em, acme, state);
     const sim = await readySim(em, acme);
     const before = await snapshot(fork());
-    await expectRefused(perform(op, { actor: viewer, key: newKey() }, endpoint.id, sim.id), before, ForbiddenError,
-      'Your role (viewer) can look but not change anything. Ask an admin of your enterprise.');
+    await expectRefused(
+      perform(op, { actor: viewer, key: newKey() }, endpoint.id, sim.id),
+      before,
+      ForbiddenError,
+      'Your role (viewer) can look but not change anything. Ask an admin of your enterprise.',
+    );
   });
 
-  it.each(['none', 'id', 'iccid', 'invalid input'] as const)('viewer: create endpoint (SIM: %s) → ForbiddenError, nothing changed', async (by) => {
-    const sim = await readySim(fork(), acme);
-    const input: CreateEndpointInput = by === 'invalid input'
-      ? { name: '', imei: '1', iccid: '2', activateImmediately: true }
-      : { name: 'By a viewer', activateImmediately: true, ...(by === 'id' ? { simId: sim.id } : by === 'iccid' ? { iccid: sim.iccid } : {}) };
-    const before = await snapshot(fork());
-    await expectRefused(createEndpoint(fork(), { actor: viewer, key: newKey() }, input), before, ForbiddenError);
-  });
+  it.each(['none', 'id', 'iccid', 'invalid input'] as const)(
+    'viewer: create endpoint (SIM: %s) → ForbiddenError, nothing changed',
+    async (by) => {
+      const sim = await readySim(fork(), acme);
+      const input: CreateEndpointInput =
+        by === 'invalid input'
+          ? { name: '', imei: '1', iccid: '2', activateImmediately: true }
+          : {
+              name: 'By a viewer',
+              activateImmediately: true,
+              ...(by === 'id' ? { simId: sim.id } : by === 'iccid' ? { iccid: sim.iccid } : {}),
+            };
+      const before = await snapshot(fork());
+      await expectRefused(createEndpoint(fork(), { actor: viewer, key: newKey() }, input), before, ForbiddenError);
+    },
+  );
 
   it('viewer on another enterprise’s endpoint → ForbiddenError (tells nothing about the record)', async () => {
     const { endpoint } = await endpointIn(fork(), globex, 'active');
@@ -474,16 +598,22 @@ interface Keyed {
   events: number;
 }
 const KEYED: Keyed[] = [
-  { what: 'create without SIM', events: 1, arrange: async () => (ctx) => createEndpoint(fork(), ctx, { name: 'Keyed', activateImmediately: false }) },
   {
-    what: 'create with SIM by ICCID', events: 2,
+    what: 'create without SIM',
+    events: 1,
+    arrange: async () => (ctx) => createEndpoint(fork(), ctx, { name: 'Keyed', activateImmediately: false }),
+  },
+  {
+    what: 'create with SIM by ICCID',
+    events: 2,
     arrange: async (em) => {
       const sim = await readySim(em, acme);
       return (ctx) => createEndpoint(fork(), ctx, { name: 'Keyed', activateImmediately: true, iccid: sim.iccid });
     },
   },
   {
-    what: 'link', events: 1,
+    what: 'link',
+    events: 1,
     arrange: async (em) => {
       const endpoint = await holdEndpoint(em, acme);
       const sim = await readySim(em, acme);
@@ -491,7 +621,8 @@ const KEYED: Keyed[] = [
     },
   },
   ...(['delink', 'activate', 'suspend', 'resume'] as const).map((op): Keyed => ({
-    what: op, events: 1,
+    what: op,
+    events: 1,
     arrange: async (em) => {
       const { endpoint } = await endpointIn(em, acme, SPEC[op].from.at(-1)!);
       return (ctx) => perform(op, ctx, endpoint.id);
@@ -574,8 +705,14 @@ describe('one-time keys', () => {
       const sim = await readySim(fork(), acme);
       const before = await snapshot(fork());
       const link = await expectRefused(linkSim(fork(), { actor: admin, key }, endpoint.id, sim.id), before, ValidationError);
-      expect((link as ValidationError).errors).toEqual([{ field: 'key', message: 'This confirmation form is damaged. Go back and start again.' }]);
-      const create = await expectRefused(createEndpoint(fork(), { actor: admin, key }, { name: 'N', activateImmediately: false }), before, ValidationError);
+      expect((link as ValidationError).errors).toEqual([
+        { field: 'key', message: 'This confirmation form is damaged. Go back and start again.' },
+      ]);
+      const create = await expectRefused(
+        createEndpoint(fork(), { actor: admin, key }, { name: 'N', activateImmediately: false }),
+        before,
+        ValidationError,
+      );
       expect((create as ValidationError).errors.map((e) => e.field)).toEqual(['key']);
     },
   );
@@ -602,7 +739,16 @@ describe('a whole life of one endpoint and its SIM', () => {
     for (const step of steps) statuses.push((await step()).endpointStatus);
     expect(statuses).toEqual(['pre_active', 'active', 'suspended', 'active', 'hold', 'active']);
     const events = await eventsSince(fork(), before.lastEventId);
-    expect(events.map((e) => [e.action, e.endpoint_id, e.endpoint_status_before, e.endpoint_status_after, e.sim_status_before, e.sim_status_after])).toEqual([
+    expect(
+      events.map((e) => [
+        e.action,
+        e.endpoint_id,
+        e.endpoint_status_before,
+        e.endpoint_status_after,
+        e.sim_status_before,
+        e.sim_status_after,
+      ]),
+    ).toEqual([
       ['sim.linked', endpoint.id, 'hold', 'pre_active', 'ready', 'pre_active'],
       ['endpoint.activated', endpoint.id, 'pre_active', 'active', 'pre_active', 'active'],
       ['endpoint.suspended', endpoint.id, 'active', 'suspended', 'active', 'suspended'],

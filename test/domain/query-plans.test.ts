@@ -81,7 +81,9 @@ describe('query plans at scale', () => {
   });
 
   it('the endpoint page reads one endpoint and its SIM by their keys', async () => {
-    const [linked] = await em.execute<{ id: number }[]>('select id from endpoint where enterprise_id = ? and sim_id is not null limit 1', [enterpriseId]);
+    const [linked] = await em.execute<{ id: number }[]>('select id from endpoint where enterprise_id = ? and sim_id is not null limit 1', [
+      enterpriseId,
+    ]);
     const [statement, ...more] = await explainReads(em.fork(), (fork) => getEndpoint(fork, enterpriseId, linked.id));
     expect(more).toEqual([]);
     // Any index that starts with the id (the primary key or the link keys): one row each.
@@ -91,7 +93,10 @@ describe('query plans at scale', () => {
   });
 
   it('the history reads the event indexes newest first', async () => {
-    const [endpoint] = await em.execute<{ id: number }[]>('select endpoint_id as id from event where enterprise_id = ? and endpoint_id is not null limit 1', [enterpriseId]);
+    const [endpoint] = await em.execute<{ id: number }[]>(
+      'select endpoint_id as id from event where enterprise_id = ? and endpoint_id is not null limit 1',
+      [enterpriseId],
+    );
     const reads = [
       (fork: EntityManager) => listEvents(fork, enterpriseId, {}),
       (fork: EntityManager) => listEvents(fork, enterpriseId, { action: 'sim.linked', before: '1000' }),

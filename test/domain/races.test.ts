@@ -7,11 +7,27 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestEndpoint, type TestSim } from '../factories/index.js';
+import {
+  createEnterprise,
+  holdEndpoint,
+  linkedEndpoint,
+  readySim,
+  type TestEnterprise,
+  type TestEndpoint,
+  type TestSim,
+} from '../factories/index.js';
 import { ormConfig } from '../../src/db/mikro-orm.config.js';
 import type { Actor } from '../../src/domain/accounts.js';
 import { ConflictError, InvalidStateError, ValidationError } from '../../src/domain/errors.js';
-import { activateEndpoint, createEndpoint, delinkSim, linkSim, resumeEndpoint, suspendEndpoint, type Outcome } from '../../src/domain/lifecycle.js';
+import {
+  activateEndpoint,
+  createEndpoint,
+  delinkSim,
+  linkSim,
+  resumeEndpoint,
+  suspendEndpoint,
+  type Outcome,
+} from '../../src/domain/lifecycle.js';
 import { findViolations } from '../../src/domain/invariants.js';
 import { actorFor, eventsSince, snapshot, tally, type Row } from './support.js';
 import { imeiFor } from '../../src/db/generate-identifiers.js';
@@ -101,8 +117,15 @@ async function race<T>(scenario: string, attempts: (() => Promise<T>)[]): Promis
   const counts = tally(results);
   const { ok = 0, ...refused } = counts;
   figures.push({
-    scenario, attempts: attempts.length, winners: ok,
-    refused: Object.entries(refused).map(([name, n]) => `${n} ${name}`).join(', ') || '—', maxLockWaiters, ms,
+    scenario,
+    attempts: attempts.length,
+    winners: ok,
+    refused:
+      Object.entries(refused)
+        .map(([name, n]) => `${n} ${name}`)
+        .join(', ') || '—',
+    maxLockWaiters,
+    ms,
   });
   return results;
 }
@@ -135,8 +158,12 @@ describe('races', () => {
     for (let i = 0; i < 20; i++) endpoints.push(await holdEndpoint(em, acme, { activateImmediately: i % 2 === 0 }));
     const before = await snapshot(fork());
 
-    const results = await race(`one SIM → 20 endpoints (round ${round})`, endpoints.map((endpoint, i) =>
-      () => linkSim(racer(), { actor: i % 2 ? alice : bob, requestId: `r${round}-${i}` }, endpoint.id, sim.id)));
+    const results = await race(
+      `one SIM → 20 endpoints (round ${round})`,
+      endpoints.map(
+        (endpoint, i) => () => linkSim(racer(), { actor: i % 2 ? alice : bob, requestId: `r${round}-${i}` }, endpoint.id, sim.id),
+      ),
+    );
 
     const won = winners(results);
     const lost = losers(results);
@@ -166,8 +193,10 @@ describe('races', () => {
     for (let i = 0; i < 20; i++) sims.push(await readySim(em, acme));
     const before = await snapshot(fork());
 
-    const results = await race(`20 SIMs → one endpoint (round ${round})`, sims.map((sim, i) =>
-      () => linkSim(racer(), { actor: i % 2 ? alice : bob }, endpoint.id, sim.id)));
+    const results = await race(
+      `20 SIMs → one endpoint (round ${round})`,
+      sims.map((sim, i) => () => linkSim(racer(), { actor: i % 2 ? alice : bob }, endpoint.id, sim.id)),
+    );
 
     const won = winners(results);
     const lost = losers(results);
@@ -222,7 +251,9 @@ describe('races', () => {
           expect(e).toMatchObject({ status: 'active', sim_id: other.id });
         } else {
           expect(linked.reason).toBeInstanceOf(InvalidStateError);
-          expect((linked.reason as Error).message).toBe(`Endpoint '${endpoint.name}' is Active; a SIM can only be linked to an endpoint on Hold.`);
+          expect((linked.reason as Error).message).toBe(
+            `Endpoint '${endpoint.name}' is Active; a SIM can only be linked to an endpoint on Hold.`,
+          );
           expect(events.map((x) => x.action)).toEqual(['sim.delinked']);
           expect(e).toMatchObject({ status: 'hold', sim_id: null });
         }
@@ -254,10 +285,14 @@ describe('races', () => {
       expect(await findViolations(fork())).toEqual([]);
     }
     figures.push({
-      scenario: 'link racing de-link, 20 rounds', attempts, winners: rounds.linkWon + rounds.delinkWon,
-      refused: `${rounds.linkLost} link (InvalidStateError), ${rounds.delinkLostOnHold} de-link (InvalidStateError), `
-        + `${rounds.delinkLostChangedMeanwhile} de-link (ConflictError: changed meanwhile)`,
-      maxLockWaiters: Number.NaN, ms: Math.round(ms),
+      scenario: 'link racing de-link, 20 rounds',
+      attempts,
+      winners: rounds.linkWon + rounds.delinkWon,
+      refused:
+        `${rounds.linkLost} link (InvalidStateError), ${rounds.delinkLostOnHold} de-link (InvalidStateError), ` +
+        `${rounds.delinkLostChangedMeanwhile} de-link (ConflictError: changed meanwhile)`,
+      maxLockWaiters: Number.NaN,
+      ms: Math.round(ms),
     });
     console.log('link racing de-link:', rounds);
   });
@@ -279,9 +314,11 @@ describe('races', () => {
         expect(winners(results)).toHaveLength(1);
         const [lost] = losers(results);
         expect(lost).toBeInstanceOf(InvalidStateError);
-        expect(lost.message).toBe(step === 'link'
-          ? `Endpoint '${endpoint.name}' is Pre-Active; a SIM can only be linked to an endpoint on Hold.`
-          : `Endpoint '${endpoint.name}' is on Hold; it has no SIM to de-link.`);
+        expect(lost.message).toBe(
+          step === 'link'
+            ? `Endpoint '${endpoint.name}' is Pre-Active; a SIM can only be linked to an endpoint on Hold.`
+            : `Endpoint '${endpoint.name}' is on Hold; it has no SIM to de-link.`,
+        );
         won++;
         refused[`${step} InvalidStateError`] = (refused[`${step} InvalidStateError`] ?? 0) + 1;
       }
@@ -293,8 +330,14 @@ describe('races', () => {
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold', sim_id: null });
     expect(await simRow(sim.id)).toMatchObject({ status: 'ready', endpoint_id: null });
     figures.push({
-      scenario: '50 rounds, both link then both de-link', attempts, winners: won,
-      refused: Object.entries(refused).map(([k, n]) => `${n} ${k}`).join(', '), maxLockWaiters: Number.NaN, ms: Math.round(performance.now() - started),
+      scenario: '50 rounds, both link then both de-link',
+      attempts,
+      winners: won,
+      refused: Object.entries(refused)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(', '),
+      maxLockWaiters: Number.NaN,
+      ms: Math.round(performance.now() - started),
     });
   });
 
@@ -329,12 +372,21 @@ describe('races', () => {
     expect(links - delinks).toBeGreaterThanOrEqual(0);
     expect(links - delinks).toBeLessThanOrEqual(1);
     // The rows end as the last successful operation left them.
-    expect(await endpointRow(endpoint.id)).toMatchObject(links === delinks ? { status: 'hold', sim_id: null } : { status: 'active', sim_id: sim.id });
+    expect(await endpointRow(endpoint.id)).toMatchObject(
+      links === delinks ? { status: 'hold', sim_id: null } : { status: 'active', sim_id: sim.id },
+    );
     const counts = tally(all);
     const { ok: _ok, ...refused } = counts;
     figures.push({
-      scenario: 'two admins cycling the same pair, 50 rounds each', attempts: all.length, winners: ok.length,
-      refused: Object.entries(refused).map(([k, n]) => `${n} ${k}`).join(', ') || '—', maxLockWaiters, ms,
+      scenario: 'two admins cycling the same pair, 50 rounds each',
+      attempts: all.length,
+      winners: ok.length,
+      refused:
+        Object.entries(refused)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(', ') || '—',
+      maxLockWaiters,
+      ms,
     });
   });
 
@@ -343,8 +395,10 @@ describe('races', () => {
     const sim = await readySim(fork(), acme);
     const before = await snapshot(fork());
     const key = `race-key-${process.pid}-link-0001`;
-    const results = await race('same one-time key ×20 (link)', Array.from({ length: 20 }, () =>
-      () => linkSim(racer(), { actor: alice, key }, endpoint.id, sim.id)));
+    const results = await race(
+      'same one-time key ×20 (link)',
+      Array.from({ length: 20 }, () => () => linkSim(racer(), { actor: alice, key }, endpoint.id, sim.id)),
+    );
     expect(losers(results)).toEqual([]);
     const outcomes = winners(results);
     expect(outcomes.filter((o) => !o.replayed)).toHaveLength(1);
@@ -361,8 +415,13 @@ describe('races', () => {
     const sim = await readySim(fork(), acme);
     const before = await snapshot(fork());
     const key = `race-key-${process.pid}-create-01`;
-    const results = await race('same one-time key ×20 (create with SIM)', Array.from({ length: 20 }, () =>
-      () => createEndpoint(racer(), { actor: bob, key }, { name: 'Double-clicked', activateImmediately: true, iccid: sim.iccid })));
+    const results = await race(
+      'same one-time key ×20 (create with SIM)',
+      Array.from(
+        { length: 20 },
+        () => () => createEndpoint(racer(), { actor: bob, key }, { name: 'Double-clicked', activateImmediately: true, iccid: sim.iccid }),
+      ),
+    );
     expect(losers(results)).toEqual([]);
     const outcomes = winners(results);
     expect(outcomes.filter((o) => !o.replayed)).toHaveLength(1);
@@ -374,10 +433,15 @@ describe('races', () => {
   });
 
   it('20 concurrent creates with one IMEI → exactly one endpoint has it; the others are told which', async () => {
-    const imei = imeiFor(880_000 + process.pid % 1000);
+    const imei = imeiFor(880_000 + (process.pid % 1000));
     const before = await snapshot(fork());
-    const results = await race('one IMEI ×20 (create)', Array.from({ length: 20 }, (_, i) =>
-      () => createEndpoint(racer(), { actor: i % 2 ? alice : bob }, { name: `Tracker ${i}`, imei, activateImmediately: false })));
+    const results = await race(
+      'one IMEI ×20 (create)',
+      Array.from(
+        { length: 20 },
+        (_, i) => () => createEndpoint(racer(), { actor: i % 2 ? alice : bob }, { name: `Tracker ${i}`, imei, activateImmediately: false }),
+      ),
+    );
     const won = winners(results);
     const lost = losers(results);
     expect(won).toHaveLength(1);
@@ -386,7 +450,10 @@ describe('races', () => {
       // Whether it was stopped by the check or, racing, by the unique index: the same words, naming the winner.
       expect(error).toBeInstanceOf(ValidationError);
       expect((error as ValidationError).errors).toEqual([
-        { field: 'imei', message: `IMEI ${imei} is already used by endpoint '${won[0].endpointName}'; a device has one IMEI, so check the number` },
+        {
+          field: 'imei',
+          message: `IMEI ${imei} is already used by endpoint '${won[0].endpointName}'; a device has one IMEI, so check the number`,
+        },
       ]);
     }
     const rows = await fork().execute<Row[]>('select id from endpoint where enterprise_id = ? and imei = ?', [acme.id, imei]);
@@ -436,7 +503,11 @@ describe('races', () => {
     expect(events).toHaveLength(ok.length);
     const byAction = (list: string[]) => list.reduce<Record<string, number>>((acc, a) => ({ ...acc, [a]: (acc[a] ?? 0) + 1 }), {});
     const ACTION: Record<string, string> = {
-      link: 'sim.linked', delink: 'sim.delinked', activate: 'endpoint.activated', suspend: 'endpoint.suspended', resume: 'endpoint.resumed',
+      link: 'sim.linked',
+      delink: 'sim.delinked',
+      activate: 'endpoint.activated',
+      suspend: 'endpoint.suspended',
+      resume: 'endpoint.resumed',
     };
     expect(byAction(events.map((e) => e.action as string))).toEqual(byAction(ok.map((o) => ACTION[o.operation])));
     // Replaying each endpoint's events from Hold ends in the state its row is in.

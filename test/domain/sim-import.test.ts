@@ -46,7 +46,8 @@ function sim(options: { eid?: boolean; msisdn?: boolean } = {}) {
 }
 type Row = ReturnType<typeof sim>;
 const line = (r: Row, d = ',') => [r.iccid, r.imsi, r.eid, r.msisdn].join(d);
-const csv = (rows: Row[], d = ',', eol = '\n') => [['iccid', 'imsi', 'eid', 'msisdn'].join(d), ...rows.map((r) => line(r, d))].join(eol) + eol;
+const csv = (rows: Row[], d = ',', eol = '\n') =>
+  [['iccid', 'imsi', 'eid', 'msisdn'].join(d), ...rows.map((r) => line(r, d))].join(eol) + eol;
 
 /** A file from text or bytes, delivered in chunks of `chunk` bytes (like an upload). */
 function file(content: string | Buffer, options: { chunk?: number; mimetype?: string; filename?: string } = {}): ImportFile {
@@ -63,10 +64,19 @@ function file(content: string | Buffer, options: { chunk?: number; mimetype?: st
 
 async function actorFor(em: EntityManager, enterprise: TestEnterprise, role: 'admin' | 'viewer'): Promise<Actor> {
   const user = await createUser(em, enterprise, role);
-  return { id: user.id, email: user.email, displayName: user.displayName, role, enterpriseId: enterprise.id, enterpriseSlug: enterprise.slug, enterpriseName: 'Acme' };
+  return {
+    id: user.id,
+    email: user.email,
+    displayName: user.displayName,
+    role,
+    enterpriseId: enterprise.id,
+    enterpriseSlug: enterprise.slug,
+    enterpriseName: 'Acme',
+  };
 }
 
-const run = (content: ImportFile, limits?: ImportLimits, actor = admin) => importSims(fork(), { actor, requestId: 'req-import-1' }, content, limits);
+const run = (content: ImportFile, limits?: ImportLimits, actor = admin) =>
+  importSims(fork(), { actor, requestId: 'req-import-1' }, content, limits);
 
 function reportOf(outcome: ImportOutcome): ImportReport {
   if (outcome.ok) throw new Error(`expected a report, got ${outcome.count} imported`);
@@ -83,7 +93,10 @@ async function importEvents(): Promise<number> {
 }
 
 async function refusedEvents(enterpriseId: number): Promise<number> {
-  const [{ n }] = await fork().execute<{ n: number }[]>(`select count(*)::int as n from event where enterprise_id = ? and action = 'sims.import_refused'`, [enterpriseId]);
+  const [{ n }] = await fork().execute<{ n: number }[]>(
+    `select count(*)::int as n from event where enterprise_id = ? and action = 'sims.import_refused'`,
+    [enterpriseId],
+  );
   return n;
 }
 
@@ -146,17 +159,31 @@ describe('a valid file', () => {
       [`{${rows.map((r) => r.iccid).join(',')}}`],
     );
     expect(stored).toEqual(
-      [...rows].sort((a, b) => a.iccid.localeCompare(b.iccid)).map((r) => ({
-        enterprise_id: acme.id, iccid: r.iccid, imsi: r.imsi, eid: r.eid || null, msisdn: r.msisdn || null, status: 'ready', endpoint_id: null,
-      })),
+      [...rows]
+        .sort((a, b) => a.iccid.localeCompare(b.iccid))
+        .map((r) => ({
+          enterprise_id: acme.id,
+          iccid: r.iccid,
+          imsi: r.imsi,
+          eid: r.eid || null,
+          msisdn: r.msisdn || null,
+          status: 'ready',
+          endpoint_id: null,
+        })),
     );
     const [event] = await fork().execute<Record<string, unknown>[]>(
       `select enterprise_id, actor_id, actor_name, action, count, request_id, endpoint_id, sim_iccid from event
        where action = 'sims.imported' order by id desc limit 1`,
     );
     expect(event).toEqual({
-      enterprise_id: acme.id, actor_id: admin.id, actor_name: admin.displayName, action: 'sims.imported', count: 4,
-      request_id: 'req-import-1', endpoint_id: null, sim_iccid: null,
+      enterprise_id: acme.id,
+      actor_id: admin.id,
+      actor_name: admin.displayName,
+      action: 'sims.imported',
+      count: 4,
+      request_id: 'req-import-1',
+      endpoint_id: null,
+      sim_iccid: null,
     });
   });
 
@@ -171,7 +198,10 @@ describe('a valid file', () => {
     const r = sim();
     const spaced = `${r.iccid.slice(0, 4)} ${r.iccid.slice(4, 10)}-${r.iccid.slice(10)},${r.imsi.slice(0, 5)} ${r.imsi.slice(5)},${r.eid},+${r.msisdn}`;
     expect(await run(file(`iccid,imsi,eid,msisdn\n${spaced}\n`))).toMatchObject({ ok: true, count: 1 });
-    const [row] = await fork().execute<{ iccid: string; imsi: string; msisdn: string }[]>('select iccid, imsi, msisdn from sim where iccid = ?', [r.iccid]);
+    const [row] = await fork().execute<{ iccid: string; imsi: string; msisdn: string }[]>(
+      'select iccid, imsi, msisdn from sim where iccid = ?',
+      [r.iccid],
+    );
     expect(row).toEqual({ iccid: r.iccid, imsi: r.imsi, msisdn: r.msisdn });
   });
 });
@@ -179,7 +209,8 @@ describe('a valid file', () => {
 describe('what people send: BOM, semicolons, quotes, CRLF, header order and case', () => {
   it('UTF-8 with a BOM, semicolons, quoted fields and CRLF, delivered in small chunks', async () => {
     const rows = [sim(), sim({ eid: false })];
-    const text = '\ufeff"ICCID";"IMSI";"EID";"MSISDN"\r\n' + rows.map((r) => `"${r.iccid}";"${r.imsi}";"${r.eid}";${r.msisdn}`).join('\r\n') + '\r\n';
+    const text =
+      '\ufeff"ICCID";"IMSI";"EID";"MSISDN"\r\n' + rows.map((r) => `"${r.iccid}";"${r.imsi}";"${r.eid}";${r.msisdn}`).join('\r\n') + '\r\n';
     // 3-byte chunks split the BOM and every line in odd places.
     expect(await run(file(text, { chunk: 3 }))).toMatchObject({ ok: true, count: 2 });
   });
@@ -188,7 +219,9 @@ describe('what people send: BOM, semicolons, quotes, CRLF, header order and case
     const rows = [sim(), sim()];
     const text = `IMSI,Iccid\n${rows.map((r) => `${r.imsi},${r.iccid}`).join('\n')}`; // no newline at the end
     expect(await run(file(text))).toMatchObject({ ok: true, count: 2 });
-    const stored = await fork().execute<{ eid: string | null; msisdn: string | null }[]>('select eid, msisdn from sim where iccid = ?', [rows[0].iccid]);
+    const stored = await fork().execute<{ eid: string | null; msisdn: string | null }[]>('select eid, msisdn from sim where iccid = ?', [
+      rows[0].iccid,
+    ]);
     expect(stored).toEqual([{ eid: null, msisdn: null }]);
   });
 
@@ -304,7 +337,9 @@ describe('bad rows: nothing is imported and each is reported with its line, fiel
     const report = await refused(file(text));
     expect(report.stoppedAtLine).toBe(3);
     expect(report.rows).toBe(1);
-    expect(report.problems).toEqual([{ line: 3, field: 'Line', message: expect.stringMatching(/^A quoted value that starts on this line is not closed/) }]);
+    expect(report.problems).toEqual([
+      { line: 3, field: 'Line', message: expect.stringMatching(/^A quoted value that starts on this line is not closed/) },
+    ]);
     expect(reportCsv(report)).toMatch(/could not be read past line/);
   });
 
@@ -315,7 +350,13 @@ describe('bad rows: nothing is imported and each is reported with its line, fiel
   });
 
   it('CSV report cells can never be read as formulas', () => {
-    const csvText = reportCsv({ problems: [{ line: 2, field: 'ICCID', message: '=HYPERLINK("x")' }], totalProblems: 1, badLines: 1, rows: 1, stoppedAtLine: null });
+    const csvText = reportCsv({
+      problems: [{ line: 2, field: 'ICCID', message: '=HYPERLINK("x")' }],
+      totalProblems: 1,
+      badLines: 1,
+      rows: 1,
+      stoppedAtLine: null,
+    });
     expect(csvText).toBe(`line,field,problem\r\n2,ICCID,"'=HYPERLINK(""x"")"\r\n`);
   });
 });
@@ -355,14 +396,22 @@ describe('the file as a whole is refused with a clear message', () => {
 
   it('a value in an unnamed column is a bad line', async () => {
     const report = await refused(file(`iccid,imsi,eid,msisdn,\n${line(sim())},oops\n`));
-    expect(report.problems).toEqual([{ line: 2, field: 'Line', message: 'This line has a value in a column without a name in the header' }]);
+    expect(report.problems).toEqual([
+      { line: 2, field: 'Line', message: 'This line has a value in a column without a name in the header' },
+    ]);
   });
 
   it('the wrong kind of file: by its media type, or by its content whatever its name', async () => {
-    expect(await refusedFile(file('whatever', { mimetype: 'image/png', filename: 'photo.png' }))).toMatch(/must be a CSV file.*“photo.png” is image\/png/);
-    expect(await refusedFile(file('x', { mimetype: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' }))).toMatch(/must be a CSV file/);
+    expect(await refusedFile(file('whatever', { mimetype: 'image/png', filename: 'photo.png' }))).toMatch(
+      /must be a CSV file.*“photo.png” is image\/png/,
+    );
+    expect(await refusedFile(file('x', { mimetype: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' }))).toMatch(
+      /must be a CSV file/,
+    );
     const xlsx = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(100, 1)]);
-    expect(await refusedFile(file(xlsx, { mimetype: 'application/octet-stream', filename: 'sims.csv' }))).toMatch(/spreadsheet workbook, not a CSV file/);
+    expect(await refusedFile(file(xlsx, { mimetype: 'application/octet-stream', filename: 'sims.csv' }))).toMatch(
+      /spreadsheet workbook, not a CSV file/,
+    );
     const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('iccid,imsi\n', 'utf16le')]);
     expect(await refusedFile(file(utf16))).toMatch(/UTF-16/);
     expect(await refusedFile(file(Buffer.from([0x01, 0x00, 0x02, 0x0a])))).toMatch(/not a text file/);
@@ -386,7 +435,9 @@ describe('the file as a whole is refused with a clear message', () => {
         }
       })(),
     };
-    expect(await refusedFile(endless, limits)).toBe('The file is larger than 1 KB. Split it into smaller files and import them one by one.');
+    expect(await refusedFile(endless, limits)).toBe(
+      'The file is larger than 1 KB. Split it into smaller files and import them one by one.',
+    );
     expect(chunksRead).toBeLessThan(20);
     expect(await refusedFile(file('iccid,imsi\n' + '\n'.repeat(2000)), limits)).toMatch(/larger than/);
   });
@@ -427,9 +478,14 @@ describe('who may import, and races', () => {
     });
     await inserted.promise;
     const importing = importSims(fork(), { actor: admin }, file(csv(rows))).catch((e: unknown) => e);
-    await until(async () => (await fork().execute<{ n: number }[]>(
-      `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ~ '^insert into "?sim"? '`,
-    ))[0].n === 1);
+    await until(
+      async () =>
+        (
+          await fork().execute<{ n: number }[]>(
+            `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ~ '^insert into "?sim"? '`,
+          )
+        )[0].n === 1,
+    );
     commit.resolve();
     await other;
     const error = await importing;
@@ -451,7 +507,12 @@ describe('imports do not starve everyone (issue 12, item 10)', () => {
         stream: (async function* () {
           yield Buffer.from(`iccid,imsi,eid,msisdn\n${line(rows[0])}\n`);
           await rest.promise;
-          yield Buffer.from(rows.slice(1).map((r) => `${line(r)}\n`).join(''));
+          yield Buffer.from(
+            rows
+              .slice(1)
+              .map((r) => `${line(r)}\n`)
+              .join(''),
+          );
         })(),
       } satisfies ImportFile,
       finish: () => rest.resolve(),
@@ -482,7 +543,9 @@ describe('imports do not starve everyone (issue 12, item 10)', () => {
       const error = await importSims(instance.orm.em.fork(), { actor: otherAdmin }, file(csv([sim()]))).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ImportRunningError);
       expect((error as ImportRunningError).retryAfterSeconds).toBe(60);
-      expect((error as Error).message).toBe('An import is already running for this enterprise. Try again in a minute, when it has finished.');
+      expect((error as Error).message).toBe(
+        'An import is already running for this enterprise. Try again in a minute, when it has finished.',
+      );
     } finally {
       await instance.close();
     }
@@ -521,7 +584,9 @@ describe('imports do not starve everyone (issue 12, item 10)', () => {
     const started = Date.now();
     const error = await importSims(fork(), { actor: starkAdmin }, stalled, { ...IMPORT_LIMITS, idleMs: 1_000 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ImportFileError);
-    expect((error as Error).message).toBe('The upload stopped: nothing arrived for 1 second. Nothing was imported. Check the connection and import the file again.');
+    expect((error as Error).message).toBe(
+      'The upload stopped: nothing arrived for 1 second. Nothing was imported. Check the connection and import the file again.',
+    );
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await importLockHeld(stark.id)).toBe(false);
     expect(await importSims(fork(), { actor: starkAdmin }, file(csv([sim()])))).toMatchObject({ ok: true, count: 1 });
@@ -533,7 +598,10 @@ describe('imports do not starve everyone (issue 12, item 10)', () => {
     const instance = await openDatabase({ databaseUrl: db.url, migrate: false, poolSize: 1 });
     try {
       const rows = Array.from({ length: 12_000 }, () => sim({ eid: false }));
-      expect(await importSims(instance.orm.em.fork(), { actor: umbrellaAdmin }, file(csv(rows), { chunk: 4096 }))).toMatchObject({ ok: true, count: 12_000 });
+      expect(await importSims(instance.orm.em.fork(), { actor: umbrellaAdmin }, file(csv(rows), { chunk: 4096 }))).toMatchObject({
+        ok: true,
+        count: 12_000,
+      });
     } finally {
       await instance.close();
     }
@@ -553,7 +621,15 @@ describe('imports do not starve everyone (issue 12, item 10)', () => {
       [acme.id],
     );
     expect(events).toHaveLength(refusedBefore + 1);
-    expect(events[0]).toEqual({ actor_id: admin.id, actor_name: admin.displayName, count: 4, problem_count: 2, request_id: 'req-refused-1', endpoint_id: null, sim_iccid: null });
+    expect(events[0]).toEqual({
+      actor_id: admin.id,
+      actor_name: admin.displayName,
+      count: 4,
+      problem_count: 2,
+      request_id: 'req-refused-1',
+      endpoint_id: null,
+      sim_iccid: null,
+    });
     // A file refused as a whole is never looked up in the database: no event.
     await expect(importSims(fork(), { actor: admin }, file('iccid,imsi\n'))).rejects.toBeInstanceOf(ImportFileError);
     expect(await refusedEvents(acme.id)).toBe(refusedBefore + 1);
@@ -570,7 +646,9 @@ describe('imports do not starve everyone (issue 12, item 10)', () => {
     const sims = await simCount();
     const error = await importSims(fork(), { actor: soylentAdmin, refusals: limit }, file(csv([sim()]))).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ImportsPausedError);
-    expect((error as Error).message).toBe('3 imports of this enterprise were refused in the last hour because their files had problems. To keep SIM identifiers from being probed, imports are paused: try again in 60 minutes.');
+    expect((error as Error).message).toBe(
+      '3 imports of this enterprise were refused in the last hour because their files had problems. To keep SIM identifiers from being probed, imports are paused: try again in 60 minutes.',
+    );
     const retryAfter = (error as ImportsPausedError).retryAfterSeconds;
     expect(retryAfter).toBeGreaterThan(3500);
     expect(retryAfter).toBeLessThanOrEqual(3600);
@@ -579,10 +657,14 @@ describe('imports do not starve everyone (issue 12, item 10)', () => {
 
     // Another enterprise is not paused.
     const other = await createEnterprise(fork(), 'Tyrell');
-    expect(await importSims(fork(), { actor: await actorFor(fork(), other, 'admin'), refusals: limit }, file(csv([sim()])))).toMatchObject({ ok: true });
+    expect(await importSims(fork(), { actor: await actorFor(fork(), other, 'admin'), refusals: limit }, file(csv([sim()])))).toMatchObject({
+      ok: true,
+    });
     // Refusals older than the window no longer count (a short window stands in for the hour).
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(await importSims(fork(), { actor: soylentAdmin, refusals: { max: 3, windowMs: 40 } }, file(csv([sim()])))).toMatchObject({ ok: true });
+    expect(await importSims(fork(), { actor: soylentAdmin, refusals: { max: 3, windowMs: 40 } }, file(csv([sim()])))).toMatchObject({
+      ok: true,
+    });
   });
 
   it('ImportSlots: at most `size` imports in this process; a slot given back is free again (once)', () => {
@@ -613,7 +695,9 @@ describe('scale', () => {
         const lines: string[] = [];
         for (let j = 0; j < 1000; j++) {
           const n = start + i + j + 1;
-          lines.push(`${iccidFor(SERIES, n)},${imsiFor(SERIES, n)},${n % 10 === 0 ? '' : eidFor(SERIES, n)},${n % 4 === 0 ? '' : msisdnFor(SERIES, n % 10_000_000)}\r\n`);
+          lines.push(
+            `${iccidFor(SERIES, n)},${imsiFor(SERIES, n)},${n % 10 === 0 ? '' : eidFor(SERIES, n)},${n % 4 === 0 ? '' : msisdnFor(SERIES, n % 10_000_000)}\r\n`,
+          );
         }
         const chunk = Buffer.from(lines.join(''));
         bytes += chunk.length;

@@ -12,7 +12,8 @@ describe('accessibility (axe-core)', () => {
   const accepted: Record<string, number> = {};
 
   function check(reports: ScanReport[]) {
-    for (const report of reports) for (const [rule, count] of Object.entries(report.accepted)) accepted[rule] = (accepted[rule] ?? 0) + count;
+    for (const report of reports)
+      for (const [rule, count] of Object.entries(report.accepted)) accepted[rule] = (accepted[rule] ?? 0) + count;
     const problems = reports.filter((report) => report.violations.length || report.unreviewed.length).map(describeReport);
     expect(problems.join('\n\n'), `${reports.length} states scanned`).toBe('');
   }
@@ -43,7 +44,12 @@ describe('accessibility (axe-core)', () => {
     await page.getByText('No endpoints match').waitFor();
     reports.push(await scan(page, 'endpoints list: nothing matches'));
     const { hold, preActive, active, suspended } = SCENARIO.states;
-    for (const [name, status] of [[hold, 'Hold'], [preActive, 'Pre-Active'], [active, 'Active'], [suspended, 'Suspended']]) {
+    for (const [name, status] of [
+      [hold, 'Hold'],
+      [preActive, 'Pre-Active'],
+      [active, 'Active'],
+      [suspended, 'Suspended'],
+    ]) {
       await openEndpoint(page, name);
       await waitForStatus(page, status);
       reports.push(await scan(page, `endpoint page: ${status}`));

@@ -59,7 +59,9 @@ describe('Create endpoint', () => {
     const page = await browser.page({ as: ADMIN, path: '/endpoints/new' });
     await page.getByRole('textbox', { name: 'Name' }).fill('E2E bad IMEI');
     await page.getByRole('textbox', { name: 'IMEI (optional)' }).fill('12345');
-    const answer = page.waitForResponse((response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/endpoints');
+    const answer = page.waitForResponse(
+      (response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/endpoints',
+    );
     await page.getByRole('button', { name: 'Create endpoint' }).click();
     const response = await answer;
     expect(response.status()).toBe(422);

@@ -39,7 +39,18 @@ describe('embedded in a CRM', () => {
 
   it('launches in the CRM’s iframe, links a SIM inside it, and the CRM hears sim.linked', async () => {
     const { endpoint, sim } = SCENARIO.embedded;
-    const launch = await launchUrl(['--ent', 'acme', '--sub', 'crm.agent@acme.example', '--name', 'Cora CRM', '--role', 'admin', '--target', `/endpoints?q=${encodeURIComponent(endpoint)}`]);
+    const launch = await launchUrl([
+      '--ent',
+      'acme',
+      '--sub',
+      'crm.agent@acme.example',
+      '--name',
+      'Cora CRM',
+      '--role',
+      'admin',
+      '--target',
+      `/endpoints?q=${encodeURIComponent(endpoint)}`,
+    ]);
     const crm = await browser.page();
     await crm.goto(`${crmOrigin}/crm?src=${encodeURIComponent(launch)}`);
     const frame = crm.getByTitle('SIM Link').contentFrame();
@@ -72,7 +83,9 @@ describe('embedded in a CRM', () => {
     await frame.getByRole('status').getByText(`SIM ${sim.iccid} linked successfully`).waitFor();
 
     // The CRM page got the change, from the app's origin, and the content height.
-    await expect.poll(async () => (await received(crm)).find((message) => message.data.type === 'sim.linked'), { timeout: 10_000 }).toBeTruthy();
+    await expect
+      .poll(async () => (await received(crm)).find((message) => message.data.type === 'sim.linked'), { timeout: 10_000 })
+      .toBeTruthy();
     const messages = await received(crm);
     const linked = messages.find((message) => message.data.type === 'sim.linked')!;
     expect(linked.origin).toBe(new URL(baseURL).origin);
@@ -82,7 +95,9 @@ describe('embedded in a CRM', () => {
   });
 
   it('a page on an origin not in CRM_ORIGINS cannot frame the app', async () => {
-    const host = await browser.page({ expectedErrors: /^Framing '.*' violates the following Content Security Policy directive: "frame-ancestors/ });
+    const host = await browser.page({
+      expectedErrors: /^Framing '.*' violates the following Content Security Policy directive: "frame-ancestors/,
+    });
     const refusals: string[] = [];
     host.on('console', (message) => {
       if (/frame-ancestors/.test(message.text())) refusals.push(message.text());
@@ -94,7 +109,9 @@ describe('embedded in a CRM', () => {
 
     // The browser blocked it: the frame shows no part of the app, and says why in the console.
     await expect.poll(() => refusals.length, { timeout: 10_000 }).toBeGreaterThan(0);
-    expect(refusals[0]).toContain(`violates the following Content Security Policy directive: "frame-ancestors 'self' ${crmOrigin}". The request has been blocked.`);
+    expect(refusals[0]).toContain(
+      `violates the following Content Security Policy directive: "frame-ancestors 'self' ${crmOrigin}". The request has been blocked.`,
+    );
     const frame = host.getByTitle('SIM Link').contentFrame();
     expect(await frame.getByRole('heading', { name: 'Sign in' }).count()).toBe(0);
     expect(host.frames().some((f) => f.url().startsWith(baseURL))).toBe(false);

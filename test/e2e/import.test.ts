@@ -19,7 +19,9 @@ describe('Import SIMs', () => {
     await page.getByRole('link', { name: 'Import SIMs' }).click();
     await page.getByRole('heading', { level: 1, name: 'Import SIMs' }).waitFor();
     const csv = `ICCID;IMSI;EID;MSISDN\r\n${sims.map((s) => `"${s.iccid}";${s.imsi};${s.eid};`).join('\r\n')}\r\n`;
-    await page.getByLabel('CSV file').setInputFiles({ name: 'supplier-batch.csv', mimeType: 'text/csv', buffer: Buffer.from(`\ufeff${csv}`) });
+    await page
+      .getByLabel('CSV file')
+      .setInputFiles({ name: 'supplier-batch.csv', mimeType: 'text/csv', buffer: Buffer.from(`\ufeff${csv}`) });
     await page.getByRole('button', { name: 'Import SIMs' }).click();
     await messages(page).getByText('3 SIMs imported').waitFor();
 

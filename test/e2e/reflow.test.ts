@@ -32,7 +32,9 @@ function measure(page: Page): Promise<{ overflow: number; scrollers: SidewaysScr
       if (!['auto', 'scroll'].includes(getComputedStyle(element).overflowX) || element.scrollWidth <= element.clientWidth + 1) continue;
       if (!element.getClientRects().length) continue;
       const labelledBy = (element.getAttribute('aria-labelledby') ?? '').split(/\s+/).filter(Boolean);
-      const name = (element.getAttribute('aria-label') ?? labelledBy.map((id) => document.getElementById(id)?.textContent ?? '').join(' ')).replace(/\s+/g, ' ').trim();
+      const name = (element.getAttribute('aria-label') ?? labelledBy.map((id) => document.getElementById(id)?.textContent ?? '').join(' '))
+        .replace(/\s+/g, ' ')
+        .trim();
       scrollers.push({
         what: `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''} (${element.scrollWidth} px in ${element.clientWidth})`,
         role: element.getAttribute('role'),
@@ -55,7 +57,9 @@ async function onScreen(page: Page, locator: Locator): Promise<string | null> {
   const covered = await locator.evaluate((element) => {
     const box = element.getBoundingClientRect();
     const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
-    return top && (top === element || element.contains(top)) ? null : `covered by ${top?.tagName.toLowerCase()}${top?.id ? `#${top.id}` : ''}`;
+    return top && (top === element || element.contains(top))
+      ? null
+      : `covered by ${top?.tagName.toLowerCase()}${top?.id ? `#${top.id}` : ''}`;
   });
   return covered;
 }
@@ -66,7 +70,9 @@ describe('reflow at 320 CSS px (WCAG 1.4.10), with axe at that width', () => {
 
   afterAll(() => {
     const summary = Object.entries(accepted).map(([rule, count]) => `${rule} ×${count}`);
-    console.log(`axe at 320 px: accepted incomplete results (reviewed, see support/axe.ts): ${summary.length ? summary.join(', ') : 'none'}`);
+    console.log(
+      `axe at 320 px: accepted incomplete results (reviewed, see support/axe.ts): ${summary.length ? summary.join(', ') : 'none'}`,
+    );
   });
 
   /** Each test gathers the problems of its states and fails once, listing all of them. */
@@ -83,19 +89,23 @@ describe('reflow at 320 CSS px (WCAG 1.4.10), with axe at that width', () => {
         if (overflow > 0) problems.push(`${state}: the page scrolls sideways by ${overflow} px`);
         for (const scroller of scrollers) {
           if (scroller.role !== 'region' || !scroller.name || !scroller.focusable) {
-            problems.push(`${state}: ${scroller.what} scrolls sideways but is not a focusable, named region (role ${scroller.role}, name "${scroller.name}", focusable ${scroller.focusable})`);
+            problems.push(
+              `${state}: ${scroller.what} scrolls sideways but is not a focusable, named region (role ${scroller.role}, name "${scroller.name}", focusable ${scroller.focusable})`,
+            );
           } else if ((await page.getByRole('region', { name: scroller.name, exact: true }).count()) < 1) {
             problems.push(`${state}: no region named "${scroller.name}" in the accessibility tree`);
           }
         }
-        if (scrollers.length < (options.regions ?? 0)) problems.push(`${state}: expected ${options.regions} table region(s) scrolling sideways, found ${scrollers.length}`);
+        if (scrollers.length < (options.regions ?? 0))
+          problems.push(`${state}: expected ${options.regions} table region(s) scrolling sideways, found ${scrollers.length}`);
         if (options.axe !== false) reports.push(await scan(page, `${state} (320 px)`));
       },
       problem(text: string) {
         problems.push(text);
       },
       done() {
-        for (const report of reports) for (const [rule, count] of Object.entries(report.accepted)) accepted[rule] = (accepted[rule] ?? 0) + count;
+        for (const report of reports)
+          for (const [rule, count] of Object.entries(report.accepted)) accepted[rule] = (accepted[rule] ?? 0) + count;
         const axe = reports.filter((report) => report.violations.length || report.unreviewed.length).map(describeReport);
         expect([...problems, ...axe].join('\n'), `${reports.length} states scanned by axe`).toBe('');
       },
@@ -127,7 +137,12 @@ describe('reflow at 320 CSS px (WCAG 1.4.10), with axe at that width', () => {
     await s.check(page, 'create endpoint: error summary');
 
     const { hold, preActive, active, suspended } = SCENARIO.states;
-    for (const [name, status] of [[hold, 'Hold'], [preActive, 'Pre-Active'], [active, 'Active'], [suspended, 'Suspended']]) {
+    for (const [name, status] of [
+      [hold, 'Hold'],
+      [preActive, 'Pre-Active'],
+      [active, 'Active'],
+      [suspended, 'Suspended'],
+    ]) {
       await openEndpoint(page, name);
       await s.check(page, `endpoint page: ${status}`);
     }
@@ -186,7 +201,10 @@ describe('reflow at 320 CSS px (WCAG 1.4.10), with axe at that width', () => {
 
     await openEndpoint(page, SCENARIO.states.preActive);
     const endpointPath = new URL(page.url()).pathname;
-    for (const [label, path] of [['Activate', 'activate'], ['De-link', 'sim/delete']]) {
+    for (const [label, path] of [
+      ['Activate', 'activate'],
+      ['De-link', 'sim/delete'],
+    ]) {
       await page.goto(`${endpointPath}/${path}`);
       await page.getByRole('heading', { level: 1, name: 'Are you sure you want to continue?' }).waitFor();
       await s.check(page, `confirmation page: ${label}`);
@@ -316,7 +334,11 @@ describe('forced colours (Windows High Contrast)', () => {
         const style = getComputedStyle(element);
         const sides = ['Top', 'Right', 'Bottom', 'Left'].filter((side) => {
           const s = style as unknown as Record<string, string>;
-          return s[`border${side}Style`] !== 'none' && parseFloat(s[`border${side}Width`]) >= 1 && !/rgba\(.*,\s*0\)$|transparent/.test(s[`border${side}Color`]);
+          return (
+            s[`border${side}Style`] !== 'none' &&
+            parseFloat(s[`border${side}Width`]) >= 1 &&
+            !/rgba\(.*,\s*0\)$|transparent/.test(s[`border${side}Color`])
+          );
         });
         return sides.length === 4 ? null : `${what} has no visible border on every side in forced colours (${sides.join(', ') || 'none'})`;
       }, what);
@@ -333,7 +355,11 @@ describe('forced colours (Windows High Contrast)', () => {
 
     const create = page.getByRole('link', { name: 'Create endpoint' });
     const filter = page.getByRole('button', { name: 'Filter' });
-    for (const [locator, what] of [[create, 'the link "Create endpoint"'], [filter, 'the button "Filter"'], [page.getByRole('searchbox', { name: 'Search' }), 'the search box']] as const) {
+    for (const [locator, what] of [
+      [create, 'the link "Create endpoint"'],
+      [filter, 'the button "Filter"'],
+      [page.getByRole('searchbox', { name: 'Search' }), 'the search box'],
+    ] as const) {
       const missing = await border(locator, what);
       if (missing) problems.push(missing);
     }
@@ -377,7 +403,10 @@ describe('one button style', () => {
 
   it('a link styled as a button is as tall as a real button, its label centred', async () => {
     const page = await browser.page({ as: ADMIN });
-    for (const [path, linkName, buttonName] of [['/endpoints', 'Create endpoint', 'Filter'], ['/sims', 'Import SIMs', 'Search']]) {
+    for (const [path, linkName, buttonName] of [
+      ['/endpoints', 'Create endpoint', 'Filter'],
+      ['/sims', 'Import SIMs', 'Search'],
+    ]) {
       await page.goto(path);
       const link = await geometry(page.getByRole('link', { name: linkName }));
       const button = await geometry(page.getByRole('button', { name: buttonName, exact: true }));

@@ -15,7 +15,8 @@ describe('viewer', () => {
     const offered = async () => {
       const found: string[] = [];
       for (const name of ACTIONS) {
-        const count = (await page.getByRole('button', { name, exact: true }).count()) + (await page.getByRole('link', { name, exact: true }).count());
+        const count =
+          (await page.getByRole('button', { name, exact: true }).count()) + (await page.getByRole('link', { name, exact: true }).count());
         if (count) found.push(name);
       }
       return found;
@@ -26,11 +27,19 @@ describe('viewer', () => {
     expect(await offered()).toEqual([]);
 
     const { hold, preActive, active, suspended } = SCENARIO.states;
-    for (const [name, status] of [[hold, 'Hold'], [preActive, 'Pre-Active'], [active, 'Active'], [suspended, 'Suspended']]) {
+    for (const [name, status] of [
+      [hold, 'Hold'],
+      [preActive, 'Pre-Active'],
+      [active, 'Active'],
+      [suspended, 'Suspended'],
+    ]) {
       await openEndpoint(page, name);
       expect((await details(page)).Status).toBe(status);
       expect(await offered(), `actions offered on ${name} (${status})`).toEqual([]);
-      expect(await page.getByRole('table', { name: `History of ${name}, newest first` }).count() + (await page.getByText('Nothing has happened to this endpoint yet.').count())).toBe(1);
+      expect(
+        (await page.getByRole('table', { name: `History of ${name}, newest first` }).count()) +
+          (await page.getByText('Nothing has happened to this endpoint yet.').count()),
+      ).toBe(1);
     }
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'SIMs' }).click();

@@ -52,8 +52,13 @@ export interface TestSim {
 function newSim(em: EntityManager, enterprise: TestEnterprise, options: { eid?: boolean } = {}) {
   const n = next();
   return em.create(SimSchema, {
-    enterprise: enterprise.id, iccid: iccidFor(SERIES, n), imsi: imsiFor(SERIES, n),
-    eid: options.eid === false ? null : eidFor(SERIES, n), msisdn: null, status: 'ready', endpoint: null,
+    enterprise: enterprise.id,
+    iccid: iccidFor(SERIES, n),
+    imsi: imsiFor(SERIES, n),
+    eid: options.eid === false ? null : eidFor(SERIES, n),
+    msisdn: null,
+    status: 'ready',
+    endpoint: null,
   });
 }
 
@@ -79,8 +84,12 @@ interface EndpointOptions {
 function newEndpoint(em: EntityManager, enterprise: TestEnterprise, options: EndpointOptions = {}) {
   const n = next();
   return em.create(EndpointSchema, {
-    enterprise: enterprise.id, name: options.name ?? `Meter ${n}`, imei: options.imei ? imeiFor(n) : null,
-    activateImmediately: options.activateImmediately ?? false, status: 'hold', sim: null,
+    enterprise: enterprise.id,
+    name: options.name ?? `Meter ${n}`,
+    imei: options.imei ? imeiFor(n) : null,
+    activateImmediately: options.activateImmediately ?? false,
+    status: 'hold',
+    sim: null,
   });
 }
 

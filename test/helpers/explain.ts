@@ -14,7 +14,8 @@ export async function explainReads(em: EntityManager, read: (em: EntityManager) 
   const execute = connection.execute.bind(connection);
   const statements: { sql: string; params: unknown[] }[] = [];
   const spy = vi.spyOn(connection, 'execute').mockImplementation(((query: unknown, params: unknown[] = [], ...rest: unknown[]) => {
-    const q = typeof query === 'string' ? { sql: query, bindings: params } : (query as { toSQL(): { sql: string; bindings: unknown[] } }).toSQL();
+    const q =
+      typeof query === 'string' ? { sql: query, bindings: params } : (query as { toSQL(): { sql: string; bindings: unknown[] } }).toSQL();
     if (/^\s*(select|with|\()/i.test(q.sql)) statements.push({ sql: q.sql, params: [...(q.bindings ?? [])] });
     return (execute as (...args: unknown[]) => Promise<unknown>)(query, params, ...rest);
   }) as typeof connection.execute);

@@ -42,7 +42,10 @@ export default async function setup(project: TestProject) {
     await db.close();
     project.provide('serverUrl', serverUrl);
     project.provide('templateDatabase', template);
-    project.provide('serverName', process.env.TEST_DATABASE_URL ? `PostgreSQL ${version} (TEST_DATABASE_URL)` : `embedded PostgreSQL ${version}`);
+    project.provide(
+      'serverName',
+      process.env.TEST_DATABASE_URL ? `PostgreSQL ${version} (TEST_DATABASE_URL)` : `embedded PostgreSQL ${version}`,
+    );
   } catch (error) {
     await stopServer();
     throw error;

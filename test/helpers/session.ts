@@ -13,7 +13,12 @@ let passwordHash: string | undefined;
 export type Agent = ReturnType<typeof supertest.agent>;
 
 /** A user with a known password, signed in; the agent carries the session. */
-export async function signedIn(app: FastifyInstance, em: EntityManager, enterprise: TestEnterprise, role: Role = 'admin'): Promise<{ agent: Agent; user: TestUser }> {
+export async function signedIn(
+  app: FastifyInstance,
+  em: EntityManager,
+  enterprise: TestEnterprise,
+  role: Role = 'admin',
+): Promise<{ agent: Agent; user: TestUser }> {
   passwordHash ??= await hashPassword(PASSWORD);
   const user = await createUser(em, enterprise, role, passwordHash);
   const agent = supertest.agent(app.server);

@@ -36,11 +36,20 @@ function tempDir(): string {
 /** Starts `node dist/src/server.js` (or `npm start`) with the demo seeded and JSON logs. */
 function run(env: Record<string, string>, command: 'node' | 'npm' = 'node'): Run {
   const port = Number(env.PORT);
-  const fullEnv: Record<string, string> = { ...(process.env as Record<string, string>), HOST: '127.0.0.1', LOG_FORMAT: 'json', LOG_LEVEL: 'info', RATE_LIMITS: 'false', SEED_DEMO: 'true', ...env };
+  const fullEnv: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    HOST: '127.0.0.1',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+    RATE_LIMITS: 'false',
+    SEED_DEMO: 'true',
+    ...env,
+  };
   if (!('DATABASE_URL' in env)) delete fullEnv.DATABASE_URL;
-  const child = command === 'node'
-    ? spawn(process.execPath, ['dist/src/server.js'], { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('npm', ['start'], { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child =
+    command === 'node'
+      ? spawn(process.execPath, ['dist/src/server.js'], { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('npm', ['start'], { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -67,7 +76,11 @@ async function ready(app: Run, ms = 60_000): Promise<void> {
 async function refused(app: Run): Promise<string> {
   const code = await app.exited;
   expect(code).not.toBe(0);
-  const lines = app.output().trim().split('\n').filter((line) => !line.startsWith('{'));
+  const lines = app
+    .output()
+    .trim()
+    .split('\n')
+    .filter((line) => !line.startsWith('{'));
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(/^SIM Link cannot start: /);
   expect(app.output()).not.toMatch(/\n\s+at /); // no stack trace
@@ -97,14 +110,20 @@ async function stopped(app: Run, signal: NodeJS.Signals = 'SIGTERM'): Promise<nu
 async function signIn(url: string): Promise<string> {
   const res = await supertest(url).post('/sign-in').type('form').send({ email: 'admin@acme.example', password: 'demo-password' });
   expect(res.status).toBe(303);
-  return ([] as string[]).concat(res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+  return ([] as string[])
+    .concat(res.headers['set-cookie'] ?? [])
+    .map((c) => c.split(';')[0])
+    .join('; ');
 }
 
 /** Signs in as the demo admin and creates an endpoint through the form; returns the session's cookie. */
 async function createEndpoint(url: string, name: string): Promise<string> {
   const cookie = await signIn(url);
   const form = await supertest(url).get('/endpoints/new').set('Cookie', cookie);
-  const created = await supertest(url).post('/endpoints').set('Cookie', cookie).type('form')
+  const created = await supertest(url)
+    .post('/endpoints')
+    .set('Cookie', cookie)
+    .type('form')
     .send({ _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name, imei: '' });
   expect(created.status).toBe(303);
   return cookie;
@@ -135,7 +154,9 @@ describe('one server per data directory', () => {
     await ready(first);
     const second = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
     const line = await refused(second);
-    expect(line).toBe(`SIM Link cannot start: the data directory ${dataDir} is in use by SIM Link process ${first.child.pid}; stop it first, or set DATA_DIR to another directory.`);
+    expect(line).toBe(
+      `SIM Link cannot start: the data directory ${dataDir} is in use by SIM Link process ${first.child.pid}; stop it first, or set DATA_DIR to another directory.`,
+    );
     expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
     await createEndpoint(first.url, 'Written after the refusal');
   }, 90_000);
@@ -198,14 +219,21 @@ describe('stopping', () => {
     const rest = rows.slice(100).join('\r\n');
     const body = Buffer.from(head + half + rest + tail);
     const status = new Promise<number>((resolve, reject) => {
-      const req = request(`${app.url}${action}`, {
-        method: 'POST',
-        headers: { cookie, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length, origin: app.url },
-      }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => { if (res.statusCode !== 303) console.log(text.slice(0, 3000)); resolve(res.statusCode!); });
-      });
+      const req = request(
+        `${app.url}${action}`,
+        {
+          method: 'POST',
+          headers: { cookie, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length, origin: app.url },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => {
+            if (res.statusCode !== 303) console.log(text.slice(0, 3000));
+            resolve(res.statusCode!);
+          });
+        },
+      );
       req.on('error', reject);
       req.write(head + half);
       // The upload is half sent: now the process manager stops the server; the rest of the file follows.
@@ -219,7 +247,9 @@ describe('stopping', () => {
 
     const again = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
     await ready(again);
-    const sims = await supertest(again.url).get(`/sims?q=${iccidFor(77, 200).slice(0, 19)}`).set('Cookie', await signIn(again.url));
+    const sims = await supertest(again.url)
+      .get(`/sims?q=${iccidFor(77, 200).slice(0, 19)}`)
+      .set('Cookie', await signIn(again.url));
     expect(sims.text).toContain(iccidFor(77, 200));
   }, 90_000);
 
@@ -238,7 +268,9 @@ describe('a start that cannot go on says why in one line', () => {
   let busyPort: number;
   beforeAll(async () => {
     busy = createServer();
-    busyPort = await new Promise<number>((resolve) => busy.listen(0, '127.0.0.1', () => resolve((busy.address() as { port: number }).port)));
+    busyPort = await new Promise<number>((resolve) =>
+      busy.listen(0, '127.0.0.1', () => resolve((busy.address() as { port: number }).port)),
+    );
   });
   afterAll(() => new Promise<void>((resolve) => busy.close(() => resolve())));
 
@@ -266,9 +298,16 @@ describe('a start that cannot go on says why in one line', () => {
   it('a DATABASE_URL whose server does not answer, or a bad setting', async () => {
     const closedPort = await freePort();
     const dataDir = tempDir();
-    expect(await refused(run({ DATA_DIR: dataDir, PORT: String(await freePort()), DATABASE_URL: `postgresql://postgres@127.0.0.1:${closedPort}/simlink` })))
-      .toMatch(/the PostgreSQL server of DATABASE_URL cannot be reached \(ECONNREFUSED/);
-    expect(await refused(run({ DATA_DIR: dataDir, PORT: 'eighty' }))).toBe('SIM Link cannot start: PORT must be a whole number from 0 to 65535; got "eighty".');
-    expect(await refused(run({ DATA_DIR: dataDir, PORT: String(await freePort()), DATABASE_URL: 'mysql://x' }))).toMatch(/DATABASE_URL must start with postgres:\/\/ or postgresql:\/\//);
+    expect(
+      await refused(
+        run({ DATA_DIR: dataDir, PORT: String(await freePort()), DATABASE_URL: `postgresql://postgres@127.0.0.1:${closedPort}/simlink` }),
+      ),
+    ).toMatch(/the PostgreSQL server of DATABASE_URL cannot be reached \(ECONNREFUSED/);
+    expect(await refused(run({ DATA_DIR: dataDir, PORT: 'eighty' }))).toBe(
+      'SIM Link cannot start: PORT must be a whole number from 0 to 65535; got "eighty".',
+    );
+    expect(await refused(run({ DATA_DIR: dataDir, PORT: String(await freePort()), DATABASE_URL: 'mysql://x' }))).toMatch(
+      /DATABASE_URL must start with postgres:\/\/ or postgresql:\/\//,
+    );
   }, 30_000);
 });

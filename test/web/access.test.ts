@@ -100,17 +100,34 @@ function fill(url: string, ids: Record<string, number>): string {
 
 /** A form body with whatever any of the app's forms might carry. */
 const body = (csrf: string, extra: Record<string, string> = {}) =>
-  new URLSearchParams({ _csrf: csrf, key: `k${Math.random().toString(36).slice(2)}xxxxxxxxxxxxxxxx`.slice(0, 32), name: 'Should not exist', imei: '', iccid: '', ...extra }).toString();
+  new URLSearchParams({
+    _csrf: csrf,
+    key: `k${Math.random().toString(36).slice(2)}xxxxxxxxxxxxxxxx`.slice(0, 32),
+    name: 'Should not exist',
+    imei: '',
+    iccid: '',
+    ...extra,
+  }).toString();
 
 describe('the route table', () => {
   it('is read from the app and holds the state-changing routes of every screen', () => {
     const routes = changingRoutes().map((r) => `${r.method} ${r.url}`);
-    expect(routes).toEqual(expect.arrayContaining([
-      'POST /sign-in', 'POST /sign-out', 'POST /endpoints', 'POST /endpoints/:id/sim', 'POST /endpoints/:id/sim/delete',
-      'POST /endpoints/:id/activate', 'POST /endpoints/:id/suspend', 'POST /endpoints/:id/resume',
-    ]));
+    expect(routes).toEqual(
+      expect.arrayContaining([
+        'POST /sign-in',
+        'POST /sign-out',
+        'POST /endpoints',
+        'POST /endpoints/:id/sim',
+        'POST /endpoints/:id/sim/delete',
+        'POST /endpoints/:id/activate',
+        'POST /endpoints/:id/suspend',
+        'POST /endpoints/:id/resume',
+      ]),
+    );
     // Only signing in and out may skip a rule; everything else needs a user, a CSRF token and the admin role.
-    const exempt = changingRoutes().filter((r) => r.public || !r.csrf || r.viewerMayPost).map((r) => `${r.method} ${r.url}`);
+    const exempt = changingRoutes()
+      .filter((r) => r.public || !r.csrf || r.viewerMayPost)
+      .map((r) => `${r.method} ${r.url}`);
     expect(exempt.sort()).toEqual(['POST /sign-in', 'POST /sign-out']);
   });
 });
@@ -132,7 +149,10 @@ describe('a viewer', () => {
       // Each of the viewer's own endpoints, so the refusal is the role's and not the record's state.
       for (const endpoint of Object.values(mine.endpoints)) {
         const url = fill(route.url, { endpoints: endpoint.id, sims: mine.ready.id });
-        const res = await viewer.post(url).type('form').send(body(csrf, { sim_id: String(mine.ready.id), iccid: mine.ready.iccid }));
+        const res = await viewer
+          .post(url)
+          .type('form')
+          .send(body(csrf, { sim_id: String(mine.ready.id), iccid: mine.ready.iccid }));
         expect(res.status, `${route.method} ${url}`).toBe(403);
         expect(res.text, url).toContain('Your role (viewer) can look but not change anything');
         tried++;
@@ -164,7 +184,10 @@ describe('a viewer', () => {
 
   it('may still sign out', async () => {
     const { agent } = await signedIn(app, em, acme, 'viewer');
-    const res = await agent.post('/sign-out').type('form').send({ _csrf: await csrfToken(agent) });
+    const res = await agent
+      .post('/sign-out')
+      .type('form')
+      .send({ _csrf: await csrfToken(agent) });
     expect(res.status).toBe(303);
     expect((await agent.get('/endpoints')).status).toBe(303);
   });
@@ -205,7 +228,10 @@ describe('another enterprise', () => {
       for (const endpoint of Object.values(theirs.endpoints)) {
         const url = fill(route.url, { endpoints: endpoint.id, sims: theirs.ready.id });
         // Offer one of our own Ready SIMs: only the endpoint is foreign.
-        const res = await admin.post(url).type('form').send(body(csrf, { sim_id: String(mine.ready.id) }));
+        const res = await admin
+          .post(url)
+          .type('form')
+          .send(body(csrf, { sim_id: String(mine.ready.id) }));
         expect(res.status, url).toBe(404);
         expect(res.text).not.toContain('Zanzibar');
       }
@@ -218,29 +244,34 @@ describe('another enterprise', () => {
     const confirm = await admin.get(`/endpoints/${mine.endpoints.hold.id}/sim/confirm?sim_id=${theirs.ready.id}`);
     expect(confirm.status).toBe(422);
     expect(confirm.text).not.toContain(theirs.ready.iccid);
-    const link = await admin.post(`/endpoints/${mine.endpoints.hold.id}/sim`).type('form').send(body(csrf, { sim_id: String(theirs.ready.id) }));
+    const link = await admin
+      .post(`/endpoints/${mine.endpoints.hold.id}/sim`)
+      .type('form')
+      .send(body(csrf, { sim_id: String(theirs.ready.id) }));
     expect(link.status).toBe(404);
     const choose = await admin.get(`/endpoints/new/sim/choose?sim_id=${theirs.ready.id}&name=X`);
     expect(choose.status).toBe(422);
     expect(choose.text).not.toContain(theirs.ready.iccid);
-    const typed = await admin.post('/endpoints').type('form').send(body(csrf, { name: 'Typed foreign ICCID', iccid: theirs.ready.iccid }));
+    const typed = await admin
+      .post('/endpoints')
+      .type('form')
+      .send(body(csrf, { name: 'Typed foreign ICCID', iccid: theirs.ready.iccid }));
     expect(typed.status).toBe(422);
     expect(await snapshot()).toEqual(before);
   });
 
   it('its rows never appear in any list, picker or search', async () => {
-    const markers = [
-      'Zanzibar', 'Globex Foreignco', 'Quentin Foreign',
-      ...theirs.sims.flatMap((s) => [s.iccid, s.imsi]),
-    ];
+    const markers = ['Zanzibar', 'Globex Foreignco', 'Quentin Foreign', ...theirs.sims.flatMap((s) => [s.iccid, s.imsi])];
     const pages = app.accessRules
       .filter((r) => r.method === 'GET' && !r.url.includes(':') && !r.url.includes('*') && !r.public)
       .map((r) => r.url);
     expect(pages).toEqual(expect.arrayContaining(['/endpoints', '/events', '/endpoints/new/sim']));
     const searches = [
       ...pages,
-      '/endpoints?q=Zanzibar', '/endpoints?status=active',
-      `/endpoints/new/sim?q=${theirs.ready.iccid.slice(0, 10)}`, `/endpoints/new/sim?q=${theirs.ready.imsi.slice(0, 8)}`,
+      '/endpoints?q=Zanzibar',
+      '/endpoints?status=active',
+      `/endpoints/new/sim?q=${theirs.ready.iccid.slice(0, 10)}`,
+      `/endpoints/new/sim?q=${theirs.ready.imsi.slice(0, 8)}`,
       `/endpoints/${mine.endpoints.hold.id}/sim/new?q=${theirs.ready.iccid}`,
       `/events?action=sim.linked`,
     ];
@@ -268,7 +299,7 @@ describe('CSRF', () => {
   const created = async (name: string) =>
     (await db.orm.em.fork().execute<{ n: number }[]>('select count(*)::int as n from endpoint where name = ?', [name]))[0].n;
 
-  it('a state-changing request without a token, with a wrong one, or with another session\'s is 403 and changes nothing', async () => {
+  it("a state-changing request without a token, with a wrong one, or with another session's is 403 and changes nothing", async () => {
     const form = await admin.get('/endpoints/new');
     const key = hidden(form.text, 'key');
     const otherToken = await csrfToken(other);
@@ -278,7 +309,7 @@ describe('CSRF', () => {
       empty: '',
       wrong: 'not-a-token',
       tampered: `${hidden(form.text, '_csrf').slice(0, -2)}xx`,
-      'another session\'s': otherToken,
+      "another session's": otherToken,
     };
     for (const [what, token] of Object.entries(attempts)) {
       const fields: Record<string, string> = { key, name: 'CSRF probe' };
@@ -295,11 +326,17 @@ describe('CSRF', () => {
     expect(await snapshot()).toEqual(before);
 
     // The control: the form's own token works, as a field or as htmx's header.
-    const ok = await admin.post('/endpoints').type('form').send({ _csrf: hidden(form.text, '_csrf'), key, name: 'CSRF probe' });
+    const ok = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({ _csrf: hidden(form.text, '_csrf'), key, name: 'CSRF probe' });
     expect(ok.status).toBe(303);
     expect(await created('CSRF probe')).toBe(1);
     const again = await admin.get('/endpoints/new');
-    const viaHeader = await admin.post('/endpoints').set('X-CSRF-Token', hidden(again.text, '_csrf')).type('form')
+    const viaHeader = await admin
+      .post('/endpoints')
+      .set('X-CSRF-Token', hidden(again.text, '_csrf'))
+      .type('form')
       .send({ key: hidden(again.text, 'key'), name: 'CSRF header probe' });
     expect(viaHeader.status).toBe(303);
   });
@@ -308,7 +345,10 @@ describe('CSRF', () => {
     const before = await snapshot();
     for (const route of changingRoutes().filter((r) => r.csrf)) {
       const url = fill(route.url, { endpoints: mine.endpoints.hold.id, sims: mine.ready.id });
-      const res = await admin.post(url).type('form').send({ sim_id: String(mine.ready.id), name: 'No token' });
+      const res = await admin
+        .post(url)
+        .type('form')
+        .send({ sim_id: String(mine.ready.id), name: 'No token' });
       expect(res.status, url).toBe(403);
     }
     expect(await snapshot()).toEqual(before);
@@ -323,7 +363,12 @@ describe('sessions', () => {
 
   async function signIn(): Promise<{ cookie: string; userId: number }> {
     const user = await createUser(em, acme, 'admin', hash);
-    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: FORM, payload: formBody({ email: user.email, password: PASSWORD }) });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/sign-in',
+      headers: FORM,
+      payload: formBody({ email: user.email, password: PASSWORD }),
+    });
     expect(res.statusCode).toBe(303);
     const setCookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='))!;
     expect(setCookie).toMatch(/HttpOnly/);
@@ -339,21 +384,41 @@ describe('sessions', () => {
     const { cookie, userId } = await signIn();
     const page = await get(cookie);
     expect(page.statusCode).toBe(200);
-    const out = await app.inject({ method: 'POST', url: '/sign-out', headers: { ...FORM, cookie }, payload: formBody({ _csrf: hidden(page.body, '_csrf') }) });
+    const out = await app.inject({
+      method: 'POST',
+      url: '/sign-out',
+      headers: { ...FORM, cookie },
+      payload: formBody({ _csrf: hidden(page.body, '_csrf') }),
+    });
     expect(out.statusCode).toBe(303);
     expect(await rows(userId)).toBe(0);
     expect(isSignedOut(await get(cookie))).toBe(true);
-    const form = await app.inject({ method: 'POST', url: '/endpoints', headers: { ...FORM, cookie }, payload: formBody({ _csrf: hidden(page.body, '_csrf'), name: 'After sign-out' }) });
+    const form = await app.inject({
+      method: 'POST',
+      url: '/endpoints',
+      headers: { ...FORM, cookie },
+      payload: formBody({ _csrf: hidden(page.body, '_csrf'), name: 'After sign-out' }),
+    });
     expect(isSignedOut(form)).toBe(true);
-    expect((await db.orm.em.fork().execute<{ n: number }[]>("select count(*)::int as n from endpoint where name = 'After sign-out'"))[0].n).toBe(0);
+    expect(
+      (await db.orm.em.fork().execute<{ n: number }[]>("select count(*)::int as n from endpoint where name = 'After sign-out'"))[0].n,
+    ).toBe(0);
   });
 
   it('rotates the session id at sign-in: a cookie from before is not promoted', async () => {
     const user = await createUser(em, acme, 'admin', hash);
     // A session made before sign-in (a flash-carrying anonymous one would do; here: an earlier sign-in).
     const { cookie: before } = await signIn();
-    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...FORM, cookie: before }, payload: formBody({ email: user.email, password: PASSWORD }) });
-    const after = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='))!.split(';')[0];
+    const res = await app.inject({
+      method: 'POST',
+      url: '/sign-in',
+      headers: { ...FORM, cookie: before },
+      payload: formBody({ email: user.email, password: PASSWORD }),
+    });
+    const after = [res.headers['set-cookie']]
+      .flat()
+      .find((c) => c?.startsWith('simlink_session='))!
+      .split(';')[0];
     expect(after).not.toBe(before);
     expect(isSignedOut(await get(before))).toBe(true);
     expect((await get(after)).statusCode).toBe(200);
@@ -368,8 +433,12 @@ describe('sessions', () => {
 
   it('slides the idle expiry on use, never beyond the absolute lifetime', async () => {
     const { cookie, userId } = await signIn();
-    const expiry = async () => (await db.orm.em.fork().execute<{ s: number }[]>(
-      'select extract(epoch from expires_at - now())::int as s from session where user_id = ?', [userId]))[0].s;
+    const expiry = async () =>
+      (
+        await db.orm.em
+          .fork()
+          .execute<{ s: number }[]>('select extract(epoch from expires_at - now())::int as s from session where user_id = ?', [userId])
+      )[0].s;
     const idle = app.config.sessionIdleMinutes * 60;
     expect(await expiry()).toBeLessThanOrEqual(idle);
     await db.orm.em.fork().execute("update session set expires_at = now() + interval '2 minutes' where user_id = ?", [userId]);
@@ -377,10 +446,12 @@ describe('sessions', () => {
     expect(await expiry()).toBeGreaterThan(idle - 60);
     // 11 h 59 min into a 12 h session: the expiry slides only up to the absolute end.
     const signedInAt = Date.now() - (app.config.sessionMaxHours * 3600 - 60) * 1000;
-    await db.orm.em.fork().execute(
-      `update session set expires_at = now() + interval '10 seconds', data = jsonb_set(data, '{signedInAt}', to_jsonb(?::bigint)) where user_id = ?`,
-      [signedInAt, userId],
-    );
+    await db.orm.em
+      .fork()
+      .execute(
+        `update session set expires_at = now() + interval '10 seconds', data = jsonb_set(data, '{signedInAt}', to_jsonb(?::bigint)) where user_id = ?`,
+        [signedInAt, userId],
+      );
     expect((await get(cookie)).statusCode).toBe(200);
     expect(await expiry()).toBeLessThanOrEqual(61);
   });
@@ -388,15 +459,19 @@ describe('sessions', () => {
   it('ends after the absolute lifetime, however active, and the next sign-in on that browser works', async () => {
     const { cookie, userId } = await signIn();
     const signedInAt = Date.now() - (app.config.sessionMaxHours * 3600 + 60) * 1000;
-    await db.orm.em.fork().execute(
-      `update session set data = jsonb_set(data, '{signedInAt}', to_jsonb(?::bigint)) where user_id = ?`,
-      [signedInAt, userId],
-    );
+    await db.orm.em
+      .fork()
+      .execute(`update session set data = jsonb_set(data, '{signedInAt}', to_jsonb(?::bigint)) where user_id = ?`, [signedInAt, userId]);
     expect(isSignedOut(await get(cookie))).toBe(true);
     expect(await rows(userId)).toBe(0);
     // The same old cookie on the sign-in form: a new session, not an error.
     const user = await createUser(em, acme, 'admin', hash);
-    const again = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...FORM, cookie }, payload: formBody({ email: user.email, password: PASSWORD }) });
+    const again = await app.inject({
+      method: 'POST',
+      url: '/sign-in',
+      headers: { ...FORM, cookie },
+      payload: formBody({ email: user.email, password: PASSWORD }),
+    });
     expect(again.statusCode).toBe(303);
   });
 
@@ -416,7 +491,7 @@ describe('sessions', () => {
     expect(await rows(live)).toBe(1);
   });
 
-  it('a deleted user\'s session signs nobody in', async () => {
+  it("a deleted user's session signs nobody in", async () => {
     const { cookie, userId } = await signIn();
     await db.orm.em.fork().execute('delete from app_user where id = ?', [userId]);
     expect(isSignedOut(await get(cookie))).toBe(true);

@@ -29,7 +29,13 @@ afterAll(async () => {
 
 const deepJson = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
 const counts = async () =>
-  (await em.fork().execute<{ n: string }[]>(`select (select count(*) from endpoint) || '/' || (select count(*) from sim) || '/' || (select count(*) from session) as n`))[0].n;
+  (
+    await em
+      .fork()
+      .execute<{ n: string }[]>(
+        `select (select count(*) from endpoint) || '/' || (select count(*) from sim) || '/' || (select count(*) from session) as n`,
+      )
+  )[0].n;
 
 /** A plain page with no internals: no stack, no Fastify error text. */
 function expectPlainPage(res: { status?: number; statusCode?: number; text?: string; body?: string }, status: number, title: string) {
@@ -42,7 +48,12 @@ function expectPlainPage(res: { status?: number; statusCode?: number; text?: str
 describe('content types', () => {
   it('deeply nested JSON to POST /sign-in: 415, not 500', async () => {
     const before = await counts();
-    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { 'content-type': 'application/json' }, payload: deepJson(100_000) });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/sign-in',
+      headers: { 'content-type': 'application/json' },
+      payload: deepJson(100_000),
+    });
     expectPlainPage(res, 415, 'That kind of content is not accepted');
     expect(res.body).toContain('Send this form from SIM Link’s own page.');
     expect(await counts()).toBe(before);
@@ -59,7 +70,12 @@ describe('content types', () => {
   });
 
   it('a body without a content type: 415', async () => {
-    const res = await app.inject({ method: 'POST', url: '/sign-in', payload: 'email=a%40example.test&password=x', headers: { 'content-type': '' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/sign-in',
+      payload: 'email=a%40example.test&password=x',
+      headers: { 'content-type': '' },
+    });
     expectPlainPage(res, 415, 'That kind of content is not accepted');
   });
 
@@ -75,7 +91,9 @@ describe('content types', () => {
 
   it('the forms’ own content types still work, with a charset', async () => {
     const res = await app.inject({
-      method: 'POST', url: '/sign-in', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' },
+      method: 'POST',
+      url: '/sign-in',
+      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' },
       payload: 'email=nobody%40example.test&password=wrong',
     });
     expect(res.statusCode).toBe(422);
@@ -87,18 +105,32 @@ describe('bodies that cannot be parsed: 400', () => {
   const importUrl = async () => `/sims/import?_csrf=${encodeURIComponent(await csrfToken(admin, '/sims/import'))}`;
 
   it('a multipart body whose only part has a malformed header: no file, said in words (422)', async () => {
-    const res = await admin.post(await importUrl()).set('content-type', 'multipart/form-data; boundary=XyZ').send('--XyZ\r\nthis is not a header\r\n\r\nx\r\n--XyZ--\r\n');
+    const res = await admin
+      .post(await importUrl())
+      .set('content-type', 'multipart/form-data; boundary=XyZ')
+      .send('--XyZ\r\nthis is not a header\r\n\r\nx\r\n--XyZ--\r\n');
     expect(res.status).toBe(422);
     expect(res.text).toContain('Choose a CSV file to import');
   });
 
   it.each([
-    ['a part that never ends', 'multipart/form-data; boundary=XyZ', '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\nContent-Type: text/csv\r\n\r\niccid,imsi\r\n8944'],
-    ['no boundary', 'multipart/form-data', '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\nx\r\n--XyZ--\r\n'],
+    [
+      'a part that never ends',
+      'multipart/form-data; boundary=XyZ',
+      '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\nContent-Type: text/csv\r\n\r\niccid,imsi\r\n8944',
+    ],
+    [
+      'no boundary',
+      'multipart/form-data',
+      '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\nx\r\n--XyZ--\r\n',
+    ],
     ['garbage', 'multipart/form-data; boundary=XyZ', 'garbage'],
   ])('a malformed multipart upload (%s): 400 page, nothing imported', async (_name, type, payload) => {
     const before = await counts();
-    const res = await admin.post(await importUrl()).set('content-type', type).send(payload);
+    const res = await admin
+      .post(await importUrl())
+      .set('content-type', type)
+      .send(payload);
     expect(res.status).toBe(400);
     expect(res.text).not.toMatch(/ at .*\.(js|ts):\d+|FST_|Unexpected end of form|Malformed/);
     expect(res.text).toContain('could not be read');
@@ -107,7 +139,8 @@ describe('bodies that cannot be parsed: 400', () => {
 
   it('a Content-Length that does not match the body: 400 in words', async () => {
     const res = await app.inject({
-      method: 'POST', url: '/sign-in',
+      method: 'POST',
+      url: '/sign-in',
       headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '5000' },
       payload: 'email=a',
     });

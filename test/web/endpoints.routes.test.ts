@@ -65,7 +65,11 @@ describe('sign in and out', () => {
     const cookie = (signIn.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
     const page = await supertest(app.server).get('/endpoints').set('Cookie', cookie);
     expect(page.status).toBe(200);
-    const out = await supertest(app.server).post('/sign-out').set('Cookie', cookie).type('form').send({ _csrf: hidden(page.text, '_csrf') });
+    const out = await supertest(app.server)
+      .post('/sign-out')
+      .set('Cookie', cookie)
+      .type('form')
+      .send({ _csrf: hidden(page.text, '_csrf') });
     expect(out.status).toBe(303);
     const replay = await supertest(app.server).get('/endpoints').set('Cookie', cookie);
     expect(replay.status).toBe(303);
@@ -74,13 +78,18 @@ describe('sign in and out', () => {
 
   it('sign-out ends on the sign-in page saying "You have signed out", in the status region, once', async () => {
     const { agent } = await signedIn(app, em, acme, 'viewer');
-    const out = await agent.post('/sign-out').type('form').send({ _csrf: await csrfToken(agent) });
+    const out = await agent
+      .post('/sign-out')
+      .type('form')
+      .send({ _csrf: await csrfToken(agent) });
     expect(out.status).toBe(303);
     expect(out.headers.location).toBe('/sign-in');
     const page = await agent.get('/sign-in');
     expect(page.status).toBe(200);
     expect(page.text).toContain('<h1>Sign in</h1>');
-    expect(page.text).toContain('<div id="messages" role="status" aria-live="polite" class="messages"><p class="flash flash-success">You have signed out</p></div>');
+    expect(page.text).toContain(
+      '<div id="messages" role="status" aria-live="polite" class="messages"><p class="flash flash-success">You have signed out</p></div>',
+    );
     // Shown once: a reload of the sign-in page no longer says it, and neither does a first visit.
     const again = await agent.get('/sign-in');
     expect(again.text).not.toContain('You have signed out');
@@ -105,7 +114,9 @@ describe('endpoints list', () => {
     expect(full.status).toBe(200);
     expect(full.headers.vary).toContain('HX-Request');
     expect(full.text).toContain('<h1>Endpoints</h1>');
-    expect(full.text).toMatch(/<th scope="col">Name<\/th><th scope="col">Status<\/th><th scope="col">ICCID<\/th><th scope="col">IMEI<\/th>/);
+    expect(full.text).toMatch(
+      /<th scope="col">Name<\/th><th scope="col">Status<\/th><th scope="col">ICCID<\/th><th scope="col">IMEI<\/th>/,
+    );
     expect(full.text).toContain('>Create endpoint</a>');
     const partial = await agent.get('/endpoints').set('HX-Request', 'true');
     expect(partial.text.trimStart()).toMatch(/^<div id="endpoints-results"/);
@@ -161,13 +172,23 @@ describe('create endpoint', () => {
 
   it('creates an endpoint on Hold and says so on its page', async () => {
     const form = await admin.get('/endpoints/new');
-    const res = await admin.post('/endpoints').type('form').send({
-      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Meter 12', imei: '49-015420-323751-8',
-    });
+    const res = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({
+        _csrf: hidden(form.text, '_csrf'),
+        key: hidden(form.text, 'key'),
+        name: 'Meter 12',
+        imei: '49-015420-323751-8',
+      });
     expect(res.status).toBe(303);
     const id = Number(res.headers.location.split('/').pop());
     expect(await row('select name, imei, status, activate_immediately, sim_id from endpoint where id = ?', [id])).toEqual({
-      name: 'Meter 12', imei: '490154203237518', status: 'hold', activate_immediately: false, sim_id: null,
+      name: 'Meter 12',
+      imei: '490154203237518',
+      status: 'hold',
+      activate_immediately: false,
+      sim_id: null,
     });
     const page = await admin.get(res.headers.location);
     expect(page.text).toContain('Endpoint &#39;Meter 12&#39; created successfully');
@@ -180,10 +201,16 @@ describe('create endpoint', () => {
   ])('links a typed ICCID at once (Activate Immediately %s → %s)', async (activateImmediately, status) => {
     const sim = await readySim(em, acme);
     const form = await admin.get('/endpoints/new');
-    const res = await admin.post('/endpoints').type('form').send({
-      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Tracker',
-      iccid: `${sim.iccid.slice(0, 4)} ${sim.iccid.slice(4)}`, ...(activateImmediately ? { activate_immediately: 'on' } : {}),
-    });
+    const res = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({
+        _csrf: hidden(form.text, '_csrf'),
+        key: hidden(form.text, 'key'),
+        name: 'Tracker',
+        iccid: `${sim.iccid.slice(0, 4)} ${sim.iccid.slice(4)}`,
+        ...(activateImmediately ? { activate_immediately: 'on' } : {}),
+      });
     expect(res.status).toBe(303);
     const id = Number(res.headers.location.split('/').pop());
     expect(await row('select status, sim_id from endpoint where id = ?', [id])).toEqual({ status, sim_id: sim.id });
@@ -193,9 +220,17 @@ describe('create endpoint', () => {
   it('answers bad input with the GOV.UK error pattern (422), values kept, nothing created', async () => {
     const before = await row('select count(*)::int as n from endpoint', []);
     const form = await admin.get('/endpoints/new');
-    const res = await admin.post('/endpoints').type('form').send({
-      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: '', imei: '490154203237519', iccid: '8944 123', activate_immediately: 'on',
-    });
+    const res = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({
+        _csrf: hidden(form.text, '_csrf'),
+        key: hidden(form.text, 'key'),
+        name: '',
+        imei: '490154203237519',
+        iccid: '8944 123',
+        activate_immediately: 'on',
+      });
     expect(res.status).toBe(422);
     expect(res.text).toContain('<title>Error: Create endpoint – SIM Link</title>');
     expect(res.text).toContain('<h2 id="error-summary-title">There is a problem</h2>');
@@ -209,18 +244,32 @@ describe('create endpoint', () => {
 
   it('refuses an IMEI another endpoint of the enterprise has, naming it (a device has one IMEI); values kept, nothing created', async () => {
     const form = await admin.get('/endpoints/new');
-    const first = await admin.post('/endpoints').type('form').send({
-      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Cold store sensor', imei: '356938035643809',
-    });
+    const first = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({
+        _csrf: hidden(form.text, '_csrf'),
+        key: hidden(form.text, 'key'),
+        name: 'Cold store sensor',
+        imei: '356938035643809',
+      });
     expect(first.status).toBe(303);
     const before = await row('select count(*)::int as n from endpoint', []);
     const again = await admin.get('/endpoints/new');
-    const res = await admin.post('/endpoints').type('form').send({
-      _csrf: hidden(again.text, '_csrf'), key: hidden(again.text, 'key'), name: 'Second sensor', imei: '35-693803-564380-9', activate_immediately: 'on',
-    });
+    const res = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({
+        _csrf: hidden(again.text, '_csrf'),
+        key: hidden(again.text, 'key'),
+        name: 'Second sensor',
+        imei: '35-693803-564380-9',
+        activate_immediately: 'on',
+      });
     expect(res.status).toBe(422);
     expect(res.text).toContain('<title>Error: Create endpoint – SIM Link</title>');
-    const message = 'IMEI 356938035643809 is already used by endpoint &#39;Cold store sensor&#39;; a device has one IMEI, so check the number';
+    const message =
+      'IMEI 356938035643809 is already used by endpoint &#39;Cold store sensor&#39;; a device has one IMEI, so check the number';
     expect(res.text).toContain(`<a href="#imei">${message}</a>`);
     expect(res.text.split(message)).toHaveLength(3); // in the summary and beside the field
     expect(res.text).toContain('value="Second sensor"');
@@ -230,18 +279,30 @@ describe('create endpoint', () => {
     // Another enterprise may have a device with that IMEI in its own records.
     const other = await signedIn(app, em, globex, 'admin');
     const foreignForm = await other.agent.get('/endpoints/new');
-    const foreign = await other.agent.post('/endpoints').type('form').send({
-      _csrf: hidden(foreignForm.text, '_csrf'), key: hidden(foreignForm.text, 'key'), name: 'Globex sensor', imei: '356938035643809',
-    });
+    const foreign = await other.agent
+      .post('/endpoints')
+      .type('form')
+      .send({
+        _csrf: hidden(foreignForm.text, '_csrf'),
+        key: hidden(foreignForm.text, 'key'),
+        name: 'Globex sensor',
+        imei: '356938035643809',
+      });
     expect(foreign.status).toBe(303);
   });
 
   it('refuses a SIM of another enterprise as if it did not exist', async () => {
     const foreign = await readySim(em, globex);
     const form = await admin.get('/endpoints/new');
-    const res = await admin.post('/endpoints').type('form').send({
-      _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'Sneaky', iccid: foreign.iccid,
-    });
+    const res = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({
+        _csrf: hidden(form.text, '_csrf'),
+        key: hidden(form.text, 'key'),
+        name: 'Sneaky',
+        iccid: foreign.iccid,
+      });
     expect(res.status).toBe(422);
     expect(res.text).toContain(`There is no SIM with ICCID ${foreign.iccid} in your inventory`);
     expect(await row('select status from sim where id = ?', [foreign.id])).toEqual({ status: 'ready' });
@@ -276,7 +337,19 @@ describe('endpoint page', () => {
     const { endpoint, sim } = await linkedEndpoint(em, acme, 'active');
     const res = await admin.get(`/endpoints/${endpoint.id}`);
     expect(res.status).toBe(200);
-    for (const text of ['Activate Immediately', 'IMEI', 'Linked SIM', 'EID', 'ICCID', 'IMSI', 'MSISDN', 'SIM status', sim.iccid, sim.imsi, 'History']) {
+    for (const text of [
+      'Activate Immediately',
+      'IMEI',
+      'Linked SIM',
+      'EID',
+      'ICCID',
+      'IMSI',
+      'MSISDN',
+      'SIM status',
+      sim.iccid,
+      sim.imsi,
+      'History',
+    ]) {
       expect(res.text).toContain(text);
     }
     expect(res.text).toContain('>Suspend</button>');
@@ -293,7 +366,9 @@ describe('endpoint page', () => {
     expect(page.text).toMatch(/<dt>MSISDN<\/dt><dd class="mono">None<\/dd>/);
     const noEid = await holdEndpoint(em, acme, { name: 'No identifiers yet' });
     const list = await admin.get(`/endpoints?q=${encodeURIComponent(noEid.name)}`);
-    expect(list.text).toMatch(/No identifiers yet<\/a><\/td>\s*<td><span class="status status-hold">Hold<\/span><\/td>\s*<td class="mono">None<\/td>\s*<td class="mono">None<\/td>/);
+    expect(list.text).toMatch(
+      /No identifiers yet<\/a><\/td>\s*<td><span class="status status-hold">Hold<\/span><\/td>\s*<td class="mono">None<\/td>\s*<td class="mono">None<\/td>/,
+    );
     const sims = await admin.get(`/sims?q=${sim.iccid}`);
     expect(sims.text).toMatch(new RegExp(`<td class="mono">${sim.iccid}</td>[\\s\\S]*?<td class="mono">None</td>`));
     for (const res of [page, list, sims]) {
@@ -308,7 +383,9 @@ describe('endpoint page', () => {
   ] as const)('a %s endpoint offers %j', async (status, buttons) => {
     const { endpoint } = await linkedEndpoint(em, acme, status);
     const res = await admin.get(`/endpoints/${endpoint.id}`);
-    const shown = [...res.text.matchAll(/<button type="submit" class="button[^"]*" id="\w+-button"[^>]*>([^<]+)<\/button>/g)].map((m) => m[1]);
+    const shown = [...res.text.matchAll(/<button type="submit" class="button[^"]*" id="\w+-button"[^>]*>([^<]+)<\/button>/g)].map(
+      (m) => m[1],
+    );
     expect(shown.sort()).toEqual([...buttons].sort());
   });
 
@@ -340,7 +417,10 @@ describe('rough edges', () => {
   it('a NUL character anywhere is refused with 400, nothing created', async () => {
     expect((await admin.get('/endpoints?q=a%00b')).status).toBe(400);
     const form = await admin.get('/endpoints/new');
-    const res = await admin.post('/endpoints').type('form').send({ _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'a\u0000b' });
+    const res = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({ _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'a\u0000b' });
     expect(res.status).toBe(400);
     expect(res.text).toContain('NUL character');
     expect(await row(`select count(*)::int as n from endpoint where name like 'a%b'`, [])).toEqual({ n: 0 });
@@ -356,9 +436,19 @@ describe('rough edges', () => {
     const { endpoint } = await linkedEndpoint(em, acme, 'active');
     const suspend = await admin.get(`/endpoints/${endpoint.id}/suspend`);
     const key = hidden(suspend.text, 'key');
-    expect((await admin.post(`/endpoints/${endpoint.id}/suspend`).type('form').send({ _csrf: hidden(suspend.text, '_csrf'), key })).status).toBe(303);
+    expect(
+      (
+        await admin
+          .post(`/endpoints/${endpoint.id}/suspend`)
+          .type('form')
+          .send({ _csrf: hidden(suspend.text, '_csrf'), key })
+      ).status,
+    ).toBe(303);
     const form = await admin.get('/endpoints/new');
-    const res = await admin.post('/endpoints').type('form').send({ _csrf: hidden(form.text, '_csrf'), key, name: 'Reused key', imei: '490154203237518' });
+    const res = await admin
+      .post('/endpoints')
+      .type('form')
+      .send({ _csrf: hidden(form.text, '_csrf'), key, name: 'Reused key', imei: '490154203237518' });
     expect(res.status).toBe(409);
     expect(res.text).toContain('There is a problem');
     expect(res.text).toContain('This confirmation form was already used.');

@@ -56,10 +56,14 @@ const cookiePair = (res: LightMyRequestResponse) => sessionCookie(res)!.split(';
 const count = async (sql: string, params: unknown[] = []) =>
   (await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from ${sql}`, params))[0].n;
 const userRow = async (email: string) =>
-  (await db.orm.em.fork().execute<{ id: number; enterprise_id: number; role: string; display_name: string; password_hash: string | null }[]>(
-    'select id, enterprise_id, role, display_name, password_hash from app_user where email = ?',
-    [email],
-  ))[0];
+  (
+    await db.orm.em
+      .fork()
+      .execute<{ id: number; enterprise_id: number; role: string; display_name: string; password_hash: string | null }[]>(
+        'select id, enterprise_id, role, display_name, password_hash from app_user where email = ?',
+        [email],
+      )
+  )[0];
 
 /** Asserts the 401 page: no session started, nothing to follow. */
 async function expectRefused(res: LightMyRequestResponse, words: RegExp = /not valid/) {
@@ -89,10 +93,9 @@ describe('a valid launch token', () => {
     const user = await userRow(email);
     expect(user).toMatchObject({ enterprise_id: acme.id, role: 'admin', display_name: 'Nina Newcomer', password_hash: null });
     expect(await count('session')).toBe(sessionsBefore + 1);
-    const [row] = await db.orm.em.fork().execute<{ data: { embedded: boolean; userId: number } }[]>(
-      'select data from session where user_id = ?',
-      [user.id],
-    );
+    const [row] = await db.orm.em
+      .fork()
+      .execute<{ data: { embedded: boolean; userId: number } }[]>('select data from session where user_id = ?', [user.id]);
     expect(row.data).toMatchObject({ embedded: true, userId: user.id });
 
     // The session works: the target page, then a change through a form (CSRF secret kept in the session).
@@ -115,7 +118,12 @@ describe('a valid launch token', () => {
     const existing = await createUser(em, acme, 'viewer');
     const res = await launch(await token({ sub: existing.email, role: 'admin', name: 'Renamed In CRM' }));
     expect(res.statusCode).toBe(303);
-    expect(await userRow(existing.email)).toMatchObject({ id: existing.id, enterprise_id: acme.id, role: 'admin', display_name: 'Renamed In CRM' });
+    expect(await userRow(existing.email)).toMatchObject({
+      id: existing.id,
+      enterprise_id: acme.id,
+      role: 'admin',
+      display_name: 'Renamed In CRM',
+    });
 
     const demoted = await launch(await token({ sub: existing.email, role: 'viewer', name: undefined }));
     expect(demoted.statusCode).toBe(303);
@@ -222,9 +230,15 @@ describe('a refused launch: 401 page, no session', () => {
   });
 
   it('a bad signature: another secret, or a changed payload', async () => {
-    await expectRefused(await launch(await createLaunchToken('another-secret-that-is-long-enough-000000', { ent: acme.slug, sub: uniqueEmail(), role: 'admin' })));
+    await expectRefused(
+      await launch(
+        await createLaunchToken('another-secret-that-is-long-enough-000000', { ent: acme.slug, sub: uniqueEmail(), role: 'admin' }),
+      ),
+    );
     const [header, , signature] = (await token()).split('.');
-    const forged = Buffer.from(JSON.stringify({ ent: acme.slug, sub: uniqueEmail(), role: 'admin', jti: randomUUID(), exp: now() + 60 })).toString('base64url');
+    const forged = Buffer.from(
+      JSON.stringify({ ent: acme.slug, sub: uniqueEmail(), role: 'admin', jti: randomUUID(), exp: now() + 60 }),
+    ).toString('base64url');
     await expectRefused(await launch(`${header}.${forged}.${signature}`));
   });
 
@@ -232,12 +246,20 @@ describe('a refused launch: 401 page, no session', () => {
     const claims = { ent: acme.slug, role: 'admin' };
     const unsecured = new UnsecuredJWT(claims).setSubject(uniqueEmail()).setJti(randomUUID()).setExpirationTime('1m').encode();
     await expectRefused(await launch(unsecured));
-    const hs512 = await new SignJWT(claims).setProtectedHeader({ alg: 'HS512' }).setSubject(uniqueEmail()).setJti(randomUUID())
-      .setExpirationTime('1m').sign(new TextEncoder().encode(SECRET));
+    const hs512 = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS512' })
+      .setSubject(uniqueEmail())
+      .setJti(randomUUID())
+      .setExpirationTime('1m')
+      .sign(new TextEncoder().encode(SECRET));
     await expectRefused(await launch(hs512));
     const { privateKey } = await generateKeyPair('RS256');
-    const rs256 = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256' }).setSubject(uniqueEmail()).setJti(randomUUID())
-      .setExpirationTime('1m').sign(privateKey);
+    const rs256 = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256' })
+      .setSubject(uniqueEmail())
+      .setJti(randomUUID())
+      .setExpirationTime('1m')
+      .sign(privateKey);
     await expectRefused(await launch(rs256));
   });
 
@@ -250,8 +272,16 @@ describe('a refused launch: 401 page, no session', () => {
   it('the email of a user of another enterprise: refused, and the user is not moved or changed', async () => {
     const other = await createUser(em, globex, 'viewer');
     const jti = randomUUID();
-    await expectRefused(await launch(await token({ ent: acme.slug, sub: other.email, role: 'admin', name: 'Hijack', jti })), /cannot be matched/);
-    expect(await userRow(other.email)).toMatchObject({ id: other.id, enterprise_id: globex.id, role: 'viewer', display_name: other.displayName });
+    await expectRefused(
+      await launch(await token({ ent: acme.slug, sub: other.email, role: 'admin', name: 'Hijack', jti })),
+      /cannot be matched/,
+    );
+    expect(await userRow(other.email)).toMatchObject({
+      id: other.id,
+      enterprise_id: globex.id,
+      role: 'viewer',
+      display_name: other.displayName,
+    });
     // The whole launch rolled back, the jti too.
     expect(await count('launch_token_use where jti = ?', [jti])).toBe(0);
   });
@@ -308,14 +338,19 @@ describe('a refused launch: 401 page, no session', () => {
 
 /** Signs in with a password, as in a tab of the person's own: the session cookie pair. */
 async function passwordSession(email: string): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...HTTPS, ...FORM }, payload: formBody({ email, password: PASSWORD }) });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/sign-in',
+    headers: { ...HTTPS, ...FORM },
+    payload: formBody({ email, password: PASSWORD }),
+  });
   expect(res.statusCode).toBe(303);
   return cookiePair(res);
 }
 const page = (cookie: string, url = '/endpoints') => app.inject({ url, headers: { ...HTTPS, cookie } });
 
-describe('a launch link never takes over the person\'s own browser (login CSRF)', () => {
-  it('opened top-level (not in a frame) it is refused, unspent, with no session; in the CRM\'s iframe the same token works', async () => {
+describe("a launch link never takes over the person's own browser (login CSRF)", () => {
+  it("opened top-level (not in a frame) it is refused, unspent, with no session; in the CRM's iframe the same token works", async () => {
     const value = await token();
     for (const dest of ['document', undefined]) {
       const headers: Record<string, string> = { ...HTTPS, ...(dest ? { 'sec-fetch-dest': dest } : {}) };
@@ -336,14 +371,17 @@ describe('a launch link never takes over the person\'s own browser (login CSRF)'
     }
   });
 
-  it('never replaces another user\'s password session: a page naming both, the session kept, the token unspent', async () => {
+  it("never replaces another user's password session: a page naming both, the session kept, the token unspent", async () => {
     const topLevel = await buildTestApp(db, { crmLaunchSecret: SECRET, trustProxy: 1, crmLaunchTopLevel: true });
     try {
       const own = await createUser(em, acme, 'admin', await hashPassword(PASSWORD));
       const cookie = await passwordSession(own.email);
       const attacker = uniqueEmail();
       const value = await token({ ent: globex.slug, sub: attacker, name: 'Mallory Other' });
-      for (const [dest, target] of [['document', topLevel], ['iframe', app]] as const) {
+      for (const [dest, target] of [
+        ['document', topLevel],
+        ['iframe', app],
+      ] as const) {
         // Top-level where allowed, or in a frame of the same site (which sends the ordinary cookie).
         const res = await launch(value, { ...HTTPS, 'sec-fetch-dest': dest, cookie }, target);
         expect(res.statusCode).toBe(409);
@@ -364,7 +402,7 @@ describe('a launch link never takes over the person\'s own browser (login CSRF)'
     }
   });
 
-  it('the same user\'s own password session may become the launched one', async () => {
+  it("the same user's own password session may become the launched one", async () => {
     const own = await createUser(em, acme, 'admin', await hashPassword(PASSWORD));
     const cookie = await passwordSession(own.email);
     const res = await launch(await token({ sub: own.email }), { ...HTTPS, cookie });
@@ -373,7 +411,7 @@ describe('a launch link never takes over the person\'s own browser (login CSRF)'
   });
 });
 
-describe('a launch\'s role is for the launched session only', () => {
+describe("a launch's role is for the launched session only", () => {
   const canCreate = async (cookie: string) => (await page(cookie, '/endpoints/new')).statusCode;
 
   it('a viewer with a password launched as admin: admin in the launch, still a viewer at the next password sign-in', async () => {
@@ -393,7 +431,9 @@ describe('a launch\'s role is for the launched session only', () => {
     const launched = await launch(await token({ sub: admin.email, role: 'viewer' }));
     expect(await canCreate(cookiePair(launched))).toBe(403);
     const res = await app.inject({
-      method: 'POST', url: '/endpoints', headers: { ...FORM, ...HTTPS, cookie: cookiePair(launched) },
+      method: 'POST',
+      url: '/endpoints',
+      headers: { ...FORM, ...HTTPS, cookie: cookiePair(launched) },
       payload: formBody({ name: 'Viewer cannot' }),
     });
     expect(res.statusCode).toBe(403);
@@ -415,7 +455,9 @@ describe('hardening', () => {
     const res = await launch(await token());
     const form = await page(cookiePair(res));
     const out = await app.inject({
-      method: 'POST', url: '/sign-out', headers: { ...HTTPS, ...FORM, cookie: cookiePair(res) },
+      method: 'POST',
+      url: '/sign-out',
+      headers: { ...HTTPS, ...FORM, cookie: cookiePair(res) },
       payload: formBody({ _csrf: hidden(form.body, '_csrf') }),
     });
     expect(out.statusCode).toBe(303);
@@ -447,7 +489,10 @@ describe('logging', () => {
       expect(all).not.toContain(good);
       expect(all).not.toContain(expired);
       expect(all).not.toContain(good.split('.')[2]);
-      const refusals = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'launch refused').map((l) => l.reason);
+      const refusals = lines
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'launch refused')
+        .map((l) => l.reason);
       expect(refusals).toEqual(['replayed', 'expired']);
       expect(lines.map((l) => JSON.parse(l)).some((l) => l.msg === 'launched from the CRM; user created')).toBe(true);
     } finally {

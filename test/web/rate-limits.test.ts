@@ -38,7 +38,7 @@ afterAll(async () => {
 
 /** Each test counts from its own address, so the limits of one test do not spill into another. */
 let address = 0;
-const nextAddress = () => `10.0.${Math.floor(++address / 250)}.${address % 250 + 1}`;
+const nextAddress = () => `10.0.${Math.floor(++address / 250)}.${(address % 250) + 1}`;
 
 const signIn = (email: string, password: string, remoteAddress: string, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/sign-in', remoteAddress, headers: { ...headers, ...FORM }, payload: formBody({ email, password }) });
@@ -112,7 +112,12 @@ describe('launch', () => {
     for (let i = 0; i < LIMITS['launch:ip'].max; i++) {
       expect((await launch('junk', from)).statusCode).toBe(401);
     }
-    expectTooMany(await launch(await createLaunchToken(SECRET, { ent: acme.slug, sub: `crm-${randomUUID().slice(0, 8)}@example.test`, role: 'admin' }), from));
+    expectTooMany(
+      await launch(
+        await createLaunchToken(SECRET, { ent: acme.slug, sub: `crm-${randomUUID().slice(0, 8)}@example.test`, role: 'admin' }),
+        from,
+      ),
+    );
   });
 });
 
@@ -123,7 +128,14 @@ describe('changes', () => {
     const cookie = String([signedIn.headers['set-cookie']].flat()[0]).split(';')[0];
     const csrf = hidden((await app.inject({ url: '/endpoints/new', headers: { cookie } })).body, '_csrf');
     // "Choose a SIM" without JavaScript: a POST that changes nothing, so the count is all that is tested.
-    const post = () => app.inject({ method: 'POST', url: '/endpoints/new/sim', headers: { ...FORM, cookie }, remoteAddress: nextAddress(), payload: formBody({ _csrf: csrf, name: 'x' }) });
+    const post = () =>
+      app.inject({
+        method: 'POST',
+        url: '/endpoints/new/sim',
+        headers: { ...FORM, cookie },
+        remoteAddress: nextAddress(),
+        payload: formBody({ _csrf: csrf, name: 'x' }),
+      });
     for (let i = 0; i < LIMITS['post:session'].max; i++) expect((await post()).statusCode).toBe(303);
     expectTooMany(await post());
     // Reading is not limited.
@@ -137,7 +149,13 @@ describe('the counters are kept in PostgreSQL', () => {
     try {
       const user = await createUser(em, acme, 'admin', hash);
       const attempt = (instance: FastifyInstance) =>
-        instance.inject({ method: 'POST', url: '/sign-in', remoteAddress: nextAddress(), headers: FORM, payload: formBody({ email: user.email, password: 'wrong' }) });
+        instance.inject({
+          method: 'POST',
+          url: '/sign-in',
+          remoteAddress: nextAddress(),
+          headers: FORM,
+          payload: formBody({ email: user.email, password: 'wrong' }),
+        });
       // Attempts alternate between the instances (as a load balancer spreads them), all at once.
       const results = await Promise.all(Array.from({ length: LIMITS['sign-in:account'].max + 4 }, (_, i) => attempt(i % 2 ? second : app)));
       const codes = results.map((r) => r.statusCode);
@@ -155,13 +173,27 @@ describe('the counters are kept in PostgreSQL', () => {
     const user = await createUser(em, acme, 'admin', hash);
     const first = await buildTestApp(db, { rateLimits: true });
     for (let i = 0; i < LIMITS['sign-in:account'].max; i++) {
-      const res = await first.inject({ method: 'POST', url: '/sign-in', remoteAddress: nextAddress(), headers: FORM, payload: formBody({ email: user.email, password: 'wrong' }) });
+      const res = await first.inject({
+        method: 'POST',
+        url: '/sign-in',
+        remoteAddress: nextAddress(),
+        headers: FORM,
+        payload: formBody({ email: user.email, password: 'wrong' }),
+      });
       expect(res.statusCode).toBe(422);
     }
     await first.close();
     const restarted = await buildTestApp(db, { rateLimits: true });
     try {
-      expectTooMany(await restarted.inject({ method: 'POST', url: '/sign-in', remoteAddress: nextAddress(), headers: FORM, payload: formBody({ email: user.email, password: PASSWORD }) }));
+      expectTooMany(
+        await restarted.inject({
+          method: 'POST',
+          url: '/sign-in',
+          remoteAddress: nextAddress(),
+          headers: FORM,
+          payload: formBody({ email: user.email, password: PASSWORD }),
+        }),
+      );
     } finally {
       await restarted.close();
     }
@@ -192,7 +224,12 @@ describe('RATE_LIMITS=false', () => {
     try {
       const user = await createUser(em, acme, 'admin', hash);
       for (let i = 0; i < LIMITS['sign-in:account'].max + 3; i++) {
-        const res = await unlimited.inject({ method: 'POST', url: '/sign-in', headers: FORM, payload: formBody({ email: user.email, password: 'wrong' }) });
+        const res = await unlimited.inject({
+          method: 'POST',
+          url: '/sign-in',
+          headers: FORM,
+          payload: formBody({ email: user.email, password: 'wrong' }),
+        });
         expect(res.statusCode).toBe(422);
       }
     } finally {

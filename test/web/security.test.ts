@@ -40,10 +40,16 @@ async function appWith(overrides: Partial<Config> = {}) {
 /** The CSP as directive → sources. */
 function csp(res: LightMyRequestResponse): Record<string, string[]> {
   const header = String(res.headers['content-security-policy'] ?? '');
-  return Object.fromEntries(header.split(';').map((d) => d.trim()).filter(Boolean).map((d) => {
-    const [name, ...sources] = d.split(/\s+/);
-    return [name, sources];
-  }));
+  return Object.fromEntries(
+    header
+      .split(';')
+      .map((d) => d.trim())
+      .filter(Boolean)
+      .map((d) => {
+        const [name, ...sources] = d.split(/\s+/);
+        return [name, sources];
+      }),
+  );
 }
 
 const STRICT = {
@@ -104,7 +110,10 @@ describe('with CRM_ORIGINS', () => {
 
   it('CRM_ORIGINS is parsed from a space- or comma-separated list of bare origins', () => {
     const base = { SESSION_SECRET: 'x'.repeat(40), DATA_DIR: '/tmp/simlink-test-unused' };
-    expect(loadConfig({ ...base, CRM_ORIGINS: 'https://a.example  https://b.example:8443/' }).crmOrigins).toEqual(['https://a.example', 'https://b.example:8443']);
+    expect(loadConfig({ ...base, CRM_ORIGINS: 'https://a.example  https://b.example:8443/' }).crmOrigins).toEqual([
+      'https://a.example',
+      'https://b.example:8443',
+    ]);
     expect(() => loadConfig({ ...base, CRM_ORIGINS: 'https://a.example/path' })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, CRM_ORIGINS: '*' })).toThrow(ConfigError);
   });
@@ -125,7 +134,12 @@ describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
   it('the session cookie is Secure', async () => {
     const hash = await hashPassword(PASSWORD);
     const user = await createUser(em, acme, 'admin', hash);
-    const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...FORM, 'x-forwarded-proto': 'https' }, payload: formBody({ email: user.email, password: PASSWORD }) });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/sign-in',
+      headers: { ...FORM, 'x-forwarded-proto': 'https' },
+      payload: formBody({ email: user.email, password: PASSWORD }),
+    });
     expect(res.statusCode).toBe(303);
     const cookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='));
     expect(cookie).toMatch(/; Secure/);
@@ -136,7 +150,9 @@ describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
   it('an https PUBLIC_URL without TRUST_PROXY is refused at start (Secure cookies would never be sent)', () => {
     const base = { SESSION_SECRET: 'x'.repeat(40), DATA_DIR: '/tmp/simlink-test-unused' };
     expect(() => loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com' })).toThrow(/TRUST_PROXY/);
-    expect(loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com', TRUST_PROXY: '1' }).publicUrl).toBe('https://simlink.example.com');
+    expect(loadConfig({ ...base, PUBLIC_URL: 'https://simlink.example.com', TRUST_PROXY: '1' }).publicUrl).toBe(
+      'https://simlink.example.com',
+    );
   });
 });
 
@@ -146,7 +162,12 @@ describe('without HTTPS', () => {
     const hash = await hashPassword(PASSWORD);
     const signIn = async (headers: Record<string, string>) => {
       const user = await createUser(em, acme, 'admin', hash);
-      const res = await app.inject({ method: 'POST', url: '/sign-in', headers: { ...headers, ...FORM }, payload: formBody({ email: user.email, password: PASSWORD }) });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/sign-in',
+        headers: { ...headers, ...FORM },
+        payload: formBody({ email: user.email, password: PASSWORD }),
+      });
       return String([res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session=')));
     };
     expect(await signIn({})).not.toMatch(/Secure/);
@@ -165,9 +186,17 @@ describe('pages keep to the CSP', () => {
     const sim = await readySim(em, acme);
     const { endpoint: active } = await linkedEndpoint(em, acme, 'active');
     urls = [
-      '/endpoints', '/endpoints/new', `/endpoints/${hold.id}`, `/endpoints/${active.id}`, `/endpoints/${hold.id}/sim/new`,
-      `/endpoints/${hold.id}/sim/confirm?sim_id=${sim.id}`, `/endpoints/${active.id}/suspend`, `/endpoints/${active.id}/sim/delete`,
-      '/endpoints/new/sim', '/events', '/no-such-page',
+      '/endpoints',
+      '/endpoints/new',
+      `/endpoints/${hold.id}`,
+      `/endpoints/${active.id}`,
+      `/endpoints/${hold.id}/sim/new`,
+      `/endpoints/${hold.id}/sim/confirm?sim_id=${sim.id}`,
+      `/endpoints/${active.id}/suspend`,
+      `/endpoints/${active.id}/sim/delete`,
+      '/endpoints/new/sim',
+      '/events',
+      '/no-such-page',
       ...app.accessRules.filter((r) => r.method === 'GET' && !r.url.includes(':') && !r.url.includes('*')).map((r) => r.url),
     ];
   });
@@ -209,7 +238,12 @@ describe('requests from another site', () => {
 
   const signIn = async (headers: Record<string, string>) => {
     const user = await createUser(em, acme, 'admin', hash);
-    return app.inject({ method: 'POST', url: '/sign-in', headers: { ...headers, ...FORM }, payload: formBody({ email: user.email, password: PASSWORD }) });
+    return app.inject({
+      method: 'POST',
+      url: '/sign-in',
+      headers: { ...headers, ...FORM },
+      payload: formBody({ email: user.email, password: PASSWORD }),
+    });
   };
 
   it('a sign-in posted by another site is refused (no login CSRF) and starts no session', async () => {
@@ -230,7 +264,7 @@ describe('requests from another site', () => {
     }
   });
 
-  it('the app\'s own pages, and clients that send neither header, get through', async () => {
+  it("the app's own pages, and clients that send neither header, get through", async () => {
     const allowed: Record<string, string>[] = [
       {},
       { 'sec-fetch-site': 'same-origin', origin: 'https://anything.example' },
@@ -254,7 +288,10 @@ describe('hardening', () => {
   it('sign-out tells the browser to drop the session cookie (Expires in the past)', async () => {
     const app = await appWith();
     const { agent } = await signedIn(app, em, acme, 'admin');
-    const res = await agent.post('/sign-out').type('form').send({ _csrf: await csrfToken(agent) });
+    const res = await agent
+      .post('/sign-out')
+      .type('form')
+      .send({ _csrf: await csrfToken(agent) });
     expect(res.status).toBe(303);
     const cookie = [res.headers['set-cookie'] ?? []].flat().find((c: string) => c.startsWith('simlink_session='));
     expect(cookie).toMatch(/^simlink_session=;/);
@@ -283,7 +320,10 @@ describe('hardening', () => {
     apps.push(app);
     await app.ready();
     const secret = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2VjcmV0LXNpZ25hdHVyZQ';
-    const res = await app.inject({ url: `/launch?%74oken=${secret}`, headers: { 'x-request-id': 'ATTACKER-REF-1', 'sec-fetch-dest': 'iframe' } });
+    const res = await app.inject({
+      url: `/launch?%74oken=${secret}`,
+      headers: { 'x-request-id': 'ATTACKER-REF-1', 'sec-fetch-dest': 'iframe' },
+    });
     expect(res.statusCode).toBe(401);
     const ours = String(res.headers['x-request-id']);
     expect(ours).not.toBe('ATTACKER-REF-1');
@@ -299,13 +339,17 @@ describe('hardening', () => {
   it('refuses bidi-override and zero-width characters in an endpoint name, with a field error; nothing created', async () => {
     const app = await appWith();
     const { agent } = await signedIn(app, em, acme, 'admin');
-    const count = async () => (await em.fork().execute<{ n: number }[]>('select count(*)::int as n from endpoint where enterprise_id = ?', [acme.id]))[0].n;
+    const count = async () =>
+      (await em.fork().execute<{ n: number }[]>('select count(*)::int as n from endpoint where enterprise_id = ?', [acme.id]))[0].n;
     const before = await count();
     for (const ch of ['\u202E', '\u202A', '\u2066', '\u2069', '\u200B', '\u200D', '\u200F', '\u2060', '\uFEFF']) {
       const form = await agent.get('/endpoints/new');
       const token = form.text.match(/name="_csrf" value="([^"]*)"/)![1];
       const key = form.text.match(/name="key" value="([^"]*)"/)![1];
-      const res = await agent.post('/endpoints').type('form').send({ _csrf: token, key, name: `Meter${ch}exe.gnp` });
+      const res = await agent
+        .post('/endpoints')
+        .type('form')
+        .send({ _csrf: token, key, name: `Meter${ch}exe.gnp` });
       expect(res.status, `U+${ch.codePointAt(0)!.toString(16)}`).toBe(422);
       expect(res.text).toContain('<a href="#name">Name must not contain invisible or text-direction characters');
       expect(res.text).toContain('id="name-error"');

@@ -54,7 +54,9 @@ interface Admin {
 async function admin(enterprise: TestEnterprise, instance: FastifyInstance = app): Promise<Admin> {
   const user = await createUser(em, enterprise, 'admin', hash);
   const res = await instance.inject({
-    method: 'POST', url: '/sign-in', remoteAddress: `10.9.${serial % 250}.${Math.floor(Math.random() * 250) + 1}`,
+    method: 'POST',
+    url: '/sign-in',
+    remoteAddress: `10.9.${serial % 250}.${Math.floor(Math.random() * 250) + 1}`,
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     payload: new URLSearchParams({ email: user.email, password: PASSWORD }).toString(),
   });
@@ -77,7 +79,8 @@ function multipart(content: string) {
 async function upload(who: Admin, content: string, instance: FastifyInstance = app) {
   const body = multipart(content);
   return instance.inject({
-    method: 'POST', url: `/sims/import?_csrf=${encodeURIComponent(who.csrf)}`,
+    method: 'POST',
+    url: `/sims/import?_csrf=${encodeURIComponent(who.csrf)}`,
     headers: { cookie: who.cookie, 'content-type': body.contentType },
     payload: body.head + body.tail,
   });
@@ -91,7 +94,9 @@ function slowUpload(who: Admin, first: string, rest: string) {
   const encoder = new TextEncoder();
   void writer.write(encoder.encode(body.head));
   const response = fetch(`${base}/sims/import?_csrf=${encodeURIComponent(who.csrf)}`, {
-    method: 'POST', body: readable, redirect: 'manual',
+    method: 'POST',
+    body: readable,
+    redirect: 'manual',
     headers: { cookie: who.cookie, 'content-type': body.contentType },
     duplex: 'half',
   } as RequestInit);
@@ -114,10 +119,12 @@ async function until(check: () => Promise<boolean>) {
 
 const importRunning = async (enterprise: TestEnterprise) => {
   const [namespace, key] = importLockKeys(enterprise.id);
-  const [{ n }] = await db.orm.em.fork().execute<{ n: number }[]>(
-    `select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = ? and objid = ? and objsubid = 2 and granted`,
-    [namespace, key],
-  );
+  const [{ n }] = await db.orm.em
+    .fork()
+    .execute<{ n: number }[]>(
+      `select count(*)::int as n from pg_locks where locktype = 'advisory' and classid = ? and objid = ? and objsubid = 2 and granted`,
+      [namespace, key],
+    );
   return n === 1;
 };
 const simsOf = async (enterprise: TestEnterprise) =>
@@ -144,11 +151,15 @@ describe('concurrent imports', () => {
     // Over a real connection, with a file of 1 MB: refused before its upload is read, and the answer arrives.
     const big = multipart(HEADER + simLine().padEnd(1024 * 1024, '\n'));
     const refused = await fetch(`${base}/sims/import?_csrf=${encodeURIComponent(initechAdmin.csrf)}`, {
-      method: 'POST', body: big.head + big.tail, redirect: 'manual',
+      method: 'POST',
+      body: big.head + big.tail,
+      redirect: 'manual',
       headers: { cookie: initechAdmin.cookie, 'content-type': big.contentType },
     });
-    expectBusyPage({ statusCode: refused.status, headers: { 'retry-after': refused.headers.get('retry-after') }, body: await refused.text() },
-      'SIM Link is busy importing other files. Try again in a minute.');
+    expectBusyPage(
+      { statusCode: refused.status, headers: { 'retry-after': refused.headers.get('retry-after') }, body: await refused.text() },
+      'SIM Link is busy importing other files. Try again in a minute.',
+    );
     expect(await simsOf(initech)).toBe(0);
     // The pool is not taken: readiness and another enterprise's pages answer at once.
     const ready = await fetch(`${base}/readyz`);
@@ -172,17 +183,22 @@ describe('concurrent imports', () => {
   it('an upload stalled before its file begins holds no import slot', async () => {
     const [a, b, c] = await Promise.all(['Stalled A', 'Stalled B', 'Wayne'].map((name) => createEnterprise(em, name)));
     // Two clients send the start of a multipart body, but not the file part's headers, and wait.
-    const stalled = await Promise.all([a, b].map(async (enterprise) => {
-      const who = await admin(enterprise);
-      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-      const writer = writable.getWriter();
-      void writer.write(new TextEncoder().encode('--stalled-boundary\r\n'));
-      const response = fetch(`${base}/sims/import?_csrf=${encodeURIComponent(who.csrf)}`, {
-        method: 'POST', body: readable, redirect: 'manual', duplex: 'half',
-        headers: { cookie: who.cookie, 'content-type': 'multipart/form-data; boundary=stalled-boundary' },
-      } as RequestInit);
-      return { writer, response };
-    }));
+    const stalled = await Promise.all(
+      [a, b].map(async (enterprise) => {
+        const who = await admin(enterprise);
+        const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+        const writer = writable.getWriter();
+        void writer.write(new TextEncoder().encode('--stalled-boundary\r\n'));
+        const response = fetch(`${base}/sims/import?_csrf=${encodeURIComponent(who.csrf)}`, {
+          method: 'POST',
+          body: readable,
+          redirect: 'manual',
+          duplex: 'half',
+          headers: { cookie: who.cookie, 'content-type': 'multipart/form-data; boundary=stalled-boundary' },
+        } as RequestInit);
+        return { writer, response };
+      }),
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
     // With IMPORT_CONCURRENCY=2, an import still runs.
     const res = await upload(await admin(c), HEADER + simLine());
@@ -211,7 +227,8 @@ describe('concurrent imports', () => {
       // With htmx: the form partial, swapped in place (htmx swaps 4xx).
       const body = multipart(HEADER + simLine());
       const htmx = await other.inject({
-        method: 'POST', url: `/sims/import?_csrf=${encodeURIComponent(elsewhere.csrf)}`,
+        method: 'POST',
+        url: `/sims/import?_csrf=${encodeURIComponent(elsewhere.csrf)}`,
         headers: { cookie: elsewhere.cookie, 'content-type': body.contentType, 'hx-request': 'true', 'hx-target': 'sims-import' },
         payload: body.head + body.tail,
       });
@@ -248,7 +265,9 @@ describe('refused imports', () => {
     const retryAfter = Number(res.headers['retry-after']);
     expect(retryAfter).toBeGreaterThan(3500);
     expect(retryAfter).toBeLessThanOrEqual(3600);
-    expect(res.body).toContain(`${REFUSAL_LIMIT.max} imports of this enterprise were refused in the last hour because their files had problems. To keep SIM identifiers from being probed, imports are paused: try again in 60 minutes.`);
+    expect(res.body).toContain(
+      `${REFUSAL_LIMIT.max} imports of this enterprise were refused in the last hour because their files had problems. To keep SIM identifiers from being probed, imports are paused: try again in 60 minutes.`,
+    );
     expect(await simsOf(umbrella)).toBe(0);
     // Other enterprises import as usual.
     const other = await admin(await createEnterprise(em, 'Tyrell'));

@@ -43,9 +43,14 @@ const eventCount = async (endpointId: number) => (await row('select count(*)::in
 async function link(agent: Agent, endpointId: number, simId: number) {
   const confirm = await agent.get(`/endpoints/${endpointId}/sim/confirm?sim_id=${simId}`);
   expect(confirm.status).toBe(200);
-  return agent.post(`/endpoints/${endpointId}/sim`).type('form').send({
-    _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key'), sim_id: hidden(confirm.text, 'sim_id'),
-  });
+  return agent
+    .post(`/endpoints/${endpointId}/sim`)
+    .type('form')
+    .send({
+      _csrf: hidden(confirm.text, '_csrf'),
+      key: hidden(confirm.text, 'key'),
+      sim_id: hidden(confirm.text, 'sim_id'),
+    });
 }
 
 describe('the SIM picker', () => {
@@ -69,7 +74,9 @@ describe('the SIM picker', () => {
     expect(res.status).toBe(200);
     expect(res.text).toContain('<h1 id="modal-title">Select SIM to attach</h1>');
     expect(res.text).toContain('<caption id="picker-caption">Ready to Activate SIMs, in ICCID order</caption>');
-    expect(res.text).toMatch(/<th scope="col">Action<\/th><th scope="col">EID<\/th><th scope="col">ICCID<\/th><th scope="col">IMSI<\/th><th scope="col">Status<\/th>/);
+    expect(res.text).toMatch(
+      /<th scope="col">Action<\/th><th scope="col">EID<\/th><th scope="col">ICCID<\/th><th scope="col">IMSI<\/th><th scope="col">Status<\/th>/,
+    );
     expect(res.text).toContain('30 SIMs match');
     const shown = [...res.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1]);
     expect(shown).toEqual(sims.slice(0, 25).map((s) => s.iccid));
@@ -92,7 +99,11 @@ describe('the SIM picker', () => {
 
   it('searches by a prefix of ICCID, IMSI or EID (spaces ignored)', async () => {
     const target = sims[7];
-    for (const q of [target.iccid.slice(0, 16), `${target.imsi.slice(0, 5)} ${target.imsi.slice(5, 14)}`, target.eid?.slice(0, 28) ?? target.iccid]) {
+    for (const q of [
+      target.iccid.slice(0, 16),
+      `${target.imsi.slice(0, 5)} ${target.imsi.slice(5, 14)}`,
+      target.eid?.slice(0, 28) ?? target.iccid,
+    ]) {
       const res = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`);
       expect(res.text, q).toContain(`aria-label="Select SIM ${target.iccid}"`);
     }
@@ -107,13 +118,20 @@ describe('the SIM picker', () => {
     for (const q of ['abc', '8944 1x']) {
       const page = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`);
       expect(page.status).toBe(200);
-      expect(page.text).toContain(`<p class="empty" id="picker-count">Only digits are searched, and “${q}” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>`);
+      expect(page.text).toContain(
+        `<p class="empty" id="picker-count">Only digits are searched, and “${q}” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>`,
+      );
       expect(page.text).not.toContain('SIMs match');
       expect(page.text).not.toContain('No Ready to Activate SIM has');
       expect(page.text).not.toContain('<table');
       // The search box's own request (htmx, results only) says the same, in the live region it replaces.
-      const results = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`).set('HX-Request', 'true').set('HX-Target', 'picker-results');
-      expect(results.text.trimStart()).toMatch(/^<div id="picker-results" class="results" aria-live="polite">\s*<p class="empty" id="picker-count">Only digits are searched/);
+      const results = await agent
+        .get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`)
+        .set('HX-Request', 'true')
+        .set('HX-Target', 'picker-results');
+      expect(results.text.trimStart()).toMatch(
+        /^<div id="picker-results" class="results" aria-live="polite">\s*<p class="empty" id="picker-count">Only digits are searched/,
+      );
     }
     // Spaces and dashes are not "other characters": they are stripped, and the digits searched.
     const spaced = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent('89 44-')}`);
@@ -166,9 +184,14 @@ describe('linking through the confirmation', () => {
     const partial = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`).set('HX-Request', 'true');
     expect(partial.text.trimStart()).toMatch(/^<div id="confirm"/);
 
-    const res = await admin.post(`/endpoints/${endpoint.id}/sim`).type('form').send({
-      _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key'), sim_id: String(sim.id),
-    });
+    const res = await admin
+      .post(`/endpoints/${endpoint.id}/sim`)
+      .type('form')
+      .send({
+        _csrf: hidden(confirm.text, '_csrf'),
+        key: hidden(confirm.text, 'key'),
+        sim_id: String(sim.id),
+      });
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe(`/endpoints/${endpoint.id}`);
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'active', sim_id: sim.id });
@@ -217,9 +240,14 @@ describe('linking through the confirmation', () => {
     const sim = await readySim(em, acme);
     const confirm = await admin.get(`/endpoints/${mine.id}/sim/confirm?sim_id=${sim.id}`);
     expect((await link(secondAdmin, theirs.id, sim.id)).status).toBe(303);
-    const res = await admin.post(`/endpoints/${mine.id}/sim`).type('form').send({
-      _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key'), sim_id: String(sim.id),
-    });
+    const res = await admin
+      .post(`/endpoints/${mine.id}/sim`)
+      .type('form')
+      .send({
+        _csrf: hidden(confirm.text, '_csrf'),
+        key: hidden(confirm.text, 'key'),
+        sim_id: String(sim.id),
+      });
     expect(res.status).toBe(409);
     expect(res.text).toContain('There is a problem');
     expect(res.text).toContain('This SIM was just linked to another endpoint. Choose another SIM.');
@@ -232,7 +260,10 @@ describe('linking through the confirmation', () => {
   it('without a CSRF token: 403, nothing changed', async () => {
     const endpoint = await holdEndpoint(em, acme);
     const sim = await readySim(em, acme);
-    const res = await admin.post(`/endpoints/${endpoint.id}/sim`).type('form').send({ sim_id: String(sim.id), key: 'abcdefghijklmnopqrst' });
+    const res = await admin
+      .post(`/endpoints/${endpoint.id}/sim`)
+      .type('form')
+      .send({ sim_id: String(sim.id), key: 'abcdefghijklmnopqrst' });
     expect(res.status).toBe(403);
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold' });
     expect(await simRow(sim.id)).toMatchObject({ status: 'ready' });
@@ -242,13 +273,19 @@ describe('linking through the confirmation', () => {
     const endpoint = await holdEndpoint(em, acme);
     const foreignSim = await readySim(em, globex);
     const token = await csrfToken(admin);
-    const res = await admin.post(`/endpoints/${endpoint.id}/sim`).type('form').send({ _csrf: token, sim_id: String(foreignSim.id), key: 'abcdefghijklmnopqrst1' });
+    const res = await admin
+      .post(`/endpoints/${endpoint.id}/sim`)
+      .type('form')
+      .send({ _csrf: token, sim_id: String(foreignSim.id), key: 'abcdefghijklmnopqrst1' });
     expect(res.status).toBe(404);
     expect(await simRow(foreignSim.id)).toMatchObject({ status: 'ready' });
     const foreignEndpoint = await holdEndpoint(em, globex);
     const sim = await readySim(em, acme);
     expect((await admin.get(`/endpoints/${foreignEndpoint.id}/sim/confirm?sim_id=${sim.id}`)).status).toBe(404);
-    const post = await admin.post(`/endpoints/${foreignEndpoint.id}/sim`).type('form').send({ _csrf: token, sim_id: String(sim.id), key: 'abcdefghijklmnopqrst2' });
+    const post = await admin
+      .post(`/endpoints/${foreignEndpoint.id}/sim`)
+      .type('form')
+      .send({ _csrf: token, sim_id: String(sim.id), key: 'abcdefghijklmnopqrst2' });
     expect(post.status).toBe(404);
     expect(await endpointRow(foreignEndpoint.id)).toMatchObject({ status: 'hold' });
   });
@@ -259,7 +296,10 @@ describe('De-link, Activate, Suspend, Resume', () => {
     const confirm = await admin.get(path);
     expect(confirm.status).toBe(200);
     expect(confirm.text).toContain('Are you sure you want to continue?');
-    const res = await admin.post(path).type('form').send({ _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key') });
+    const res = await admin
+      .post(path)
+      .type('form')
+      .send({ _csrf: hidden(confirm.text, '_csrf'), key: hidden(confirm.text, 'key') });
     return { confirm, res };
   }
 
@@ -309,7 +349,10 @@ describe('history', () => {
   it('lists the enterprise’s events, filterable by action, never another enterprise’s', async () => {
     const { endpoint } = await linkedEndpoint(em, acme, 'active');
     await admin.get(`/endpoints/${endpoint.id}/suspend`).then((c) =>
-      admin.post(`/endpoints/${endpoint.id}/suspend`).type('form').send({ _csrf: hidden(c.text, '_csrf'), key: hidden(c.text, 'key') }),
+      admin
+        .post(`/endpoints/${endpoint.id}/suspend`)
+        .type('form')
+        .send({ _csrf: hidden(c.text, '_csrf'), key: hidden(c.text, 'key') }),
     );
     const all = await admin.get('/events');
     expect(all.status).toBe(200);
@@ -329,8 +372,13 @@ describe('viewers', () => {
     const sim = await readySim(em, acme);
     const { endpoint } = await linkedEndpoint(em, acme, 'active');
     for (const path of [
-      `/endpoints/${hold.id}/sim/new`, `/endpoints/${hold.id}/sim/confirm?sim_id=${sim.id}`, `/endpoints/${endpoint.id}/sim/delete`,
-      `/endpoints/${endpoint.id}/suspend`, '/endpoints/new', '/endpoints/new/sim', `/endpoints/new/sim/choose?sim_id=${sim.id}`,
+      `/endpoints/${hold.id}/sim/new`,
+      `/endpoints/${hold.id}/sim/confirm?sim_id=${sim.id}`,
+      `/endpoints/${endpoint.id}/sim/delete`,
+      `/endpoints/${endpoint.id}/suspend`,
+      '/endpoints/new',
+      '/endpoints/new/sim',
+      `/endpoints/new/sim/choose?sim_id=${sim.id}`,
     ]) {
       const res = await viewer.get(path);
       expect(res.status, path).toBe(403);
@@ -345,7 +393,14 @@ describe('an endpoint’s whole history', () => {
     for (let i = 0; i < 26; i++) {
       for (const step of ['suspend', 'resume']) {
         const c = await admin.get(`/endpoints/${endpoint.id}/${step}`);
-        expect((await admin.post(`/endpoints/${endpoint.id}/${step}`).type('form').send({ _csrf: hidden(c.text, '_csrf'), key: hidden(c.text, 'key') })).status).toBe(303);
+        expect(
+          (
+            await admin
+              .post(`/endpoints/${endpoint.id}/${step}`)
+              .type('form')
+              .send({ _csrf: hidden(c.text, '_csrf'), key: hidden(c.text, 'key') })
+          ).status,
+        ).toBe(303);
       }
     }
     const page = await admin.get(`/endpoints/${endpoint.id}`);

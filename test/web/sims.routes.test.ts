@@ -41,7 +41,11 @@ const simCount = () => count('select 1 from sim');
 const importEvents = () => count(`select 1 from event where action = 'sims.imported'`);
 
 /** Posts a file as the import form does: multipart, the CSRF token in the action URL. */
-async function upload(agent: Agent, content: string | Buffer, options: { filename?: string; contentType?: string; htmx?: boolean; token?: string | null } = {}) {
+async function upload(
+  agent: Agent,
+  content: string | Buffer,
+  options: { filename?: string; contentType?: string; htmx?: boolean; token?: string | null } = {},
+) {
   const token = options.token === undefined ? await csrfToken(agent, '/sims/import') : options.token;
   const request = agent.post(`/sims/import${token === null ? '' : `?_csrf=${encodeURIComponent(token)}`}`);
   if (options.htmx) request.set('HX-Request', 'true');
@@ -117,7 +121,9 @@ describe('GET /sims: the inventory', () => {
       expect(res.text, q).not.toContain(`<td class="mono">${b.iccid}</td>`);
     }
     const words = await admin.get('/sims?q=meter');
-    expect(words.text).toContain('<p class="empty">Only digits are searched, and “meter” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>');
+    expect(words.text).toContain(
+      '<p class="empty">Only digits are searched, and “meter” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>',
+    );
     expect(words.text).not.toContain('No SIMs match');
     const htmx = await admin.get('/sims?q=8944a').set('HX-Request', 'true');
     expect(htmx.text).toContain('Only digits are searched, and “8944a” has other characters in it.');
@@ -125,7 +131,9 @@ describe('GET /sims: the inventory', () => {
 
   it('an htmx search gets only the results, which the form targets', async () => {
     const page = await admin.get('/sims');
-    expect(page.text).toMatch(/<form method="get" action="\/sims"[^>]*hx-get="\/sims" hx-target="#sims-results" hx-swap="outerHTML" hx-push-url="true"/);
+    expect(page.text).toMatch(
+      /<form method="get" action="\/sims"[^>]*hx-get="\/sims" hx-target="#sims-results" hx-swap="outerHTML" hx-push-url="true"/,
+    );
     const res = await admin.get(`/sims?q=${acmeSims[0].iccid}`).set('HX-Request', 'true');
     expect(res.status).toBe(200);
     expect(res.headers.vary).toContain('HX-Request');
@@ -145,7 +153,9 @@ describe('GET /sims: the inventory', () => {
     const iccidsOf = (html: string) => [...html.matchAll(/<tr id="sim-\d+">\s*<td class="mono">(\d+)<\/td>/g)].map((m) => m[1]);
     expect(iccidsOf(first.text)).toEqual(ordered.slice(0, 50));
     expect(first.text).not.toContain('rel="prev"');
-    const next = first.text.match(/<a href="([^"]+)" hx-get="[^"]+" hx-target="#sims-results" hx-swap="outerHTML" hx-push-url="true" rel="next">Next<\/a>/);
+    const next = first.text.match(
+      /<a href="([^"]+)" hx-get="[^"]+" hx-target="#sims-results" hx-swap="outerHTML" hx-push-url="true" rel="next">Next<\/a>/,
+    );
     expect(next?.[1]).toBe(`/sims?after=${ordered[49]}`);
 
     const second = await bigAdmin.get(next![1]);
@@ -197,7 +207,12 @@ describe('POST /sims/import', () => {
     expect(res.headers.location).toBe('/sims');
     expect(await simCount()).toBe(sims + 3);
     expect(await importEvents()).toBe(events + 1);
-    expect(await count(`select 1 from sim where enterprise_id = ? and status = 'ready' and iccid = any(?::text[])`, [acme.id, `{${iccids.join(',')}}`])).toBe(3);
+    expect(
+      await count(`select 1 from sim where enterprise_id = ? and status = 'ready' and iccid = any(?::text[])`, [
+        acme.id,
+        `{${iccids.join(',')}}`,
+      ]),
+    ).toBe(3);
 
     const page = await admin.get('/sims');
     expect(page.text).toContain('<p class="flash flash-success">3 SIMs imported</p>');
@@ -221,7 +236,9 @@ describe('POST /sims/import', () => {
     expect(await simCount()).toBe(sims);
     expect(await importEvents()).toBe(events);
 
-    const link = res.text.match(/<a href="data:text\/csv;charset=utf-8,([^"]+)" download="sim-import-problems.csv"[^>]*>Download the report \(CSV\)<\/a>/);
+    const link = res.text.match(
+      /<a href="data:text\/csv;charset=utf-8,([^"]+)" download="sim-import-problems.csv"[^>]*>Download the report \(CSV\)<\/a>/,
+    );
     expect(link).not.toBeNull();
     const csv = decodeURIComponent(link![1].replace(/&#39;/g, "'"));
     expect(csv).toBe('\ufeffline,field,problem\r\n3,ICCID,ICCID check digit is wrong\r\n');
@@ -243,12 +260,17 @@ describe('POST /sims/import', () => {
     const res = await upload(admin, 'iccid,eid\n');
     expect(res.status).toBe(422);
     expect(res.text).toContain('<a href="#file">The header (line 1) is missing the column imsi.');
-    expect(res.text).toContain('<p class="error-message" id="file-error"><span class="visually-hidden">Error:</span> The header (line 1) is missing the column imsi.');
+    expect(res.text).toContain(
+      '<p class="error-message" id="file-error"><span class="visually-hidden">Error:</span> The header (line 1) is missing the column imsi.',
+    );
     expect(res.text).toContain('aria-describedby="file-error" aria-invalid="true"');
     const empty = await upload(admin, '', { filename: 'empty.csv' });
     expect(empty.status).toBe(422);
     expect(empty.text).toContain('“empty.csv” is empty');
-    const workbook = await upload(admin, 'x', { filename: 'sims.xlsx', contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' });
+    const workbook = await upload(admin, 'x', {
+      filename: 'sims.xlsx',
+      contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+    });
     expect(workbook.status).toBe(422);
     expect(workbook.text).toContain('must be a CSV file');
     expect(await simCount()).toBe(sims);
@@ -256,7 +278,9 @@ describe('POST /sims/import', () => {
 
   it('no file chosen', async () => {
     const token = await csrfToken(admin, '/sims/import');
-    const res = await admin.post(`/sims/import?_csrf=${encodeURIComponent(token)}`).attach('file', Buffer.alloc(0), { filename: '', contentType: 'application/octet-stream' });
+    const res = await admin
+      .post(`/sims/import?_csrf=${encodeURIComponent(token)}`)
+      .attach('file', Buffer.alloc(0), { filename: '', contentType: 'application/octet-stream' });
     expect(res.status).toBe(422);
     expect(res.text).toContain('<a href="#file">Choose a CSV file to import</a>');
   });

@@ -34,7 +34,9 @@ async function appWith(overrides: Partial<Config>) {
 
 /** A request from the proxy at `remoteAddress`, carrying a chain whose first entry the client wrote. */
 const through = (app: FastifyInstance, remoteAddress: string, forwardedFor: string) =>
-  app.inject({ url: '/test/client', remoteAddress, headers: { 'x-forwarded-for': forwardedFor, 'x-forwarded-proto': 'https' } }).then((res) => res.json());
+  app
+    .inject({ url: '/test/client', remoteAddress, headers: { 'x-forwarded-for': forwardedFor, 'x-forwarded-proto': 'https' } })
+    .then((res) => res.json());
 
 describe('the client address behind a proxy', () => {
   it('TRUST_PROXY=1: the address the one proxy saw, not the spoofed one before it', async () => {
@@ -56,17 +58,23 @@ describe('the client address behind a proxy', () => {
 
   it('a new spoofed leftmost address per attempt does not get past the per-address sign-in limit', async () => {
     const app = await appWith({ trustProxy: 1, rateLimits: true });
-    const attempt = (i: number) => app.inject({
-      method: 'POST', url: '/sign-in', remoteAddress: '10.0.0.5',
-      // A different made-up account too, so only the per-address limit counts.
-      headers: { ...FORM, 'x-forwarded-for': `6.6.${Math.floor(i / 250)}.${i % 250}, 203.0.113.8` },
-      payload: formBody({ email: `nobody-${i}@example.test`, password: 'guess' }),
-    });
+    const attempt = (i: number) =>
+      app.inject({
+        method: 'POST',
+        url: '/sign-in',
+        remoteAddress: '10.0.0.5',
+        // A different made-up account too, so only the per-address limit counts.
+        headers: { ...FORM, 'x-forwarded-for': `6.6.${Math.floor(i / 250)}.${i % 250}, 203.0.113.8` },
+        payload: formBody({ email: `nobody-${i}@example.test`, password: 'guess' }),
+      });
     for (let i = 0; i < LIMITS['sign-in:ip'].max; i++) expect((await attempt(i)).statusCode).toBe(422);
     expect((await attempt(LIMITS['sign-in:ip'].max)).statusCode).toBe(429);
     // Another client behind the same proxy still has its own count.
     const other = await app.inject({
-      method: 'POST', url: '/sign-in', remoteAddress: '10.0.0.5', headers: { ...FORM, 'x-forwarded-for': '203.0.113.9' },
+      method: 'POST',
+      url: '/sign-in',
+      remoteAddress: '10.0.0.5',
+      headers: { ...FORM, 'x-forwarded-for': '203.0.113.9' },
       payload: formBody({ email: 'someone@example.test', password: 'guess' }),
     });
     expect(other.statusCode).toBe(422);

@@ -60,7 +60,12 @@ export function isEventAction(value: unknown): value is EventAction {
 }
 
 /** An endpoint's events, newest first (the endpoint page shows the latest 50): planned SQL, for CPU (see planned-sql.ts). */
-export async function endpointHistory(em: EntityManager, enterpriseId: number, endpointId: number, limit = 50): Promise<EndpointEventRow[]> {
+export async function endpointHistory(
+  em: EntityManager,
+  enterpriseId: number,
+  endpointId: number,
+  limit = 50,
+): Promise<EndpointEventRow[]> {
   const statement = endpointHistorySql(enterpriseId, endpointId, limit);
   return em.execute<EndpointEventRow[]>(statement.sql, statement.params);
 }

@@ -33,34 +33,43 @@ export interface AccessRule {
 /** Methods that change nothing: no CSRF token, no viewer check, no rate limit on changes. */
 export const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-export const accessPlugin = fp(async (app) => {
-  const rules: AccessRule[] = [];
-  app.decorate('accessRules', rules);
-  app.addHook('onRoute', (route) => {
-    const config = (route.config ?? {}) as { public?: boolean; csrf?: boolean; viewerMayPost?: boolean };
-    for (const method of [route.method].flat()) {
-      rules.push({ method, url: route.url, public: Boolean(config.public), csrf: config.csrf !== false, viewerMayPost: Boolean(config.viewerMayPost) });
-    }
-  });
+export const accessPlugin = fp(
+  async (app) => {
+    const rules: AccessRule[] = [];
+    app.decorate('accessRules', rules);
+    app.addHook('onRoute', (route) => {
+      const config = (route.config ?? {}) as { public?: boolean; csrf?: boolean; viewerMayPost?: boolean };
+      for (const method of [route.method].flat()) {
+        rules.push({
+          method,
+          url: route.url,
+          public: Boolean(config.public),
+          csrf: config.csrf !== false,
+          viewerMayPost: Boolean(config.viewerMayPost),
+        });
+      }
+    });
 
-  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
-    const routeConfig = request.routeOptions.config ?? {};
-    if (request.url.startsWith('/public/')) return;
-    // No such route: the not-found page answers (404), signed in or not.
-    if (request.is404) return;
-    if (!routeConfig.public && !request.actor) {
-      const next = SAFE.has(request.method) ? request.url : '';
-      const target = `/sign-in${next && next !== '/' ? `?next=${encodeURIComponent(next)}` : ''}`;
-      if (request.isHtmx) return reply.header('HX-Redirect', target).code(401).send('');
-      return reply.redirect(target, 303);
-    }
-    if (routeConfig.adminOnly && request.actor?.role !== 'admin') throw new ForbiddenError();
-    if (SAFE.has(request.method)) return;
-    if (routeConfig.csrf !== false) {
-      await new Promise<void>((resolve, reject) => {
-        app.csrfProtection(request, reply, (error?: Error) => (error ? reject(error) : resolve()));
-      });
-    }
-    if (request.actor?.role === 'viewer' && !routeConfig.viewerMayPost) throw new ForbiddenError();
-  });
-}, { name: 'access', dependencies: ['session'] });
+    app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+      const routeConfig = request.routeOptions.config ?? {};
+      if (request.url.startsWith('/public/')) return;
+      // No such route: the not-found page answers (404), signed in or not.
+      if (request.is404) return;
+      if (!routeConfig.public && !request.actor) {
+        const next = SAFE.has(request.method) ? request.url : '';
+        const target = `/sign-in${next && next !== '/' ? `?next=${encodeURIComponent(next)}` : ''}`;
+        if (request.isHtmx) return reply.header('HX-Redirect', target).code(401).send('');
+        return reply.redirect(target, 303);
+      }
+      if (routeConfig.adminOnly && request.actor?.role !== 'admin') throw new ForbiddenError();
+      if (SAFE.has(request.method)) return;
+      if (routeConfig.csrf !== false) {
+        await new Promise<void>((resolve, reject) => {
+          app.csrfProtection(request, reply, (error?: Error) => (error ? reject(error) : resolve()));
+        });
+      }
+      if (request.actor?.role === 'viewer' && !routeConfig.viewerMayPost) throw new ForbiddenError();
+    });
+  },
+  { name: 'access', dependencies: ['session'] },
+);

@@ -34,46 +34,54 @@ export function errorPage(reply: FastifyReply, status: number, message: string, 
 
 /** A multipart body its parser could not read (busboy throws plain Errors): the sender's fault, so 400. */
 const unreadableUpload = (error: FastifyError) => !error.statusCode && /[\\/]@fastify[\\/]busboy[\\/]/.test(error.stack ?? '');
-const UNREADABLE = 'What was sent could not be read: it is incomplete or damaged. Go back, reload the page and send it again. Nothing was changed.';
+const UNREADABLE =
+  'What was sent could not be read: it is incomplete or damaged. Go back, reload the page and send it again. Nothing was changed.';
 
-export const errorsPlugin = fp(async (app) => {
-  app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) =>
-    errorPage(reply, 404, 'There is nothing at this address. Check it, or go back to the endpoints.'),
-  );
+export const errorsPlugin = fp(
+  async (app) => {
+    app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) =>
+      errorPage(reply, 404, 'There is nothing at this address. Check it, or go back to the endpoints.'),
+    );
 
-  app.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    if (error instanceof DomainError) {
-      if (error instanceof TooManyRequestsError) reply.header('Retry-After', String(error.retryAfterSeconds));
-      return errorPage(reply, STATUS[error.kind], error.message);
-    }
-    if (unreadableUpload(error)) {
-      request.log.info({ err: error }, 'unreadable upload');
-      return errorPage(reply, 400, UNREADABLE);
-    }
-    const status = error.statusCode ?? 500;
-    if (status >= 500) {
-      request.log.error({ err: error }, 'request failed');
-      return errorPage(reply, status, `Please try again. If it keeps happening, give your administrator this reference: ${request.id}.`);
-    }
-    if (status === 429) {
-      const retry = reply.getHeader('retry-after');
-      return errorPage(reply, 429, `Too many attempts. Try again in ${retry ?? 'a minute'}${retry ? ' seconds' : ''}.`);
-    }
-    if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
-      return errorPage(reply, 403, 'This form has expired or did not come from SIM Link. Go back, reload the page and try again. Nothing was changed.');
-    }
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-      return errorPage(reply, 413, 'What you sent is too large.');
-    }
-    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
-      return errorPage(reply, 415, 'Send this form from SIM Link’s own page.');
-    }
-    if (status === 400 && error.code?.startsWith('FST_')) {
-      return errorPage(reply, 400, UNREADABLE);
-    }
-    if (error.validation) {
-      return errorPage(reply, 400, 'Some of what was sent is not valid. Go back and check the form.');
-    }
-    return errorPage(reply, status, error.message);
-  });
-}, { name: 'errors', dependencies: ['render'] });
+    app.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      if (error instanceof DomainError) {
+        if (error instanceof TooManyRequestsError) reply.header('Retry-After', String(error.retryAfterSeconds));
+        return errorPage(reply, STATUS[error.kind], error.message);
+      }
+      if (unreadableUpload(error)) {
+        request.log.info({ err: error }, 'unreadable upload');
+        return errorPage(reply, 400, UNREADABLE);
+      }
+      const status = error.statusCode ?? 500;
+      if (status >= 500) {
+        request.log.error({ err: error }, 'request failed');
+        return errorPage(reply, status, `Please try again. If it keeps happening, give your administrator this reference: ${request.id}.`);
+      }
+      if (status === 429) {
+        const retry = reply.getHeader('retry-after');
+        return errorPage(reply, 429, `Too many attempts. Try again in ${retry ?? 'a minute'}${retry ? ' seconds' : ''}.`);
+      }
+      if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
+        return errorPage(
+          reply,
+          403,
+          'This form has expired or did not come from SIM Link. Go back, reload the page and try again. Nothing was changed.',
+        );
+      }
+      if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
+        return errorPage(reply, 413, 'What you sent is too large.');
+      }
+      if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
+        return errorPage(reply, 415, 'Send this form from SIM Link’s own page.');
+      }
+      if (status === 400 && error.code?.startsWith('FST_')) {
+        return errorPage(reply, 400, UNREADABLE);
+      }
+      if (error.validation) {
+        return errorPage(reply, 400, 'Some of what was sent is not valid. Go back and check the form.');
+      }
+      return errorPage(reply, status, error.message);
+    });
+  },
+  { name: 'errors', dependencies: ['render'] },
+);

@@ -12,10 +12,13 @@ declare module 'fastify' {
   }
 }
 
-export const ormPlugin = fp<{ orm: MikroORM }>(async (app, { orm }) => {
-  app.decorate('orm', orm);
-  app.decorateRequest('em', null as unknown as EntityManager);
-  app.addHook('onRequest', async (request) => {
-    request.em = orm.em.fork() as EntityManager;
-  });
-}, { name: 'orm' });
+export const ormPlugin = fp<{ orm: MikroORM }>(
+  async (app, { orm }) => {
+    app.decorate('orm', orm);
+    app.decorateRequest('em', null as unknown as EntityManager);
+    app.addHook('onRequest', async (request) => {
+      request.em = orm.em.fork() as EntityManager;
+    });
+  },
+  { name: 'orm' },
+);

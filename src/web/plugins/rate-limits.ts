@@ -39,45 +39,47 @@ declare module 'fastify' {
   }
 }
 
-
 /** The client's address as the limits count it (IPv6 by /64, like @fastify/rate-limit itself). */
 export const clientKey = (request: FastifyRequest) => normalizeIP(request.ip);
 
-export const rateLimitsPlugin = fp<{ config: Config }>(async (app, { config }) => {
-  if (!config.rateLimits) {
-    app.decorate('limit', async () => {});
-    return;
-  }
-  // global: false — nothing is limited by the plugin's own hooks; each limit below is counted explicitly,
-  // because the plugin's route hooks let only the first limiter of a request run.
-  await app.register(rateLimit, {
-    global: false,
-    store: postgresRateLimitStore(app.orm, (error) => app.log.warn({ err: error }, 'could not prune the rate-limit counters')),
-  });
-  // The limits share one table of counters: each key starts with its limit's name. The key of the request
-  // being counted is handed over through this map.
-  const keys = new WeakMap<FastifyRequest, string>();
-  const limiters = Object.fromEntries(
-    Object.entries(LIMITS).map(([name, { max, windowMs }]) => [
-      name,
-      app.createRateLimit({ max, timeWindow: windowMs, keyGenerator: (request) => `${name}|${keys.get(request) ?? clientKey(request)}` }),
-    ]),
-  ) as Record<LimitName, ReturnType<typeof app.createRateLimit>>;
-
-  app.decorate('limit', async (name: LimitName, request: FastifyRequest, reply: FastifyReply, key: string) => {
-    keys.set(request, key);
-    const result = await limiters[name](request);
-    if (!result.isAllowed && result.isExceeded) {
-      const retryAfter = Math.max(1, result.ttlInSeconds);
-      request.log.warn({ limit: name, retryAfter }, 'rate limit exceeded');
-      reply.header('Retry-After', String(retryAfter));
-      throw new TooManyRequestsError(retryAfter);
+export const rateLimitsPlugin = fp<{ config: Config }>(
+  async (app, { config }) => {
+    if (!config.rateLimits) {
+      app.decorate('limit', async () => {});
+      return;
     }
-  });
+    // global: false — nothing is limited by the plugin's own hooks; each limit below is counted explicitly,
+    // because the plugin's route hooks let only the first limiter of a request run.
+    await app.register(rateLimit, {
+      global: false,
+      store: postgresRateLimitStore(app.orm, (error) => app.log.warn({ err: error }, 'could not prune the rate-limit counters')),
+    });
+    // The limits share one table of counters: each key starts with its limit's name. The key of the request
+    // being counted is handed over through this map.
+    const keys = new WeakMap<FastifyRequest, string>();
+    const limiters = Object.fromEntries(
+      Object.entries(LIMITS).map(([name, { max, windowMs }]) => [
+        name,
+        app.createRateLimit({ max, timeWindow: windowMs, keyGenerator: (request) => `${name}|${keys.get(request) ?? clientKey(request)}` }),
+      ]),
+    ) as Record<LimitName, ReturnType<typeof app.createRateLimit>>;
 
-  app.addHook('preHandler', async (request, reply) => {
-    if (SAFE.has(request.method) || request.is404) return;
-    const sessionId = request.session?.userId ? request.session.sessionId : null;
-    await app.limit('post:session', request, reply, sessionId ? `session:${sessionId}` : `ip:${clientKey(request)}`);
-  });
-}, { name: 'rate-limits', dependencies: ['orm', 'session'] });
+    app.decorate('limit', async (name: LimitName, request: FastifyRequest, reply: FastifyReply, key: string) => {
+      keys.set(request, key);
+      const result = await limiters[name](request);
+      if (!result.isAllowed && result.isExceeded) {
+        const retryAfter = Math.max(1, result.ttlInSeconds);
+        request.log.warn({ limit: name, retryAfter }, 'rate limit exceeded');
+        reply.header('Retry-After', String(retryAfter));
+        throw new TooManyRequestsError(retryAfter);
+      }
+    });
+
+    app.addHook('preHandler', async (request, reply) => {
+      if (SAFE.has(request.method) || request.is404) return;
+      const sessionId = request.session?.userId ? request.session.sessionId : null;
+      await app.limit('post:session', request, reply, sessionId ? `session:${sessionId}` : `ip:${clientKey(request)}`);
+    });
+  },
+  { name: 'rate-limits', dependencies: ['orm', 'session'] },
+);

@@ -8,7 +8,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { viewsDir } from '../../paths.js';
 import { endpointStatusLabel, simStatusLabel } from '../../domain/entities.js';
 
-
 export interface PageOptions {
   /** The partial (a template path) an htmx request gets instead of the whole page. */
   partial?: string;
@@ -56,25 +55,31 @@ export const viewHelpers = {
   },
 };
 
-export const renderPlugin = fp<{ production: boolean }>(async (app, { production }) => {
-  const eta = new Eta({ views: viewsDir, cache: production, autoEscape: true, autoTrim: [false, 'nl'] });
-  await app.register(view, { engine: { eta }, root: viewsDir, viewExt: 'eta' });
+export const renderPlugin = fp<{ production: boolean }>(
+  async (app, { production }) => {
+    const eta = new Eta({ views: viewsDir, cache: production, autoEscape: true, autoTrim: [false, 'nl'] });
+    await app.register(view, { engine: { eta }, root: viewsDir, viewExt: 'eta' });
 
-  app.decorateRequest('isHtmx', false);
-  app.decorateRequest('locals', null as unknown as Record<string, unknown>);
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    request.isHtmx = request.headers['hx-request'] === 'true' && request.headers['hx-history-restore-request'] !== 'true';
-    request.locals = {};
-  });
+    app.decorateRequest('isHtmx', false);
+    app.decorateRequest('locals', null as unknown as Record<string, unknown>);
+    app.addHook('onRequest', async (request: FastifyRequest) => {
+      request.isHtmx = request.headers['hx-request'] === 'true' && request.headers['hx-history-restore-request'] !== 'true';
+      request.locals = {};
+    });
 
-  app.decorateReply('page', async function page(this: FastifyReply, template: string, data: Record<string, unknown>, options: PageOptions = {}) {
-    const request = this.request;
-    this.header('Vary', 'HX-Request');
-    this.header('Cache-Control', 'no-store');
-    if (options.status) this.code(options.status);
-    const locals = { ...request.locals, h: viewHelpers, requestId: request.id, ...data };
-    const name = request.isHtmx && options.partial ? options.partial : template;
-    const html = await this.viewAsync(name, locals);
-    return this.type('text/html; charset=utf-8').send(html);
-  });
-}, { name: 'render', dependencies: [] });
+    app.decorateReply(
+      'page',
+      async function page(this: FastifyReply, template: string, data: Record<string, unknown>, options: PageOptions = {}) {
+        const request = this.request;
+        this.header('Vary', 'HX-Request');
+        this.header('Cache-Control', 'no-store');
+        if (options.status) this.code(options.status);
+        const locals = { ...request.locals, h: viewHelpers, requestId: request.id, ...data };
+        const name = request.isHtmx && options.partial ? options.partial : template;
+        const html = await this.viewAsync(name, locals);
+        return this.type('text/html; charset=utf-8').send(html);
+      },
+    );
+  },
+  { name: 'render', dependencies: [] },
+);

@@ -21,7 +21,6 @@ import type { Config } from '../../config.js';
 import { ForbiddenError } from '../../domain/errors.js';
 import { SAFE } from './access.js';
 
-
 export function contentSecurityDirectives(config: Config): Record<string, string[]> {
   const https = Boolean(config.publicUrl?.startsWith('https:'));
   return {
@@ -58,32 +57,51 @@ function crossSite(request: FastifyRequest, publicOrigin: string | undefined): b
 
 /** Powerful browser features SIM Link never uses, switched off for its pages and anything they frame. */
 export const PERMISSIONS_POLICY = [
-  'accelerometer', 'camera', 'display-capture', 'geolocation', 'gyroscope', 'hid', 'magnetometer',
-  'microphone', 'midi', 'payment', 'publickey-credentials-get', 'serial', 'usb', 'xr-spatial-tracking',
-].map((feature) => `${feature}=()`).join(', ');
+  'accelerometer',
+  'camera',
+  'display-capture',
+  'geolocation',
+  'gyroscope',
+  'hid',
+  'magnetometer',
+  'microphone',
+  'midi',
+  'payment',
+  'publickey-credentials-get',
+  'serial',
+  'usb',
+  'xr-spatial-tracking',
+]
+  .map((feature) => `${feature}=()`)
+  .join(', ');
 
-export const securityPlugin = fp<{ config: Config }>(async (app, { config }) => {
-  const https = Boolean(config.publicUrl?.startsWith('https:'));
-  await app.register(helmet, {
-    contentSecurityPolicy: { useDefaults: false, directives: contentSecurityDirectives(config) },
-    frameguard: config.crmOrigins.length ? false : { action: 'sameorigin' },
-    referrerPolicy: { policy: 'no-referrer' },
-    strictTransportSecurity: https ? { maxAge: 31_536_000, includeSubDomains: true } : false,
-    // Framed by a CRM on another site: the app's own pages must still load its own scripts and styles.
-    crossOriginResourcePolicy: { policy: 'same-origin' },
-    crossOriginEmbedderPolicy: false,
-  });
+export const securityPlugin = fp<{ config: Config }>(
+  async (app, { config }) => {
+    const https = Boolean(config.publicUrl?.startsWith('https:'));
+    await app.register(helmet, {
+      contentSecurityPolicy: { useDefaults: false, directives: contentSecurityDirectives(config) },
+      frameguard: config.crmOrigins.length ? false : { action: 'sameorigin' },
+      referrerPolicy: { policy: 'no-referrer' },
+      strictTransportSecurity: https ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+      // Framed by a CRM on another site: the app's own pages must still load its own scripts and styles.
+      crossOriginResourcePolicy: { policy: 'same-origin' },
+      crossOriginEmbedderPolicy: false,
+    });
 
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('Permissions-Policy', PERMISSIONS_POLICY);
-  });
+    app.addHook('onSend', async (request, reply) => {
+      reply.header('Permissions-Policy', PERMISSIONS_POLICY);
+    });
 
-  const publicOrigin = config.publicUrl ? new URL(config.publicUrl).origin : undefined;
-  app.addHook('onRequest', async (request) => {
-    if (SAFE.has(request.method)) return;
-    if (crossSite(request, publicOrigin)) {
-      request.log.warn({ origin: request.headers.origin, site: request.headers['sec-fetch-site'] }, 'cross-site request refused');
-      throw new ForbiddenError('This form did not come from SIM Link’s own pages, so nothing was done. Go back to SIM Link and try again there.');
-    }
-  });
-}, { name: 'security', dependencies: ['render', 'errors'] });
+    const publicOrigin = config.publicUrl ? new URL(config.publicUrl).origin : undefined;
+    app.addHook('onRequest', async (request) => {
+      if (SAFE.has(request.method)) return;
+      if (crossSite(request, publicOrigin)) {
+        request.log.warn({ origin: request.headers.origin, site: request.headers['sec-fetch-site'] }, 'cross-site request refused');
+        throw new ForbiddenError(
+          'This form did not come from SIM Link’s own pages, so nothing was done. Go back to SIM Link and try again there.',
+        );
+      }
+    });
+  },
+  { name: 'security', dependencies: ['render', 'errors'] },
+);

@@ -62,7 +62,9 @@ const key = (sessionId: string) => createHash('sha256').update(sessionId).digest
  * query builder built for each read 0.38–0.42 ms, this 0.14 ms — like the hand-written SQL it replaced
  * (0.12–0.16 ms). Pages cost 1.5–3 ms of server CPU: only this keeps them within 10 % of before.
  */
-function sessionReader(orm: MikroORM): (em: EntityManager, id: string) => Promise<{ data: Record<string, unknown>; expiresAt: Date; actor: Actor | null } | null> {
+function sessionReader(
+  orm: MikroORM,
+): (em: EntityManager, id: string) => Promise<{ data: Record<string, unknown>; expiresAt: Date; actor: Actor | null } | null> {
   const qb = orm.em
     .fork()
     .createQueryBuilder(SessionSchema, 's')
@@ -188,104 +190,107 @@ export function expireSessionCookie(request: FastifyRequest, reply: FastifyReply
   reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, ...attributes });
 }
 
-export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(async (app, { orm, config }) => {
-  const idleMs = config.sessionIdleMinutes * 60_000;
-  const maxMs = config.sessionMaxHours * 3_600_000;
-  const https = Boolean(config.publicUrl?.startsWith('https:'));
+export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(
+  async (app, { orm, config }) => {
+    const idleMs = config.sessionIdleMinutes * 60_000;
+    const maxMs = config.sessionMaxHours * 3_600_000;
+    const https = Boolean(config.publicUrl?.startsWith('https:'));
 
-  await app.register(cookie, { secret: config.sessionSecret });
-  // @fastify/session neither saves nor sends a Secure cookie's session over plain HTTP — right in general,
-  // but browsers do keep Secure cookies from loopback hosts, so a launched (embedded) session on a
-  // developer's http://localhost would lose every change. Saving it here first makes the plugin send it
-  // (it sends the cookie of a session saved during the request). Registered before the plugin: runs first.
-  app.addHook('onSend', async (request) => {
-    const current = request.session;
-    if (current?.cookie?.secure === true && request.protocol !== 'https' && isLoopback(request.hostname) && current.isModified()) {
-      await current.save();
-    }
-  });
-  await app.register(session, {
-    secret: config.sessionSecret,
-    cookieName: SESSION_COOKIE,
-    store: pgStore(orm, idleMs, maxMs),
-    saveUninitialized: false,
-    rolling: false,
-    // Secure always behind an https PUBLIC_URL; otherwise whenever the request came over HTTPS ('auto'
-    // follows TRUST_PROXY's X-Forwarded-Proto). A launch switches its session to EMBEDDED_COOKIE.
-    cookie: { httpOnly: true, secure: https ? true : 'auto', sameSite: 'lax', path: '/' },
-  });
-  await app.register(csrf, {
-    sessionPlugin: '@fastify/session',
-    // A form field (plain forms), a header (htmx sends it from the page), or — for multipart uploads only,
-    // whose body is read later by the handler — the form's action URL.
-    getToken: (request) => {
-      const fromBody = (request.body as Record<string, unknown> | undefined)?._csrf;
-      if (typeof fromBody === 'string') return fromBody;
-      const fromHeader = request.headers['x-csrf-token'];
-      if (typeof fromHeader === 'string') return fromHeader;
-      const multipart = request.headers['content-type']?.startsWith('multipart/form-data');
-      const fromQuery = (request.query as Record<string, unknown> | undefined)?._csrf;
-      return multipart && typeof fromQuery === 'string' ? fromQuery : undefined;
-    },
-  });
-
-  app.decorateRequest('actor', null);
-  // The flash message travels in its own signed cookie (POST → 303 → GET), not in the session row: a change
-  // then costs no session writes. It has the session cookie's attributes, so it is sent where that one is.
-  const flashCookie = (request: FastifyRequest) => ({
-    path: '/',
-    httpOnly: true,
-    signed: true,
-    ...(request.session.embedded ? EMBEDDED_COOKIE : { sameSite: 'lax' as const, secure: https || request.protocol === 'https' }),
-  });
-  app.decorateReply('flash', function flash(this: FastifyReply, kind: Flash['kind'], text: string, event?: CrmEvent) {
-    const value: Flash = { kind, text, ...(event ? { event } : {}) };
-    this.setCookie(FLASH_COOKIE, Buffer.from(JSON.stringify(value)).toString('base64url'), flashCookie(this.request));
-  });
-  const readFlash = (request: FastifyRequest): Flash | undefined => {
-    const raw = request.cookies[FLASH_COOKIE];
-    if (!raw) return undefined;
-    const unsigned = request.unsignCookie(raw);
-    if (!unsigned.valid || !unsigned.value) return undefined;
-    try {
-      const flash = JSON.parse(Buffer.from(unsigned.value, 'base64url').toString('utf8')) as Flash;
-      return typeof flash.text === 'string' && (flash.kind === 'success' || flash.kind === 'error') ? flash : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-
-  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
-    const { userId, signedInAt } = request.session;
-    const loaded = (request.session as unknown as Record<string, Actor | null | undefined>)[ACTOR];
-    if (userId) {
-      if (signedInAt && Date.now() - signedInAt > maxMs) {
-        // Past its absolute lifetime: the row goes, and the request goes on with a fresh, empty session
-        // (destroy() would leave request.session null for everything after this hook).
-        await request.session.regenerate();
-      } else {
-        const actor = loaded !== undefined && loaded?.id === userId ? loaded : await findActor(request.em, userId);
-        const role = request.session.role;
-        request.actor = actor && role && ROLES.includes(role) ? { ...actor, role } : actor;
+    await app.register(cookie, { secret: config.sessionSecret });
+    // @fastify/session neither saves nor sends a Secure cookie's session over plain HTTP — right in general,
+    // but browsers do keep Secure cookies from loopback hosts, so a launched (embedded) session on a
+    // developer's http://localhost would lose every change. Saving it here first makes the plugin send it
+    // (it sends the cookie of a session saved during the request). Registered before the plugin: runs first.
+    app.addHook('onSend', async (request) => {
+      const current = request.session;
+      if (current?.cookie?.secure === true && request.protocol !== 'https' && isLoopback(request.hostname) && current.isModified()) {
+        await current.save();
       }
-    }
-    // The page a GET renders shows the flash once; a redirect carries it to the next page.
-    if (request.method === 'GET' && request.cookies[FLASH_COOKIE]) {
-      request.locals.flash = readFlash(request);
-      reply.clearCookie(FLASH_COOKIE, flashCookie(request));
-    }
-    request.locals.user = request.actor;
-    request.locals.csrfToken = request.actor ? reply.generateCsrf() : '';
-    request.locals.crmOrigins = config.crmOrigins;
-  });
+    });
+    await app.register(session, {
+      secret: config.sessionSecret,
+      cookieName: SESSION_COOKIE,
+      store: pgStore(orm, idleMs, maxMs),
+      saveUninitialized: false,
+      rolling: false,
+      // Secure always behind an https PUBLIC_URL; otherwise whenever the request came over HTTPS ('auto'
+      // follows TRUST_PROXY's X-Forwarded-Proto). A launch switches its session to EMBEDDED_COOKIE.
+      cookie: { httpOnly: true, secure: https ? true : 'auto', sameSite: 'lax', path: '/' },
+    });
+    await app.register(csrf, {
+      sessionPlugin: '@fastify/session',
+      // A form field (plain forms), a header (htmx sends it from the page), or — for multipart uploads only,
+      // whose body is read later by the handler — the form's action URL.
+      getToken: (request) => {
+        const fromBody = (request.body as Record<string, unknown> | undefined)?._csrf;
+        if (typeof fromBody === 'string') return fromBody;
+        const fromHeader = request.headers['x-csrf-token'];
+        if (typeof fromHeader === 'string') return fromHeader;
+        const multipart = request.headers['content-type']?.startsWith('multipart/form-data');
+        const fromQuery = (request.query as Record<string, unknown> | undefined)?._csrf;
+        return multipart && typeof fromQuery === 'string' ? fromQuery : undefined;
+      },
+    });
 
-  // Expired sessions are removed as they are met (see get), at start and in bulk every hour.
-  const sweepNow = () =>
-    deleteExpiredSessions(orm.em.fork() as EntityManager).catch((error: unknown) => app.log.warn({ err: error }, 'session sweep failed'));
-  app.addHook('onReady', async () => {
-    await sweepNow();
-  });
-  const sweep = setInterval(() => void sweepNow(), 3_600_000);
-  sweep.unref();
-  app.addHook('onClose', async () => clearInterval(sweep));
-}, { name: 'session', dependencies: ['orm', 'render'] });
+    app.decorateRequest('actor', null);
+    // The flash message travels in its own signed cookie (POST → 303 → GET), not in the session row: a change
+    // then costs no session writes. It has the session cookie's attributes, so it is sent where that one is.
+    const flashCookie = (request: FastifyRequest) => ({
+      path: '/',
+      httpOnly: true,
+      signed: true,
+      ...(request.session.embedded ? EMBEDDED_COOKIE : { sameSite: 'lax' as const, secure: https || request.protocol === 'https' }),
+    });
+    app.decorateReply('flash', function flash(this: FastifyReply, kind: Flash['kind'], text: string, event?: CrmEvent) {
+      const value: Flash = { kind, text, ...(event ? { event } : {}) };
+      this.setCookie(FLASH_COOKIE, Buffer.from(JSON.stringify(value)).toString('base64url'), flashCookie(this.request));
+    });
+    const readFlash = (request: FastifyRequest): Flash | undefined => {
+      const raw = request.cookies[FLASH_COOKIE];
+      if (!raw) return undefined;
+      const unsigned = request.unsignCookie(raw);
+      if (!unsigned.valid || !unsigned.value) return undefined;
+      try {
+        const flash = JSON.parse(Buffer.from(unsigned.value, 'base64url').toString('utf8')) as Flash;
+        return typeof flash.text === 'string' && (flash.kind === 'success' || flash.kind === 'error') ? flash : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+
+    app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+      const { userId, signedInAt } = request.session;
+      const loaded = (request.session as unknown as Record<string, Actor | null | undefined>)[ACTOR];
+      if (userId) {
+        if (signedInAt && Date.now() - signedInAt > maxMs) {
+          // Past its absolute lifetime: the row goes, and the request goes on with a fresh, empty session
+          // (destroy() would leave request.session null for everything after this hook).
+          await request.session.regenerate();
+        } else {
+          const actor = loaded !== undefined && loaded?.id === userId ? loaded : await findActor(request.em, userId);
+          const role = request.session.role;
+          request.actor = actor && role && ROLES.includes(role) ? { ...actor, role } : actor;
+        }
+      }
+      // The page a GET renders shows the flash once; a redirect carries it to the next page.
+      if (request.method === 'GET' && request.cookies[FLASH_COOKIE]) {
+        request.locals.flash = readFlash(request);
+        reply.clearCookie(FLASH_COOKIE, flashCookie(request));
+      }
+      request.locals.user = request.actor;
+      request.locals.csrfToken = request.actor ? reply.generateCsrf() : '';
+      request.locals.crmOrigins = config.crmOrigins;
+    });
+
+    // Expired sessions are removed as they are met (see get), at start and in bulk every hour.
+    const sweepNow = () =>
+      deleteExpiredSessions(orm.em.fork() as EntityManager).catch((error: unknown) => app.log.warn({ err: error }, 'session sweep failed'));
+    app.addHook('onReady', async () => {
+      await sweepNow();
+    });
+    const sweep = setInterval(() => void sweepNow(), 3_600_000);
+    sweep.unref();
+    app.addHook('onClose', async () => clearInterval(sweep));
+  },
+  { name: 'session', dependencies: ['orm', 'render'] },
+);

@@ -28,10 +28,10 @@ beforeAll(async () => {
 afterAll(() => db?.close());
 
 async function reference(enterpriseId: number, where = '', params: unknown[] = []): Promise<string[]> {
-  const rows = await fork().execute<{ iccid: string }[]>(
-    `select iccid from sim where enterprise_id = ? ${where} order by iccid`,
-    [enterpriseId, ...params],
-  );
+  const rows = await fork().execute<{ iccid: string }[]>(`select iccid from sim where enterprise_id = ? ${where} order by iccid`, [
+    enterpriseId,
+    ...params,
+  ]);
   return rows.map((r) => r.iccid);
 }
 
@@ -70,7 +70,12 @@ describe('pages agree with a plain query', () => {
        where s.enterprise_id = ? and s.status = 'suspended' order by s.iccid limit 1`,
       [bulk.id],
     );
-    expect(page.rows[0]).toMatchObject({ iccid: expected.iccid, endpointId: expected.id, endpointName: expected.name, status: 'suspended' });
+    expect(page.rows[0]).toMatchObject({
+      iccid: expected.iccid,
+      endpointId: expected.id,
+      endpointName: expected.name,
+      status: 'suspended',
+    });
     const ready = await listSims(fork(), bulk.id, { status: 'ready' });
     expect(ready.rows.every((r) => r.endpointId === null && r.endpointName === null)).toBe(true);
   });
@@ -93,13 +98,24 @@ describe('pages agree with a plain query', () => {
     ];
     for (const [q, status] of cases) {
       const like = `${q}%`;
-      const expected = await reference(bulk.id, `and (iccid like ? or imsi like ? or eid like ?)${status ? ' and status = ?' : ''}`, [like, like, like, ...(status ? [status] : [])]);
+      const expected = await reference(bulk.id, `and (iccid like ? or imsi like ? or eid like ?)${status ? ' and status = ?' : ''}`, [
+        like,
+        like,
+        like,
+        ...(status ? [status] : []),
+      ]);
       const page = await listSims(fork(), bulk.id, { q, status });
-      expect(page.rows.map((r) => r.iccid), `${q} ${status}`).toEqual(expected.slice(0, SIMS_PAGE_SIZE));
+      expect(
+        page.rows.map((r) => r.iccid),
+        `${q} ${status}`,
+      ).toEqual(expected.slice(0, SIMS_PAGE_SIZE));
       expect(page.next, `${q} ${status}`).toBe(expected.length > SIMS_PAGE_SIZE ? expected[SIMS_PAGE_SIZE - 1] : null);
       if (page.next) {
         const second = await listSims(fork(), bulk.id, { q, status, after: page.next });
-        expect(second.rows.map((r) => r.iccid), `${q} ${status} page 2`).toEqual(expected.slice(SIMS_PAGE_SIZE, SIMS_PAGE_SIZE * 2));
+        expect(
+          second.rows.map((r) => r.iccid),
+          `${q} ${status} page 2`,
+        ).toEqual(expected.slice(SIMS_PAGE_SIZE, SIMS_PAGE_SIZE * 2));
       }
     }
   });
@@ -158,7 +174,9 @@ describe('every query is an index scan (EXPLAIN)', () => {
   });
 
   it('a narrow IMSI search reads the IMSI index, not the whole ICCID order', async () => {
-    const [last] = await fork().execute<{ imsi: string }[]>('select imsi from sim where enterprise_id = ? order by iccid desc limit 1', [bulk.id]);
+    const [last] = await fork().execute<{ imsi: string }[]>('select imsi from sim where enterprise_id = ? order by iccid desc limit 1', [
+      bulk.id,
+    ]);
     // planned-sql.ts: simsProbeSql, then simsMatchesSql.
     const plans = await plansOf((em) => listSims(em, bulk.id, { q: last.imsi.slice(0, 12) }));
     expect(plans.join('\n')).toMatch(/Index Scan using sim_imsi_unique on sim/);

@@ -37,8 +37,8 @@ export const ACCEPTED_INCOMPLETE: AcceptedIncomplete[] = [
     message: /partially obscured by another element/,
     scrolledOutOfView: true,
     reason:
-      'axe finds a text\'s background with elementsFromPoint, which cannot see text scrolled out of view inside a ' +
-      'scrolling box (the picker dialog after Next scrolls to its end; at 320 px a wide table\'s columns scrolled ' +
+      "axe finds a text's background with elementsFromPoint, which cannot see text scrolled out of view inside a " +
+      "scrolling box (the picker dialog after Next scrolls to its end; at 320 px a wide table's columns scrolled " +
       'sideways out of its region). The same elements, with the same CSS, are scanned in view in "picker open ' +
       '(dialog)" and at 1280 px, and pass.',
   },
@@ -103,7 +103,9 @@ function scrolledOut(target: Page | Frame, selectors: string[]): Promise<boolean
 /** For each selector: does an element with position: sticky (not its ancestor) overlap it? */
 function stickyOver(target: Page | Frame, selectors: string[]): Promise<boolean[]> {
   return target.evaluate((list) => {
-    const sticky = [...document.querySelectorAll<HTMLElement>('body *')].filter((element) => getComputedStyle(element).position === 'sticky');
+    const sticky = [...document.querySelectorAll<HTMLElement>('body *')].filter(
+      (element) => getComputedStyle(element).position === 'sticky',
+    );
     return list.map((selector) => {
       const element = document.querySelector(selector);
       if (!element) return false;
@@ -131,7 +133,13 @@ export async function scan(target: Page | Frame, state: string): Promise<ScanRep
       }),
     [AXE_TAGS] as const,
   );
-  const report: ScanReport = { state, violations: results.violations, unreviewed: [], accepted: {}, ran: results.passes.length + results.inapplicable.length };
+  const report: ScanReport = {
+    state,
+    violations: results.violations,
+    unreviewed: [],
+    accepted: {},
+    ran: results.passes.length + results.inapplicable.length,
+  };
   for (const result of results.incomplete) {
     // Only plain selectors (no frames, no shadow DOM) exist in this app's pages.
     const selectors = result.nodes.map((node) => String(node.target[0]));
@@ -150,7 +158,8 @@ export function describe(report: ScanReport): string {
   const lines: string[] = [];
   for (const violation of report.violations) {
     lines.push(`violation ${violation.id} (${violation.impact}): ${violation.help}`);
-    for (const node of violation.nodes) lines.push(`  ${node.target.join(' ')}  ${node.html.slice(0, 160)}\n    ${node.failureSummary?.replace(/\n/g, '\n    ')}`);
+    for (const node of violation.nodes)
+      lines.push(`  ${node.target.join(' ')}  ${node.html.slice(0, 160)}\n    ${node.failureSummary?.replace(/\n/g, '\n    ')}`);
   }
   for (const { rule, node, messages } of report.unreviewed) {
     lines.push(`incomplete ${rule}, not reviewed: ${node.target.join(' ')}  ${node.html.slice(0, 160)}\n    ${messages.join('\n    ')}`);

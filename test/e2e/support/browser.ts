@@ -1,7 +1,15 @@
 // Debian's Chromium driven by playwright-core (never `playwright`, which downloads browsers), and the few
 // steps every scenario shares. Elements are found by role and accessible name, as assistive technology
 // finds them — never by CSS classes.
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page, type Request } from 'playwright-core';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  type Locator,
+  type Page,
+  type Request,
+} from 'playwright-core';
 
 export const CHROMIUM_ARGS = [
   '--headless',
@@ -34,14 +42,17 @@ export async function newContext(browser: Browser, baseURL: string, options: Bro
   context.on('console', (message) => {
     // A 4xx page or htmx answer (404, 409, 422) is logged as "Failed to load resource"; scenarios check those statuses themselves.
     const text = message.text();
-    if (message.type() === 'error' && !text.startsWith('Failed to load resource') && !expectedErrors?.test(text)) problems.push(`console error: ${text}`);
+    if (message.type() === 'error' && !text.startsWith('Failed to load resource') && !expectedErrors?.test(text))
+      problems.push(`console error: ${text}`);
   });
   context.on('response', (response) => {
     const type = response.request().resourceType();
-    if (response.status() >= 400 && ['stylesheet', 'script', 'image', 'font'].includes(type)) problems.push(`${type} ${response.url()} answered ${response.status()}`);
+    if (response.status() >= 400 && ['stylesheet', 'script', 'image', 'font'].includes(type))
+      problems.push(`${type} ${response.url()} answered ${response.status()}`);
   });
   context.on('requestfailed', (request) => {
-    if (['stylesheet', 'script', 'image', 'font'].includes(request.resourceType())) problems.push(`${request.resourceType()} ${request.url()} failed: ${request.failure()?.errorText}`);
+    if (['stylesheet', 'script', 'image', 'font'].includes(request.resourceType()))
+      problems.push(`${request.resourceType()} ${request.url()} failed: ${request.failure()?.errorText}`);
   });
   trackHtmx(context);
   return { context, problems: () => problems };
@@ -162,7 +173,8 @@ export function focusIndicator(page: Page): Promise<{ visible: boolean; detail: 
     const element = document.activeElement as HTMLElement | null;
     if (!element || element === document.body) return { visible: false, detail: 'nothing is focused' };
     const style = getComputedStyle(element);
-    const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2 && !/rgba\(.*,\s*0\)$|transparent/.test(style.outlineColor);
+    const outline =
+      style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2 && !/rgba\(.*,\s*0\)$|transparent/.test(style.outlineColor);
     const shadow = style.boxShadow !== 'none' && style.boxShadow.includes('rgb(255, 221, 0)');
     const box = element.getBoundingClientRect();
     const onScreen = box.width > 0 && box.height > 0;
