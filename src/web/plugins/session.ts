@@ -12,6 +12,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config.js';
 import { findActor, type Actor } from '../../domain/accounts.js';
 import { OperationKeySchema, ROLES, SessionSchema, type Role } from '../../domain/entities.js';
+import { compileStatement } from '../../db/compiled-statement.js';
 
 /** What the CRM around an embedded SIM Link is told after a change (see README, "Listen to SIM Link"), sent by public/app.js. */
 export interface CrmEvent {
@@ -55,7 +56,7 @@ const key = (sessionId: string) => createHash('sha256').update(sessionId).digest
 
 /**
  * Reads a session row with its user and their enterprise — the request's actor — in one statement. It runs
- * on every request, so the statement is compiled once by the query builder, from the entities' metadata
+ * on every request, so the statement is compiled once by the query builder (src/db/compiled-statement.ts), from the entities' metadata
  * (tables, columns, join keys), and run with each request's id; its rows are used as they come, not as
  * managed entities. Measured per read (Node CPU, 10 at a time, warm, medians of 6 rounds of 3,000): em.findOne
  * with `populate: ['user.enterprise']` 0.85–1.02 ms, em.findOne of the session alone 0.40–0.48 ms, the same
@@ -65,17 +66,20 @@ const key = (sessionId: string) => createHash('sha256').update(sessionId).digest
 function sessionReader(
   orm: MikroORM,
 ): (em: EntityManager, id: string) => Promise<{ data: Record<string, unknown>; expiresAt: Date; actor: Actor | null } | null> {
-  const qb = orm.em
-    .fork()
-    .createQueryBuilder(SessionSchema, 's')
-    .select(['s.data', 's.expiresAt', 'u.id', 'u.email', 'u.displayName', 'u.role', 'e.id as enterprise_id', 'e.slug', 'e.name'])
-    .leftJoin('s.user', 'u')
-    .leftJoin('u.enterprise', 'e')
-    .where({ id: '?' });
-  const { sql, bindings } = qb.getKnexQuery().toSQL();
-  if (bindings.length !== 1) throw new Error('the session read must have one parameter, the id');
+  const { sql, bind } = compileStatement(
+    1,
+    ([id]) =>
+      orm.em
+        .fork()
+        .createQueryBuilder(SessionSchema, 's')
+        .select(['s.data', 's.expiresAt', 'u.id', 'u.email', 'u.displayName', 'u.role', 'e.id as enterprise_id', 'e.slug', 'e.name'])
+        .leftJoin('s.user', 'u')
+        .leftJoin('u.enterprise', 'e')
+        .where({ id }),
+    'the session read',
+  );
   return async (em, id) => {
-    const [row] = await em.execute<SessionRow[]>(sql, [id]);
+    const [row] = await em.execute<SessionRow[]>(sql, bind([id]));
     if (!row) return null;
     const actor: Actor | null =
       row.id === null
