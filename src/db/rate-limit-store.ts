@@ -2,7 +2,9 @@
 // counts against the same counters, and a restart keeps them (issue 12, item 12). One upsert per counted
 // request, atomic under concurrency: the row's window either goes on (count + 1) or, once past its end,
 // starts again at 1. The database's clock decides, so instances with skewed clocks still agree.
-import type { MikroORM } from '@mikro-orm/postgresql';
+import { raw, type EntityManager, type MikroORM } from '@mikro-orm/postgresql';
+import { RateLimitCounterSchema } from '../domain/entities.js';
+import { StatementCache } from './compiled-statement.js';
 
 /** What @fastify/rate-limit expects back from `incr`: the count in the window and the ms left in it. */
 export interface Hits {
@@ -15,27 +17,42 @@ type Callback = (error: Error | null, result?: Hits) => void;
 /** How often (at most) one process deletes counters whose window ended. */
 const PRUNE_EVERY_MS = 60_000;
 
-const INCREMENT = `
-insert into rate_limit_counter as c (key, count, reset_at)
-values (?, 1, now() + ? * interval '1 millisecond')
-on conflict (key) do update set
-  count = case when c.reset_at <= now() then 1 else c.count + 1 end,
-  reset_at = case when c.reset_at <= now() then excluded.reset_at else c.reset_at end
-returning count, greatest(0, ceil(extract(epoch from (reset_at - now())) * 1000))::int as ttl`;
+/**
+ * The upsert of one hit, compiled once per window length (see compiled-statement.ts): MikroORM's query
+ * builder with the window's arithmetic in SQL, so that the database's clock alone decides when a window
+ * ends. The window is a whole number of ms from the code, never from a request.
+ */
+const increment = new StatementCache();
+function counterStatement(em: EntityManager, windowMs: number) {
+  if (!Number.isSafeInteger(windowMs) || windowMs <= 0)
+    throw new Error(`A rate-limit window must be a positive whole number of ms, not ${windowMs}`);
+  return increment.get(`rate-limit hit in ${windowMs} ms`, 1, ([key]) =>
+    em
+      .createQueryBuilder(RateLimitCounterSchema)
+      .insert({ key, count: 1, resetAt: raw(`now() + interval '${windowMs} milliseconds'`) })
+      .onConflict('key')
+      .merge({
+        count: raw('case when rate_limit_counter.reset_at <= now() then 1 else rate_limit_counter.count + 1 end'),
+        resetAt: raw('case when rate_limit_counter.reset_at <= now() then excluded.reset_at else rate_limit_counter.reset_at end'),
+      })
+      .returning(['count', raw(`greatest(0, ceil(extract(epoch from (reset_at - now())) * 1000))::int as ttl`) as unknown as 'count']),
+  );
+}
 
 /**
  * Counts one hit of `key` in a window of `windowMs`. Exported for the stores and for limits counted
  * outside the plugin.
  */
 export async function countHit(orm: MikroORM, key: string, windowMs: number): Promise<Hits> {
-  const [row] = await orm.em.getConnection().execute<{ count: number; ttl: number }[]>(INCREMENT, [key, windowMs]);
+  const em = orm.em.fork();
+  const { sql, bind } = counterStatement(em, windowMs);
+  const [row] = await em.getConnection('write').execute<{ count: number; ttl: number }[]>(sql, bind([key]));
   return { current: row.count, ttl: row.ttl };
 }
 
-/** Deletes the counters whose window has ended (they would start again at 1 anyway). */
-export async function pruneCounters(orm: MikroORM): Promise<number> {
-  const result = await orm.em.getConnection().execute(`delete from rate_limit_counter where reset_at <= now()`, [], 'run');
-  return (result as { affectedRows?: number }).affectedRows ?? 0;
+/** Deletes the counters whose window has ended (they would start again at 1 anyway), by the database's clock. */
+export function pruneCounters(orm: MikroORM): Promise<number> {
+  return orm.em.fork().nativeDelete(RateLimitCounterSchema, { resetAt: { $lte: raw('now()') as Date } });
 }
 
 /**
