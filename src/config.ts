@@ -33,6 +33,10 @@ export interface Config {
   rateLimits: boolean;
   /** How many SIM imports this process runs at once; each holds one of the pool's POOL_SIZE connections. */
   importConcurrency: number;
+  /** Webhooks may go to http:// and private addresses (development and tests only). */
+  webhookAllowPrivate: boolean;
+  /** This process delivers webhook messages (every instance may: they never send the same attempt at once). */
+  webhookDelivery: boolean;
 }
 
 /** Connections in each instance's database pool (db/database.ts). */
@@ -243,5 +247,7 @@ export function loadConfig(env: Env = process.env): Config {
     crmLaunchTopLevel: boolean(env, 'CRM_LAUNCH_TOP_LEVEL', false),
     rateLimits: boolean(env, 'RATE_LIMITS', true),
     importConcurrency: importConcurrency(env),
+    webhookAllowPrivate: boolean(env, 'WEBHOOK_ALLOW_PRIVATE', false),
+    webhookDelivery: boolean(env, 'WEBHOOK_DELIVERY', true),
   };
 }

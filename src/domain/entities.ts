@@ -300,6 +300,99 @@ export const RateLimitCounterSchema = defineEntity({
 });
 export type RateLimitCounter = InferEntity<typeof RateLimitCounterSchema>;
 
+/** Event types a webhook can subscribe to (SPEC.md §6): the lifecycle's and the import's. */
+export const WEBHOOK_EVENT_TYPES = [
+  'endpoint.created',
+  'sim.linked',
+  'sim.delinked',
+  'endpoint.activated',
+  'endpoint.suspended',
+  'endpoint.resumed',
+  'sims.imported',
+] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+/**
+ * A receiver of an enterprise's changes (see src/domain/webhooks.ts): its URL, the event types it wants, and
+ * the secret its messages are signed with (Standard Webhooks, `whsec_…`). A webhook that could not be reached
+ * for a day is disabled, with the reason kept for its page.
+ */
+export const WebhookSchema = defineEntity({
+  name: 'Webhook',
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    enterprise: () => p.manyToOne(EnterpriseSchema).ref().foreignKeyName('webhook_enterprise_id_fkey').updateRule(NO_ACTION),
+    url: p.string().length(2000),
+    eventTypes: p.array().columnType('text[]'),
+    secret: p.string().length(100),
+    enabled: p.boolean().default(true),
+    disabledReason: p.string().length(500).nullable(),
+    /** When the first of the attempts failing since the last success failed; null while deliveries succeed. */
+    failingSince: p.datetime().columnType('timestamptz').nullable(),
+    createdBy: p.integer().nullable(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  indexes: [{ name: 'webhook_enterprise_idx', properties: ['enterprise'] }],
+});
+export type Webhook = InferEntity<typeof WebhookSchema>;
+
+/**
+ * One event for one webhook: written in the transaction of the change (the outbox), then delivered by the
+ * worker (src/webhooks/delivery.ts) until a 2xx, or given up after a day. `messageId` is the `webhook-id`
+ * every attempt and every resend carries, so a receiver can drop repeats.
+ */
+export const WebhookMessageSchema = defineEntity({
+  name: 'WebhookMessage',
+  properties: {
+    id: p.bigint('number').primary().autoincrement(),
+    webhook: () =>
+      p.manyToOne(WebhookSchema).ref().foreignKeyName('webhook_message_webhook_id_fkey').updateRule(NO_ACTION).deleteRule('cascade'),
+    messageId: p.string().length(40).unique('webhook_message_message_id_key'),
+    eventType: p.string().length(40),
+    payload: p.json<Record<string, unknown>>().columnType('jsonb'),
+    attempts: p.integer().default(0),
+    nextAttemptAt: p.datetime().columnType('timestamptz').nullable(),
+    deliveredAt: p.datetime().columnType('timestamptz').nullable(),
+    failedAt: p.datetime().columnType('timestamptz').nullable(),
+    createdAt: createdAt(),
+  },
+  indexes: [
+    {
+      name: 'webhook_message_due_idx',
+      expression: 'create index webhook_message_due_idx on webhook_message (next_attempt_at) where next_attempt_at is not null',
+    },
+    {
+      name: 'webhook_message_webhook_idx',
+      expression: 'create index webhook_message_webhook_idx on webhook_message (webhook_id, id desc)',
+    },
+  ],
+});
+export type WebhookMessage = InferEntity<typeof WebhookMessageSchema>;
+
+/** One attempt to deliver a message: when, how long, the status or the error, and the start of the answer. */
+export const WebhookAttemptSchema = defineEntity({
+  name: 'WebhookAttempt',
+  properties: {
+    id: p.bigint('number').primary().autoincrement(),
+    message: () =>
+      p.manyToOne(WebhookMessageSchema).ref().foreignKeyName('webhook_attempt_message_id_fkey').updateRule(NO_ACTION).deleteRule('cascade'),
+    webhookId: p.integer(),
+    attemptedAt: createdAt(),
+    durationMs: p.integer(),
+    status: p.integer().nullable(),
+    error: p.string().length(500).nullable(),
+    responseStart: p.text().nullable(),
+  },
+  indexes: [
+    {
+      name: 'webhook_attempt_webhook_idx',
+      expression: 'create index webhook_attempt_webhook_idx on webhook_attempt (webhook_id, id desc)',
+    },
+  ],
+});
+export type WebhookAttempt = InferEntity<typeof WebhookAttemptSchema>;
+
 export const entities = [
   EnterpriseSchema,
   UserSchema,
@@ -310,4 +403,7 @@ export const entities = [
   OperationKeySchema,
   LaunchTokenUseSchema,
   RateLimitCounterSchema,
+  WebhookSchema,
+  WebhookMessageSchema,
+  WebhookAttemptSchema,
 ];

@@ -1,13 +1,17 @@
 // The audit trail's one writer: every event — of the lifecycle (lifecycle.ts) and of SIM imports
-// (sim-import.ts) — is made here, in the transaction of the change it records.
+// (sim-import.ts) — is made here, in the transaction of the change it records, with the webhook messages
+// that tell the enterprise's receivers about it (webhooks.ts).
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import { EventSchema, type Endpoint, type EventAction } from './entities.js';
+import { enqueueWebhookMessages } from './webhooks.js';
 
 /** Who acted, and the request they acted in. */
 export interface EventContext {
   actor: Actor;
   requestId?: string;
+  /** Where the change came from (SPEC.md §1, Event): `ui` unless said otherwise. */
+  source?: string;
 }
 
 /** What the event records besides who and what: the endpoint and SIM as they were, or an import's counts. */
@@ -31,7 +35,8 @@ export interface EventDetails {
  * 0.35 ms of CPU per lifecycle operation).
  */
 export async function recordEvent(em: EntityManager, ctx: EventContext, action: EventAction, details: EventDetails = {}): Promise<void> {
-  await em.insert(EventSchema, {
+  const at = new Date();
+  const id = await em.insert(EventSchema, {
     enterprise: ctx.actor.enterpriseId,
     actorId: ctx.actor.id,
     actorName: ctx.actor.displayName,
@@ -46,6 +51,8 @@ export async function recordEvent(em: EntityManager, ctx: EventContext, action: 
     count: details.count ?? null,
     problemCount: details.problemCount ?? null,
     requestId: ctx.requestId ?? null,
-    createdAt: new Date(),
+    createdAt: at,
   });
+  // The webhooks' outbox, in the same transaction (webhooks.ts).
+  await enqueueWebhookMessages(em, { id: Number(id), action, actor: ctx.actor, source: ctx.source ?? 'ui', details, at });
 }

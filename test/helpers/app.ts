@@ -8,6 +8,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
     ...loadConfig({ SESSION_SECRET: 'test-session-secret-that-is-long-enough-0123', DATA_DIR: '/tmp/simlink-test-unused' }),
     rateLimits: false,
+    // The webhooks' worker runs only in the tests that start it.
+    webhookDelivery: false,
     ...overrides,
   };
 }

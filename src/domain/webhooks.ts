@@ -1,0 +1,280 @@
+// Webhooks (SPEC.md §6): an enterprise's receivers, and the outbox that tells them about every change.
+//
+// The outbox: recordEvent (events.ts) calls enqueueWebhookMessages in the transaction of the change, which
+// writes one message per enabled webhook subscribed to the event's type. The message is committed with the
+// change or not at all — a crash after the commit loses nothing, a rolled-back change sends nothing — and
+// the delivery worker (webhook-delivery.ts) sends it afterwards, at least once.
+//
+// The payload: { id, type, timestamp, data }, with data { endpoint_id, endpoint_name, iccid, old_iccid?,
+// endpoint_status, sim_status, actor, source, sequence } for the lifecycle's events and { count, actor, source }
+// for an import. `sequence` is the event's id: every change of an endpoint holds that endpoint's row lock until
+// it commits, so a later change of the same endpoint always has a higher id — a receiver keeps the highest
+// sequence it has seen per endpoint and drops anything older.
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { StatementCache } from '../db/compiled-statement.js';
+import type { Actor } from './accounts.js';
+import {
+  WEBHOOK_EVENT_TYPES,
+  WebhookAttemptSchema,
+  WebhookMessageSchema,
+  WebhookSchema,
+  type EventAction,
+  type Webhook,
+  type WebhookEventType,
+} from './entities.js';
+import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import type { EventDetails } from './events.js';
+import { hasHiddenCharacters } from './text.js';
+
+/** What the event of a change says, for its webhook messages. */
+export interface WebhookEvent {
+  id: number;
+  action: EventAction;
+  actor: Actor;
+  source: string;
+  details: EventDetails;
+  at: Date;
+}
+
+/** Statuses as the API and the webhooks name them (SPEC.md §5): the SIM's `ready` is `ready_to_activate`. */
+const apiStatus = (status: string | null | undefined) => (status === 'ready' ? 'ready_to_activate' : (status ?? null));
+
+const newMessageId = () => `msg_${randomBytes(15).toString('base64url')}`;
+
+export function webhookPayload(event: WebhookEvent): Record<string, unknown> {
+  const actor = { type: 'user', id: event.actor.id, name: event.actor.displayName };
+  const data: Record<string, unknown> =
+    event.action === 'sims.imported'
+      ? { count: event.details.count ?? 0, actor, source: event.source }
+      : {
+          endpoint_id: event.details.endpoint?.id ?? null,
+          endpoint_name: event.details.endpoint?.name ?? null,
+          iccid: event.details.iccid ?? null,
+          endpoint_status: apiStatus(event.details.endpointStatus?.[1]),
+          sim_status: apiStatus(event.details.simStatus?.[1]),
+          actor,
+          source: event.source,
+          sequence: event.id,
+        };
+  return { id: `evt_${event.id}`, type: event.action, timestamp: event.at.toISOString(), data };
+}
+
+const subscriptions = new StatementCache();
+
+const isWebhookEventType = (action: string): action is WebhookEventType => (WEBHOOK_EVENT_TYPES as readonly string[]).includes(action);
+
+/**
+ * Writes, in `em`'s transaction, one message for each of the enterprise's enabled webhooks that wants this
+ * event. One indexed read (webhook_enterprise_idx; an enterprise has a handful of webhooks at most) on every
+ * change — compiled once, like the lifecycle's row locks (src/db/compiled-statement.ts) — and one INSERT only
+ * when someone listens.
+ */
+export async function enqueueWebhookMessages(em: EntityManager, event: WebhookEvent): Promise<number> {
+  if (!isWebhookEventType(event.action)) return 0;
+  const { sql, bind } = subscriptions.get('webhook subscriptions', 1, ([enterprise]) =>
+    em.createQueryBuilder(WebhookSchema).select(['id', 'eventTypes']).where({ enterprise, enabled: true }),
+  );
+  const webhooks = await em.execute<{ id: number; event_types: string[] }[]>(sql, bind([event.actor.enterpriseId]));
+  const listening = webhooks.filter((webhook) => webhook.event_types.includes(event.action));
+  if (!listening.length) return 0;
+  const payload = webhookPayload(event);
+  await em.insertMany(
+    WebhookMessageSchema,
+    listening.map((webhook) => ({
+      webhook: webhook.id,
+      messageId: newMessageId(),
+      eventType: event.action,
+      payload,
+      attempts: 0,
+      nextAttemptAt: event.at,
+      createdAt: event.at,
+    })),
+  );
+  return listening.length;
+}
+
+// ——— Managing webhooks (the Webhooks page) ———
+
+export interface WebhookInput {
+  url: string;
+  eventTypes: string[];
+}
+
+/** Whether URLs may be http:// and name private or loopback addresses (WEBHOOK_ALLOW_PRIVATE, for development and tests). */
+export interface WebhookPolicy {
+  allowPrivate: boolean;
+}
+
+function requireAdmin(actor: Actor) {
+  if (actor.role !== 'admin') throw new ForbiddenError();
+}
+
+/** Checks a webhook's URL and event types; returns them cleaned, or throws a ValidationError naming each field. */
+export function validateWebhook(input: WebhookInput, policy: WebhookPolicy): { url: string; eventTypes: WebhookEventType[] } {
+  const errors: FieldError[] = [];
+  const text = input.url.trim();
+  let url: URL | null = null;
+  if (!text) errors.push({ field: 'url', message: 'Enter the URL that will receive the webhooks' });
+  else if (text.length > 2000) errors.push({ field: 'url', message: 'URL must be 2,000 characters or fewer' });
+  else if (hasHiddenCharacters(text)) errors.push({ field: 'url', message: 'URL must not contain hidden characters' });
+  else {
+    try {
+      url = new URL(text);
+    } catch {
+      errors.push({ field: 'url', message: 'Enter a full URL, like https://crm.example.com/hooks/sim-link' });
+    }
+  }
+  if (url) {
+    if (url.protocol !== 'https:' && !(policy.allowPrivate && url.protocol === 'http:')) {
+      errors.push({ field: 'url', message: 'The URL must start with https://' });
+    } else if (url.username || url.password) {
+      errors.push({ field: 'url', message: 'The URL must not contain a user name or password' });
+    } else if (!policy.allowPrivate && isPrivateHost(url.hostname)) {
+      errors.push({ field: 'url', message: 'The URL must be a public address, not one of a private network or this machine' });
+    }
+  }
+  const eventTypes = [...new Set(input.eventTypes)];
+  if (!eventTypes.length) errors.push({ field: 'event_types', message: 'Choose at least one event type' });
+  else if (!eventTypes.every(isWebhookEventType)) errors.push({ field: 'event_types', message: 'Choose event types from the list' });
+  if (errors.length) throw new ValidationError(errors);
+  return { url: url!.toString(), eventTypes: eventTypes as WebhookEventType[] };
+}
+
+/** A host that is plainly private by its name or literal address (resolved names are checked again at send time). */
+function isPrivateHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost') || host.endsWith('.local') || host.endsWith('.internal')) return true;
+  return isIP(host) !== 0 && isPrivateAddress(host);
+}
+
+/**
+ * Whether an IP address is one a webhook must not reach by default: loopback, private (RFC 1918, unique
+ * local), link-local (cloud metadata services live there), carrier-grade NAT, unspecified, multicast, reserved.
+ */
+export function isPrivateAddress(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return isPrivateAddress(mapped[1]);
+  if (isIP(address) === 4) {
+    const [a, b] = address.split('.').map(Number);
+    return (
+      a === 0 ||
+      a === 10 ||
+      a === 127 ||
+      (a === 100 && b >= 64 && b <= 127) ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 192 && b === 0) ||
+      (a === 198 && (b === 18 || b === 19)) ||
+      a >= 224
+    );
+  }
+  const v6 = address.toLowerCase();
+  return (
+    v6 === '::' ||
+    v6 === '::1' ||
+    v6.startsWith('fc') ||
+    v6.startsWith('fd') ||
+    /^fe[89ab]/.test(v6) ||
+    v6.startsWith('ff') ||
+    v6.startsWith('64:ff9b:') ||
+    v6.startsWith('2001:db8')
+  );
+}
+
+/** Adds a webhook; the answer carries its secret, which is shown this once and never again. */
+export async function createWebhook(
+  em: EntityManager,
+  actor: Actor,
+  input: WebhookInput,
+  policy: WebhookPolicy,
+): Promise<{ webhook: Webhook; secret: string }> {
+  requireAdmin(actor);
+  const { url, eventTypes } = validateWebhook(input, policy);
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const webhook = em.create(WebhookSchema, {
+    enterprise: actor.enterpriseId,
+    url,
+    eventTypes,
+    secret,
+    enabled: true,
+    disabledReason: null,
+    failingSince: null,
+    createdBy: actor.id,
+  });
+  await em.flush();
+  return { webhook, secret };
+}
+
+/** The enterprise's webhooks, oldest first. */
+export function listWebhooks(em: EntityManager, actor: Actor): Promise<Webhook[]> {
+  return em.find(WebhookSchema, { enterprise: actor.enterpriseId }, { orderBy: { id: 'asc' } });
+}
+
+/** One of the enterprise's webhooks; another enterprise's is not found, as if it did not exist. */
+export async function findWebhook(em: EntityManager, actor: Actor, id: number): Promise<Webhook> {
+  const webhook = await em.findOne(WebhookSchema, { id, enterprise: actor.enterpriseId });
+  if (!webhook) throw new NotFoundError('webhook');
+  return webhook;
+}
+
+/** Enables (clearing the reason it was disabled) or disables a webhook. */
+export async function setWebhookEnabled(em: EntityManager, actor: Actor, id: number, enabled: boolean): Promise<Webhook> {
+  requireAdmin(actor);
+  const webhook = await findWebhook(em, actor, id);
+  webhook.enabled = enabled;
+  webhook.disabledReason = enabled ? null : 'Disabled by an admin';
+  if (enabled) webhook.failingSince = null;
+  await em.flush();
+  return webhook;
+}
+
+/** Deletes a webhook with its messages and their log. */
+export async function deleteWebhook(em: EntityManager, actor: Actor, id: number): Promise<void> {
+  requireAdmin(actor);
+  const webhook = await findWebhook(em, actor, id);
+  em.remove(webhook);
+  await em.flush();
+}
+
+/** Queues a `webhook.test` message for this webhook alone, delivered like any other. */
+export async function sendTestEvent(em: EntityManager, actor: Actor, id: number): Promise<string> {
+  requireAdmin(actor);
+  const webhook = await findWebhook(em, actor, id);
+  const at = new Date();
+  const messageId = newMessageId();
+  em.create(WebhookMessageSchema, {
+    webhook,
+    messageId,
+    eventType: 'webhook.test',
+    payload: {
+      id: `evt_test_${messageId.slice(4)}`,
+      type: 'webhook.test',
+      timestamp: at.toISOString(),
+      data: { actor: { type: 'user', id: actor.id, name: actor.displayName }, source: 'ui' },
+    },
+    attempts: 0,
+    nextAttemptAt: at,
+    createdAt: at,
+  });
+  await em.flush();
+  return messageId;
+}
+
+/** Sends a message again (a new attempt, the same `webhook-id`), whatever became of it before. */
+export async function resendMessage(em: EntityManager, actor: Actor, webhookId: number, messageId: number): Promise<void> {
+  requireAdmin(actor);
+  const message = await em.findOne(WebhookMessageSchema, { id: messageId, webhook: { id: webhookId, enterprise: actor.enterpriseId } });
+  if (!message) throw new NotFoundError('message');
+  message.nextAttemptAt = new Date();
+  message.failedAt = null;
+  await em.flush();
+}
+
+/** A webhook's latest attempts, newest first, with their messages. */
+export async function deliveryLog(em: EntityManager, actor: Actor, webhookId: number, limit = 50) {
+  await findWebhook(em, actor, webhookId);
+  return em.find(WebhookAttemptSchema, { webhookId }, { orderBy: { id: 'desc' }, limit, populate: ['message'] });
+}

@@ -1,0 +1,359 @@
+// Webhooks (src/domain/webhooks.ts, src/domain/webhook-delivery.ts), against real receivers on 127.0.0.1: the
+// outbox is written by the change's own transaction (a refused change writes nothing), every lifecycle change
+// arrives once, signed (checked with the standardwebhooks package), in its endpoint's sequence order; failures
+// are retried and logged; a receiver that never answers is cut off; one that is gone for the whole window gets
+// its webhook disabled with the reason; two workers never send one message twice; private addresses are refused.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Webhook as Verifier } from 'standardwebhooks';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createEnterprise, holdEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+import type { Actor } from '../../src/domain/accounts.js';
+import { WEBHOOK_EVENT_TYPES, WebhookAttemptSchema, WebhookMessageSchema, WebhookSchema } from '../../src/domain/entities.js';
+import { ValidationError } from '../../src/domain/errors.js';
+import { activateEndpoint, createEndpoint, delinkSim, linkSim, resumeEndpoint, suspendEndpoint } from '../../src/domain/lifecycle.js';
+import { WebhookDelivery, postOnce } from '../../src/domain/webhook-delivery.js';
+import { createWebhook, deleteWebhook, isPrivateAddress, validateWebhook } from '../../src/domain/webhooks.js';
+import { actorFor, refusedWith } from './support.js';
+
+let db: TestDatabase;
+let acme: TestEnterprise;
+let admin: Actor;
+const fork = (): EntityManager => db.orm.em.fork();
+const ALLOW = { allowPrivate: true };
+
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A receiver on 127.0.0.1 answering each request with what `answer` says (status, or 'hang'). */
+async function receiver(answer: (n: number) => number | 'hang' | 'huge' = () => 200) {
+  const received: Received[] = [];
+  const server = http.createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
+      const what = answer(received.length);
+      if (what === 'hang') return;
+      if (what === 'huge') {
+        response.writeHead(200, { 'content-type': 'text/plain' });
+        response.end('x'.repeat(1024 * 1024));
+        return;
+      }
+      response.writeHead(what, { 'content-type': 'text/plain' });
+      response.end(`answer ${received.length}`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+  return {
+    url,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const workers: WebhookDelivery[] = [];
+function worker(options: Partial<ConstructorParameters<typeof WebhookDelivery>[1]> = {}) {
+  const delivery = new WebhookDelivery(db.orm, { allowPrivate: true, pollMs: 20, firstRetryMs: 30, ...options });
+  workers.push(delivery);
+  return delivery;
+}
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase({ poolSize: 12 });
+  const em = fork();
+  acme = await createEnterprise(em, 'Acme');
+  admin = await actorFor(em, acme, 'admin');
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+  // Each test starts with no webhooks (their messages and attempts go with them).
+  await fork().nativeDelete(WebhookSchema, {});
+});
+afterAll(() => db.close());
+
+describe('the outbox', () => {
+  it('a change writes one message per enabled webhook that wants it, in its transaction; others get none', async () => {
+    const em = fork();
+    const wanted = await createWebhook(em, admin, { url: 'http://127.0.0.1:9/a', eventTypes: ['sim.linked'] }, ALLOW);
+    const other = await createWebhook(fork(), admin, { url: 'http://127.0.0.1:9/b', eventTypes: ['sim.delinked'] }, ALLOW);
+    const disabled = await createWebhook(fork(), admin, { url: 'http://127.0.0.1:9/c', eventTypes: ['sim.linked'] }, ALLOW);
+    await fork().nativeUpdate(WebhookSchema, { id: disabled.webhook.id }, { enabled: false });
+    const globex = await createEnterprise(fork(), 'Globex');
+    const globexAdmin = await actorFor(fork(), globex, 'admin');
+    const foreign = await createWebhook(fork(), globexAdmin, { url: 'http://127.0.0.1:9/d', eventTypes: ['sim.linked'] }, ALLOW);
+
+    const endpoint = await holdEndpoint(fork(), acme, { activateImmediately: true });
+    const sim = await readySim(fork(), acme);
+    await linkSim(fork(), { actor: admin }, endpoint.id, sim.id);
+
+    const messages = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+    expect(messages.map((m) => m.webhook.id)).toEqual([wanted.webhook.id]);
+    const [message] = messages;
+    expect(message.eventType).toBe('sim.linked');
+    expect(message.messageId).toMatch(/^msg_[A-Za-z0-9_-]{20}$/);
+    expect(message.payload).toMatchObject({
+      type: 'sim.linked',
+      data: {
+        endpoint_id: endpoint.id,
+        endpoint_name: endpoint.name,
+        iccid: sim.iccid,
+        endpoint_status: 'active',
+        sim_status: 'active',
+        actor: { type: 'user', id: admin.id, name: admin.displayName },
+        source: 'ui',
+      },
+    });
+    expect([other, disabled, foreign].map((w) => w.webhook.id)).not.toContain(message.webhook.id);
+
+    // A refused change (the endpoint is no longer on Hold) rolls back whole: no message.
+    const second = await readySim(fork(), acme);
+    await refusedWith(linkSim(fork(), { actor: admin }, endpoint.id, second.id));
+    expect(await fork().count(WebhookMessageSchema, {})).toBe(1);
+  });
+});
+
+describe('delivery', () => {
+  it('every lifecycle change arrives once, signed, with its data, in its endpoint’s sequence order', async () => {
+    const target = await receiver();
+    try {
+      const { secret } = await createWebhook(fork(), admin, { url: target.url, eventTypes: [...WEBHOOK_EVENT_TYPES] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme, { activateImmediately: false });
+      const sim = await readySim(fork(), acme);
+      const ctx = { actor: admin };
+      await linkSim(fork(), ctx, endpoint.id, sim.id);
+      await activateEndpoint(fork(), ctx, endpoint.id);
+      await suspendEndpoint(fork(), ctx, endpoint.id);
+      await resumeEndpoint(fork(), ctx, endpoint.id);
+      await delinkSim(fork(), ctx, endpoint.id);
+      const another = await readySim(fork(), acme);
+      const created = await createEndpoint(fork(), ctx, { name: 'Webhook tracker', activateImmediately: true, simId: another.id });
+
+      worker().start();
+      await until(() => target.received.length >= 7);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(target.received).toHaveLength(7);
+
+      const verifier = new Verifier(secret);
+      const payloads = target.received.map((r) => {
+        const verified = verifier.verify(r.body, r.headers as Record<string, string>) as { type: string; data: Record<string, unknown> };
+        expect(r.headers['content-type']).toBe('application/json');
+        return verified;
+      });
+      expect(new Set(target.received.map((r) => r.headers['webhook-id'])).size).toBe(7);
+      const first = payloads.filter((p) => p.data.endpoint_id === endpoint.id);
+      expect(first.map((p) => [p.type, p.data.endpoint_status, p.data.sim_status])).toEqual([
+        ['sim.linked', 'pre_active', 'pre_active'],
+        ['endpoint.activated', 'active', 'active'],
+        ['endpoint.suspended', 'suspended', 'suspended'],
+        ['endpoint.resumed', 'active', 'active'],
+        ['sim.delinked', 'hold', 'ready_to_activate'],
+      ]);
+      const sequences = first.map((p) => p.data.sequence as number);
+      expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+      expect(new Set(sequences).size).toBe(5);
+      expect(payloads.filter((p) => p.data.endpoint_id === created.endpointId).map((p) => p.type)).toEqual([
+        'endpoint.created',
+        'sim.linked',
+      ]);
+
+      const messages = await fork().find(WebhookMessageSchema, {});
+      expect(messages.every((m) => m.deliveredAt && m.nextAttemptAt === null && m.attempts === 1)).toBe(true);
+      expect(await fork().count(WebhookAttemptSchema, { status: 200 })).toBe(7);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a receiver that answers 500 three times gets the message on the 4th attempt; all four are in the log', async () => {
+    const target = await receiver((n) => (n <= 3 ? 500 : 200));
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      const sim = await readySim(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, sim.id);
+      worker().start();
+      await until(async () => (await fork().count(WebhookMessageSchema, { deliveredAt: { $ne: null } })) === 1);
+
+      const [message] = await fork().find(WebhookMessageSchema, {});
+      expect(message.attempts).toBe(4);
+      const attempts = await fork().find(WebhookAttemptSchema, { message: message.id }, { orderBy: { id: 'asc' } });
+      expect(attempts.map((a) => a.status)).toEqual([500, 500, 500, 200]);
+      expect(attempts[0].responseStart).toBe('answer 1');
+      expect(new Set(target.received.map((r) => r.headers['webhook-id']))).toEqual(new Set([message.messageId]));
+      const [webhook] = await fork().find(WebhookSchema, {});
+      expect(webhook.failingSince).toBeNull();
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a receiver that does not answer is cut off at the timeout and tried again', async () => {
+    const target = await receiver((n) => (n === 1 ? 'hang' : 200));
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      worker({ timeoutMs: 300 }).start();
+      await until(async () => (await fork().count(WebhookMessageSchema, { deliveredAt: { $ne: null } })) === 1);
+      const attempts = await fork().find(WebhookAttemptSchema, {}, { orderBy: { id: 'asc' } });
+      expect(attempts.map((a) => [a.status, a.error])).toEqual([
+        [null, 'No answer within 0.3 s'],
+        [200, null],
+      ]);
+      expect(attempts[0].durationMs).toBeGreaterThanOrEqual(290);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a huge answer is read only up to 64 KB, and its first 500 characters are logged', async () => {
+    const target = await receiver(() => 'huge');
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      worker().start();
+      await until(async () => (await fork().count(WebhookAttemptSchema, {})) === 1);
+      const [attempt] = await fork().find(WebhookAttemptSchema, {});
+      expect(attempt.status).toBe(200);
+      expect(attempt.responseStart).toBe('x'.repeat(500));
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a receiver gone for the whole window: the message is given up and the webhook disabled, with the reason', async () => {
+    const gone = await receiver();
+    const url = gone.url;
+    await gone.close();
+    const created = await createWebhook(fork(), admin, { url, eventTypes: ['sim.linked'] }, ALLOW);
+    const endpoint = await holdEndpoint(fork(), acme);
+    await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+    worker({ giveUpAfterMs: 400 }).start();
+    await until(async () => (await fork().findOneOrFail(WebhookSchema, created.webhook.id)).enabled === false);
+    const webhook = await fork().findOneOrFail(WebhookSchema, created.webhook.id);
+    expect(webhook.disabledReason).toMatch(/no delivery succeeded for 400 ms \(last attempt: .*ECONNREFUSED.*\)$/);
+    expect(webhook.failingSince).not.toBeNull();
+    const [message] = await fork().find(WebhookMessageSchema, {});
+    expect(message.failedAt).not.toBeNull();
+    expect(message.nextAttemptAt).toBeNull();
+    expect(message.attempts).toBeGreaterThanOrEqual(2);
+  });
+
+  it('two workers on one database deliver 200 messages, each exactly once', async () => {
+    const target = await receiver();
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked', 'sim.delinked'] }, ALLOW);
+      const endpoints = await Promise.all(Array.from({ length: 20 }, async () => holdEndpoint(fork(), acme)));
+      for (let round = 0; round < 5; round++) {
+        await Promise.all(
+          endpoints.map(async (endpoint) => {
+            const sim = await readySim(fork(), acme);
+            await linkSim(fork(), { actor: admin }, endpoint.id, sim.id);
+            await delinkSim(fork(), { actor: admin }, endpoint.id);
+          }),
+        );
+      }
+      expect(await fork().count(WebhookMessageSchema, {})).toBe(200);
+      worker({ batchSize: 7 }).start();
+      worker({ batchSize: 7 }).start();
+      await until(async () => (await fork().count(WebhookMessageSchema, { deliveredAt: { $ne: null } })) === 200, 20_000);
+      const ids = target.received.map((r) => r.headers['webhook-id']);
+      expect(ids).toHaveLength(200);
+      expect(new Set(ids).size).toBe(200);
+      expect(await fork().count(WebhookAttemptSchema, {})).toBe(200);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('deleting a webhook takes its messages and log with it', async () => {
+    const { webhook } = await createWebhook(fork(), admin, { url: 'http://127.0.0.1:9/x', eventTypes: ['sim.linked'] }, ALLOW);
+    const endpoint = await holdEndpoint(fork(), acme);
+    await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+    expect(await fork().count(WebhookMessageSchema, { webhook: webhook.id })).toBe(1);
+    await deleteWebhook(fork(), admin, webhook.id);
+    expect(await fork().count(WebhookMessageSchema, {})).toBe(0);
+  });
+});
+
+describe('safety', () => {
+  it('refuses http://, private and loopback addresses unless allowed', () => {
+    const policy = { allowPrivate: false };
+    const refusal = (url: string) => {
+      try {
+        validateWebhook({ url, eventTypes: ['sim.linked'] }, policy);
+        return null;
+      } catch (error) {
+        return (error as ValidationError).errors.map((e) => e.message).join('; ');
+      }
+    };
+    expect(refusal('http://crm.example.com/hooks')).toBe('The URL must start with https://');
+    for (const url of [
+      'https://127.0.0.1/x',
+      'https://10.1.2.3/x',
+      'https://169.254.169.254/latest',
+      'https://[::1]/x',
+      'https://localhost/x',
+    ]) {
+      expect(refusal(url), url).toBe('The URL must be a public address, not one of a private network or this machine');
+    }
+    expect(refusal('https://user:pw@crm.example.com/x')).toBe('The URL must not contain a user name or password');
+    expect(refusal('not a url')).toBe('Enter a full URL, like https://crm.example.com/hooks/sim-link');
+    expect(refusal('https://crm.example.com/hooks')).toBeNull();
+    expect(() => validateWebhook({ url: 'https://crm.example.com/x', eventTypes: [] }, policy)).toThrow(ValidationError);
+    expect(() => validateWebhook({ url: 'https://crm.example.com/x', eventTypes: ['sim.exploded'] }, policy)).toThrow(ValidationError);
+    expect(validateWebhook({ url: 'http://127.0.0.1:8080/x', eventTypes: ['sim.linked'] }, ALLOW).url).toBe('http://127.0.0.1:8080/x');
+  });
+
+  it('classifies addresses', () => {
+    for (const a of [
+      '127.0.0.1',
+      '10.0.0.1',
+      '172.16.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      'fd00::1',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+    ])
+      expect(isPrivateAddress(a), a).toBe(true);
+    for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111']) expect(isPrivateAddress(a), a).toBe(false);
+  });
+
+  it('at send time, a name that resolves to a private address is refused, and so is a literal one', async () => {
+    const target = await receiver();
+    try {
+      const port = new URL(target.url).port;
+      const byName = await postOnce(`https://localhost:${port}/x`, '{}', {}, { allowPrivate: false, timeoutMs: 2000 });
+      expect(byName.status).toBeNull();
+      expect(byName.error).toMatch(/^localhost resolves to (127\.0\.0\.1|::1), a private address$/);
+      const literal = await postOnce(`https://127.0.0.1:${port}/x`, '{}', {}, { allowPrivate: false, timeoutMs: 2000 });
+      expect(literal.error).toBe('127.0.0.1 is a private address');
+      expect(target.received).toHaveLength(0);
+    } finally {
+      await target.close();
+    }
+  });
+});
