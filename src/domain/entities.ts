@@ -46,6 +46,7 @@ export const EVENT_ACTIONS = [
   'endpoint.resumed',
   'sims.imported',
   'sims.import_refused',
+  'sim.swapped',
 ] as const;
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
@@ -215,6 +216,8 @@ export const EventSchema = defineEntity({
       p.manyToOne(EndpointSchema).ref().nullable().foreignKeyName('event_endpoint_id_fkey').updateRule(NO_ACTION).deleteRule(NO_ACTION),
     endpointName: p.string().length(100).nullable(),
     simIccid: p.string().length(20).nullable(),
+    /** The SIM a swap replaced (sim.swapped); simIccid is the one that took its place. */
+    oldSimIccid: p.string().length(20).nullable(),
     endpointStatusBefore: p.string().length(20).nullable(),
     endpointStatusAfter: p.string().length(20).nullable(),
     simStatusBefore: p.string().length(20).nullable(),
@@ -308,6 +311,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'endpoint.activated',
   'endpoint.suspended',
   'endpoint.resumed',
+  'sim.swapped',
   'sims.imported',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];

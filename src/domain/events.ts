@@ -18,6 +18,8 @@ export interface EventContext {
 export interface EventDetails {
   endpoint?: Pick<Endpoint, 'id' | 'name'>;
   iccid?: string | null;
+  /** The SIM a swap replaced. */
+  oldIccid?: string | null;
   /** The endpoint's status before and after. */
   endpointStatus?: [string | null, string | null];
   /** The SIM's status before and after. */
@@ -44,6 +46,7 @@ export async function recordEvent(em: EntityManager, ctx: EventContext, action: 
     endpoint: details.endpoint?.id ?? null,
     endpointName: details.endpoint?.name ?? null,
     simIccid: details.iccid ?? null,
+    oldSimIccid: details.oldIccid ?? null,
     endpointStatusBefore: details.endpointStatus?.[0] ?? null,
     endpointStatusAfter: details.endpointStatus?.[1] ?? null,
     simStatusBefore: details.simStatus?.[0] ?? null,

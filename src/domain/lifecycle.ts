@@ -38,7 +38,7 @@ export interface OperationContext {
   key?: string;
 }
 
-export type Operation = 'link' | 'delink' | 'activate' | 'suspend' | 'resume' | 'create';
+export type Operation = 'link' | 'delink' | 'swap' | 'activate' | 'suspend' | 'resume' | 'create';
 
 export interface Outcome {
   operation: Operation;
@@ -65,6 +65,7 @@ const describeState = (status: string) => (status === 'hold' ? 'on Hold' : endpo
 const RULES: Record<Exclude<Operation, 'create'>, { allowed: (status: EndpointStatus) => boolean; rule: string }> = {
   link: { allowed: (s) => s === 'hold', rule: 'a SIM can only be linked to an endpoint on Hold' },
   delink: { allowed: (s) => s !== 'hold', rule: 'it has no SIM to de-link' },
+  swap: { allowed: (s) => s !== 'hold', rule: 'it has no SIM to swap' },
   activate: { allowed: (s) => s === 'pre_active', rule: 'only a Pre-Active endpoint can be activated' },
   suspend: { allowed: (s) => s === 'active', rule: 'only an Active endpoint can be suspended' },
   resume: { allowed: (s) => s === 'suspended', rule: 'only a Suspended endpoint can be resumed' },
@@ -254,6 +255,60 @@ export async function delinkSim(em: EntityManager, ctx: OperationContext, endpoi
   });
 }
 
+/**
+ * Swaps the endpoint's SIM for a Ready to Activate one, in one transaction: the old SIM goes back to the
+ * inventory Ready to Activate, the new one is linked, both rows in the status the endpoint's Activate
+ * Immediately says (as for a link). Locks: the endpoint first, then the two SIMs in the order of their ids —
+ * every operation takes SIMs after endpoints, and one that takes two takes them in one global order, so no
+ * two operations ever wait on each other in a cycle.
+ */
+export async function swapSim(em: EntityManager, ctx: OperationContext, endpointId: number, newSimId: number): Promise<Outcome> {
+  return once(em, ctx, 'swap', endpointId, async (tx) => {
+    const endpoint = await lockEndpoint(tx, ctx, endpointId);
+    const refused = refusal('swap', endpoint);
+    if (refused) throw new InvalidStateError(refused);
+    const oldSimId = endpoint.sim?.id;
+    if (!oldSimId) throw new ConflictError(CONFLICT_CONCURRENT);
+    if (oldSimId === newSimId) throw new ConflictError(CONFLICT_SIM_TAKEN);
+    const lockOld = () => lockOne(tx, SimSchema, { id: oldSimId, endpoint: endpoint.id });
+    const lockNew = () => lockOne(tx, SimSchema, { id: newSimId, enterprise: ctx.actor.enterpriseId });
+    let oldSim: Sim | null;
+    let newSim: Sim | null;
+    if (oldSimId < newSimId) {
+      oldSim = await lockOld();
+      newSim = await lockNew();
+    } else {
+      newSim = await lockNew();
+      oldSim = await lockOld();
+    }
+    if (!oldSim) throw new ConflictError(CONFLICT_CONCURRENT);
+    if (!newSim) throw new NotFoundError('SIM');
+    if (newSim.status !== 'ready') throw new ConflictError(CONFLICT_SIM_TAKEN);
+    const before = endpoint.status;
+    oldSim.status = 'ready';
+    oldSim.endpoint = null;
+    // The old SIM lets go of the endpoint before the new one takes it: sim_endpoint_id_unique is checked row by row.
+    await tx.flush();
+    const status = link(endpoint, newSim);
+    await recordEvent(tx, ctx, 'sim.swapped', {
+      endpoint,
+      iccid: newSim.iccid,
+      oldIccid: oldSim.iccid,
+      endpointStatus: [before, status],
+      simStatus: ['ready', status],
+    });
+    return {
+      operation: 'swap',
+      endpointId: endpoint.id,
+      endpointName: endpoint.name,
+      endpointStatus: status,
+      iccid: newSim.iccid,
+      simStatus: status,
+      message: `SIM ${oldSim.iccid} swapped for SIM ${newSim.iccid}`,
+    };
+  });
+}
+
 interface Transition {
   operation: 'activate' | 'suspend' | 'resume';
   action: EventAction;
@@ -433,6 +488,8 @@ export function consequence(operation: Exclude<Operation, 'create'>, activateImm
       return `The endpoint and SIM will become ${activateImmediately ? 'Active' : 'Pre-Active'}.`;
     case 'delink':
       return 'The endpoint will go to Hold, and the SIM will return to the inventory as Ready to Activate, free for this or another endpoint.';
+    case 'swap':
+      return `The old SIM will return to the inventory as Ready to Activate; the endpoint and the new SIM will become ${activateImmediately ? 'Active' : 'Pre-Active'}.`;
     case 'activate':
       return 'The endpoint and SIM will become Active.';
     case 'suspend':

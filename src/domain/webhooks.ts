@@ -52,6 +52,7 @@ export function webhookPayload(event: WebhookEvent): Record<string, unknown> {
           endpoint_id: event.details.endpoint?.id ?? null,
           endpoint_name: event.details.endpoint?.name ?? null,
           iccid: event.details.iccid ?? null,
+          ...(event.action === 'sim.swapped' ? { old_iccid: event.details.oldIccid ?? null } : {}),
           endpoint_status: apiStatus(event.details.endpointStatus?.[1]),
           sim_status: apiStatus(event.details.simStatus?.[1]),
           actor,

@@ -1,6 +1,7 @@
 // The driver's compiled INSERTs and UPDATEs (src/db/driver.ts): the unit of work's writes take them — not
 // MikroORM's per-row query builder — and they send exactly the statements MikroORM's own driver sends for the
 // same changes; anything out of the ordinary (an upsert, raw SQL) still takes MikroORM's path and works.
+import { stripVTControlCharacters } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { raw } from '@mikro-orm/core';
 import { MikroORM, PostgreSqlDriver, type EntityManager } from '@mikro-orm/postgresql';
@@ -52,25 +53,17 @@ async function statementsOf(driver: typeof PostgreSqlDriver): Promise<string[]> 
     driver,
     debug: ['query', 'query-params'],
     colors: false,
-    logger: (message) => logged.push(message),
+    logger: (message) => logged.push(stripVTControlCharacters(message)),
   });
   try {
     await writeOnce(orm.em.fork());
   } finally {
     await orm.close();
   }
-  return (
-    logged
-      // eslint-disable-next-line no-control-regex
-      .map((line) =>
-        line
-          .replace(/\u001b\[\d+m/g, '')
-          .replace(/^\[query\] /, '')
-          .replace(/ \[took .*$/, ''),
-      )
-      .filter((sql) => /^(insert|update)/.test(sql))
-      .map((sql) => sql.replace(/'\d{4}-\d\d-\d\dT[\d:.]+Z'/g, "'<time>'"))
-  );
+  return logged
+    .map((line) => line.replace(/^\[query\] /, '').replace(/ \[took .*$/, ''))
+    .filter((sql) => /^(insert|update)/.test(sql))
+    .map((sql) => sql.replace(/'\d{4}-\d\d-\d\dT[\d:.]+Z'/g, "'<time>'"));
 }
 
 describe('the driver compiles the unit of work’s writes once', () => {

@@ -26,6 +26,7 @@ import {
   linkSim,
   resumeEndpoint,
   suspendEndpoint,
+  swapSim,
   type Outcome,
 } from '../../src/domain/lifecycle.js';
 import { findViolations } from '../../src/domain/invariants.js';
@@ -520,5 +521,93 @@ describe('races', () => {
       }
       expect((await endpointRow(endpoint.id)).status).toBe(state);
     }
+  });
+});
+
+type Linked = Awaited<ReturnType<typeof linkedEndpoint>>;
+
+describe('races of Swap SIM', () => {
+  it('10 linked endpoints swap to one Ready SIM at once → exactly one wins; the others keep their SIMs', async () => {
+    const pairs: Linked[] = [];
+    for (let i = 0; i < 10; i++) pairs.push(await linkedEndpoint(fork(), acme, 'active', { activateImmediately: i % 2 === 0 }));
+    const wanted = await readySim(fork(), acme);
+    const before = await snapshot(fork());
+    const results = await race(
+      'one Ready SIM ← 10 swaps',
+      pairs.map(
+        ({ endpoint }, i) =>
+          () =>
+            swapSim(racer(), { actor: i % 2 ? alice : bob }, endpoint.id, wanted.id),
+      ),
+    );
+    const won = winners(results);
+    expect(won).toHaveLength(1);
+    const lost = losers(results);
+    expectWorded(lost);
+    for (const error of lost) expect(error.message).toBe(SIM_TAKEN);
+    const events = await eventsSince(fork(), before.lastEventId);
+    expect(events.map((e) => [e.action, e.endpoint_id, e.sim_iccid])).toEqual([['sim.swapped', won[0].endpointId, wanted.iccid]]);
+    for (const { endpoint, sim } of pairs) {
+      if (endpoint.id === won[0].endpointId) expect(await simRow(sim.id)).toMatchObject({ status: 'ready', endpoint_id: null });
+      else expect(await simRow(sim.id)).toMatchObject({ endpoint_id: endpoint.id });
+    }
+    expect(figures.at(-1)!.maxLockWaiters).toBeGreaterThan(1);
+  });
+
+  it('swaps and links racing for one Ready SIM → exactly one wins', async () => {
+    const linked: Linked[] = [];
+    for (let i = 0; i < 5; i++) linked.push(await linkedEndpoint(fork(), acme, 'pre_active'));
+    const holds: TestEndpoint[] = [];
+    for (let i = 0; i < 5; i++) holds.push(await holdEndpoint(fork(), acme));
+    const wanted = await readySim(fork(), acme);
+    const before = await snapshot(fork());
+    const results = await race('one Ready SIM ← 5 swaps + 5 links', [
+      ...linked.map(
+        ({ endpoint }) =>
+          () =>
+            swapSim(racer(), { actor: alice }, endpoint.id, wanted.id),
+      ),
+      ...holds.map((endpoint) => () => linkSim(racer(), { actor: bob }, endpoint.id, wanted.id)),
+    ]);
+    expect(winners(results)).toHaveLength(1);
+    expectWorded(losers(results));
+    expect(await eventsSince(fork(), before.lastEventId)).toHaveLength(1);
+  });
+
+  it.each([1, 2, 3])('a swap racing a de-link of the same endpoint: both orders end consistent (round %i)', async () => {
+    const { endpoint } = await linkedEndpoint(fork(), acme, 'active');
+    const wanted = await readySim(fork(), acme);
+    const before = await snapshot(fork());
+    const results = await race('swap × de-link of one endpoint', [
+      () => swapSim(racer(), { actor: alice }, endpoint.id, wanted.id),
+      () => delinkSim(racer(), { actor: bob }, endpoint.id),
+    ]);
+    expectWorded(losers(results));
+    const ok = winners(results);
+    const events = await eventsSince(fork(), before.lastEventId);
+    expect(events).toHaveLength(ok.length);
+    // The de-link always succeeds (it de-links whichever SIM the endpoint has); the swap only if it went first.
+    expect(ok.map((o) => o.operation)).toContain('delink');
+    expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold', sim_id: null });
+    expect(await simRow(wanted.id)).toMatchObject({ status: 'ready', endpoint_id: null });
+  });
+
+  it('10 endpoints each swapping to the next one’s SIM at once: every one refused in words, no deadlock', async () => {
+    const pairs: Linked[] = [];
+    for (let i = 0; i < 10; i++) pairs.push(await linkedEndpoint(fork(), acme, 'active'));
+    const before = await snapshot(fork());
+    const results = await race(
+      'a ring of 10 swaps, each to a taken SIM',
+      pairs.map(
+        ({ endpoint }, i) =>
+          () =>
+            swapSim(racer(), { actor: alice }, endpoint.id, pairs[(i + 1) % pairs.length].sim.id),
+      ),
+    );
+    expect(winners(results)).toHaveLength(0);
+    const lost = losers(results);
+    expectWorded(lost);
+    for (const error of lost) expect(error.message).toBe(SIM_TAKEN);
+    expect(await snapshot(fork())).toEqual(before);
   });
 });

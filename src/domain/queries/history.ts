@@ -53,6 +53,7 @@ export const EVENT_ACTION_LABELS: Record<EventAction, string> = {
   'endpoint.resumed': 'Resumed',
   'sims.imported': 'SIMs imported',
   'sims.import_refused': 'SIM import refused',
+  'sim.swapped': 'SIM swapped',
 };
 
 export function isEventAction(value: unknown): value is EventAction {
