@@ -10,7 +10,7 @@ import { ormPlugin } from './web/plugins/orm.js';
 import { renderPlugin } from './web/plugins/render.js';
 import { errorsPlugin } from './web/plugins/errors.js';
 import { sessionPlugin } from './web/plugins/session.js';
-import { webhookDeliveryPlugin } from './web/plugins/webhook-delivery.js';
+import { backgroundPlugin } from './web/plugins/background.js';
 import { accessPlugin } from './web/plugins/access.js';
 import { securityPlugin } from './web/plugins/security.js';
 import { rateLimitsPlugin } from './web/plugins/rate-limits.js';
@@ -139,7 +139,7 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(sessionPlugin, { orm, config });
   await app.register(rateLimitsPlugin, { config });
   await app.register(accessPlugin);
-  await app.register(webhookDeliveryPlugin, { orm, config });
+  await app.register(backgroundPlugin, { orm, config });
 
   await app.register(healthRoutes);
   await app.register(authRoutes);

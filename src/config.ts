@@ -37,6 +37,8 @@ export interface Config {
   webhookAllowPrivate: boolean;
   /** This process delivers webhook messages (every instance may: they never send the same attempt at once). */
   webhookDelivery: boolean;
+  /** This process runs bulk jobs (each job runs on one instance at a time). */
+  bulkJobs: boolean;
 }
 
 /** Connections in each instance's database pool (db/database.ts). */
@@ -249,5 +251,6 @@ export function loadConfig(env: Env = process.env): Config {
     importConcurrency: importConcurrency(env),
     webhookAllowPrivate: boolean(env, 'WEBHOOK_ALLOW_PRIVATE', false),
     webhookDelivery: boolean(env, 'WEBHOOK_DELIVERY', true),
+    bulkJobs: boolean(env, 'BULK_JOBS', true),
   };
 }

@@ -47,6 +47,7 @@ export const EVENT_ACTIONS = [
   'sims.imported',
   'sims.import_refused',
   'sim.swapped',
+  'bulk.completed',
 ] as const;
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
@@ -313,6 +314,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'endpoint.resumed',
   'sim.swapped',
   'sims.imported',
+  'bulk.completed',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
@@ -397,6 +399,63 @@ export const WebhookAttemptSchema = defineEntity({
 });
 export type WebhookAttempt = InferEntity<typeof WebhookAttemptSchema>;
 
+export const BULK_ACTIONS = ['link', 'delink', 'swap', 'activate', 'suspend', 'resume'] as const;
+export type BulkAction = (typeof BULK_ACTIONS)[number];
+export const BULK_JOB_STATES = ['queued', 'running', 'done', 'cancelled'] as const;
+export type BulkJobState = (typeof BULK_JOB_STATES)[number];
+
+/**
+ * A bulk change (SPEC.md §7): the rows of an uploaded file that passed the preview, applied in the background
+ * by one instance at a time (src/domain/bulk.ts). `leaseUntil` is how long the instance running it holds it;
+ * a job whose lease ran out (its instance died) is taken up by another and resumes where it stopped.
+ */
+export const BulkJobSchema = defineEntity({
+  name: 'BulkJob',
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    enterprise: () => p.manyToOne(EnterpriseSchema).ref().foreignKeyName('bulk_job_enterprise_id_fkey').updateRule(NO_ACTION),
+    createdBy: p.integer(),
+    createdByName: p.string().length(200),
+    fileName: p.string().length(255),
+    state: p.enum([...BULK_JOB_STATES]).columnType('varchar(12)'),
+    total: p.integer(),
+    done: p.integer().default(0),
+    failed: p.integer().default(0),
+    cancelRequested: p.boolean().default(false),
+    leaseUntil: p.datetime().columnType('timestamptz').nullable(),
+    startedAt: p.datetime().columnType('timestamptz').nullable(),
+    finishedAt: p.datetime().columnType('timestamptz').nullable(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  indexes: [
+    { name: 'bulk_job_enterprise_idx', expression: 'create index bulk_job_enterprise_idx on bulk_job (enterprise_id, id desc)' },
+    {
+      name: 'bulk_job_pending_idx',
+      expression: "create index bulk_job_pending_idx on bulk_job (id) where state in ('queued', 'running')",
+    },
+  ],
+});
+export type BulkJob = InferEntity<typeof BulkJobSchema>;
+
+/** One row of a bulk change: what to do, and — once done — its outcome and the words that explain it. */
+export const BulkJobRowSchema = defineEntity({
+  name: 'BulkJobRow',
+  properties: {
+    id: p.bigint('number').primary().autoincrement(),
+    job: () => p.manyToOne(BulkJobSchema).ref().foreignKeyName('bulk_job_row_job_id_fkey').updateRule(NO_ACTION).deleteRule('cascade'),
+    line: p.integer(),
+    endpointId: p.integer(),
+    action: p.enum([...BULK_ACTIONS]).columnType('varchar(12)'),
+    iccid: p.string().length(20).nullable(),
+    simId: p.integer().nullable(),
+    outcome: p.string().length(10).nullable(),
+    message: p.string().length(500).nullable(),
+  },
+  indexes: [{ name: 'bulk_job_row_job_idx', expression: 'create index bulk_job_row_job_idx on bulk_job_row (job_id, line)' }],
+});
+export type BulkJobRow = InferEntity<typeof BulkJobRowSchema>;
+
 export const entities = [
   EnterpriseSchema,
   UserSchema,
@@ -410,4 +469,6 @@ export const entities = [
   WebhookSchema,
   WebhookMessageSchema,
   WebhookAttemptSchema,
+  BulkJobSchema,
+  BulkJobRowSchema,
 ];

@@ -36,6 +36,8 @@ export interface OperationContext {
   requestId?: string;
   /** The one-time key of the confirmation form: a replay is answered with the first outcome. */
   key?: string;
+  /** Where the change came from, for its event (`ui` unless said): `bulk` for a bulk job's rows. */
+  source?: string;
 }
 
 export type Operation = 'link' | 'delink' | 'swap' | 'activate' | 'suspend' | 'resume' | 'create';

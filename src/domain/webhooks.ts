@@ -48,17 +48,19 @@ export function webhookPayload(event: WebhookEvent): Record<string, unknown> {
   const data: Record<string, unknown> =
     event.action === 'sims.imported'
       ? { count: event.details.count ?? 0, actor, source: event.source }
-      : {
-          endpoint_id: event.details.endpoint?.id ?? null,
-          endpoint_name: event.details.endpoint?.name ?? null,
-          iccid: event.details.iccid ?? null,
-          ...(event.action === 'sim.swapped' ? { old_iccid: event.details.oldIccid ?? null } : {}),
-          endpoint_status: apiStatus(event.details.endpointStatus?.[1]),
-          sim_status: apiStatus(event.details.simStatus?.[1]),
-          actor,
-          source: event.source,
-          sequence: event.id,
-        };
+      : event.action === 'bulk.completed'
+        ? { done: event.details.count ?? 0, failed: event.details.problemCount ?? 0, actor, source: event.source }
+        : {
+            endpoint_id: event.details.endpoint?.id ?? null,
+            endpoint_name: event.details.endpoint?.name ?? null,
+            iccid: event.details.iccid ?? null,
+            ...(event.action === 'sim.swapped' ? { old_iccid: event.details.oldIccid ?? null } : {}),
+            endpoint_status: apiStatus(event.details.endpointStatus?.[1]),
+            sim_status: apiStatus(event.details.simStatus?.[1]),
+            actor,
+            source: event.source,
+            sequence: event.id,
+          };
   return { id: `evt_${event.id}`, type: event.action, timestamp: event.at.toISOString(), data };
 }
 

@@ -121,3 +121,17 @@ export async function linkedEndpoint(
     return { endpoint: { id: endpoint.id, name: endpoint.name }, sim: testSim(sim) };
   });
 }
+
+/** `count` endpoints on Hold, written in one flush. */
+export async function manyHoldEndpoints(em: EntityManager, enterprise: TestEnterprise, count: number): Promise<TestEndpoint[]> {
+  const endpoints = Array.from({ length: count }, () => newEndpoint(em, enterprise));
+  await em.flush();
+  return endpoints.map((endpoint) => ({ id: endpoint.id, name: endpoint.name }));
+}
+
+/** `count` Ready to Activate SIMs, written in one flush. */
+export async function manyReadySims(em: EntityManager, enterprise: TestEnterprise, count: number): Promise<TestSim[]> {
+  const sims = Array.from({ length: count }, () => newSim(em, enterprise));
+  await em.flush();
+  return sims.map(testSim);
+}

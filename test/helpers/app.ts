@@ -8,8 +8,9 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
     ...loadConfig({ SESSION_SECRET: 'test-session-secret-that-is-long-enough-0123', DATA_DIR: '/tmp/simlink-test-unused' }),
     rateLimits: false,
-    // The webhooks' worker runs only in the tests that start it.
+    // The background workers (webhooks, bulk jobs) run only in the tests that start them.
     webhookDelivery: false,
+    bulkJobs: false,
     ...overrides,
   };
 }

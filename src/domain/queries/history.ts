@@ -54,6 +54,7 @@ export const EVENT_ACTION_LABELS: Record<EventAction, string> = {
   'sims.imported': 'SIMs imported',
   'sims.import_refused': 'SIM import refused',
   'sim.swapped': 'SIM swapped',
+  'bulk.completed': 'Bulk change finished',
 };
 
 export function isEventAction(value: unknown): value is EventAction {

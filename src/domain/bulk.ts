@@ -1,0 +1,494 @@
+// Bulk changes (SPEC.md §7): a CSV file `endpoint_id,action,iccid` checked row by row (the preview), then
+// applied in the background as a job, each row one lifecycle operation through the same verbs as the screens.
+//
+// The preview reads the file as a stream, checks every row's shape, then looks up the endpoints and SIMs it
+// names (5,000 at a time) and asks the lifecycle's own rules (`refusal`) whether each change could be made now;
+// a row that cannot is reported with its line and reason, in the screens' words. The rows that can become a job.
+//
+// The job runs on one instance at a time: the instance holds it by a lease (`lease_until`), taken with
+// `SELECT … FOR UPDATE SKIP LOCKED` and renewed after every batch; if the instance dies, the lease runs out and
+// another instance (or the same one restarted) takes it up and resumes with the rows that have no outcome yet.
+// Each row is its verb's own transaction with a one-time key made of the job and the line, so a row whose
+// change committed just before a crash, but whose outcome was not yet written, is answered by the key's stored
+// outcome when it is run again — never changed twice. A row that fails (someone changed that endpoint
+// meanwhile) fails alone, with its reason. Cancelling stops the job after the batch under way.
+import type { CsvError } from 'csv-parse';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { LockMode, raw } from '@mikro-orm/core';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { findActor, type Actor } from './accounts.js';
+import {
+  BULK_ACTIONS,
+  BulkJobRowSchema,
+  BulkJobSchema,
+  EndpointSchema,
+  SimSchema,
+  simStatusLabel,
+  type BulkAction,
+  type BulkJob,
+  type EndpointStatus,
+  type SimStatus,
+} from './entities.js';
+import { DomainError, ForbiddenError, NotFoundError } from './errors.js';
+import { recordEvent } from './events.js';
+import { checkIccid } from './identifiers.js';
+import {
+  activateEndpoint,
+  delinkSim,
+  linkSim,
+  refusal,
+  resumeEndpoint,
+  suspendEndpoint,
+  swapSim,
+  type OperationContext,
+} from './lifecycle.js';
+
+export const BULK_MAX_ROWS = 100_000;
+const LOOKUP_BATCH = 5_000;
+/** Rows whose outcomes are written (and the lease renewed, and a cancel looked for) together. */
+const RUN_BATCH = 100;
+
+/** A file that cannot be read as a bulk change at all (no header, too many rows, not CSV): 422 with the reason. */
+export class BulkFileError extends DomainError {
+  readonly kind = 'invalid';
+  override name = 'BulkFileError';
+}
+
+export interface BulkFile {
+  stream: AsyncIterable<Buffer | string>;
+  filename?: string;
+}
+
+export interface BulkRow {
+  line: number;
+  endpointId: number;
+  action: BulkAction;
+  iccid: string | null;
+  simId: number | null;
+}
+
+export interface BulkProblem {
+  line: number;
+  reason: string;
+}
+
+export interface BulkPreview {
+  fileName: string;
+  /** The rows that can be done, in file order. */
+  rows: BulkRow[];
+  problems: BulkProblem[];
+  counts: Record<BulkAction, number>;
+  /** Data rows in the file. */
+  total: number;
+}
+
+const isAction = (value: string): value is BulkAction => (BULK_ACTIONS as readonly string[]).includes(value);
+const NEEDS_SIM: BulkAction[] = ['link', 'swap'];
+
+interface RawRow {
+  line: number;
+  endpoint_id: string;
+  action: string;
+  iccid: string;
+}
+
+/** 100,000 rows of `endpoint_id,action,iccid` fit in well under this. */
+const MAX_BYTES = 8 * 1024 * 1024;
+
+/** Reads the file: a header naming endpoint_id, action and iccid (any order, any case), comma or semicolon. */
+async function readRows(file: BulkFile): Promise<RawRow[]> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of file.stream) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    size += buffer.length;
+    if (size > MAX_BYTES) throw new BulkFileError(`The file is larger than ${MAX_BYTES / 1024 / 1024} MB; split it into smaller files.`);
+    chunks.push(buffer);
+  }
+  let records: { record: Record<string, string>; info: { lines: number } }[];
+  try {
+    records = parseCsv(Buffer.concat(chunks), {
+      bom: true,
+      delimiter: [',', ';'],
+      columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
+      skip_empty_lines: true,
+      trim: true,
+      relax_column_count: true,
+      max_record_size: 4096,
+      info: true,
+    }) as { record: Record<string, string>; info: { lines: number } }[];
+  } catch (error) {
+    throw new BulkFileError(
+      `The file could not be read as CSV (${(error as CsvError).message.slice(0, 160)}). Save it as “CSV UTF-8” and upload that.`,
+    );
+  }
+  const header = records[0] ? Object.keys(records[0].record) : [];
+  for (const required of ['endpoint_id', 'action']) {
+    if (records.length && !header.includes(required)) {
+      throw new BulkFileError(`The first line must name the columns endpoint_id, action and iccid; "${required}" is missing.`);
+    }
+  }
+  if (records.length > BULK_MAX_ROWS) {
+    throw new BulkFileError(`The file has more than ${BULK_MAX_ROWS.toLocaleString('en')} rows; split it into smaller files.`);
+  }
+  return records.map(({ record, info }) => ({
+    line: info.lines,
+    endpoint_id: record.endpoint_id ?? '',
+    action: (record.action ?? '').toLowerCase(),
+    iccid: record.iccid ?? '',
+  }));
+}
+
+/** Checks every row of the file against the enterprise's endpoints and SIMs as they are now. */
+export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFile): Promise<BulkPreview> {
+  if (actor.role !== 'admin') throw new ForbiddenError();
+  const raw = await readRows(file);
+  if (!raw.length) throw new BulkFileError('The file has no rows under its header line.');
+  const problems: BulkProblem[] = [];
+  const shaped: (Omit<BulkRow, 'simId'> & { line: number })[] = [];
+  for (const row of raw) {
+    const id = row.endpoint_id.trim();
+    if (!/^[0-9]{1,9}$/.test(id)) {
+      problems.push({
+        line: row.line,
+        reason: id ? `endpoint_id "${id.slice(0, 20)}" is not an endpoint id (a number)` : 'endpoint_id is empty',
+      });
+      continue;
+    }
+    if (!isAction(row.action)) {
+      problems.push({ line: row.line, reason: `action "${row.action.slice(0, 20)}" is not one of ${BULK_ACTIONS.join(', ')}` });
+      continue;
+    }
+    let iccid: string | null = null;
+    if (NEEDS_SIM.includes(row.action)) {
+      if (!row.iccid) {
+        problems.push({ line: row.line, reason: `${row.action} needs the ICCID of the SIM` });
+        continue;
+      }
+      const checked = checkIccid(row.iccid);
+      if (!checked.ok) {
+        problems.push({ line: row.line, reason: checked.message });
+        continue;
+      }
+      iccid = checked.value;
+    }
+    shaped.push({ line: row.line, endpointId: Number(id), action: row.action, iccid });
+  }
+
+  // The endpoints and SIMs named, as they are now (another enterprise's are simply not found).
+  const endpoints = new Map<number, { name: string; status: EndpointStatus }>();
+  const endpointIds = [...new Set(shaped.map((row) => row.endpointId))];
+  for (let i = 0; i < endpointIds.length; i += LOOKUP_BATCH) {
+    const found = await em.find(
+      EndpointSchema,
+      { id: { $in: endpointIds.slice(i, i + LOOKUP_BATCH) }, enterprise: actor.enterpriseId },
+      { fields: ['id', 'name', 'status'], disableIdentityMap: true },
+    );
+    for (const endpoint of found) endpoints.set(endpoint.id, { name: endpoint.name, status: endpoint.status });
+  }
+  const sims = new Map<string, { id: number; status: SimStatus }>();
+  const iccids = [...new Set(shaped.flatMap((row) => (row.iccid ? [row.iccid] : [])))];
+  for (let i = 0; i < iccids.length; i += LOOKUP_BATCH) {
+    const found = await em.find(
+      SimSchema,
+      { iccid: { $in: iccids.slice(i, i + LOOKUP_BATCH) }, enterprise: actor.enterpriseId },
+      { fields: ['id', 'iccid', 'status'], disableIdentityMap: true },
+    );
+    for (const sim of found) sims.set(sim.iccid, { id: sim.id, status: sim.status });
+  }
+
+  const rows: BulkRow[] = [];
+  const endpointLine = new Map<number, number>();
+  const simLine = new Map<string, number>();
+  for (const row of shaped) {
+    const endpoint = endpoints.get(row.endpointId);
+    if (!endpoint) {
+      problems.push({ line: row.line, reason: `There is no endpoint ${row.endpointId}` });
+      continue;
+    }
+    const earlier = endpointLine.get(row.endpointId);
+    if (earlier !== undefined) {
+      problems.push({ line: row.line, reason: `Endpoint ${row.endpointId} is also on line ${earlier}; one change per endpoint in a file` });
+      continue;
+    }
+    const refused = refusal(row.action === 'swap' ? 'swap' : row.action, endpoint);
+    if (refused) {
+      problems.push({ line: row.line, reason: refused });
+      continue;
+    }
+    let simId: number | null = null;
+    if (row.iccid) {
+      const sim = sims.get(row.iccid);
+      if (!sim) {
+        problems.push({ line: row.line, reason: `There is no SIM with ICCID ${row.iccid} in your inventory` });
+        continue;
+      }
+      if (sim.status !== 'ready') {
+        problems.push({ line: row.line, reason: `SIM ${row.iccid} is ${simStatusLabel(sim.status)}, not Ready to Activate` });
+        continue;
+      }
+      const simEarlier = simLine.get(row.iccid);
+      if (simEarlier !== undefined) {
+        problems.push({ line: row.line, reason: `SIM ${row.iccid} is also on line ${simEarlier}` });
+        continue;
+      }
+      simLine.set(row.iccid, row.line);
+      simId = sim.id;
+    }
+    endpointLine.set(row.endpointId, row.line);
+    rows.push({ ...row, simId });
+  }
+  problems.sort((a, b) => a.line - b.line);
+  const counts = Object.fromEntries(BULK_ACTIONS.map((action) => [action, 0])) as Record<BulkAction, number>;
+  for (const row of rows) counts[row.action]++;
+  return { fileName: (file.filename ?? 'bulk.csv').slice(0, 255), rows, problems, counts, total: raw.length };
+}
+
+/** Stores the rows that can be done as a job, queued for the runner. */
+export async function createBulkJob(em: EntityManager, actor: Actor, fileName: string, rows: BulkRow[]): Promise<BulkJob> {
+  if (actor.role !== 'admin') throw new ForbiddenError();
+  if (!rows.length) throw new BulkFileError('There are no changes to apply.');
+  return em.transactional(async (tx) => {
+    const job = tx.create(BulkJobSchema, {
+      enterprise: actor.enterpriseId,
+      createdBy: actor.id,
+      createdByName: actor.displayName,
+      fileName,
+      state: 'queued',
+      total: rows.length,
+      done: 0,
+      failed: 0,
+      cancelRequested: false,
+      leaseUntil: null,
+      startedAt: null,
+      finishedAt: null,
+    });
+    await tx.flush();
+    for (let i = 0; i < rows.length; i += LOOKUP_BATCH) {
+      await tx.insertMany(
+        BulkJobRowSchema,
+        rows.slice(i, i + LOOKUP_BATCH).map((row) => ({
+          job: job.id,
+          line: row.line,
+          endpointId: row.endpointId,
+          action: row.action,
+          iccid: row.iccid,
+          simId: row.simId,
+          outcome: null,
+          message: null,
+        })),
+      );
+    }
+    return job;
+  });
+}
+
+/** One of the enterprise's jobs; another enterprise's is not found. */
+export async function findBulkJob(em: EntityManager, actor: Actor, id: number): Promise<BulkJob> {
+  const job = await em.findOne(BulkJobSchema, { id, enterprise: actor.enterpriseId });
+  if (!job) throw new NotFoundError('job');
+  return job;
+}
+
+export function listBulkJobs(em: EntityManager, actor: Actor, limit = 50): Promise<BulkJob[]> {
+  return em.find(BulkJobSchema, { enterprise: actor.enterpriseId }, { orderBy: { id: 'desc' }, limit });
+}
+
+/** Asks a running or queued job to stop after the batch under way. */
+export async function cancelBulkJob(em: EntityManager, actor: Actor, id: number): Promise<BulkJob> {
+  if (actor.role !== 'admin') throw new ForbiddenError();
+  const job = await findBulkJob(em, actor, id);
+  if (job.state === 'queued' || job.state === 'running') {
+    job.cancelRequested = true;
+    await em.flush();
+  }
+  return job;
+}
+
+/** Every row of a job with its outcome, as a CSV file (spreadsheet-safe), streamed a batch at a time. */
+export async function* bulkResultsCsv(em: EntityManager, actor: Actor, jobId: number): AsyncGenerator<string> {
+  await findBulkJob(em, actor, jobId);
+  yield 'line,endpoint_id,action,iccid,outcome,message\r\n';
+  let after = 0;
+  for (;;) {
+    const rows = await em.find(
+      BulkJobRowSchema,
+      { job: jobId, line: { $gt: after } },
+      { orderBy: { line: 'asc' }, limit: 1000, disableIdentityMap: true },
+    );
+    if (!rows.length) return;
+    yield rows
+      .map(
+        (row) =>
+          [row.line, row.endpointId, row.action, row.iccid ?? '', row.outcome ?? 'not done', row.message ?? ''].map(csvCell).join(',') +
+          '\r\n',
+      )
+      .join('');
+    after = rows[rows.length - 1].line;
+  }
+}
+
+/** A CSV cell a spreadsheet never reads as a formula. */
+export function csvCell(value: string | number): string {
+  let text = String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",;\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export interface BulkRunnerOptions {
+  pollMs?: number;
+  leaseMs?: number;
+  onError?: (error: unknown) => void;
+}
+
+/** Runs queued jobs in the background, one at a time per instance, each on one instance at a time. */
+export class BulkRunner {
+  readonly #orm: MikroORM;
+  readonly #pollMs: number;
+  readonly #leaseMs: number;
+  readonly #onError?: (error: unknown) => void;
+  #timer: NodeJS.Timeout | null = null;
+  #round: Promise<unknown> | null = null;
+  #stopping = false;
+
+  constructor(orm: MikroORM, options: BulkRunnerOptions = {}) {
+    this.#orm = orm;
+    this.#pollMs = options.pollMs ?? 1000;
+    this.#leaseMs = options.leaseMs ?? 60_000;
+    this.#onError = options.onError;
+  }
+
+  start() {
+    this.#stopping = false;
+    this.#schedule(0);
+  }
+
+  /** Stops after the batch under way; the job keeps its rows' outcomes and is resumed later (by any instance). */
+  async stop() {
+    this.#stopping = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#round;
+  }
+
+  #schedule(delayMs: number) {
+    if (this.#stopping) return;
+    this.#timer = setTimeout(() => {
+      this.#round = this.runOne()
+        .catch((error: unknown) => {
+          this.#onError?.(error);
+          return false;
+        })
+        .then((ran) => this.#schedule(ran ? 0 : this.#pollMs));
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  /** Takes one job whose lease is free and runs it until it ends, is cancelled, or this runner stops. */
+  async runOne(): Promise<boolean> {
+    const jobId = await this.#claim();
+    if (jobId === null) return false;
+    const em = this.#orm.em.fork();
+    const job = await em.findOneOrFail(BulkJobSchema, jobId);
+    const actor = await findActor(em, job.createdBy);
+    for (;;) {
+      await em.refresh(job);
+      if (job.cancelRequested) return this.#finish(em, job, 'cancelled', actor);
+      if (this.#stopping) {
+        job.leaseUntil = null;
+        await em.flush();
+        return true;
+      }
+      const rows = await em.find(BulkJobRowSchema, { job: job.id, outcome: null }, { orderBy: { line: 'asc' }, limit: RUN_BATCH });
+      if (!rows.length) return this.#finish(em, job, 'done', actor);
+      for (const row of rows) {
+        const result = actor
+          ? await applyRow(this.#orm.em.fork(), actor, job.id, row)
+          : { ok: false, message: 'The user who started this job no longer exists' };
+        row.outcome = result.ok ? 'done' : 'failed';
+        row.message = result.message.slice(0, 500);
+        if (result.ok) job.done++;
+        else job.failed++;
+      }
+      job.leaseUntil = new Date(Date.now() + this.#leaseMs);
+      await em.flush();
+    }
+  }
+
+  async #claim(): Promise<number | null> {
+    return this.#orm.em.fork().transactional(async (tx) => {
+      const [job] = await tx.find(
+        BulkJobSchema,
+        {
+          state: { $in: ['queued', 'running'] },
+          $or: [{ leaseUntil: null }, { leaseUntil: { $lt: raw('now()') as Date } }],
+        },
+        { orderBy: { id: 'asc' }, limit: 1, lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE },
+      );
+      if (!job) return null;
+      job.state = 'running';
+      job.startedAt ??= new Date();
+      job.leaseUntil = new Date(Date.now() + this.#leaseMs);
+      return job.id;
+    });
+  }
+
+  async #finish(em: EntityManager, job: BulkJob, state: 'done' | 'cancelled', actor: Actor | null): Promise<boolean> {
+    await em.transactional(async (tx) => {
+      const managed = await tx.findOneOrFail(BulkJobSchema, job.id);
+      managed.state = state;
+      managed.finishedAt = new Date();
+      managed.leaseUntil = null;
+      managed.done = job.done;
+      managed.failed = job.failed;
+      if (actor)
+        await recordEvent(tx, { actor, source: 'bulk', requestId: `bulk-${job.id}` }, 'bulk.completed', {
+          count: job.done,
+          problemCount: job.failed,
+        });
+    });
+    return true;
+  }
+}
+
+/** The one-time key of a job's row: the same on every run of the job, never another row's. */
+export const bulkRowKey = (jobId: number, line: number) => `bulk-${String(jobId).padStart(10, '0')}-${String(line).padStart(9, '0')}`;
+
+/** One row through its lifecycle verb, with the row's one-time key: done, or failed with the reason. */
+async function applyRow(
+  em: EntityManager,
+  actor: Actor,
+  jobId: number,
+  row: { line: number; endpointId: number; action: BulkAction; simId?: number | null },
+): Promise<{ ok: boolean; message: string }> {
+  const ctx: OperationContext = {
+    actor,
+    source: 'bulk',
+    requestId: `bulk-${jobId}`,
+    key: bulkRowKey(jobId, row.line),
+  };
+  try {
+    const outcome = await run(em, ctx, row);
+    return { ok: true, message: outcome.message };
+  } catch (error) {
+    if (error instanceof DomainError) return { ok: false, message: error.message };
+    throw error;
+  }
+}
+
+function run(em: EntityManager, ctx: OperationContext, row: { endpointId: number; action: BulkAction; simId?: number | null }) {
+  switch (row.action) {
+    case 'link':
+      return linkSim(em, ctx, row.endpointId, row.simId!);
+    case 'swap':
+      return swapSim(em, ctx, row.endpointId, row.simId!);
+    case 'delink':
+      return delinkSim(em, ctx, row.endpointId);
+    case 'activate':
+      return activateEndpoint(em, ctx, row.endpointId);
+    case 'suspend':
+      return suspendEndpoint(em, ctx, row.endpointId);
+    case 'resume':
+      return resumeEndpoint(em, ctx, row.endpointId);
+  }
+}
