@@ -18,6 +18,7 @@ import { healthRoutes } from './web/health.routes.js';
 import { authRoutes } from './web/auth.routes.js';
 import { endpointsRoutes } from './web/endpoints.routes.js';
 import { simLinkRoutes } from './web/sim-link.routes.js';
+import { lifecycleRoutes } from './web/lifecycle.routes.js';
 import { eventsRoutes } from './web/events.routes.js';
 import { simsRoutes } from './web/sims.routes.js';
 
@@ -144,9 +145,10 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(launchRoutes);
   await app.register(endpointsRoutes);
   await app.register(simLinkRoutes);
+  await app.register(lifecycleRoutes);
   await app.register(eventsRoutes);
   await app.register(simsRoutes);
-  app.get('/', async (request, reply) => reply.redirect('/endpoints', 303));
+  app.get('/', async (request, reply) => reply.seeOther('/endpoints'));
 
   return app;
 }

@@ -50,7 +50,7 @@ export const accessPlugin = fp(
       }
     });
 
-    app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    app.addHook('preValidation', async (request: FastifyRequest, reply: FastifyReply) => {
       const routeConfig = request.routeOptions.config ?? {};
       if (request.url.startsWith('/public/')) return;
       // No such route: the not-found page answers (404), signed in or not.
@@ -58,8 +58,7 @@ export const accessPlugin = fp(
       if (!routeConfig.public && !request.actor) {
         const next = SAFE.has(request.method) ? request.url : '';
         const target = `/sign-in${next && next !== '/' ? `?next=${encodeURIComponent(next)}` : ''}`;
-        if (request.isHtmx) return reply.header('HX-Redirect', target).code(401).send('');
-        return reply.redirect(target, 303);
+        return reply.seeOther(target, 401);
       }
       if (routeConfig.adminOnly && request.actor?.role !== 'admin') throw new ForbiddenError();
       if (SAFE.has(request.method)) return;

@@ -12,6 +12,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config.js';
 import { findActor, type Actor } from '../../domain/accounts.js';
 import { OperationKeySchema, ROLES, SessionSchema, type Role } from '../../domain/entities.js';
+import { UnauthorizedError } from '../../domain/errors.js';
 import { compileStatement } from '../../db/compiled-statement.js';
 
 /** What the CRM around an embedded SIM Link is told after a change (see README, "Listen to SIM Link"), sent by public/app.js. */
@@ -46,6 +47,15 @@ declare module 'fastify' {
   interface FastifyReply {
     flash(kind: Flash['kind'], text: string, event?: CrmEvent): void;
   }
+}
+
+/**
+ * The signed-in person of a route that needs one (every route not marked public: the access plugin has
+ * already sent anyone else to sign in, so the 401 here only guards a route wrongly marked public).
+ */
+export function actorOf(request: FastifyRequest): Actor {
+  if (!request.actor) throw new UnauthorizedError();
+  return request.actor;
 }
 
 /** Where a loaded session carries its user (read with it, never stored in it). */
@@ -262,7 +272,7 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(
       }
     };
 
-    app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    app.addHook('preValidation', async (request: FastifyRequest, reply: FastifyReply) => {
       const { userId, signedInAt } = request.session;
       const loaded = (request.session as unknown as Record<string, Actor | null | undefined>)[ACTOR];
       if (userId) {
