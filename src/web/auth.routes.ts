@@ -3,7 +3,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { signIn } from '../domain/accounts.js';
-import { fieldErrors, localPath } from './forms.js';
+import { localPath } from '../domain/local-path.js';
+import { fieldErrors } from './forms.js';
 import { CsrfOnlyBody, SignInBody, SignInQuery } from './schemas.js';
 import { clientKey } from './plugins/rate-limits.js';
 import { expireSessionCookie } from './plugins/session.js';

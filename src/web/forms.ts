@@ -1,16 +1,11 @@
 // Small helpers for server-side form handling in the GOV.UK pattern: field errors in form order,
-// ids from addresses and forms, and safe local redirects. Bodies are typed and bounded by the routes'
+// ids from addresses and forms. Bodies are typed and bounded by the routes'
 // schemas (schemas.ts).
 import type { FieldError } from '../domain/errors.js';
 import type { FieldErrors } from './plugins/render.js';
 
 export function fieldErrors(list: FieldError[]): FieldErrors {
   return { list, byField: Object.fromEntries(list.map((e) => [e.field, e.message])) };
-}
-
-/** A path on this app (starting with one slash), else the fallback: never an open redirect. */
-export function localPath(value: unknown, fallback = '/endpoints'): string {
-  return typeof value === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(value) ? value : fallback;
 }
 
 /** A positive integer id from a route parameter or query, else null. */
