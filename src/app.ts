@@ -10,6 +10,7 @@ import { ormPlugin } from './web/plugins/orm.js';
 import { renderPlugin } from './web/plugins/render.js';
 import { errorsPlugin } from './web/plugins/errors.js';
 import { sessionPlugin } from './web/plugins/session.js';
+import { housekeepingPlugin } from './web/plugins/housekeeping.js';
 import { accessPlugin } from './web/plugins/access.js';
 import { securityPlugin } from './web/plugins/security.js';
 import { rateLimitsPlugin } from './web/plugins/rate-limits.js';
@@ -137,6 +138,7 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(errorsPlugin);
   await app.register(securityPlugin, { config });
   await app.register(sessionPlugin, { orm, config });
+  await app.register(housekeepingPlugin, { orm });
   await app.register(rateLimitsPlugin, { config });
   await app.register(accessPlugin);
 

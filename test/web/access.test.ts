@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
 import { csrfToken, hidden, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { hashPassword } from '../../src/domain/passwords.js';
-import { deleteExpiredSessions } from '../../src/web/plugins/session.js';
+import { deleteExpiredSessions, pruneOneTimeKeys } from '../../src/web/plugins/housekeeping.js';
 import {
   createEnterprise,
   createUser,
@@ -489,6 +489,16 @@ describe('sessions', () => {
     await restarted.close();
     expect(await rows(stale2)).toBe(0);
     expect(await rows(live)).toBe(1);
+  });
+
+  it('one-time keys older than a day are pruned; younger ones stay', async () => {
+    const { userId } = await signIn();
+    const insert = `insert into operation_key (key, action, enterprise_id, user_id, outcome, created_at) values (?, 'test', ?, ?, '{}', now() - ?::interval)`;
+    await db.orm.em.fork().execute(insert, ['housekeeping-old', acme.id, userId, '25 hours']);
+    await db.orm.em.fork().execute(insert, ['housekeeping-new', acme.id, userId, '1 hour']);
+    expect(await pruneOneTimeKeys(db.orm.em.fork())).toBeGreaterThanOrEqual(1);
+    const left = await db.orm.em.fork().execute(`select key from operation_key where key like 'housekeeping-%'`);
+    expect(left).toEqual([{ key: 'housekeeping-new' }]);
   });
 
   it("a deleted user's session signs nobody in", async () => {

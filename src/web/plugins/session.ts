@@ -1,7 +1,8 @@
 // Adds server-side sessions (@fastify/session, rows in PostgreSQL: revocable, survive restarts, shared by
 // every instance), CSRF protection keyed to the session (@fastify/csrf-protection), the signed-in user
 // as `request.actor`, and one-shot flash messages. Sessions end after SESSION_IDLE_MINUTES without a
-// request and after SESSION_MAX_HOURS in any case; expired rows are deleted as they are met and hourly.
+// request and after SESSION_MAX_HOURS in any case; expired rows are deleted as they are met (and in bulk
+// by the housekeeping plugin).
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import cookie from '@fastify/cookie';
@@ -11,7 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config.js';
 import { findActor, type Actor } from '../../domain/accounts.js';
-import { OperationKeySchema, ROLES, SessionSchema, type Role } from '../../domain/entities.js';
+import { ROLES, SessionSchema, type Role } from '../../domain/entities.js';
 import { UnauthorizedError } from '../../domain/errors.js';
 import { compileStatement } from '../../db/compiled-statement.js';
 
@@ -171,14 +172,6 @@ function pgStore(orm: MikroORM, idleMs: number, maxMs: number): session.SessionS
   };
 }
 
-/** Deletes every expired session row; returns how many. */
-export async function deleteExpiredSessions(em: EntityManager): Promise<number> {
-  const deleted = await em.nativeDelete(SessionSchema, { expiresAt: { $lte: new Date() } });
-  // One-time keys only need to outlive a double click or a replayed form: a day is plenty.
-  await em.nativeDelete(OperationKeySchema, { createdAt: { $lt: new Date(Date.now() - 86_400_000) } });
-  return deleted;
-}
-
 const FLASH_COOKIE = 'simlink_flash';
 
 /** The cookie of a session started by a CRM launch: sent in the CRM's iframe (another site), kept in that site's partition. */
@@ -295,16 +288,6 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(
       request.locals.csrfToken = request.actor ? reply.generateCsrf() : '';
       request.locals.crmOrigins = config.crmOrigins;
     });
-
-    // Expired sessions are removed as they are met (see get), at start and in bulk every hour.
-    const sweepNow = () =>
-      deleteExpiredSessions(orm.em.fork() as EntityManager).catch((error: unknown) => app.log.warn({ err: error }, 'session sweep failed'));
-    app.addHook('onReady', async () => {
-      await sweepNow();
-    });
-    const sweep = setInterval(() => void sweepNow(), 3_600_000);
-    sweep.unref();
-    app.addHook('onClose', async () => clearInterval(sweep));
   },
   { name: 'session', dependencies: ['orm', 'render'] },
 );
