@@ -19,6 +19,7 @@ import {
   type TestEnterprise,
   type TestSim,
 } from '../factories/index.js';
+import { cookieHeader, setCookie } from '../helpers/cookies.js';
 
 /** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -370,10 +371,9 @@ describe('sessions', () => {
       payload: formBody({ email: user.email, password: PASSWORD }),
     });
     expect(res.statusCode).toBe(303);
-    const setCookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='))!;
-    expect(setCookie).toMatch(/HttpOnly/);
-    expect(setCookie).toMatch(/SameSite=Lax/);
-    return { cookie: setCookie.split(';')[0], userId: user.id };
+    expect(setCookie(res)).toMatch(/HttpOnly/);
+    expect(setCookie(res)).toMatch(/SameSite=Lax/);
+    return { cookie: cookieHeader(res, 'simlink_session'), userId: user.id };
   }
   const get = (cookie: string, url = '/endpoints') => app.inject({ url, headers: { cookie } });
   const isSignedOut = (res: LightMyRequestResponse) => res.statusCode === 303 && String(res.headers.location).startsWith('/sign-in');
@@ -415,10 +415,7 @@ describe('sessions', () => {
       headers: { ...FORM, cookie: before },
       payload: formBody({ email: user.email, password: PASSWORD }),
     });
-    const after = [res.headers['set-cookie']]
-      .flat()
-      .find((c) => c?.startsWith('simlink_session='))!
-      .split(';')[0];
+    const after = cookieHeader(res, 'simlink_session');
     expect(after).not.toBe(before);
     expect(isSignedOut(await get(before))).toBe(true);
     expect((await get(after)).statusCode).toBe(200);

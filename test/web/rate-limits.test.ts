@@ -11,6 +11,7 @@ import { createEnterprise, createUser, type TestEnterprise } from '../factories/
 import { hashPassword } from '../../src/domain/passwords.js';
 import { createLaunchToken } from '../../src/domain/launch.js';
 import { LIMITS } from '../../src/web/plugins/rate-limits.js';
+import { cookieHeader } from '../helpers/cookies.js';
 
 /** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -125,7 +126,7 @@ describe('changes', () => {
   it(`per session: after ${LIMITS['post:session'].max} state-changing requests in a minute`, async () => {
     const user = await createUser(em, acme, 'admin', hash);
     const signedIn = await signIn(user.email, PASSWORD, nextAddress());
-    const cookie = String([signedIn.headers['set-cookie']].flat()[0]).split(';')[0];
+    const cookie = cookieHeader(signedIn, 'simlink_session');
     const csrf = hidden((await app.inject({ url: '/endpoints/new', headers: { cookie } })).body, '_csrf');
     // "Choose a SIM" without JavaScript: a POST that changes nothing, so the count is all that is tested.
     const post = () =>

@@ -14,6 +14,7 @@ import { hashPassword } from '../../src/domain/passwords.js';
 import { eidFor, iccidFor, imsiFor, msisdnFor } from '../../src/db/generate-identifiers.js';
 import { REFUSAL_LIMIT, importLockKeys } from '../../src/domain/sim-import.js';
 import { findViolations } from '../../src/domain/invariants.js';
+import { cookieHeader } from '../helpers/cookies.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -61,7 +62,7 @@ async function admin(enterprise: TestEnterprise, instance: FastifyInstance = app
     payload: new URLSearchParams({ email: user.email, password: PASSWORD }).toString(),
   });
   expect(res.statusCode).toBe(303);
-  const cookie = String([res.headers['set-cookie']].flat()[0]).split(';')[0];
+  const cookie = cookieHeader(res, 'simlink_session');
   const page = await instance.inject({ url: '/sims/import', headers: { cookie } });
   return { enterprise, cookie, csrf: hidden(page.body, '_csrf') };
 }

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createTestDatabase, firstRow, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
 import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
@@ -34,7 +34,7 @@ afterAll(async () => {
   await db.close();
 });
 
-const row = async (sql: string, params: unknown[]) => (await db.orm.em.fork().execute(sql, params))[0];
+const row = (sql: string, params: unknown[]) => firstRow(db, sql, params);
 const endpointRow = (id: number) => row('select * from endpoint where id = ?', [id]);
 const simRow = (id: number) => row('select * from sim where id = ?', [id]);
 const eventCount = async (endpointId: number) => (await row('select count(*)::int as n from event where endpoint_id = ?', [endpointId])).n;

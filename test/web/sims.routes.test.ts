@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { countRows, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
 import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
@@ -35,8 +35,7 @@ function csvRows(n: number): { text: string; iccids: string[] } {
   return { text: `${lines.join('\n')}\n`, iccids };
 }
 
-const count = async (sql: string, params: unknown[] = []) =>
-  (await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from (${sql}) c`, params))[0].n;
+const count = (sql: string, params: unknown[] = []) => countRows(db, sql, params);
 const simCount = () => count('select 1 from sim');
 const importEvents = () => count(`select 1 from event where action = 'sims.imported'`);
 
