@@ -369,6 +369,17 @@ describe('rough edges', () => {
     expect(await row(`select count(*)::int as n from endpoint where name like 'a%b'`, [])).toEqual({ n: 0 });
   });
 
+  it('signed out, a page sends the browser to sign in: 303, or for htmx HX-Redirect with 401 (a full page load)', async () => {
+    const plain = await supertest(app.server).get('/endpoints?status=hold');
+    expect(plain.status).toBe(303);
+    expect(plain.headers.location).toBe('/sign-in?next=%2Fendpoints%3Fstatus%3Dhold');
+    const htmx = await supertest(app.server).get('/endpoints?status=hold').set('HX-Request', 'true');
+    expect(htmx.status).toBe(401);
+    expect(htmx.headers['hx-redirect']).toBe('/sign-in?next=%2Fendpoints%3Fstatus%3Dhold');
+    // Signed out, bad input is still first of all a reason to sign in.
+    expect((await supertest(app.server).get('/endpoints/abc')).status).toBe(303);
+  });
+
   it('signing out without a session goes to sign in, not to a CSRF refusal', async () => {
     const res = await supertest(app.server).post('/sign-out').type('form').send({});
     expect(res.status).toBe(303);

@@ -145,6 +145,21 @@ describe('the SIM picker', () => {
     expect(modal.text).not.toContain('<html');
     const results = await agent.get(`/endpoints/${endpointId}/sim/new?q=89`).set('HX-Request', 'true').set('HX-Target', 'picker-results');
     expect(results.text.trimStart()).toMatch(/^<div id="picker-results"/);
+    // Which partial depends on HX-Target: a cache must keep them apart.
+    expect(results.headers.vary).toContain('HX-Target');
+    expect(results.headers.vary).toContain('HX-Request');
+  });
+
+  it('input the routes’ schemas refuse gets the error page (422) in words, never a bare 400 JSON', async () => {
+    const tooLong = await agent.get(`/endpoints/${endpointId}/sim/new?q=${'8'.repeat(101)}`);
+    const notAnId = await agent.get(`/endpoints/${endpointId}/sim/confirm?sim_id=abc`);
+    const twice = await agent.get(`/endpoints/${endpointId}/sim/new?q=89&q=44`);
+    for (const res of [tooLong, notAnId, twice]) {
+      expect(res.status).toBe(422);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.text).toContain('<h1 id="error-title">There is a problem</h1>');
+      expect(res.text).toContain('Some of what was sent is not valid. Go back and check the form.');
+    }
   });
 
   it('Attach SIM with nothing chosen → 422 "Select a SIM to attach"', async () => {
@@ -360,6 +375,10 @@ describe('history', () => {
     expect(all.text).toContain('<td>Suspended</td>');
     const linked = await admin.get('/events?action=sim.linked');
     expect(linked.text).not.toContain('<td>Suspended</td>');
+    // The filter (htmx) gets only the results, which it swaps in place.
+    const filtered = await admin.get('/events?action=sim.linked').set('HX-Request', 'true').set('HX-Target', 'events-results');
+    expect(filtered.text.trimStart()).toMatch(/^<div id="events-results"/);
+    expect(filtered.text).not.toContain('<h1>');
     const outsider = (await signedIn(app, em, globex, 'admin')).agent;
     expect((await outsider.get('/events')).text).toContain('Nothing has happened yet');
   });
