@@ -6,7 +6,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
-import { csrfToken, hidden, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
+import { csrfToken, hidden, injectSignIn, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { deleteExpiredSessions, pruneOneTimeKeys } from '../../src/web/plugins/housekeeping.js';
 import {
@@ -364,16 +364,11 @@ describe('sessions', () => {
 
   async function signIn(): Promise<{ cookie: string; userId: number }> {
     const user = await createUser(em, acme, 'admin', hash);
-    const res = await app.inject({
-      method: 'POST',
-      url: '/sign-in',
-      headers: FORM,
-      payload: formBody({ email: user.email, password: PASSWORD }),
-    });
+    const { res, cookie } = await injectSignIn(app, user.email);
     expect(res.statusCode).toBe(303);
     expect(setCookie(res)).toMatch(/HttpOnly/);
     expect(setCookie(res)).toMatch(/SameSite=Lax/);
-    return { cookie: cookieHeader(res, 'simlink_session'), userId: user.id };
+    return { cookie, userId: user.id };
   }
   const get = (cookie: string, url = '/endpoints') => app.inject({ url, headers: { cookie } });
   const isSignedOut = (res: LightMyRequestResponse) => res.statusCode === 303 && String(res.headers.location).startsWith('/sign-in');

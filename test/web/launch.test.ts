@@ -9,7 +9,7 @@ import { buildApp } from '../../src/app.js';
 import { createLaunchToken, type LaunchTokenInput } from '../../src/domain/launch.js';
 import { countRows, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp, testConfig } from '../helpers/app.js';
-import { hidden, PASSWORD } from '../helpers/session.js';
+import { hidden, injectSignIn, PASSWORD } from '../helpers/session.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { createEnterprise, createUser, holdEndpoint, type TestEnterprise } from '../factories/index.js';
 import { cookieHeader, setCookie } from '../helpers/cookies.js';
@@ -336,14 +336,9 @@ describe('a refused launch: 401 page, no session', () => {
 
 /** Signs in with a password, as in a tab of the person's own: the session cookie pair. */
 async function passwordSession(email: string): Promise<string> {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/sign-in',
-    headers: { ...HTTPS, ...FORM },
-    payload: formBody({ email, password: PASSWORD }),
-  });
+  const { res, cookie } = await injectSignIn(app, email, { headers: HTTPS });
   expect(res.statusCode).toBe(303);
-  return cookiePair(res);
+  return cookie;
 }
 const page = (cookie: string, url = '/endpoints') => app.inject({ url, headers: { ...HTTPS, cookie } });
 

@@ -6,7 +6,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
-import { hidden, PASSWORD } from '../helpers/session.js';
+import { hidden, injectSignIn, PASSWORD } from '../helpers/session.js';
 import { createEnterprise, createUser, type TestEnterprise } from '../factories/index.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { createLaunchToken } from '../../src/domain/launch.js';
@@ -41,8 +41,8 @@ afterAll(async () => {
 let address = 0;
 const nextAddress = () => `10.0.${Math.floor(++address / 250)}.${(address % 250) + 1}`;
 
-const signIn = (email: string, password: string, remoteAddress: string, headers: Record<string, string> = {}) =>
-  app.inject({ method: 'POST', url: '/sign-in', remoteAddress, headers: { ...headers, ...FORM }, payload: formBody({ email, password }) });
+const signIn = async (email: string, password: string, remoteAddress: string, headers: Record<string, string> = {}) =>
+  (await injectSignIn(app, email, { password, remoteAddress, headers })).res;
 
 function expectTooMany(res: LightMyRequestResponse, windowSeconds = 60) {
   expect(res.statusCode).toBe(429);
