@@ -4,6 +4,8 @@
 // `config: { viewerMayPost: true }` (sign-out); a page that only leads to a change says
 // `config: { adminOnly: true }` and is refused to viewers too. The domain checks the role again.
 // `app.accessRules` lists what is enforced on each route (the access tests walk every route with it).
+// All of it runs in preValidation, before the route's schema: a signed-out person is sent to sign in and a
+// forged form refused whatever they sent, and only then is the input checked (schemas.ts).
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../../domain/errors.js';

@@ -227,7 +227,8 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(
     await app.register(csrf, {
       sessionPlugin: '@fastify/session',
       // A form field (plain forms), a header (htmx sends it from the page), or — for multipart uploads only,
-      // whose body is read later by the handler — the form's action URL.
+      // whose body is read later by the handler — the form's action URL. It runs before the route's schema
+      // (access.ts checks in preValidation), so the body and query are not typed yet: read, never trusted.
       getToken: (request) => {
         const fromBody = (request.body as Record<string, unknown> | undefined)?._csrf;
         if (typeof fromBody === 'string') return fromBody;
