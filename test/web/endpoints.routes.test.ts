@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import supertest from 'supertest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, firstRow, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { firstRow, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, hidden, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { findViolations } from '../../src/domain/invariants.js';
@@ -20,11 +20,7 @@ let admin: Agent;
 let viewer: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   viewer = (await signedIn(app, em, acme, 'viewer')).agent;
 });

@@ -3,8 +3,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, firstRow, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { firstRow, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
 import { findViolations } from '../../src/domain/invariants.js';
@@ -18,11 +18,7 @@ let admin: Agent;
 let secondAdmin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   secondAdmin = (await signedIn(app, em, acme, 'admin')).agent;
 });

@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { countRows, createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { countRows, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
 import { eidFor, iccidFor, imsiFor, msisdnFor } from '../../src/db/generate-identifiers.js';
@@ -55,11 +55,7 @@ async function upload(
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   viewer = (await signedIn(app, em, acme, 'viewer')).agent;
   globexAdmin = (await signedIn(app, em, globex, 'admin')).agent;
