@@ -11,6 +11,7 @@ import { renderPlugin } from './web/plugins/render.js';
 import { errorsPlugin } from './web/plugins/errors.js';
 import { sessionPlugin } from './web/plugins/session.js';
 import { backgroundPlugin } from './web/plugins/background.js';
+import { housekeepingPlugin } from './web/plugins/housekeeping.js';
 import { accessPlugin } from './web/plugins/access.js';
 import { securityPlugin } from './web/plugins/security.js';
 import { rateLimitsPlugin } from './web/plugins/rate-limits.js';
@@ -19,6 +20,7 @@ import { healthRoutes } from './web/health.routes.js';
 import { authRoutes } from './web/auth.routes.js';
 import { endpointsRoutes } from './web/endpoints.routes.js';
 import { simLinkRoutes } from './web/sim-link.routes.js';
+import { lifecycleRoutes } from './web/lifecycle.routes.js';
 import { eventsRoutes } from './web/events.routes.js';
 import { simsRoutes } from './web/sims.routes.js';
 
@@ -137,6 +139,7 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(errorsPlugin);
   await app.register(securityPlugin, { config });
   await app.register(sessionPlugin, { orm, config });
+  await app.register(housekeepingPlugin, { orm });
   await app.register(rateLimitsPlugin, { config });
   await app.register(accessPlugin);
   await app.register(backgroundPlugin, { orm, config });
@@ -146,9 +149,10 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(launchRoutes);
   await app.register(endpointsRoutes);
   await app.register(simLinkRoutes);
+  await app.register(lifecycleRoutes);
   await app.register(eventsRoutes);
   await app.register(simsRoutes);
-  app.get('/', async (request, reply) => reply.redirect('/endpoints', 303));
+  app.get('/', async (request, reply) => reply.seeOther('/endpoints'));
 
   return app;
 }

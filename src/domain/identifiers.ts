@@ -105,3 +105,19 @@ export function checkMsisdn(raw: string): Checked {
   if (value.length < 5 || value.length > 15) return { ok: false, message: 'MSISDN must be 5 to 15 digits' };
   return { ok: true, value };
 }
+
+/** A SIM's identifier columns a search can match, by prefix. */
+export type SimIdentifierColumn = 'iccid' | 'imsi' | 'eid';
+
+/**
+ * The identifiers a typed digit prefix can be the start of, from the rules above: an ICCID (at most 20
+ * digits, starting 89), an IMSI (at most 15), an EID (32, any digits). The one rule the picker and the SIMs
+ * inventory search by: each column is a branch of the search, read through its own index.
+ */
+export function prefixColumns(prefix: string): SimIdentifierColumn[] {
+  const columns: SimIdentifierColumn[] = [];
+  if (prefix.length <= 20 && ('89'.startsWith(prefix) || prefix.startsWith('89'))) columns.push('iccid');
+  if (prefix.length <= 15) columns.push('imsi');
+  if (prefix.length <= 32) columns.push('eid');
+  return columns;
+}

@@ -9,6 +9,7 @@ import { actorOf, type Actor } from './accounts.js';
 import { EnterpriseSchema, LaunchTokenUseSchema, ROLES, UserSchema, type Role } from './entities.js';
 import { UnauthorizedError } from './errors.js';
 import { hasHiddenCharacters } from './text.js';
+import { localPath } from './local-path.js';
 
 /** A launch token may be valid for at most this long from now (the CRM signs it just before the iframe loads). */
 export const LAUNCH_MAX_LIFETIME_SECONDS = 5 * 60;
@@ -80,17 +81,12 @@ export interface LaunchClaims {
   target: string;
 }
 
-/**
- * A path on this app, or the default. Anything that could leave the app — an absolute URL, a
- * protocol-relative `//host`, a backslash (browsers read `/\host` as `//host`), control characters or
- * spaces — is ignored rather than refused: the person still lands somewhere useful.
- */
+/** A path on this app (local-path.ts, the one open-redirect guard), or the default. */
 export function launchTarget(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 1000) return DEFAULT_LAUNCH_TARGET;
-  if (!/^\/(?!\/)[\x21-\x7e]*$/.test(value) || value.includes('\\')) return DEFAULT_LAUNCH_TARGET;
+  const path = localPath(value, DEFAULT_LAUNCH_TARGET);
   // `/launch?token=…` as a target would only loop through a refused launch.
-  if (value === '/launch' || value.startsWith('/launch?') || value.startsWith('/launch/')) return DEFAULT_LAUNCH_TARGET;
-  return value;
+  if (path === '/launch' || path.startsWith('/launch?') || path.startsWith('/launch/')) return DEFAULT_LAUNCH_TARGET;
+  return path;
 }
 
 const key = (secret: string) => new TextEncoder().encode(secret);

@@ -1,79 +1,24 @@
 // The endpoint screens: the list (filter, search, keyset pages), Create endpoint, and the endpoint page
 // with its SIM panel, the actions its state allows and its history.
-import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ENDPOINT_STATUSES } from '../domain/entities.js';
-import { ValidationError } from '../domain/errors.js';
-import { createEndpoint, refusal, type OperationContext } from '../domain/lifecycle.js';
-import { endpointCursor, getEndpoint, isEndpointStatus, listEndpoints } from '../domain/queries/endpoints.js';
-import { endpointHistory, EVENT_ACTION_LABELS } from '../domain/queries/history.js';
-import { ConflictError, NotFoundError } from '../domain/errors.js';
-import { field, fieldErrors, idParam } from './forms.js';
+import { ConflictError, ValidationError } from '../domain/errors.js';
+import { createEndpoint } from '../domain/lifecycle.js';
+import { endpointCursor, isEndpointStatus, listEndpoints } from '../domain/queries/endpoints.js';
+import { ADMIN_ONLY, endpointIdOf, newEndpointValues, oneTimeKey, operationContext, renderEndpoint } from './endpoint-pages.js';
+import { fieldErrors } from './forms.js';
+import { actorOf } from './plugins/session.js';
+import { EndpointParams, ListQuery, NewEndpointBody, NewEndpointQuery } from './schemas.js';
 
-/** Who acts, for which request, with which confirmation form's one-time key. */
-export function operationContext(request: FastifyRequest): OperationContext {
-  return { actor: request.actor!, requestId: request.id, key: field(request.body, 'key', 64) || undefined };
-}
+export async function endpointsRoutes(fastify: FastifyInstance) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-/** A fresh one-time key for a confirmation form (see lifecycle.ts `once`). */
-export const oneTimeKey = () => randomBytes(18).toString('base64url');
-
-/** The endpoint id of a route like /endpoints/:id…; a malformed id is answered like an unknown one. */
-export function endpointIdOf(request: FastifyRequest): number {
-  const id = idParam((request.params as Record<string, string>).id);
-  if (id === null) throw new NotFoundError('endpoint');
-  return id;
-}
-
-export interface NewEndpointValues {
-  name: string;
-  imei: string;
-  iccid: string;
-  activateImmediately: boolean;
-}
-
-export function newEndpointValues(source: unknown): NewEndpointValues {
-  return {
-    name: field(source, 'name', 200),
-    imei: field(source, 'imei', 40),
-    iccid: field(source, 'iccid', 40),
-    activateImmediately: ['on', 'true', '1'].includes(field(source, 'activate_immediately', 10)),
-  };
-}
-
-/** The endpoint page, optionally with an error summary (a refused or lost operation) and its status code. */
-export async function renderEndpoint(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  endpointId: number,
-  problem?: { status: number; message: string },
-) {
-  const actor = request.actor!;
-  const endpoint = await getEndpoint(request.em, actor.enterpriseId, endpointId);
-  const history = await endpointHistory(request.em, actor.enterpriseId, endpointId);
-  const can = (operation: 'link' | 'delink' | 'activate' | 'suspend' | 'resume') =>
-    actor.role === 'admin' && refusal(operation, endpoint) === null;
-  return reply.page(
-    'endpoints/show',
-    {
-      title: endpoint.name,
-      section: 'endpoints',
-      endpoint,
-      history,
-      actionLabels: EVENT_ACTION_LABELS,
-      actions: { link: can('link'), delink: can('delink'), activate: can('activate'), suspend: can('suspend'), resume: can('resume') },
-      errors: problem ? fieldErrors([{ field: 'endpoint-actions', message: problem.message }]) : undefined,
-    },
-    { status: problem?.status },
-  );
-}
-
-export async function endpointsRoutes(app: FastifyInstance) {
-  app.get('/endpoints', async (request, reply) => {
-    const query = request.query as Record<string, string | undefined>;
+  app.get('/endpoints', { schema: { querystring: ListQuery } }, async (request, reply) => {
+    const query = request.query;
     const status = isEndpointStatus(query.status) ? query.status : '';
-    const q = typeof query.q === 'string' ? query.q.slice(0, 100) : '';
-    const page = await listEndpoints(request.em, request.actor!.enterpriseId, {
+    const q = query.q ?? '';
+    const page = await listEndpoints(request.em, actorOf(request).enterpriseId, {
       status,
       q,
       after: endpointCursor(query.after),
@@ -86,7 +31,7 @@ export async function endpointsRoutes(app: FastifyInstance) {
     );
   });
 
-  app.get('/endpoints/new', { config: { adminOnly: true } }, async (request, reply) => {
+  app.get('/endpoints/new', { config: ADMIN_ONLY, schema: { querystring: NewEndpointQuery } }, async (request, reply) => {
     return reply.page('endpoints/new', {
       title: 'Create endpoint',
       section: 'endpoints',
@@ -95,10 +40,10 @@ export async function endpointsRoutes(app: FastifyInstance) {
     });
   });
 
-  app.post('/endpoints', async (request, reply) => {
+  app.post('/endpoints', { schema: { body: NewEndpointBody } }, async (request, reply) => {
     const values = newEndpointValues(request.body);
     try {
-      const outcome = await createEndpoint(request.em, operationContext(request), {
+      const outcome = await createEndpoint(request.em, operationContext(request, request.body.key), {
         name: values.name,
         imei: values.imei,
         iccid: values.iccid,
@@ -109,7 +54,7 @@ export async function endpointsRoutes(app: FastifyInstance) {
         outcome.message,
         outcome.replayed ? undefined : { type: 'endpoint.created', endpointId: outcome.endpointId, iccid: outcome.iccid },
       );
-      return reply.redirect(`/endpoints/${outcome.endpointId}`, 303);
+      return reply.seeOther(`/endpoints/${outcome.endpointId}`);
     } catch (error) {
       // Whatever went wrong, the person keeps what they typed and reads why above the form.
       if (!(error instanceof ValidationError) && !(error instanceof ConflictError)) throw error;
@@ -125,5 +70,7 @@ export async function endpointsRoutes(app: FastifyInstance) {
     }
   });
 
-  app.get('/endpoints/:id', async (request, reply) => renderEndpoint(request, reply, endpointIdOf(request)));
+  app.get('/endpoints/:id', { schema: { params: EndpointParams } }, async (request, reply) =>
+    renderEndpoint(request, reply, endpointIdOf(request.params)),
+  );
 }

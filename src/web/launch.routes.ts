@@ -8,17 +8,20 @@
 // unless CRM_LAUNCH_TOP_LEVEL=true, and it never replaces the ordinary (password) session of another user
 // (409, a page naming both; the token is not spent).
 import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { LaunchRefusedError, startLaunch, verifyLaunchToken } from '../domain/launch.js';
 import { EMBEDDED_COOKIE, keepsSecureCookies } from './plugins/session.js';
 import { errorPage } from './plugins/errors.js';
 import { clientKey } from './plugins/rate-limits.js';
+import { LaunchQuery } from './schemas.js';
 
-export async function launchRoutes(app: FastifyInstance) {
+export async function launchRoutes(fastify: FastifyInstance) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   // No automatic HEAD route: a link checker's HEAD must not spend the token the iframe is about to use.
-  app.get('/launch', { config: { public: true }, exposeHeadRoute: false }, async (request, reply) => {
+  app.get('/launch', { config: { public: true }, exposeHeadRoute: false, schema: { querystring: LaunchQuery } }, async (request, reply) => {
     reply.header('Cache-Control', 'no-store');
     await app.limit('launch:ip', request, reply, clientKey(request));
-    const token = (request.query as Record<string, unknown>).token;
+    const token = request.query.token;
     try {
       const dest = request.headers['sec-fetch-dest'];
       if (dest !== 'iframe' && dest !== 'frame' && !app.config.crmLaunchTopLevel) {
@@ -60,7 +63,7 @@ export async function launchRoutes(app: FastifyInstance) {
         { userId: actor.id, enterpriseId: actor.enterpriseId, role: actor.role, created, jti: claims.jti },
         created ? 'launched from the CRM; user created' : 'launched from the CRM',
       );
-      return reply.redirect(claims.target, 303);
+      return reply.seeOther(claims.target);
     } catch (error) {
       if (!(error instanceof LaunchRefusedError)) throw error;
       request.log.warn({ reason: error.reason, detail: error.detail }, 'launch refused');

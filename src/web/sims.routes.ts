@@ -5,6 +5,7 @@
 // that cannot run now (no slot, another import of the enterprise, too many refusals) gets 429, Retry-After
 // and the form again, saying why.
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import multipart from '@fastify/multipart';
 import { ConflictError, TooManyRequestsError } from '../domain/errors.js';
 import { isSimStatus, listSims, simStatusCounts } from '../domain/queries/sims.js';
@@ -20,10 +21,13 @@ import {
 } from '../domain/sim-import.js';
 import { SIM_STATUSES } from '../domain/entities.js';
 import { fieldErrors } from './forms.js';
+import { actorOf } from './plugins/session.js';
+import { ImportQuery, ListQuery } from './schemas.js';
 
 const FILE_FIELD = 'file';
 
-export async function simsRoutes(app: FastifyInstance) {
+export async function simsRoutes(fastify: FastifyInstance) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const slots = new ImportSlots(app.config.importConcurrency);
   await app.register(multipart, {
     // One file, no other fields of note. One byte over the import's own limit, so the import notices
@@ -31,23 +35,25 @@ export async function simsRoutes(app: FastifyInstance) {
     limits: { fileSize: IMPORT_LIMITS.maxBytes + 1, files: 1, fields: 5, fieldSize: 1024, parts: 6, headerPairs: 50 },
   });
 
-  app.get('/sims', async (request, reply) => {
-    const actor = request.actor!;
-    const query = request.query as Record<string, unknown>;
+  app.get('/sims', { schema: { querystring: ListQuery } }, async (request, reply) => {
+    const actor = actorOf(request);
+    const query = request.query;
     const status = isSimStatus(query.status) ? query.status : null;
-    const q = typeof query.q === 'string' ? query.q.slice(0, 100) : '';
+    const q = query.q ?? '';
     const page = await listSims(request.em, actor.enterpriseId, {
       status,
       q,
       after: iccidCursor(query.after),
       before: iccidCursor(query.before),
     });
-    // The counts sit above the results: an htmx request (search, paging) swaps only the results.
-    const counts = request.isHtmx ? null : await simStatusCounts(request.em, actor.enterpriseId);
     return reply.page(
       'sims/index',
-      { title: 'SIMs', section: 'sims', page, counts, filters: { status, q }, statuses: SIM_STATUSES, canImport: actor.role === 'admin' },
-      { partial: 'sims/_results' },
+      { title: 'SIMs', section: 'sims', page, filters: { status, q }, statuses: SIM_STATUSES, canImport: actor.role === 'admin' },
+      {
+        partial: 'sims/_results',
+        // The counts sit above the results: an htmx request (search, paging) swaps only the results.
+        fullPageData: async () => ({ counts: await simStatusCounts(request.em, actor.enterpriseId) }),
+      },
     );
   });
 
@@ -55,8 +61,8 @@ export async function simsRoutes(app: FastifyInstance) {
     return importPage(reply, {});
   });
 
-  app.post('/sims/import', async (request, reply) => {
-    const actor = request.actor!;
+  app.post('/sims/import', { schema: { querystring: ImportQuery } }, async (request, reply) => {
+    const actor = actorOf(request);
     if (!request.isMultipart()) {
       return importPage(reply, { error: 'Choose a CSV file to import' }, 415);
     }
@@ -101,9 +107,7 @@ export async function simsRoutes(app: FastifyInstance) {
         type: 'sims.imported',
         count: outcome.count,
       });
-      // htmx follows a 303 inside the XHR and would swap the SIMs page into the form; send it on instead.
-      if (request.isHtmx) return reply.header('HX-Redirect', '/sims').code(204).send();
-      return reply.redirect('/sims', 303);
+      return reply.seeOther('/sims');
     } finally {
       release();
     }

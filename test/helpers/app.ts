@@ -3,6 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { Database } from '../../src/db/database.js';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { createEnterprise, type TestEnterprise } from '../factories/index.js';
 
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
@@ -19,4 +22,20 @@ export async function buildTestApp(db: Database, overrides: Partial<Config> = {}
   const app = await buildApp({ orm: db.orm, config: testConfig(overrides) });
   await app.ready();
   return app;
+}
+
+/** What a route test file starts from: its own database, the app on it, and two enterprises (Acme, Globex). */
+export interface RouteTestWorld {
+  db: TestDatabase;
+  app: FastifyInstance;
+  em: EntityManager;
+  acme: TestEnterprise;
+  globex: TestEnterprise;
+}
+
+export async function routeTestWorld(): Promise<RouteTestWorld> {
+  const db = await createTestDatabase();
+  const app = await buildTestApp(db);
+  const em = db.orm.em.fork();
+  return { db, app, em, acme: await createEnterprise(em, 'Acme'), globex: await createEnterprise(em, 'Globex') };
 }

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../e2e/support/app-server.js';
 import { hidden } from '../helpers/session.js';
 import { iccidFor, imsiFor } from '../../src/db/generate-identifiers.js';
+import { cookieHeader } from '../helpers/cookies.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dirs: string[] = [];
@@ -110,10 +111,7 @@ async function stopped(app: Run, signal: NodeJS.Signals = 'SIGTERM'): Promise<nu
 async function signIn(url: string): Promise<string> {
   const res = await supertest(url).post('/sign-in').type('form').send({ email: 'admin@acme.example', password: 'demo-password' });
   expect(res.status).toBe(303);
-  return ([] as string[])
-    .concat(res.headers['set-cookie'] ?? [])
-    .map((c) => c.split(';')[0])
-    .join('; ');
+  return cookieHeader(res);
 }
 
 /** Signs in as the demo admin and creates an endpoint through the form; returns the session's cookie. */

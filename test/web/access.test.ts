@@ -6,9 +6,9 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
-import { csrfToken, hidden, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
+import { csrfToken, hidden, injectSignIn, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { hashPassword } from '../../src/domain/passwords.js';
-import { deleteExpiredSessions } from '../../src/web/plugins/session.js';
+import { deleteExpiredSessions, pruneOneTimeKeys } from '../../src/web/plugins/housekeeping.js';
 import {
   createEnterprise,
   createUser,
@@ -19,6 +19,7 @@ import {
   type TestEnterprise,
   type TestSim,
 } from '../factories/index.js';
+import { cookieHeader, setCookie } from '../helpers/cookies.js';
 
 /** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -363,17 +364,11 @@ describe('sessions', () => {
 
   async function signIn(): Promise<{ cookie: string; userId: number }> {
     const user = await createUser(em, acme, 'admin', hash);
-    const res = await app.inject({
-      method: 'POST',
-      url: '/sign-in',
-      headers: FORM,
-      payload: formBody({ email: user.email, password: PASSWORD }),
-    });
+    const { res, cookie } = await injectSignIn(app, user.email);
     expect(res.statusCode).toBe(303);
-    const setCookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='))!;
-    expect(setCookie).toMatch(/HttpOnly/);
-    expect(setCookie).toMatch(/SameSite=Lax/);
-    return { cookie: setCookie.split(';')[0], userId: user.id };
+    expect(setCookie(res)).toMatch(/HttpOnly/);
+    expect(setCookie(res)).toMatch(/SameSite=Lax/);
+    return { cookie, userId: user.id };
   }
   const get = (cookie: string, url = '/endpoints') => app.inject({ url, headers: { cookie } });
   const isSignedOut = (res: LightMyRequestResponse) => res.statusCode === 303 && String(res.headers.location).startsWith('/sign-in');
@@ -415,10 +410,7 @@ describe('sessions', () => {
       headers: { ...FORM, cookie: before },
       payload: formBody({ email: user.email, password: PASSWORD }),
     });
-    const after = [res.headers['set-cookie']]
-      .flat()
-      .find((c) => c?.startsWith('simlink_session='))!
-      .split(';')[0];
+    const after = cookieHeader(res, 'simlink_session');
     expect(after).not.toBe(before);
     expect(isSignedOut(await get(before))).toBe(true);
     expect((await get(after)).statusCode).toBe(200);
@@ -489,6 +481,16 @@ describe('sessions', () => {
     await restarted.close();
     expect(await rows(stale2)).toBe(0);
     expect(await rows(live)).toBe(1);
+  });
+
+  it('one-time keys older than a day are pruned; younger ones stay', async () => {
+    const { userId } = await signIn();
+    const insert = `insert into operation_key (key, action, enterprise_id, user_id, outcome, created_at) values (?, 'test', ?, ?, '{}', now() - ?::interval)`;
+    await db.orm.em.fork().execute(insert, ['housekeeping-old', acme.id, userId, '25 hours']);
+    await db.orm.em.fork().execute(insert, ['housekeeping-new', acme.id, userId, '1 hour']);
+    expect(await pruneOneTimeKeys(db.orm.em.fork())).toBeGreaterThanOrEqual(1);
+    const left = await db.orm.em.fork().execute(`select key from operation_key where key like 'housekeeping-%'`);
+    expect(left).toEqual([{ key: 'housekeeping-new' }]);
   });
 
   it("a deleted user's session signs nobody in", async () => {

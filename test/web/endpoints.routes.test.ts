@@ -4,11 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import supertest from 'supertest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { firstRow, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, hidden, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { findViolations } from '../../src/domain/invariants.js';
+import { cookieHeader } from '../helpers/cookies.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -19,11 +20,7 @@ let admin: Agent;
 let viewer: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   viewer = (await signedIn(app, em, acme, 'viewer')).agent;
 });
@@ -33,7 +30,16 @@ afterAll(async () => {
   await db.close();
 });
 
-const row = async (sql: string, params: unknown[]) => (await db.orm.em.fork().execute(sql, params))[0];
+const row = (sql: string, params: unknown[]) => firstRow(db, sql, params);
+
+/** Create endpoint as a browser does it: open the form, send it back with its CSRF token, one-time key and `fields`. */
+async function createThroughForm(agent: Agent, fields: Record<string, string>) {
+  const form = await agent.get('/endpoints/new');
+  return agent
+    .post('/endpoints')
+    .type('form')
+    .send({ _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), ...fields });
+}
 
 describe('sign in and out', () => {
   it('shows the form with Email, Password and Sign in', async () => {
@@ -62,7 +68,7 @@ describe('sign in and out', () => {
   it('sign-out ends the session on the server: the old cookie no longer works', async () => {
     const { user } = await signedIn(app, em, acme, 'admin');
     const signIn = await supertest(app.server).post('/sign-in').type('form').send({ email: user.email, password: PASSWORD });
-    const cookie = (signIn.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
+    const cookie = cookieHeader(signIn);
     const page = await supertest(app.server).get('/endpoints').set('Cookie', cookie);
     expect(page.status).toBe(200);
     const out = await supertest(app.server)
@@ -171,16 +177,7 @@ describe('create endpoint', () => {
   });
 
   it('creates an endpoint on Hold and says so on its page', async () => {
-    const form = await admin.get('/endpoints/new');
-    const res = await admin
-      .post('/endpoints')
-      .type('form')
-      .send({
-        _csrf: hidden(form.text, '_csrf'),
-        key: hidden(form.text, 'key'),
-        name: 'Meter 12',
-        imei: '49-015420-323751-8',
-      });
+    const res = await createThroughForm(admin, { name: 'Meter 12', imei: '49-015420-323751-8' });
     expect(res.status).toBe(303);
     const id = Number(res.headers.location.split('/').pop());
     expect(await row('select name, imei, status, activate_immediately, sim_id from endpoint where id = ?', [id])).toEqual({
@@ -200,17 +197,11 @@ describe('create endpoint', () => {
     [false, 'pre_active'],
   ])('links a typed ICCID at once (Activate Immediately %s → %s)', async (activateImmediately, status) => {
     const sim = await readySim(em, acme);
-    const form = await admin.get('/endpoints/new');
-    const res = await admin
-      .post('/endpoints')
-      .type('form')
-      .send({
-        _csrf: hidden(form.text, '_csrf'),
-        key: hidden(form.text, 'key'),
-        name: 'Tracker',
-        iccid: `${sim.iccid.slice(0, 4)} ${sim.iccid.slice(4)}`,
-        ...(activateImmediately ? { activate_immediately: 'on' } : {}),
-      });
+    const res = await createThroughForm(admin, {
+      name: 'Tracker',
+      iccid: `${sim.iccid.slice(0, 4)} ${sim.iccid.slice(4)}`,
+      ...(activateImmediately ? { activate_immediately: 'on' } : {}),
+    });
     expect(res.status).toBe(303);
     const id = Number(res.headers.location.split('/').pop());
     expect(await row('select status, sim_id from endpoint where id = ?', [id])).toEqual({ status, sim_id: sim.id });
@@ -219,18 +210,7 @@ describe('create endpoint', () => {
 
   it('answers bad input with the GOV.UK error pattern (422), values kept, nothing created', async () => {
     const before = await row('select count(*)::int as n from endpoint', []);
-    const form = await admin.get('/endpoints/new');
-    const res = await admin
-      .post('/endpoints')
-      .type('form')
-      .send({
-        _csrf: hidden(form.text, '_csrf'),
-        key: hidden(form.text, 'key'),
-        name: '',
-        imei: '490154203237519',
-        iccid: '8944 123',
-        activate_immediately: 'on',
-      });
+    const res = await createThroughForm(admin, { name: '', imei: '490154203237519', iccid: '8944 123', activate_immediately: 'on' });
     expect(res.status).toBe(422);
     expect(res.text).toContain('<title>Error: Create endpoint – SIM Link</title>');
     expect(res.text).toContain('<h2 id="error-summary-title">There is a problem</h2>');
@@ -243,29 +223,10 @@ describe('create endpoint', () => {
   });
 
   it('refuses an IMEI another endpoint of the enterprise has, naming it (a device has one IMEI); values kept, nothing created', async () => {
-    const form = await admin.get('/endpoints/new');
-    const first = await admin
-      .post('/endpoints')
-      .type('form')
-      .send({
-        _csrf: hidden(form.text, '_csrf'),
-        key: hidden(form.text, 'key'),
-        name: 'Cold store sensor',
-        imei: '356938035643809',
-      });
+    const first = await createThroughForm(admin, { name: 'Cold store sensor', imei: '356938035643809' });
     expect(first.status).toBe(303);
     const before = await row('select count(*)::int as n from endpoint', []);
-    const again = await admin.get('/endpoints/new');
-    const res = await admin
-      .post('/endpoints')
-      .type('form')
-      .send({
-        _csrf: hidden(again.text, '_csrf'),
-        key: hidden(again.text, 'key'),
-        name: 'Second sensor',
-        imei: '35-693803-564380-9',
-        activate_immediately: 'on',
-      });
+    const res = await createThroughForm(admin, { name: 'Second sensor', imei: '35-693803-564380-9', activate_immediately: 'on' });
     expect(res.status).toBe(422);
     expect(res.text).toContain('<title>Error: Create endpoint – SIM Link</title>');
     const message =
@@ -278,31 +239,13 @@ describe('create endpoint', () => {
     expect(await row('select count(*)::int as n from endpoint', [])).toEqual(before);
     // Another enterprise may have a device with that IMEI in its own records.
     const other = await signedIn(app, em, globex, 'admin');
-    const foreignForm = await other.agent.get('/endpoints/new');
-    const foreign = await other.agent
-      .post('/endpoints')
-      .type('form')
-      .send({
-        _csrf: hidden(foreignForm.text, '_csrf'),
-        key: hidden(foreignForm.text, 'key'),
-        name: 'Globex sensor',
-        imei: '356938035643809',
-      });
+    const foreign = await createThroughForm(other.agent, { name: 'Globex sensor', imei: '356938035643809' });
     expect(foreign.status).toBe(303);
   });
 
   it('refuses a SIM of another enterprise as if it did not exist', async () => {
     const foreign = await readySim(em, globex);
-    const form = await admin.get('/endpoints/new');
-    const res = await admin
-      .post('/endpoints')
-      .type('form')
-      .send({
-        _csrf: hidden(form.text, '_csrf'),
-        key: hidden(form.text, 'key'),
-        name: 'Sneaky',
-        iccid: foreign.iccid,
-      });
+    const res = await createThroughForm(admin, { name: 'Sneaky', iccid: foreign.iccid });
     expect(res.status).toBe(422);
     expect(res.text).toContain(`There is no SIM with ICCID ${foreign.iccid} in your inventory`);
     expect(await row('select status from sim where id = ?', [foreign.id])).toEqual({ status: 'ready' });
@@ -416,14 +359,21 @@ it('the demo password is never a constant of the tests', () => {
 describe('rough edges', () => {
   it('a NUL character anywhere is refused with 400, nothing created', async () => {
     expect((await admin.get('/endpoints?q=a%00b')).status).toBe(400);
-    const form = await admin.get('/endpoints/new');
-    const res = await admin
-      .post('/endpoints')
-      .type('form')
-      .send({ _csrf: hidden(form.text, '_csrf'), key: hidden(form.text, 'key'), name: 'a\u0000b' });
+    const res = await createThroughForm(admin, { name: 'a\u0000b' });
     expect(res.status).toBe(400);
     expect(res.text).toContain('NUL character');
     expect(await row(`select count(*)::int as n from endpoint where name like 'a%b'`, [])).toEqual({ n: 0 });
+  });
+
+  it('signed out, a page sends the browser to sign in: 303, or for htmx HX-Redirect with 401 (a full page load)', async () => {
+    const plain = await supertest(app.server).get('/endpoints?status=hold');
+    expect(plain.status).toBe(303);
+    expect(plain.headers.location).toBe('/sign-in?next=%2Fendpoints%3Fstatus%3Dhold');
+    const htmx = await supertest(app.server).get('/endpoints?status=hold').set('HX-Request', 'true');
+    expect(htmx.status).toBe(401);
+    expect(htmx.headers['hx-redirect']).toBe('/sign-in?next=%2Fendpoints%3Fstatus%3Dhold');
+    // Signed out, bad input is still first of all a reason to sign in.
+    expect((await supertest(app.server).get('/endpoints/abc')).status).toBe(303);
   });
 
   it('signing out without a session goes to sign in, not to a CSRF refusal', async () => {

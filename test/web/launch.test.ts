@@ -7,11 +7,12 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { buildApp } from '../../src/app.js';
 import { createLaunchToken, type LaunchTokenInput } from '../../src/domain/launch.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { countRows, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp, testConfig } from '../helpers/app.js';
-import { hidden, PASSWORD } from '../helpers/session.js';
+import { hidden, injectSignIn, PASSWORD } from '../helpers/session.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { createEnterprise, createUser, holdEndpoint, type TestEnterprise } from '../factories/index.js';
+import { cookieHeader, setCookie } from '../helpers/cookies.js';
 
 /** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -47,14 +48,11 @@ const token = (input: Partial<LaunchTokenInput> = {}) =>
 const launch = (value: string, headers: Record<string, string> = HTTPS, target = app) =>
   target.inject({ url: `/launch?token=${encodeURIComponent(value)}`, headers: { 'sec-fetch-dest': 'iframe', ...headers } });
 
-function sessionCookie(res: LightMyRequestResponse): string | undefined {
-  const header = [res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('simlink_session='));
-  return header;
-}
-const cookiePair = (res: LightMyRequestResponse) => sessionCookie(res)!.split(';')[0];
+const sessionCookie = (res: LightMyRequestResponse) => setCookie(res);
+const cookiePair = (res: LightMyRequestResponse) => cookieHeader(res, 'simlink_session');
 
-const count = async (sql: string, params: unknown[] = []) =>
-  (await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from ${sql}`, params))[0].n;
+/** How many rows of a table (and condition), e.g. `count('session')`. */
+const count = (from: string, params: unknown[] = []) => countRows(db, `select 1 from ${from}`, params);
 const userRow = async (email: string) =>
   (
     await db.orm.em
@@ -338,14 +336,9 @@ describe('a refused launch: 401 page, no session', () => {
 
 /** Signs in with a password, as in a tab of the person's own: the session cookie pair. */
 async function passwordSession(email: string): Promise<string> {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/sign-in',
-    headers: { ...HTTPS, ...FORM },
-    payload: formBody({ email, password: PASSWORD }),
-  });
+  const { res, cookie } = await injectSignIn(app, email, { headers: HTTPS });
   expect(res.statusCode).toBe(303);
-  return cookiePair(res);
+  return cookie;
 }
 const page = (cookie: string, url = '/endpoints') => app.inject({ url, headers: { ...HTTPS, cookie } });
 

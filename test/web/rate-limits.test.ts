@@ -6,11 +6,12 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
-import { hidden, PASSWORD } from '../helpers/session.js';
+import { hidden, injectSignIn, PASSWORD } from '../helpers/session.js';
 import { createEnterprise, createUser, type TestEnterprise } from '../factories/index.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { createLaunchToken } from '../../src/domain/launch.js';
 import { LIMITS } from '../../src/web/plugins/rate-limits.js';
+import { cookieHeader } from '../helpers/cookies.js';
 
 /** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -40,8 +41,8 @@ afterAll(async () => {
 let address = 0;
 const nextAddress = () => `10.0.${Math.floor(++address / 250)}.${(address % 250) + 1}`;
 
-const signIn = (email: string, password: string, remoteAddress: string, headers: Record<string, string> = {}) =>
-  app.inject({ method: 'POST', url: '/sign-in', remoteAddress, headers: { ...headers, ...FORM }, payload: formBody({ email, password }) });
+const signIn = async (email: string, password: string, remoteAddress: string, headers: Record<string, string> = {}) =>
+  (await injectSignIn(app, email, { password, remoteAddress, headers })).res;
 
 function expectTooMany(res: LightMyRequestResponse, windowSeconds = 60) {
   expect(res.statusCode).toBe(429);
@@ -125,7 +126,7 @@ describe('changes', () => {
   it(`per session: after ${LIMITS['post:session'].max} state-changing requests in a minute`, async () => {
     const user = await createUser(em, acme, 'admin', hash);
     const signedIn = await signIn(user.email, PASSWORD, nextAddress());
-    const cookie = String([signedIn.headers['set-cookie']].flat()[0]).split(';')[0];
+    const cookie = cookieHeader(signedIn, 'simlink_session');
     const csrf = hidden((await app.inject({ url: '/endpoints/new', headers: { cookie } })).body, '_csrf');
     // "Choose a SIM" without JavaScript: a POST that changes nothing, so the count is all that is tested.
     const post = () =>

@@ -11,6 +11,7 @@ import { buildApp, redactUrl } from '../../src/app.js';
 import { csrfToken, PASSWORD, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { hashPassword } from '../../src/domain/passwords.js';
+import { setCookie } from '../helpers/cookies.js';
 
 /** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -141,7 +142,7 @@ describe('behind HTTPS (PUBLIC_URL https, TRUST_PROXY)', () => {
       payload: formBody({ email: user.email, password: PASSWORD }),
     });
     expect(res.statusCode).toBe(303);
-    const cookie = [res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session='));
+    const cookie = setCookie(res);
     expect(cookie).toMatch(/; Secure/);
     expect(cookie).toMatch(/; HttpOnly/);
     expect(cookie).toMatch(/; SameSite=Lax/);
@@ -168,7 +169,7 @@ describe('without HTTPS', () => {
         headers: { ...headers, ...FORM },
         payload: formBody({ email: user.email, password: PASSWORD }),
       });
-      return String([res.headers['set-cookie']].flat().find((c) => c?.startsWith('simlink_session=')));
+      return String(setCookie(res));
     };
     expect(await signIn({})).not.toMatch(/Secure/);
     expect(await signIn({ 'x-forwarded-proto': 'https' })).toMatch(/; Secure/);
@@ -293,7 +294,7 @@ describe('hardening', () => {
       .type('form')
       .send({ _csrf: await csrfToken(agent) });
     expect(res.status).toBe(303);
-    const cookie = [res.headers['set-cookie'] ?? []].flat().find((c: string) => c.startsWith('simlink_session='));
+    const cookie = setCookie(res);
     expect(cookie).toMatch(/^simlink_session=;/);
     expect(cookie).toMatch(/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
     expect(cookie).toMatch(/; Path=\//);

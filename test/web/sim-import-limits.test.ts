@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
-import { hidden, PASSWORD } from '../helpers/session.js';
+import { hidden, injectSignIn, PASSWORD } from '../helpers/session.js';
 import { createEnterprise, createUser, type TestEnterprise } from '../factories/index.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { eidFor, iccidFor, imsiFor, msisdnFor } from '../../src/db/generate-identifiers.js';
@@ -53,15 +53,10 @@ interface Admin {
 /** An admin of `enterprise` signed in on `instance`: the session cookie and the CSRF token of the import form. */
 async function admin(enterprise: TestEnterprise, instance: FastifyInstance = app): Promise<Admin> {
   const user = await createUser(em, enterprise, 'admin', hash);
-  const res = await instance.inject({
-    method: 'POST',
-    url: '/sign-in',
+  const { res, cookie } = await injectSignIn(instance, user.email, {
     remoteAddress: `10.9.${serial % 250}.${Math.floor(Math.random() * 250) + 1}`,
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ email: user.email, password: PASSWORD }).toString(),
   });
   expect(res.statusCode).toBe(303);
-  const cookie = String([res.headers['set-cookie']].flat()[0]).split(';')[0];
   const page = await instance.inject({ url: '/sims/import', headers: { cookie } });
   return { enterprise, cookie, csrf: hidden(page.body, '_csrf') };
 }

@@ -3,8 +3,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { firstRow, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
 import { findViolations } from '../../src/domain/invariants.js';
@@ -18,11 +18,7 @@ let admin: Agent;
 let secondAdmin: Agent;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   secondAdmin = (await signedIn(app, em, acme, 'admin')).agent;
 });
@@ -34,7 +30,7 @@ afterAll(async () => {
   await db.close();
 });
 
-const row = async (sql: string, params: unknown[]) => (await db.orm.em.fork().execute(sql, params))[0];
+const row = (sql: string, params: unknown[]) => firstRow(db, sql, params);
 const endpointRow = (id: number) => row('select * from endpoint where id = ?', [id]);
 const simRow = (id: number) => row('select * from sim where id = ?', [id]);
 const eventCount = async (endpointId: number) => (await row('select count(*)::int as n from event where endpoint_id = ?', [endpointId])).n;
@@ -145,6 +141,21 @@ describe('the SIM picker', () => {
     expect(modal.text).not.toContain('<html');
     const results = await agent.get(`/endpoints/${endpointId}/sim/new?q=89`).set('HX-Request', 'true').set('HX-Target', 'picker-results');
     expect(results.text.trimStart()).toMatch(/^<div id="picker-results"/);
+    // Which partial depends on HX-Target: a cache must keep them apart.
+    expect(results.headers.vary).toContain('HX-Target');
+    expect(results.headers.vary).toContain('HX-Request');
+  });
+
+  it('input the routes’ schemas refuse gets the error page (422) in words, never a bare 400 JSON', async () => {
+    const tooLong = await agent.get(`/endpoints/${endpointId}/sim/new?q=${'8'.repeat(101)}`);
+    const notAnId = await agent.get(`/endpoints/${endpointId}/sim/confirm?sim_id=abc`);
+    const twice = await agent.get(`/endpoints/${endpointId}/sim/new?q=89&q=44`);
+    for (const res of [tooLong, notAnId, twice]) {
+      expect(res.status).toBe(422);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.text).toContain('<h1 id="error-title">There is a problem</h1>');
+      expect(res.text).toContain('Some of what was sent is not valid. Go back and check the form.');
+    }
   });
 
   it('Attach SIM with nothing chosen → 422 "Select a SIM to attach"', async () => {
@@ -360,6 +371,10 @@ describe('history', () => {
     expect(all.text).toContain('<td>Suspended</td>');
     const linked = await admin.get('/events?action=sim.linked');
     expect(linked.text).not.toContain('<td>Suspended</td>');
+    // The filter (htmx) gets only the results, which it swaps in place.
+    const filtered = await admin.get('/events?action=sim.linked').set('HX-Request', 'true').set('HX-Target', 'events-results');
+    expect(filtered.text.trimStart()).toMatch(/^<div id="events-results"/);
+    expect(filtered.text).not.toContain('<h1>');
     const outsider = (await signedIn(app, em, globex, 'admin')).agent;
     expect((await outsider.get('/events')).text).toContain('Nothing has happened yet');
   });

@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { countRows, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
 import { eidFor, iccidFor, imsiFor, msisdnFor } from '../../src/db/generate-identifiers.js';
@@ -35,8 +35,7 @@ function csvRows(n: number): { text: string; iccids: string[] } {
   return { text: `${lines.join('\n')}\n`, iccids };
 }
 
-const count = async (sql: string, params: unknown[] = []) =>
-  (await db.orm.em.fork().execute<{ n: number }[]>(`select count(*)::int as n from (${sql}) c`, params))[0].n;
+const count = (sql: string, params: unknown[] = []) => countRows(db, sql, params);
 const simCount = () => count('select 1 from sim');
 const importEvents = () => count(`select 1 from event where action = 'sims.imported'`);
 
@@ -56,11 +55,7 @@ async function upload(
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   viewer = (await signedIn(app, em, acme, 'viewer')).agent;
   globexAdmin = (await signedIn(app, em, globex, 'admin')).agent;

@@ -25,7 +25,7 @@
 // Everything here takes `?` placeholders and is run with em.execute (the bench's ceiling server runs the
 // picker's statements on a plain pg pool: see bench/ceiling-server.ts).
 import { SIM_STATUSES } from '../entities.js';
-import { normalise } from '../identifiers.js';
+import { normalise, prefixColumns } from '../identifiers.js';
 import { COUNT_CAP, PAGE_SIZE, iccidCursor, type Direction } from './paging.js';
 
 export interface PickerQuery {
@@ -44,7 +44,9 @@ export function pickerSql(enterpriseId: number, query: PickerQuery) {
   const comparison = direction === 'after' ? '>' : '<';
   const order = direction === 'after' ? 'iccid' : 'iccid desc';
 
-  const columns = q ? identifierColumns(q) : [null];
+  // One branch per identifier the search can be the start of (identifiers.ts; q has at most 32 digits, so
+  // at least the EID); no search, one branch over all.
+  const columns = q ? prefixColumns(q) : [null];
   const branch = (select: string, column: string | null, limit: number, forPage: boolean) => {
     const conditions = [`enterprise_id = ?`, `status = 'ready'`];
     const params: unknown[] = [enterpriseId];
@@ -91,15 +93,6 @@ export function pickerSql(enterpriseId: number, query: PickerQuery) {
       params: countBranches.flatMap((b) => b.params),
     },
   };
-}
-
-function identifierColumns(q: string): string[] {
-  const columns: string[] = [];
-  const couldBe89 = '89'.startsWith(q) || q.startsWith('89');
-  if (couldBe89 && q.length <= 20) columns.push('iccid');
-  if (q.length <= 15) columns.push('imsi');
-  if (couldBe89) columns.push('eid');
-  return columns.length ? columns : ['imsi'];
 }
 
 /** The SIMs inventory's columns, as SimListRow names them, with the linked endpoint's name. */

@@ -11,7 +11,7 @@
 //  - counts: index-only scans of sim_status_list_idx, one range per status (see simStatusCounts).
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { SIM_STATUSES, SimSchema, type SimStatus } from '../entities.js';
-import { normalise } from '../identifiers.js';
+import { normalise, prefixColumns } from '../identifiers.js';
 import { iccidCursor, pageOf, type Direction } from './paging.js';
 import { simsMatchesSql, simsProbeSql, simStatusCountsSql } from './planned-sql.js';
 
@@ -51,15 +51,6 @@ export interface SimListPage {
 
 export function isSimStatus(value: unknown): value is SimStatus {
   return typeof value === 'string' && (SIM_STATUSES as readonly string[]).includes(value);
-}
-
-/** The columns a digit prefix could be the start of. ICCIDs start with 89 (the schema checks it). */
-function searchColumns(q: string): string[] {
-  const columns: string[] = [];
-  if (q.length <= 20 && ('89'.startsWith(q) || q.startsWith('89'))) columns.push('iccid');
-  if (q.length <= 15) columns.push('imsi');
-  columns.push('eid');
-  return columns;
 }
 
 /** One page of the enterprise's SIMs in ICCID order. */
@@ -115,7 +106,7 @@ export async function listSims(em: EntityManager, enterpriseId: number, query: S
 
   // Each branch gives its first page; their merge (by ICCID, each SIM once) is the page.
   const found = new Map<number, SimListRow>();
-  for (const column of q ? searchColumns(q) : [null]) {
+  for (const column of q ? prefixColumns(q) : [null]) {
     for (const row of await branch(column)) found.set(row.id, row);
   }
   const rows = [...found.values()].sort((a, b) => (a.iccid < b.iccid ? -1 : 1) * (direction === 'after' ? 1 : -1)).slice(0, limit);

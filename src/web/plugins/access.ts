@@ -4,6 +4,8 @@
 // `config: { viewerMayPost: true }` (sign-out); a page that only leads to a change says
 // `config: { adminOnly: true }` and is refused to viewers too. The domain checks the role again.
 // `app.accessRules` lists what is enforced on each route (the access tests walk every route with it).
+// All of it runs in preValidation, before the route's schema: a signed-out person is sent to sign in and a
+// forged form refused whatever they sent, and only then is the input checked (schemas.ts).
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError } from '../../domain/errors.js';
@@ -50,7 +52,7 @@ export const accessPlugin = fp(
       }
     });
 
-    app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    app.addHook('preValidation', async (request: FastifyRequest, reply: FastifyReply) => {
       const routeConfig = request.routeOptions.config ?? {};
       if (request.url.startsWith('/public/')) return;
       // No such route: the not-found page answers (404), signed in or not.
@@ -58,8 +60,7 @@ export const accessPlugin = fp(
       if (!routeConfig.public && !request.actor) {
         const next = SAFE.has(request.method) ? request.url : '';
         const target = `/sign-in${next && next !== '/' ? `?next=${encodeURIComponent(next)}` : ''}`;
-        if (request.isHtmx) return reply.header('HX-Redirect', target).code(401).send('');
-        return reply.redirect(target, 303);
+        return reply.seeOther(target, 401);
       }
       if (routeConfig.adminOnly && request.actor?.role !== 'admin') throw new ForbiddenError();
       if (SAFE.has(request.method)) return;

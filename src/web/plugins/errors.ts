@@ -3,7 +3,7 @@
 // the same page body; htmx's responseHandling swaps it in.
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, TooManyRequestsError } from '../../domain/errors.js';
+import { DomainError, NotFoundError, TooManyRequestsError } from '../../domain/errors.js';
 
 const STATUS: Record<DomainError['kind'], number> = {
   not_found: 404,
@@ -34,19 +34,26 @@ export function errorPage(reply: FastifyReply, status: number, message: string, 
 
 /** A multipart body its parser could not read (busboy throws plain Errors): the sender's fault, so 400. */
 const unreadableUpload = (error: FastifyError) => !error.statusCode && /[\\/]@fastify[\\/]busboy[\\/]/.test(error.stack ?? '');
+/** What an id in an address names: every `:id` route today is an endpoint's (schemas.ts EndpointParams). */
+const ADDRESS_RECORD = 'endpoint';
+const NOT_FOUND = 'There is nothing at this address. Check it, or go back to the endpoints.';
 const UNREADABLE =
   'What was sent could not be read: it is incomplete or damaged. Go back, reload the page and send it again. Nothing was changed.';
 
 export const errorsPlugin = fp(
   async (app) => {
-    app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) =>
-      errorPage(reply, 404, 'There is nothing at this address. Check it, or go back to the endpoints.'),
-    );
+    app.setNotFoundHandler(async (request: FastifyRequest, reply: FastifyReply) => errorPage(reply, 404, NOT_FOUND));
 
     app.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       if (error instanceof DomainError) {
         if (error instanceof TooManyRequestsError) reply.header('Retry-After', String(error.retryAfterSeconds));
         return errorPage(reply, STATUS[error.kind], error.message);
+      }
+      // A route's schema refused the request (src/web/schemas.ts): a malformed id in the address is an
+      // address that does not exist; anything else is input a person can go back and correct.
+      if (error.validation) {
+        if (error.validationContext === 'params') return errorPage(reply, 404, new NotFoundError(ADDRESS_RECORD).message);
+        return errorPage(reply, 422, 'Some of what was sent is not valid. Go back and check the form.');
       }
       if (unreadableUpload(error)) {
         request.log.info({ err: error }, 'unreadable upload');
@@ -76,9 +83,6 @@ export const errorsPlugin = fp(
       }
       if (status === 400 && error.code?.startsWith('FST_')) {
         return errorPage(reply, 400, UNREADABLE);
-      }
-      if (error.validation) {
-        return errorPage(reply, 400, 'Some of what was sent is not valid. Go back and check the form.');
       }
       return errorPage(reply, status, error.message);
     });

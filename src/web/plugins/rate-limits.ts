@@ -75,7 +75,7 @@ export const rateLimitsPlugin = fp<{ config: Config }>(
       }
     });
 
-    app.addHook('preHandler', async (request, reply) => {
+    app.addHook('preValidation', async (request, reply) => {
       if (SAFE.has(request.method) || request.is404) return;
       const sessionId = request.session?.userId ? request.session.sessionId : null;
       await app.limit('post:session', request, reply, sessionId ? `session:${sessionId}` : `ip:${clientKey(request)}`);

@@ -1,5 +1,8 @@
-// Adds `reply.page(template, data)`: one template, two renderings. An htmx request (HX-Request, not a
-// history restore) gets only the named partial; any other request the full page with the layout.
+// Adds `reply.page(template, data)`: one template, two renderings, and `reply.seeOther(url)`. The one place
+// that reads or writes htmx's headers: an htmx request (HX-Request, not a history restore) gets only the
+// partial for its HX-Target; any other request the full page with the layout; `Vary` says so. A redirect
+// is HX-Redirect for htmx (which would otherwise follow a 303 inside its XHR and swap the next page into
+// the target) and 303 for everyone else.
 // Every page gets the same locals: the signed-in user, the CSRF token, the flash message, the CRM origins.
 import fp from 'fastify-plugin';
 import view from '@fastify/view';
@@ -9,9 +12,32 @@ import { viewsDir } from '../../paths.js';
 import { endpointStatusLabel, simStatusLabel } from '../../domain/entities.js';
 
 export interface PageOptions {
-  /** The partial (a template path) an htmx request gets instead of the whole page. */
-  partial?: string;
+  /**
+   * The partial (a template path) an htmx request gets instead of the whole page; or, by the id of the
+   * element htmx targets (HX-Target), one partial per target, `'*'` for any other target.
+   */
+  partial?: string | Record<string, string>;
   status?: number;
+  /** Data only the full page shows (computed only when the full page is rendered), e.g. counts above the results. */
+  fullPageData?: () => Promise<Record<string, unknown>>;
+  /**
+   * A page with no partial for an htmx request (e.g. the endpoint page asked for inside a dialog): htmx is
+   * sent to this address (HX-Redirect, with this page's status) and shown `flash` there instead.
+   */
+  otherwise?: { url: string; flash?: string };
+}
+
+/** Whether the request is htmx's own (not a history restore, which needs the whole page). */
+function isHtmx(request: FastifyRequest): boolean {
+  return request.headers['hx-request'] === 'true' && request.headers['hx-history-restore-request'] !== 'true';
+}
+
+/** The partial this request wants, or null for the whole page. */
+function partialFor(request: FastifyRequest, partial: PageOptions['partial']): string | null {
+  if (!partial || !isHtmx(request)) return null;
+  if (typeof partial === 'string') return partial;
+  const target = request.headers['hx-target'];
+  return (typeof target === 'string' ? partial[target] : undefined) ?? partial['*'] ?? null;
 }
 
 export interface FieldErrors {
@@ -23,10 +49,13 @@ export interface FieldErrors {
 declare module 'fastify' {
   interface FastifyReply {
     page(template: string, data: Record<string, unknown>, options?: PageOptions): Promise<FastifyReply>;
+    /**
+     * Sends the browser to `url`: 303 for a plain request; for htmx, HX-Redirect (a full page load) with
+     * `htmxStatus` (204 unless the caller says why it is not a success, e.g. 401 or 409).
+     */
+    seeOther(url: string, htmxStatus?: number): FastifyReply;
   }
   interface FastifyRequest {
-    /** True for an htmx request that wants a partial. */
-    isHtmx: boolean;
     /** Locals every template gets; other plugins add to it (user, csrfToken, flash). */
     locals: Record<string, unknown>;
   }
@@ -60,22 +89,36 @@ export const renderPlugin = fp<{ production: boolean }>(
     const eta = new Eta({ views: viewsDir, cache: production, autoEscape: true, autoTrim: [false, 'nl'] });
     await app.register(view, { engine: { eta }, root: viewsDir, viewExt: 'eta' });
 
-    app.decorateRequest('isHtmx', false);
     app.decorateRequest('locals', null as unknown as Record<string, unknown>);
     app.addHook('onRequest', async (request: FastifyRequest) => {
-      request.isHtmx = request.headers['hx-request'] === 'true' && request.headers['hx-history-restore-request'] !== 'true';
       request.locals = {};
+    });
+
+    app.decorateReply('seeOther', function seeOther(this: FastifyReply, url: string, htmxStatus = 204) {
+      if (isHtmx(this.request)) return this.header('HX-Redirect', url).code(htmxStatus).send('');
+      return this.redirect(url, 303);
     });
 
     app.decorateReply(
       'page',
       async function page(this: FastifyReply, template: string, data: Record<string, unknown>, options: PageOptions = {}) {
         const request = this.request;
-        this.header('Vary', 'HX-Request');
+        if (options.otherwise && isHtmx(request) && !options.partial) {
+          if (options.otherwise.flash) this.flash('error', options.otherwise.flash);
+          return this.seeOther(options.otherwise.url, options.status);
+        }
+        this.header(
+          'Vary',
+          typeof options.partial === 'object'
+            ? 'HX-Request, HX-History-Restore-Request, HX-Target'
+            : 'HX-Request, HX-History-Restore-Request',
+        );
         this.header('Cache-Control', 'no-store');
         if (options.status) this.code(options.status);
-        const locals = { ...request.locals, h: viewHelpers, requestId: request.id, ...data };
-        const name = request.isHtmx && options.partial ? options.partial : template;
+        const partial = partialFor(request, options.partial);
+        const full = partial === null && options.fullPageData ? await options.fullPageData() : {};
+        const locals = { ...request.locals, h: viewHelpers, requestId: request.id, ...data, ...full };
+        const name = partial ?? template;
         const html = await this.viewAsync(name, locals);
         return this.type('text/html; charset=utf-8').send(html);
       },

@@ -1,7 +1,8 @@
 // Adds server-side sessions (@fastify/session, rows in PostgreSQL: revocable, survive restarts, shared by
 // every instance), CSRF protection keyed to the session (@fastify/csrf-protection), the signed-in user
 // as `request.actor`, and one-shot flash messages. Sessions end after SESSION_IDLE_MINUTES without a
-// request and after SESSION_MAX_HOURS in any case; expired rows are deleted as they are met and hourly.
+// request and after SESSION_MAX_HOURS in any case; expired rows are deleted as they are met (and in bulk
+// by the housekeeping plugin).
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import cookie from '@fastify/cookie';
@@ -11,7 +12,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../../config.js';
 import { findActor, type Actor } from '../../domain/accounts.js';
-import { OperationKeySchema, ROLES, SessionSchema, type Role } from '../../domain/entities.js';
+import { ROLES, SessionSchema, type Role } from '../../domain/entities.js';
+import { UnauthorizedError } from '../../domain/errors.js';
 import { compileStatement } from '../../db/compiled-statement.js';
 
 /** What the CRM around an embedded SIM Link is told after a change (see README, "Listen to SIM Link"), sent by public/app.js. */
@@ -46,6 +48,15 @@ declare module 'fastify' {
   interface FastifyReply {
     flash(kind: Flash['kind'], text: string, event?: CrmEvent): void;
   }
+}
+
+/**
+ * The signed-in person of a route that needs one (every route not marked public: the access plugin has
+ * already sent anyone else to sign in, so the 401 here only guards a route wrongly marked public).
+ */
+export function actorOf(request: FastifyRequest): Actor {
+  if (!request.actor) throw new UnauthorizedError();
+  return request.actor;
 }
 
 /** Where a loaded session carries its user (read with it, never stored in it). */
@@ -161,14 +172,6 @@ function pgStore(orm: MikroORM, idleMs: number, maxMs: number): session.SessionS
   };
 }
 
-/** Deletes every expired session row; returns how many. */
-export async function deleteExpiredSessions(em: EntityManager): Promise<number> {
-  const deleted = await em.nativeDelete(SessionSchema, { expiresAt: { $lte: new Date() } });
-  // One-time keys only need to outlive a double click or a replayed form: a day is plenty.
-  await em.nativeDelete(OperationKeySchema, { createdAt: { $lt: new Date(Date.now() - 86_400_000) } });
-  return deleted;
-}
-
 const FLASH_COOKIE = 'simlink_flash';
 
 /** The cookie of a session started by a CRM launch: sent in the CRM's iframe (another site), kept in that site's partition. */
@@ -224,7 +227,8 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(
     await app.register(csrf, {
       sessionPlugin: '@fastify/session',
       // A form field (plain forms), a header (htmx sends it from the page), or — for multipart uploads only,
-      // whose body is read later by the handler — the form's action URL.
+      // whose body is read later by the handler — the form's action URL. It runs before the route's schema
+      // (access.ts checks in preValidation), so the body and query are not typed yet: read, never trusted.
       getToken: (request) => {
         const fromBody = (request.body as Record<string, unknown> | undefined)?._csrf;
         if (typeof fromBody === 'string') return fromBody;
@@ -262,7 +266,7 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(
       }
     };
 
-    app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    app.addHook('preValidation', async (request: FastifyRequest, reply: FastifyReply) => {
       const { userId, signedInAt } = request.session;
       const loaded = (request.session as unknown as Record<string, Actor | null | undefined>)[ACTOR];
       if (userId) {
@@ -285,16 +289,6 @@ export const sessionPlugin = fp<{ orm: MikroORM; config: Config }>(
       request.locals.csrfToken = request.actor ? reply.generateCsrf() : '';
       request.locals.crmOrigins = config.crmOrigins;
     });
-
-    // Expired sessions are removed as they are met (see get), at start and in bulk every hour.
-    const sweepNow = () =>
-      deleteExpiredSessions(orm.em.fork() as EntityManager).catch((error: unknown) => app.log.warn({ err: error }, 'session sweep failed'));
-    app.addHook('onReady', async () => {
-      await sweepNow();
-    });
-    const sweep = setInterval(() => void sweepNow(), 3_600_000);
-    sweep.unref();
-    app.addHook('onClose', async () => clearInterval(sweep));
   },
   { name: 'session', dependencies: ['orm', 'render'] },
 );
