@@ -2,12 +2,14 @@
 // (sim-import.ts) — is made here, in the transaction of the change it records.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
-import { EventSchema, type Endpoint, type EventAction } from './entities.js';
+import { EventSchema, type Endpoint, type EventAction, type EventSource } from './entities.js';
 
 /** Who acted, and the request they acted in. */
 export interface EventContext {
   actor: Actor;
   requestId?: string;
+  /** Where the change came from; the screens' ('ui') unless said, an import's for sims.* events. */
+  source?: EventSource;
 }
 
 /** What the event records besides who and what: the endpoint and SIM as they were, or an import's counts. */
@@ -46,6 +48,7 @@ export async function recordEvent(em: EntityManager, ctx: EventContext, action: 
     count: details.count ?? null,
     problemCount: details.problemCount ?? null,
     requestId: ctx.requestId ?? null,
+    source: ctx.source ?? (action.startsWith('sims.') ? 'import' : 'ui'),
     createdAt: new Date(),
   });
 }
