@@ -48,7 +48,11 @@ function requireAdmin(actor: Actor) {
 }
 
 /** Creates a token for the actor's enterprise; the token itself is in the answer and nowhere else. */
-export async function createApiToken(em: EntityManager, actor: Actor, input: NewApiTokenInput): Promise<{ token: string; row: ApiTokenRow }> {
+export async function createApiToken(
+  em: EntityManager,
+  actor: Actor,
+  input: NewApiTokenInput,
+): Promise<{ token: string; row: ApiTokenRow }> {
   requireAdmin(actor);
   const { name, role } = validateNewToken(input);
   const token = PREFIX + randomBytes(32).toString('base64url');

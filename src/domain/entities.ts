@@ -324,9 +324,19 @@ export const ApiTokenSchema = defineEntity({
     tokenHash: p.string().length(64).unique('api_token_token_hash_key'),
     /** The admin who created it, and their name as it was. */
     createdBy: () =>
-      p.manyToOne(UserSchema).ref().nullable().fieldName('created_by_id').foreignKeyName('api_token_created_by_id_fkey').updateRule(NO_ACTION),
+      p
+        .manyToOne(UserSchema)
+        .ref()
+        .nullable()
+        .fieldName('created_by_id')
+        .foreignKeyName('api_token_created_by_id_fkey')
+        .updateRule(NO_ACTION),
     createdByName: p.string().length(200),
-    createdAt: p.datetime().columnType('timestamptz').defaultRaw('now()').onCreate(() => new Date()),
+    createdAt: p
+      .datetime()
+      .columnType('timestamptz')
+      .defaultRaw('now()')
+      .onCreate(() => new Date()),
     lastUsedAt: p.datetime().columnType('timestamptz').nullable(),
     revokedAt: p.datetime().columnType('timestamptz').nullable(),
   },
