@@ -20,6 +20,7 @@ import { endpointsRoutes } from './web/endpoints.routes.js';
 import { simLinkRoutes } from './web/sim-link.routes.js';
 import { eventsRoutes } from './web/events.routes.js';
 import { simsRoutes } from './web/sims.routes.js';
+import { apiTokensRoutes } from './web/api-tokens.routes.js';
 import { apiPlugin } from './api/plugin.js';
 
 export interface BuildOptions {
@@ -147,6 +148,7 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(simLinkRoutes);
   await app.register(eventsRoutes);
   await app.register(simsRoutes);
+  await app.register(apiTokensRoutes);
   // The JSON API: encapsulated, with its own parser, auth and problem+json errors (src/api/).
   await app.register(apiPlugin, { prefix: '/api' });
   app.get('/', async (request, reply) => reply.redirect('/endpoints', 303));

@@ -1,0 +1,82 @@
+// API tokens (SPEC §5), admins only: /settings/api-tokens lists the enterprise's tokens and creates one
+// (Name, Role) — the token is shown once, in the answer to the form, and never again; Revoke goes through
+// the usual confirmation ("Are you sure you want to continue?" → Yes). Works without JavaScript; with it,
+// a Copy button copies the token (public/app.js).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createApiToken, getApiToken, listApiTokens, revokeApiToken } from '../domain/api-tokens.js';
+import { NotFoundError, ValidationError } from '../domain/errors.js';
+import { field, fieldErrors, idParam } from './forms.js';
+
+const ADMIN_ONLY = { config: { adminOnly: true } };
+const PAGE = '/settings/api-tokens';
+
+async function renderTokens(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  extra: { values?: { name: string; role: string }; created?: { name: string; token: string }; errors?: ValidationError } = {},
+) {
+  const tokens = await listApiTokens(request.em, request.actor!.enterpriseId);
+  return reply.page(
+    'settings/api-tokens',
+    {
+      title: 'API tokens',
+      section: 'api-tokens',
+      tokens,
+      values: extra.values ?? { name: '', role: 'viewer' },
+      created: extra.created,
+      errors: extra.errors
+        ? fieldErrors(extra.errors.errors.map((e) => (e.field === 'role' ? { ...e, field: 'role-admin' } : e)))
+        : undefined,
+    },
+    { status: extra.errors ? 422 : undefined },
+  );
+}
+
+/** The token named by `?id=` or the form's `id`, of this enterprise and not revoked; else 404. */
+async function tokenOf(request: FastifyRequest, source: unknown) {
+  const id = idParam(field(source, 'id', 12));
+  if (id === null) throw new NotFoundError('API token');
+  return getApiToken(request.em, request.actor!.enterpriseId, id);
+}
+
+export async function apiTokensRoutes(app: FastifyInstance) {
+  app.get(PAGE, ADMIN_ONLY, async (request, reply) => renderTokens(request, reply));
+
+  // Create token: the answer shows the token once (not a redirect: the token must not travel in a cookie or URL).
+  app.post(PAGE, async (request, reply) => {
+    const values = { name: field(request.body, 'name', 200), role: field(request.body, 'role', 10) };
+    try {
+      const { token, row } = await createApiToken(request.em, request.actor!, values);
+      return renderTokens(request, reply, { created: { name: row.name, token } });
+    } catch (error) {
+      if (error instanceof ValidationError) return renderTokens(request, reply, { values, errors: error });
+      throw error;
+    }
+  });
+
+  app.get(`${PAGE}/revoke`, ADMIN_ONLY, async (request, reply) => {
+    // No token named (e.g. the address typed by hand): back to the list.
+    if (idParam(field(request.query, 'id', 12)) === null) return reply.redirect(PAGE, 303);
+    const token = await tokenOf(request, request.query);
+    return reply.page(
+      'sim-link/confirm',
+      {
+        title: 'Are you sure you want to continue?',
+        section: 'api-tokens',
+        action: `${PAGE}/revoke`,
+        back: PAGE,
+        summary: `Revoke API token '${token.name}' (${token.role}).`,
+        consequence: 'Every script or system using it will be refused from its next request. This cannot be undone.',
+        fields: { id: String(token.id) },
+      },
+      { partial: 'sim-link/_confirm' },
+    );
+  });
+
+  app.post(`${PAGE}/revoke`, async (request, reply) => {
+    const token = await tokenOf(request, request.body);
+    await revokeApiToken(request.em, request.actor!, token.id);
+    reply.flash('success', `API token '${token.name}' revoked`);
+    return reply.redirect(PAGE, 303);
+  });
+}
