@@ -23,7 +23,7 @@ document.addEventListener('click', (event) => {
   const copying = event.target.closest('[data-copy]');
   if (copying) {
     const input = document.getElementById(copying.dataset.copy);
-    navigator.clipboard?.writeText(input.value).then(
+    window.navigator.clipboard?.writeText(input.value).then(
       () => (copying.textContent = 'Copied'),
       () => input.select(),
     );
