@@ -13,6 +13,7 @@ import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, t
 import { createApiToken, revokeApiToken } from '../../src/domain/api-tokens.js';
 import { actorOf } from '../../src/domain/accounts.js';
 import { EnterpriseSchema, UserSchema } from '../../src/domain/entities.js';
+import { findViolations } from '../../src/domain/invariants.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -273,6 +274,23 @@ describe('link, de-link, activate, suspend, resume', () => {
     expect(await row('select status from endpoint where id = ?', [theirs.id])).toEqual({ status: 'hold' });
     expect(await row('select status from endpoint where id = ?', [theirsLinked.id])).toEqual({ status: 'active' });
     expect(await row('select status from sim where id = ?', [mySim.id])).toEqual({ status: 'ready' });
+  });
+});
+
+describe('races through the API', () => {
+  it('20 concurrent links of one SIM to 20 endpoints: one 200, nineteen 409, invariants hold', async () => {
+    const sim = await readySim(em, acme);
+    const endpoints = [];
+    for (let i = 0; i < 20; i++) endpoints.push(await holdEndpoint(em, acme));
+    const answers = await Promise.all(
+      endpoints.map((e) => api().post(`/api/v1/endpoints/${e.id}/sim`).set(bearer(adminToken)).send({ iccid: sim.iccid })),
+    );
+    const statuses = answers.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, ...Array<number>(19).fill(409)]);
+    for (const refused of answers.filter((r) => r.status === 409)) expectProblem(refused, 409);
+    expect(await row('select count(*)::int as n from endpoint where sim_id = ?', [sim.id])).toEqual({ n: 1 });
+    expect(await row(`select count(*)::int as n from event where action = 'sim.linked' and sim_iccid = ?`, [sim.iccid])).toEqual({ n: 1 });
+    expect(await findViolations(em.fork())).toEqual([]);
   });
 });
 

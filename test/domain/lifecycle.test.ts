@@ -133,6 +133,7 @@ function event(actor: Actor, fields: Row): Row {
     actor_name: actor.displayName,
     count: null,
     problem_count: null,
+    source: 'ui',
     created_at: expect.any(String),
     ...fields,
   };
