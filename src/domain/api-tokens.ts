@@ -5,8 +5,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
-import { ApiTokenSchema, EnterpriseSchema, ROLES, UserSchema, type Role } from './entities.js';
-import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { ApiTokenSchema, EnterpriseSchema, OperationKeySchema, ROLES, UserSchema, type Role } from './entities.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
 import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
 
 const PREFIX = 'sl_';
@@ -47,14 +48,25 @@ function requireAdmin(actor: Actor) {
   if (actor.role !== 'admin') throw new ForbiddenError();
 }
 
-/** Creates a token for the actor's enterprise; the token itself is in the answer and nowhere else. */
+const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
+export const TOKEN_ALREADY_CREATED = 'This form already created its token, which is not shown again. Create another token if you need one.';
+
+/**
+ * Creates a token for the actor's enterprise; the token itself is in the answer and nowhere else. With the
+ * form's one-time `key` (the one-time key store of the confirmations), a second submission of the same form
+ * (a reload, a double click) creates nothing and gets a ConflictError.
+ */
 export async function createApiToken(
   em: EntityManager,
   actor: Actor,
   input: NewApiTokenInput,
+  key?: string,
 ): Promise<{ token: string; row: ApiTokenRow }> {
   requireAdmin(actor);
   const { name, role } = validateNewToken(input);
+  if (key !== undefined && (!KEY_FORMAT.test(key) || (await em.count(OperationKeySchema, { key })))) {
+    throw new ConflictError(TOKEN_ALREADY_CREATED);
+  }
   const token = PREFIX + randomBytes(32).toString('base64url');
   const entity = em.create(ApiTokenSchema, {
     enterprise: actor.enterpriseId,
@@ -67,7 +79,16 @@ export async function createApiToken(
     lastUsedAt: null,
     revokedAt: null,
   });
-  await em.flush();
+  if (key !== undefined) {
+    em.create(OperationKeySchema, { key, enterprise: actor.enterpriseId, userId: actor.id, action: 'api-token:create', outcome: {} });
+  }
+  try {
+    await em.flush();
+  } catch (error) {
+    // The same form, submitted twice at once: the key's primary key lets one through.
+    if (error instanceof UniqueConstraintViolationException) throw new ConflictError(TOKEN_ALREADY_CREATED, { cause: error });
+    throw error;
+  }
   return { token, row: toRow(entity) };
 }
 

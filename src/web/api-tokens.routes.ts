@@ -2,9 +2,10 @@
 // (Name, Role) — the token is shown once, in the answer to the form, and never again; Revoke goes through
 // the usual confirmation ("Are you sure you want to continue?" → Yes). Works without JavaScript; with it,
 // a Copy button copies the token (public/app.js).
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createApiToken, getApiToken, listApiTokens, revokeApiToken } from '../domain/api-tokens.js';
-import { NotFoundError, ValidationError } from '../domain/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.js';
 import { field, fieldErrors, idParam } from './forms.js';
 
 const ADMIN_ONLY = { config: { adminOnly: true } };
@@ -13,7 +14,12 @@ const PAGE = '/settings/api-tokens';
 async function renderTokens(
   request: FastifyRequest,
   reply: FastifyReply,
-  extra: { values?: { name: string; role: string }; created?: { name: string; token: string }; errors?: ValidationError } = {},
+  extra: {
+    values?: { name: string; role: string };
+    created?: { name: string; token: string };
+    errors?: ValidationError;
+    conflict?: string;
+  } = {},
 ) {
   const tokens = await listApiTokens(request.em, request.actor!.enterpriseId);
   return reply.page(
@@ -24,11 +30,15 @@ async function renderTokens(
       tokens,
       values: extra.values ?? { name: '', role: 'viewer' },
       created: extra.created,
+      // The form's one-time key: a second submission of it creates no second token.
+      key: randomBytes(18).toString('base64url'),
       errors: extra.errors
         ? fieldErrors(extra.errors.errors.map((e) => (e.field === 'role' ? { ...e, field: 'role-admin' } : e)))
-        : undefined,
+        : extra.conflict
+          ? fieldErrors([{ field: 'name', message: extra.conflict }])
+          : undefined,
     },
-    { status: extra.errors ? 422 : undefined },
+    { status: extra.errors ? 422 : extra.conflict ? 409 : undefined },
   );
 }
 
@@ -46,10 +56,11 @@ export async function apiTokensRoutes(app: FastifyInstance) {
   app.post(PAGE, async (request, reply) => {
     const values = { name: field(request.body, 'name', 200), role: field(request.body, 'role', 10) };
     try {
-      const { token, row } = await createApiToken(request.em, request.actor!, values);
+      const { token, row } = await createApiToken(request.em, request.actor!, values, field(request.body, 'key', 64) || undefined);
       return renderTokens(request, reply, { created: { name: row.name, token } });
     } catch (error) {
       if (error instanceof ValidationError) return renderTokens(request, reply, { values, errors: error });
+      if (error instanceof ConflictError) return renderTokens(request, reply, { conflict: error.message });
       throw error;
     }
   });

@@ -122,6 +122,20 @@ describe('API tokens page', () => {
     expect((await admin.get('/settings/api-tokens')).text).not.toContain('Globex CRM');
   });
 
+  it('creates one token per form: a second submission (reload, double click) creates nothing (409)', async () => {
+    const page = await admin.get('/settings/api-tokens');
+    const form = { _csrf: csrf, key: hidden(page.text, 'key'), name: 'Reloaded', role: 'viewer' };
+    const first = await admin.post('/settings/api-tokens').type('form').send(form);
+    expect(first.status).toBe(200);
+    const token = tokenIn(first.text)!;
+    const again = await admin.post('/settings/api-tokens').type('form').send(form);
+    expect(again.status).toBe(409);
+    expect(again.text).toContain('This form already created its token, which is not shown again.');
+    expect(tokenIn(again.text)).toBeUndefined();
+    expect(again.text).not.toContain(token);
+    expect(await rows(`select id from api_token where name = 'Reloaded'`)).toHaveLength(1);
+  });
+
   it('needs the CSRF token to create or revoke', async () => {
     const res = await admin.post('/settings/api-tokens').type('form').send({ name: 'No CSRF', role: 'admin' });
     expect(res.status).toBe(403);
