@@ -61,6 +61,8 @@ export async function apiPlugin(app: FastifyInstance) {
   const https = Boolean(app.config.publicUrl?.startsWith('https:'));
   await app.register(swaggerUi, {
     routePrefix: '/docs',
+    // Registered under /api: the page's links to its own files need the whole path.
+    indexPrefix: '/api',
     staticCSP: true,
     transformStaticCSP: (header) => (https ? header : header.replace(/\s*upgrade-insecure-requests;?/, '')),
   });

@@ -111,6 +111,8 @@ describe('OpenAPI', () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('upgrade-insecure-requests');
     expect(page.text).not.toMatch(/<script>[^<]/);
+    // Without the trailing slash, its files are named by their whole path (it is mounted under /api).
+    expect((await api().get('/api/docs')).text).toContain('src="/api/docs/static/swagger-ui-bundle.js"');
     const initializer = await api().get('/api/docs/static/swagger-initializer.js');
     expect(initializer.status).toBe(200);
   });

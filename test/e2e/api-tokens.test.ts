@@ -59,4 +59,15 @@ describe('API tokens', () => {
     await messages(page).getByText(`API token '${name}' revoked`).waitFor();
     expect(await page.getByRole('row').filter({ hasText: name }).count()).toBe(0);
   });
+
+  it('the API reference at /api/docs loads under its CSP', async () => {
+    // Swagger UI's script tries one inline style, which the CSP refuses (no 'unsafe-inline'); the page works without it.
+    const page = await browser.page({ expectedErrors: /Applying inline style violates the following Content Security Policy directive/ });
+    await page.goto('/api/docs');
+    await page
+      .getByRole('heading', { name: /SIM Link API/ })
+      .first()
+      .waitFor();
+    await page.getByText('/api/v1/endpoints/{id}/sim').first().waitFor();
+  });
 });
