@@ -14,6 +14,8 @@ import { createApiToken, revokeApiToken } from '../../src/domain/api-tokens.js';
 import { actorOf } from '../../src/domain/accounts.js';
 import { EnterpriseSchema, UserSchema } from '../../src/domain/entities.js';
 import { findViolations } from '../../src/domain/invariants.js';
+import { Compile } from 'typebox/compile';
+import { Endpoint, Event, Problem, Sim } from '../../src/api/schemas.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -35,11 +37,24 @@ async function tokenFor(enterprise: TestEnterprise, role: 'admin' | 'viewer', na
 const api = () => supertest(app.server);
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
-/** Every error is RFC 9457 problem+json with type, title, status and detail. */
+/** The documented response schemas (src/api/schemas.ts, the ones the OpenAPI document is made of). */
+const SCHEMAS = { Endpoint: Compile(Endpoint), Sim: Compile(Sim), Event: Compile(Event), Problem: Compile(Problem) };
+
+/** The body matches its documented schema — one item, or every item of a list (`{ data, next_cursor }`). */
+function conforms(kind: keyof typeof SCHEMAS, body: unknown) {
+  const list = kind !== 'Problem' && typeof body === 'object' && body !== null && 'data' in body;
+  if (list) expect(Object.keys(body).sort()).toEqual(['data', 'next_cursor']);
+  for (const item of list ? (body as { data: unknown[] }).data : [body]) {
+    expect(SCHEMAS[kind].Check(item), `${kind}: ${JSON.stringify(item)}`).toBe(true);
+  }
+  return body;
+}
+
+/** Every error is RFC 9457 problem+json with type, title, status and detail, as documented. */
 function expectProblem(res: supertest.Response, status: number) {
   expect(res.status, res.text).toBe(status);
   expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  const body = JSON.parse(res.text) as Record<string, unknown>;
+  const body = conforms('Problem', JSON.parse(res.text)) as Record<string, unknown>;
   expect(body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
   expect(res.text).not.toMatch(/<html|at [\w.]+ \(/i);
   return body;
@@ -111,6 +126,7 @@ describe('endpoints', () => {
     expect(res.status, res.text).toBe(201);
     expect(res.body).toMatchObject({ name: 'API meter', status: 'hold', sim: null, activate_immediately: true, imei: null });
     expect(res.headers.location).toBe(`/api/v1/endpoints/${res.body.id}`);
+    conforms('Endpoint', res.body);
     const stored = await row('select name, status, activate_immediately from endpoint where id = ?', [res.body.id]);
     expect(stored).toEqual({ name: 'API meter', status: 'hold', activate_immediately: true });
     const read = await api().get(`/api/v1/endpoints/${res.body.id}`).set(bearer(adminToken));
@@ -156,9 +172,11 @@ describe('endpoints', () => {
     expect(first.status).toBe(200);
     expect(first.body.data.map((e: { name: string }) => e.name)).toEqual(['Alpha 1', 'Alpha 2']);
     expect(first.body.next_cursor).toEqual(expect.any(String));
+    conforms('Endpoint', first.body);
     const second = await api().get(`/api/v1/endpoints?q=alpha&limit=2&cursor=${first.body.next_cursor}`).set(bearer(token));
     expect(second.body).toEqual({ data: [expect.objectContaining({ name: 'Alpha 3' })], next_cursor: null });
     const active = await api().get('/api/v1/endpoints?status=active').set(bearer(token));
+    conforms('Endpoint', active.body);
     expect(active.body.data).toEqual([expect.objectContaining({ status: 'active', sim: expect.objectContaining({ status: 'active' }) })]);
     expectProblem(await api().get('/api/v1/endpoints?limit=201').set(bearer(token)), 422);
     expectProblem(await api().get('/api/v1/endpoints?status=on').set(bearer(token)), 422);
@@ -183,6 +201,7 @@ describe('link, de-link, activate, suspend, resume', () => {
     const linked = await api().post(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken)).send({ iccid: sim.iccid });
     expect(linked.status, linked.text).toBe(200);
     expect(linked.body).toMatchObject({ id: endpoint.id, status: 'active', sim: { iccid: sim.iccid, status: 'active' } });
+    conforms('Endpoint', linked.body);
     expect(await row('select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual({ status: 'active', sim_id: sim.id });
 
     // Linking again: 409 naming the state, nothing changes.
@@ -195,6 +214,7 @@ describe('link, de-link, activate, suspend, resume', () => {
     const delinked = await api().delete(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken));
     expect(delinked.status, delinked.text).toBe(200);
     expect(delinked.body).toMatchObject({ status: 'hold', sim: null });
+    conforms('Endpoint', delinked.body);
     expect(await row('select status, endpoint_id from sim where id = ?', [sim.id])).toEqual({ status: 'ready', endpoint_id: null });
     const events = await em.fork().execute('select action, actor_name, source from event where endpoint_id = ? order by id', [endpoint.id]);
     expect(events).toEqual([
@@ -227,6 +247,7 @@ describe('link, de-link, activate, suspend, resume', () => {
       const res = await step(path);
       expect(res.status, res.text).toBe(200);
       expect(res.body).toMatchObject({ status, sim: { status } });
+      conforms('Endpoint', res.body);
       expect(
         await row('select e.status as e, s.status as s from endpoint e join sim s on s.id = e.sim_id where e.id = ?', [endpoint.id]),
       ).toEqual({
@@ -313,6 +334,7 @@ describe('SIMs and events', () => {
     expect(list.body.data).toContainEqual(one.body);
     const ready = await api().get('/api/v1/sims?status=ready_to_activate&limit=200').set(bearer(viewerToken));
     expect(ready.body.data.length).toBeGreaterThan(0);
+    conforms('Sim', ready.body);
     expect(ready.body.data.every((s: { status: string }) => s.status === 'ready_to_activate')).toBe(true);
     const theirs = await readySim(em, globex);
     expectProblem(await api().get(`/api/v1/sims/${theirs.iccid}`).set(bearer(adminToken)), 404);
