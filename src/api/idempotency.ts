@@ -23,6 +23,8 @@ export interface StoredAnswer {
   status: number;
   body: string;
   contentType: string;
+  /** The Location of a created resource. */
+  location?: string;
 }
 
 export interface Idempotency {

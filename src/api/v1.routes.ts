@@ -174,6 +174,7 @@ export async function v1Routes(root: FastifyInstance) {
     const stored = await storedAnswer(request.em, idem);
     if (stored) {
       request.idempotentReplay = true;
+      if (stored.location) reply.header('Location', stored.location);
       return reply.code(stored.status).type(stored.contentType).header('Idempotent-Replayed', 'true').send(stored.body);
     }
     request.idempotency = idem;
@@ -188,6 +189,7 @@ export async function v1Routes(root: FastifyInstance) {
       status: reply.statusCode,
       body: payload,
       contentType: String(reply.getHeader('content-type') ?? 'application/json'),
+      ...(reply.hasHeader('location') ? { location: String(reply.getHeader('location')) } : {}),
     });
     return payload;
   });

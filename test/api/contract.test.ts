@@ -129,6 +129,7 @@ describe('Idempotency-Key', () => {
     expect(second.status).toBe(201);
     expect(second.headers['idempotent-replayed']).toBe('true');
     expect(second.body).toEqual(first.body);
+    expect(second.headers.location).toBe(first.headers.location);
     expect(await count(`endpoint where name = 'Once only'`, [])).toBe(1);
     expect(await count(`event where action = 'endpoint.created' and endpoint_name = 'Once only'`, [])).toBe(1);
   });
