@@ -3,6 +3,7 @@
 //    moves in and stays in; Escape, Cancel and No close it; focus returns to what opened it);
 //  - Create endpoint's picker fills the ICCID field instead of leaving the form;
 //  - a confirmation's Yes cannot be submitted twice;
+//  - API tokens: Copy token copies the new token;
 //  - embedded in a CRM, the app tells the configured CRM origins (never "*") what changed and how tall it is.
 const dialog = document.getElementById('modal');
 const content = document.getElementById('modal-content');
@@ -16,7 +17,17 @@ function focusInDialog() {
   }
 }
 
+// API tokens: the Copy button (hidden without JavaScript, where the token is selected and copied by hand).
+for (const button of document.querySelectorAll('[data-copy]')) button.hidden = false;
 document.addEventListener('click', (event) => {
+  const copying = event.target.closest('[data-copy]');
+  if (copying) {
+    const input = document.getElementById(copying.dataset.copy);
+    window.navigator.clipboard?.writeText(input.value).then(
+      () => (copying.textContent = 'Copied'),
+      () => input.select(),
+    );
+  }
   const opening = event.target.closest('[data-opens-dialog]');
   if (opening) opener = opening;
   const closing = event.target.closest('[data-closes-dialog]');

@@ -51,6 +51,10 @@ export const EVENT_ACTIONS = [
 ] as const;
 export type EventAction = (typeof EVENT_ACTIONS)[number];
 
+/** Where a change came from (SPEC §1, Event.source). */
+export const EVENT_SOURCES = ['ui', 'crm', 'api', 'import', 'bulk'] as const;
+export type EventSource = (typeof EVENT_SOURCES)[number];
+
 /** created_at / updated_at: set by the unit of work (onCreate/onUpdate); the database's default covers other writers. */
 const createdAt = () =>
   p
@@ -228,6 +232,11 @@ export const EventSchema = defineEntity({
     /** Problems found in a refused import. */
     problemCount: p.integer().nullable(),
     requestId: p.string().length(100).nullable(),
+    /** Where the change came from; with `api` the actor is an API token (actorId is the token's id). */
+    source: p
+      .enum([...EVENT_SOURCES])
+      .columnType('varchar(10)')
+      .default('ui'),
     createdAt: createdAt(),
   },
   indexes: [
@@ -456,6 +465,42 @@ export const BulkJobRowSchema = defineEntity({
 });
 export type BulkJobRow = InferEntity<typeof BulkJobRowSchema>;
 
+/**
+ * An API token (SPEC §5): acts for its enterprise with its role. Only the SHA-256 of the token is kept;
+ * a revoked token stays listed (revokedAt) and is refused from the next request on.
+ */
+export const ApiTokenSchema = defineEntity({
+  name: 'ApiToken',
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    enterprise: () => p.manyToOne(EnterpriseSchema).ref().foreignKeyName('api_token_enterprise_id_fkey').updateRule(NO_ACTION),
+    name: p.string().length(100),
+    role: p.enum([...ROLES]).columnType('varchar(10)'),
+    /** SHA-256 of the token, hex. */
+    tokenHash: p.string().length(64).unique('api_token_token_hash_key'),
+    /** The admin who created it, and their name as it was. */
+    createdBy: () =>
+      p
+        .manyToOne(UserSchema)
+        .ref()
+        .nullable()
+        .fieldName('created_by_id')
+        .foreignKeyName('api_token_created_by_id_fkey')
+        .updateRule(NO_ACTION),
+    createdByName: p.string().length(200),
+    createdAt: p
+      .datetime()
+      .columnType('timestamptz')
+      .defaultRaw('now()')
+      .onCreate(() => new Date()),
+    lastUsedAt: p.datetime().columnType('timestamptz').nullable(),
+    revokedAt: p.datetime().columnType('timestamptz').nullable(),
+  },
+  indexes: [{ name: 'api_token_enterprise_idx', properties: ['enterprise', 'id'] }],
+  checks: [{ name: 'api_token_name_check', expression: 'length(btrim(name)) >= 1 and length(btrim(name)) <= 100' }],
+});
+export type ApiToken = InferEntity<typeof ApiTokenSchema>;
+
 export const entities = [
   EnterpriseSchema,
   UserSchema,
@@ -471,4 +516,5 @@ export const entities = [
   WebhookAttemptSchema,
   BulkJobSchema,
   BulkJobRowSchema,
+  ApiTokenSchema,
 ];

@@ -3,15 +3,15 @@
 // that tell the enterprise's receivers about it (webhooks.ts).
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
-import { EventSchema, type Endpoint, type EventAction } from './entities.js';
+import { EventSchema, type Endpoint, type EventAction, type EventSource } from './entities.js';
 import { enqueueWebhookMessages } from './webhooks.js';
 
 /** Who acted, and the request they acted in. */
 export interface EventContext {
   actor: Actor;
   requestId?: string;
-  /** Where the change came from (SPEC.md §1, Event): `ui` unless said otherwise. */
-  source?: string;
+  /** Where the change came from; the screens' ('ui') unless said, an import's for sims.* events. */
+  source?: EventSource;
 }
 
 /** What the event records besides who and what: the endpoint and SIM as they were, or an import's counts. */
@@ -38,6 +38,7 @@ export interface EventDetails {
  */
 export async function recordEvent(em: EntityManager, ctx: EventContext, action: EventAction, details: EventDetails = {}): Promise<void> {
   const at = new Date();
+  const source = ctx.source ?? (action.startsWith('sims.') ? 'import' : 'ui');
   const id = await em.insert(EventSchema, {
     enterprise: ctx.actor.enterpriseId,
     actorId: ctx.actor.id,
@@ -54,8 +55,9 @@ export async function recordEvent(em: EntityManager, ctx: EventContext, action: 
     count: details.count ?? null,
     problemCount: details.problemCount ?? null,
     requestId: ctx.requestId ?? null,
+    source,
     createdAt: at,
   });
   // The webhooks' outbox, in the same transaction (webhooks.ts).
-  await enqueueWebhookMessages(em, { id: Number(id), action, actor: ctx.actor, source: ctx.source ?? 'ui', details, at });
+  await enqueueWebhookMessages(em, { id: Number(id), action, actor: ctx.actor, source, details, at });
 }

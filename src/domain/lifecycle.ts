@@ -21,6 +21,7 @@ import {
   type Endpoint,
   type EndpointStatus,
   type EventAction,
+  type EventSource,
   type LinkedStatus,
   type Sim,
   type SimStatus,
@@ -36,8 +37,8 @@ export interface OperationContext {
   requestId?: string;
   /** The one-time key of the confirmation form: a replay is answered with the first outcome. */
   key?: string;
-  /** Where the change came from, for its event (`ui` unless said): `bulk` for a bulk job's rows. */
-  source?: string;
+  /** Where the change came from, for its event (the screens' when not said). */
+  source?: EventSource;
 }
 
 export type Operation = 'link' | 'delink' | 'swap' | 'activate' | 'suspend' | 'resume' | 'create';

@@ -85,3 +85,10 @@ export const ImportQuery = Type.Object({ ...CsrfField });
 
 /** A form with nothing but its CSRF token (sign out). */
 export const CsrfOnlyBody = Type.Object({ ...CsrfField });
+
+/** /settings/api-tokens: Create token (Name, Role). */
+export const ApiTokenBody = Type.Object({ name: Text(200), role: Text(10), ...OneTimeKeyField, ...CsrfField });
+
+/** /settings/api-tokens/revoke: the token's id, in the address (confirmation) or the form (Yes). */
+export const ApiTokenRevokeQuery = Type.Object({ id: OptionalId });
+export const ApiTokenRevokeBody = Type.Object({ id: OptionalId, ...CsrfField });

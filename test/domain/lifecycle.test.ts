@@ -134,6 +134,7 @@ function event(actor: Actor, fields: Row): Row {
     count: null,
     problem_count: null,
     old_sim_iccid: null,
+    source: 'ui',
     created_at: expect.any(String),
     ...fields,
   };

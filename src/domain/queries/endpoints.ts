@@ -24,6 +24,8 @@ export interface EndpointListQuery {
   /** Opaque cursors from a previous page (next / previous). */
   after?: string | null;
   before?: string | null;
+  /** Rows a page (the screens: PAGE_SIZE; the API: up to 200). */
+  limit?: number;
 }
 
 export function isEndpointStatus(value: unknown): value is EndpointStatus {
@@ -92,9 +94,9 @@ export async function listEndpoints(em: EntityManager, enterpriseId: number, que
     .addSelect('s.iccid')
     .where(where)
     .orderBy({ name: order, id: order })
-    .limit(PAGE_SIZE + 1)
+    .limit((query.limit ?? PAGE_SIZE) + 1)
     .execute<EndpointListRow[]>('all');
-  return pageOf(rows, direction, Boolean(cursor), (row) => Cursor.encode([row.name, row.id]));
+  return pageOf(rows, direction, Boolean(cursor), (row) => Cursor.encode([row.name, row.id]), query.limit ?? PAGE_SIZE);
 }
 
 export interface EndpointDetail {

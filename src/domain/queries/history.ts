@@ -22,11 +22,12 @@ export type EventRow = Pick<
   | 'simStatusAfter'
   | 'count'
   | 'problemCount'
+  | 'source'
   | 'createdAt'
 >;
 
 /** An event of one endpoint's history (which endpoint goes without saying). */
-export type EndpointEventRow = Omit<EventRow, 'endpoint' | 'id'> & { id: string };
+export type EndpointEventRow = Omit<EventRow, 'endpoint' | 'id' | 'source'> & { id: string };
 
 const EVENT_FIELDS = [
   'id',
@@ -41,6 +42,7 @@ const EVENT_FIELDS = [
   'simStatusAfter',
   'count',
   'problemCount',
+  'source',
   'createdAt',
 ] as const;
 
@@ -76,14 +78,14 @@ export async function endpointHistory(
 export async function listEvents(
   em: EntityManager,
   enterpriseId: number,
-  query: { action?: string; before?: string | null; endpointId?: number | null },
+  query: { action?: string; before?: string | null; endpointId?: number | null; limit?: number },
 ): Promise<{ rows: EventRow[]; older: string | null }> {
   const where: Record<string, unknown> = { enterprise: enterpriseId };
   if (query.endpointId) where.endpoint = query.endpointId;
   if (isEventAction(query.action)) where.action = query.action;
   const before = query.before && /^\d{1,15}$/.test(query.before) ? Number(query.before) : null;
   const cursor = await em.findByCursor(EventSchema, where, {
-    first: PAGE_SIZE * 2,
+    first: query.limit ?? PAGE_SIZE * 2,
     // The URL keeps the plain id (`?before=<id>`): an entity-like cursor of the order's one column.
     ...(before ? { after: { id: before } } : {}),
     orderBy: { id: 'desc' },

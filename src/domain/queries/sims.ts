@@ -35,6 +35,8 @@ export interface SimListQuery {
   /** ICCID cursors: the page after this ICCID, or the page before it. */
   after?: string | null;
   before?: string | null;
+  /** Rows a page (the screen: SIMS_PAGE_SIZE; the API: up to 200). */
+  limit?: number;
 }
 
 export interface SimListPage {
@@ -63,7 +65,8 @@ export async function listSims(em: EntityManager, enterpriseId: number, query: S
   const after = before ? null : iccidCursor(query.after);
   const direction: Direction = before ? 'before' : 'after';
   const cursor = before ?? after;
-  const limit = SIMS_PAGE_SIZE + 1;
+  const size = query.limit ?? SIMS_PAGE_SIZE;
+  const limit = size + 1;
   const status = query.status ?? null;
 
   const branch = async (column: string | null): Promise<SimListRow[]> => {
@@ -110,7 +113,7 @@ export async function listSims(em: EntityManager, enterpriseId: number, query: S
     for (const row of await branch(column)) found.set(row.id, row);
   }
   const rows = [...found.values()].sort((a, b) => (a.iccid < b.iccid ? -1 : 1) * (direction === 'after' ? 1 : -1)).slice(0, limit);
-  return { ...pageOf(rows, direction, Boolean(cursor), (row) => row.iccid, SIMS_PAGE_SIZE), q, searchNotDigits: false };
+  return { ...pageOf(rows, direction, Boolean(cursor), (row) => row.iccid, size), q, searchNotDigits: false };
 }
 
 export interface SimStatusCounts {
@@ -131,4 +134,24 @@ export async function simStatusCounts(em: EntityManager, enterpriseId: number): 
   const byStatus = Object.fromEntries(SIM_STATUSES.map((s) => [s, 0])) as Record<SimStatus, number>;
   for (const row of rows) byStatus[row.status] = row.n;
   return { total: rows.reduce((sum, row) => sum + row.n, 0), byStatus };
+}
+
+/** One SIM of the enterprise by ICCID, with its endpoint's id; null when there is none (or another enterprise's). */
+export async function findSimByIccid(em: EntityManager, enterpriseId: number, iccid: string): Promise<SimListRow | null> {
+  const sim = await em.findOne(
+    SimSchema,
+    { enterprise: enterpriseId, iccid },
+    { fields: ['id', 'iccid', 'imsi', 'eid', 'msisdn', 'status', 'endpoint.name'], populate: ['endpoint'], disableIdentityMap: true },
+  );
+  if (!sim) return null;
+  return {
+    id: sim.id,
+    iccid: sim.iccid,
+    imsi: sim.imsi,
+    eid: sim.eid ?? null,
+    msisdn: sim.msisdn ?? null,
+    status: sim.status,
+    endpointId: sim.endpoint?.id ?? null,
+    endpointName: sim.endpoint?.$.name ?? null,
+  };
 }

@@ -35,11 +35,15 @@ export interface AccessRule {
 /** Methods that change nothing: no CSRF token, no viewer check, no rate limit on changes. */
 export const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** The JSON API (src/api/) keeps its own rules: bearer tokens, no session, no CSRF (SPEC §5). */
+export const isApiPath = (url: string | undefined) => url === '/api' || Boolean(url?.startsWith('/api/'));
+
 export const accessPlugin = fp(
   async (app) => {
     const rules: AccessRule[] = [];
     app.decorate('accessRules', rules);
     app.addHook('onRoute', (route) => {
+      if (isApiPath(route.url)) return;
       const config = (route.config ?? {}) as { public?: boolean; csrf?: boolean; viewerMayPost?: boolean };
       for (const method of [route.method].flat()) {
         rules.push({
@@ -54,7 +58,7 @@ export const accessPlugin = fp(
 
     app.addHook('preValidation', async (request: FastifyRequest, reply: FastifyReply) => {
       const routeConfig = request.routeOptions.config ?? {};
-      if (request.url.startsWith('/public/')) return;
+      if (request.url.startsWith('/public/') || isApiPath(request.routeOptions.url)) return;
       // No such route: the not-found page answers (404), signed in or not.
       if (request.is404) return;
       if (!routeConfig.public && !request.actor) {

@@ -8,7 +8,7 @@ import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config.js';
 import { postgresRateLimitStore } from '../../db/rate-limit-store.js';
-import { SAFE } from './access.js';
+import { isApiPath, SAFE } from './access.js';
 
 export const LIMITS = {
   /** Sign-in attempts from one address (a whole office may share one). */
@@ -76,7 +76,8 @@ export const rateLimitsPlugin = fp<{ config: Config }>(
     });
 
     app.addHook('preValidation', async (request, reply) => {
-      if (SAFE.has(request.method) || request.is404) return;
+      // The API counts per token (src/api/v1.routes.ts).
+      if (SAFE.has(request.method) || request.is404 || isApiPath(request.routeOptions.url)) return;
       const sessionId = request.session?.userId ? request.session.sessionId : null;
       await app.limit('post:session', request, reply, sessionId ? `session:${sessionId}` : `ip:${clientKey(request)}`);
     });

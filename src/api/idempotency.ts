@@ -1,0 +1,86 @@
+// Idempotency-Key on POST/PUT/DELETE (SPEC §5), on the one-time key store of the screens' confirmation
+// forms (table operation_key, see lifecycle.ts `once`). Two rows per key, both scoped to the token (a
+// key's SHA-256 with the token's id, so two tokens never share a key):
+//  - the operation's key (`op`), handed to the lifecycle verb as OperationContext.key: the verb stores its
+//    outcome in its own transaction, so a retry racing the first attempt changes nothing;
+//  - the answer's key (`http`): the first answer (status and body) with a fingerprint of the request
+//    (method, path, body). A retry with the same fingerprint gets that answer again with
+//    `Idempotent-Replayed: true`; another request with the same key → 422.
+// Keys expire after 24 hours (the sweep of session.ts deletes older rows; older rows found here are ignored).
+import { createHash } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { OperationKeySchema } from '../domain/entities.js';
+import { ValidationError } from '../domain/errors.js';
+
+export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+const KEY_FORMAT = /^[\x21-\x7e]{1,255}$/;
+
+const derive = (kind: 'op' | 'http', tokenId: number, key: string) =>
+  createHash('sha256').update(`${kind}|${tokenId}|${key}`).digest('base64url');
+
+export interface StoredAnswer {
+  fingerprint: string;
+  status: number;
+  body: string;
+  contentType: string;
+  /** The Location of a created resource. */
+  location?: string;
+}
+
+export interface Idempotency {
+  /** The key to hand to the lifecycle verb. */
+  operationKey: string;
+  answerKey: string;
+  fingerprint: string;
+}
+
+/** The request's Idempotency-Key, checked; undefined when it has none. */
+export function idempotencyOf(header: unknown, tokenId: number, method: string, path: string, body: unknown): Idempotency | undefined {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || !KEY_FORMAT.test(header)) {
+    throw new ValidationError([{ field: 'Idempotency-Key', message: 'Idempotency-Key must be 1 to 255 printable ASCII characters' }]);
+  }
+  const fingerprint = createHash('sha256')
+    .update(`${method} ${path}\n${JSON.stringify(body ?? null)}`)
+    .digest('base64url');
+  return { operationKey: derive('op', tokenId, header), answerKey: derive('http', tokenId, header), fingerprint };
+}
+
+/** The first answer to this key, if there is one younger than 24 hours; a different request with it → 422. */
+export async function storedAnswer(em: EntityManager, idem: Idempotency): Promise<StoredAnswer | null> {
+  const rows = await em.find(OperationKeySchema, { key: { $in: [idem.answerKey, idem.operationKey] } }, { disableIdentityMap: true });
+  const fresh = rows.filter((row) => Date.now() - row.createdAt.getTime() < IDEMPOTENCY_TTL_MS);
+  if (fresh.length < rows.length) {
+    // Expired: forget both rows, so the key starts afresh.
+    await em.nativeDelete(OperationKeySchema, { key: { $in: rows.map((row) => row.key) } });
+  }
+  const answer = fresh.find((row) => row.key === idem.answerKey);
+  if (!answer) return null;
+  const stored = answer.outcome as unknown as StoredAnswer;
+  if (stored.fingerprint !== idem.fingerprint) {
+    throw new ValidationError([
+      {
+        field: 'Idempotency-Key',
+        message: 'This Idempotency-Key was already used for another request; use a new key for a new request',
+      },
+    ]);
+  }
+  return stored;
+}
+
+/** Keeps the first answer to this key (a concurrent first answer wins; this one is then dropped). */
+export async function storeAnswer(em: EntityManager, idem: Idempotency, enterpriseId: number, tokenId: number, answer: StoredAnswer) {
+  await em
+    .createQueryBuilder(OperationKeySchema)
+    .insert({
+      key: idem.answerKey,
+      enterprise: enterpriseId,
+      userId: tokenId,
+      action: 'api',
+      outcome: answer as unknown as Record<string, unknown>,
+      createdAt: new Date(),
+    })
+    .onConflict('key')
+    .ignore()
+    .execute();
+}

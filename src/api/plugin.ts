@@ -1,0 +1,71 @@
+// The JSON API (SPEC §5), an encapsulated plugin under /api: its own body parser (JSON only, 64 KB), its
+// own error and not-found handlers (RFC 9457 problem+json, never an HTML page or a stack trace), the
+// OpenAPI 3.1 document generated from the routes' schemas (/api/v1/openapi.json) and its reference page
+// (/api/docs). The routes of v1, with bearer-token auth, limits and idempotency, are in v1.routes.ts.
+import type { FastifyError, FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { problemFromError, sendProblem } from './problems.js';
+import { SHARED_SCHEMAS } from './schemas.js';
+import { v1Routes } from './v1.routes.js';
+
+const BODY_LIMIT = 64 * 1024;
+
+export async function apiPlugin(app: FastifyInstance) {
+  // JSON only: the forms' URL-encoded parser (and any other) does not apply here, so anything else is 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (request, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(Object.assign(new Error('The body is not valid JSON.'), { statusCode: 400 }), undefined);
+    }
+  });
+
+  app.setErrorHandler<FastifyError>(async (error, request, reply) => problemFromError(error, request, reply));
+  app.setNotFoundHandler(async (request, reply) =>
+    sendProblem(reply, 404, `There is no ${request.method} ${request.url.split('?')[0]} in the API.`),
+  );
+
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'SIM Link API',
+        version: '1.0.0',
+        description:
+          'Link SIMs to IoT endpoints and change their state, with the same rules as the SIM Link screens. ' +
+          'Authenticate with `Authorization: Bearer <token>` (create tokens on /settings/api-tokens). ' +
+          'Errors are RFC 9457 problem details; POST, PUT and DELETE accept an `Idempotency-Key`.',
+      },
+      servers: [{ url: '/' }],
+      tags: [
+        { name: 'endpoints', description: 'Endpoints (devices) and their SIM' },
+        { name: 'sims', description: 'The SIM inventory' },
+        { name: 'events', description: 'The audit trail' },
+      ],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token: sl_…' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async (request, reply) => reply.type('application/json').send(app.swagger()));
+
+  // staticCSP: the reference page's own CSP, with its scripts and styles from the app's origin; no
+  // upgrade-insecure-requests on a plain-HTTP host (it would break it, as for the app's pages).
+  const https = Boolean(app.config.publicUrl?.startsWith('https:'));
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // Registered under /api: the page's links to its own files need the whole path.
+    indexPrefix: '/api',
+    staticCSP: true,
+    transformStaticCSP: (header) => (https ? header : header.replace(/\s*upgrade-insecure-requests;?/, '')),
+  });
+
+  await app.register(v1Routes, { prefix: '/v1' });
+}

@@ -1,0 +1,112 @@
+// RFC 9457 problem details for everything the API answers with an error: domain errors by kind, schema
+// failures (422 with errors[]), Fastify's own 4xx (unreadable JSON, too large, wrong content type), and
+// anything else as a 500 without internals. Never an HTML page, never a stack trace.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError, TooManyRequestsError, ValidationError, type FieldError } from '../domain/errors.js';
+
+const TITLES: Record<number, string> = {
+  400: 'The request could not be understood',
+  401: 'A valid API token is needed',
+  403: 'You cannot do that',
+  404: 'Not found',
+  405: 'Method not allowed',
+  406: 'Not acceptable',
+  409: 'That could not be done',
+  413: 'That is too large',
+  415: 'That kind of content is not accepted',
+  422: 'There is a problem',
+  429: 'Too many requests',
+  500: 'Sorry, something went wrong',
+  503: 'Service unavailable',
+};
+
+const KINDS: Record<number, string> = {
+  400: 'bad-request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not-found',
+  409: 'conflict',
+  413: 'too-large',
+  415: 'unsupported-media-type',
+  422: 'invalid',
+  429: 'too-many-requests',
+  500: 'internal',
+  503: 'unavailable',
+};
+
+const STATUS: Record<DomainError['kind'], number> = {
+  not_found: 404,
+  forbidden: 403,
+  conflict: 409,
+  invalid: 422,
+  unauthorized: 401,
+  too_many_requests: 429,
+};
+
+export function sendProblem(reply: FastifyReply, status: number, detail: string, errors?: FieldError[]) {
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .header('Cache-Control', 'no-store')
+    .send(
+      JSON.stringify({
+        type: `urn:sim-link:problem:${KINDS[status] ?? 'error'}`,
+        title: TITLES[status] ?? 'Error',
+        status,
+        detail,
+        ...(errors ? { errors } : {}),
+      }),
+    );
+}
+
+interface SchemaError {
+  keyword?: string;
+  instancePath?: string;
+  params?: Record<string, unknown>;
+  message?: string;
+}
+
+/** One entry per field a schema error names (TypeBox's errors, shaped like Ajv's): `/iccid` → iccid. */
+function fieldErrorsOf(error: SchemaError, context: string | undefined): FieldError[] {
+  const path = (error.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+  const named = (error.params?.requiredProperties ?? error.params?.missingProperty ?? error.params?.additionalProperties) as
+    string[] | string | undefined;
+  if (error.keyword === 'boolean') return []; // the additionalProperties entry says it better
+  if (named !== undefined) {
+    const message = error.keyword === 'additionalProperties' ? 'is not a field of this request' : 'is required';
+    return [named].flat().map((name) => ({ field: [path, name].filter(Boolean).join('.'), message }));
+  }
+  return [{ field: path || (context ?? 'body'), message: error.message ?? 'is not valid' }];
+}
+
+export function problemFromError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error instanceof ValidationError) return sendProblem(reply, 422, error.message, error.errors);
+  if (error instanceof DomainError) {
+    if (error instanceof TooManyRequestsError) reply.header('Retry-After', String(error.retryAfterSeconds));
+    return sendProblem(reply, STATUS[error.kind], error.message);
+  }
+  if (error.validation) {
+    const errors = error.validation.flatMap((e) => fieldErrorsOf(e as SchemaError, error.validationContext));
+    return sendProblem(
+      reply,
+      422,
+      `Some of what was sent is not valid: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}.`,
+      errors,
+    );
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 500) {
+    request.log.error({ err: error }, 'API request failed');
+    return sendProblem(reply, status, `Please try again. If it keeps happening, give your administrator this reference: ${request.id}.`);
+  }
+  if (status === 429) {
+    const retry = reply.getHeader('retry-after');
+    return sendProblem(reply, 429, `Too many requests. Try again in ${retry ?? 60} seconds.`);
+  }
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) return sendProblem(reply, 413, 'The request body is too large.');
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
+    return sendProblem(reply, 415, 'Send the body as JSON (Content-Type: application/json).');
+  }
+  if (status === 400) return sendProblem(reply, 400, error.code?.startsWith('FST_') ? 'The request could not be read.' : error.message);
+  return sendProblem(reply, status, error.message);
+}

@@ -1,0 +1,412 @@
+// /api/v1 (SPEC §5): bearer-token auth (a session cookie alone is 401), rate limits per token, the
+// Idempotency-Key, and the routes — each calling the same domain verb or query as its screen.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { authenticateApiToken, type TokenActor } from '../domain/api-tokens.js';
+import { EndpointSchema, type SimStatus } from '../domain/entities.js';
+import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../domain/errors.js';
+import { checkIccid } from '../domain/identifiers.js';
+import {
+  activateEndpoint,
+  createEndpoint,
+  delinkSim,
+  linkSim,
+  resumeEndpoint,
+  suspendEndpoint,
+  type OperationContext,
+  type Outcome,
+} from '../domain/lifecycle.js';
+import { endpointCursor, getEndpoint, listEndpoints } from '../domain/queries/endpoints.js';
+import { isEventAction, listEvents } from '../domain/queries/history.js';
+import { iccidCursor } from '../domain/queries/paging.js';
+import { findSimByIccid, listSims, type SimListRow } from '../domain/queries/sims.js';
+import { SAFE } from '../web/plugins/access.js';
+import { actorOf } from '../web/plugins/session.js';
+import { idempotencyOf, storeAnswer, storedAnswer, type Idempotency } from './idempotency.js';
+import {
+  CHANGE_PROBLEMS,
+  CreateEndpointBody,
+  EndpointList,
+  EndpointListQuery,
+  EndpointParams,
+  EventList,
+  EventListQuery,
+  LinkBody,
+  READ_PROBLEMS,
+  SimList,
+  SimListQuery,
+  SimParams,
+  type EndpointJson,
+  type EventJson,
+  type SimJson,
+} from './schemas.js';
+
+/** Requests a minute per token, and changes (POST/PUT/DELETE) a minute per token. */
+export const API_LIMITS = { requests: 600, changes: 120, windowMs: 60_000 } as const;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    apiToken?: TokenActor;
+    idempotency?: Idempotency;
+    idempotentReplay?: boolean;
+  }
+}
+
+const UNAUTHORIZED = 'Send a valid API token: Authorization: Bearer sl_… (create one on /settings/api-tokens).';
+
+const toApiSimStatus = (status: SimStatus) => (status === 'ready' ? 'ready_to_activate' : status);
+const fromApiSimStatus = (status: string | undefined): SimStatus | null =>
+  status === undefined ? null : status === 'ready_to_activate' ? 'ready' : (status as SimStatus);
+
+/** One endpoint as the API shows it; another enterprise's or an unknown id → 404. */
+async function endpointJson(em: EntityManager, enterpriseId: number, id: number): Promise<EndpointJson> {
+  const [endpoint] = await endpointsJson(em, enterpriseId, [id]);
+  if (!endpoint) throw new NotFoundError('endpoint');
+  return endpoint;
+}
+
+/** Endpoints by id, in the order given (the ids come from the screens' list query). */
+async function endpointsJson(em: EntityManager, enterpriseId: number, ids: number[]): Promise<EndpointJson[]> {
+  if (!ids.length) return [];
+  const rows = await em.find(
+    EndpointSchema,
+    { id: { $in: ids }, enterprise: enterpriseId },
+    { populate: ['sim'], disableIdentityMap: true },
+  );
+  const byId = new Map(rows.map((e) => [e.id, e]));
+  return ids
+    .map((id) => byId.get(id))
+    .filter((e) => e !== undefined)
+    .map((e) => {
+      const sim = e.sim?.getEntity() ?? null;
+      return {
+        id: e.id,
+        name: e.name,
+        imei: e.imei ?? null,
+        activate_immediately: e.activateImmediately,
+        status: e.status,
+        sim: sim
+          ? { iccid: sim.iccid, imsi: sim.imsi, eid: sim.eid ?? null, msisdn: sim.msisdn ?? null, status: toApiSimStatus(sim.status) }
+          : null,
+        created_at: e.createdAt.toISOString(),
+        updated_at: e.updatedAt.toISOString(),
+      };
+    });
+}
+
+const simJson = (s: SimListRow): SimJson => ({
+  iccid: s.iccid,
+  imsi: s.imsi,
+  eid: s.eid,
+  msisdn: s.msisdn,
+  status: toApiSimStatus(s.status),
+  endpoint_id: s.endpointId,
+});
+
+/** An ICCID from a body or path, or a 422 naming the field and the rule. */
+function iccidOf(value: string, field = 'iccid'): string {
+  const checked = checkIccid(value);
+  if (!checked.ok) throw new ValidationError([{ field, message: checked.message }]);
+  return checked.value;
+}
+
+function invalidCursor(): never {
+  throw new ValidationError([{ field: 'cursor', message: 'cursor is not one this list gave; start again without it' }]);
+}
+
+export async function v1Routes(root: FastifyInstance) {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  // TypeBox validates: bodies exactly as sent (no coercion of 5 into "5", unknown fields refused), path and
+  // query strings converted to the schema's types.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+
+  // Who: the bearer token, before the body is read. The screens' session cookie means nothing here.
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header.trim()) : null;
+    const found = match ? await authenticateApiToken(request.em, match[1]) : null;
+    if (!found) throw new UnauthorizedError(UNAUTHORIZED);
+    request.apiToken = found;
+  });
+
+  const limits = app.hasDecorator('createRateLimit')
+    ? {
+        requests: app.createRateLimit({
+          max: API_LIMITS.requests,
+          timeWindow: API_LIMITS.windowMs,
+          keyGenerator: (request) => `api:requests|token:${request.apiToken!.tokenId}`,
+        }),
+        changes: app.createRateLimit({
+          max: API_LIMITS.changes,
+          timeWindow: API_LIMITS.windowMs,
+          keyGenerator: (request) => `api:changes|token:${request.apiToken!.tokenId}`,
+        }),
+      }
+    : null;
+
+  async function countRequest(request: FastifyRequest, reply: FastifyReply) {
+    if (!limits) return;
+    const counted = [await limits.requests(request)];
+    if (!SAFE.has(request.method)) counted.push(await limits.changes(request));
+    // No allow-list here: every result is a count.
+    const results = counted.flatMap((r) => (r.isAllowed ? [] : [r]));
+    if (!results.length) return;
+    const tightest = results.reduce((a, b) => (b.isExceeded || b.remaining < a.remaining ? b : a));
+    reply.header('RateLimit-Limit', String(tightest.max));
+    reply.header('RateLimit-Remaining', String(tightest.remaining));
+    reply.header('RateLimit-Reset', String(Math.max(0, tightest.ttlInSeconds)));
+    const over = results.find((r) => r.isExceeded);
+    if (over) {
+      reply.header('Retry-After', String(Math.max(1, over.ttlInSeconds)));
+      throw Object.assign(new Error('Too many requests'), { statusCode: 429 });
+    }
+  }
+
+  app.addHook('preHandler', async (request, reply) => {
+    // The session plugin may have set a cookie's user: here only the token acts.
+    request.actor = request.apiToken!.actor;
+    await countRequest(request, reply);
+    if (SAFE.has(request.method)) return;
+    if (request.actor.role !== 'admin')
+      throw new ForbiddenError('This API token has the viewer role: it can read but not change anything.');
+    const idem = idempotencyOf(request.headers['idempotency-key'], request.apiToken!.tokenId, request.method, request.url, request.body);
+    if (!idem) return;
+    const stored = await storedAnswer(request.em, idem);
+    if (stored) {
+      request.idempotentReplay = true;
+      if (stored.location) reply.header('Location', stored.location);
+      return reply.code(stored.status).type(stored.contentType).header('Idempotent-Replayed', 'true').send(stored.body);
+    }
+    request.idempotency = idem;
+  });
+
+  // The first answer to an Idempotency-Key is kept (not a server failure: that may be retried).
+  app.addHook('onSend', async (request, reply, payload) => {
+    const idem = request.idempotency;
+    if (!idem || request.idempotentReplay || reply.statusCode >= 500 || typeof payload !== 'string') return payload;
+    await storeAnswer(request.em.fork(), idem, actorOf(request).enterpriseId, request.apiToken!.tokenId, {
+      fingerprint: idem.fingerprint,
+      status: reply.statusCode,
+      body: payload,
+      contentType: String(reply.getHeader('content-type') ?? 'application/json'),
+      ...(reply.hasHeader('location') ? { location: String(reply.getHeader('location')) } : {}),
+    });
+    return payload;
+  });
+
+  const ctx = (request: FastifyRequest): OperationContext => ({
+    actor: actorOf(request),
+    requestId: request.id,
+    key: request.idempotency?.operationKey,
+    source: 'api',
+  });
+
+  const enterpriseOf = (request: FastifyRequest) => actorOf(request).enterpriseId;
+
+  // --- Endpoints -------------------------------------------------------------------------------------------
+
+  app.get(
+    '/endpoints',
+    {
+      schema: {
+        tags: ['endpoints'],
+        summary: 'List endpoints',
+        description: 'In name order; filter by status, search by name prefix or the first digits of the linked ICCID.',
+        querystring: EndpointListQuery,
+        response: { 200: EndpointList, ...READ_PROBLEMS },
+      },
+    },
+    async (request) => {
+      const { status, q, limit = 50, cursor } = request.query;
+      if (cursor !== undefined && !endpointCursor(cursor)) invalidCursor();
+      const page = await listEndpoints(request.em, enterpriseOf(request), { status, q, after: cursor, limit });
+      return {
+        data: await endpointsJson(
+          request.em,
+          enterpriseOf(request),
+          page.rows.map((r) => r.id),
+        ),
+        next_cursor: page.next,
+      };
+    },
+  );
+
+  app.post(
+    '/endpoints',
+    {
+      schema: {
+        tags: ['endpoints'],
+        summary: 'Create an endpoint',
+        description: 'On Hold; with `iccid`, a Ready to Activate SIM is linked at once (Active if activate_immediately, else Pre-Active).',
+        body: CreateEndpointBody,
+        response: { 201: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const outcome = await createEndpoint(request.em, ctx(request), {
+        name: body.name,
+        imei: body.imei ?? undefined,
+        iccid: body.iccid ?? undefined,
+        activateImmediately: body.activate_immediately ?? false,
+      });
+      reply.code(201).header('Location', `/api/v1/endpoints/${outcome.endpointId}`);
+      return endpointJson(request.em, enterpriseOf(request), outcome.endpointId);
+    },
+  );
+
+  app.get(
+    '/endpoints/:id',
+    {
+      schema: {
+        tags: ['endpoints'],
+        summary: 'Read an endpoint',
+        params: EndpointParams,
+        response: { 200: { $ref: 'Endpoint' }, ...READ_PROBLEMS },
+      },
+    },
+    async (request) => endpointJson(request.em, enterpriseOf(request), request.params.id),
+  );
+
+  app.post(
+    '/endpoints/:id/sim',
+    {
+      schema: {
+        tags: ['endpoints'],
+        summary: 'Link a SIM',
+        description: 'The endpoint must be on Hold and the SIM Ready to Activate; both become Active or Pre-Active.',
+        params: EndpointParams,
+        body: LinkBody,
+        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+      },
+    },
+    async (request) => {
+      const enterpriseId = enterpriseOf(request);
+      const iccid = iccidOf(request.body.iccid);
+      // The endpoint first: another enterprise's is 404 whatever the SIM.
+      await getEndpoint(request.em, enterpriseId, request.params.id);
+      const sim = await findSimByIccid(request.em, enterpriseId, iccid);
+      if (!sim) throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
+      await linkSim(request.em, ctx(request), request.params.id, sim.id);
+      return endpointJson(request.em, enterpriseId, request.params.id);
+    },
+  );
+
+  const change = (run: (em: EntityManager, c: OperationContext, id: number) => Promise<Outcome>) =>
+    async function (request: FastifyRequest<{ Params: { id: number } }>) {
+      await run(request.em, ctx(request), request.params.id);
+      return endpointJson(request.em, enterpriseOf(request), request.params.id);
+    };
+
+  app.delete(
+    '/endpoints/:id/sim',
+    {
+      schema: {
+        tags: ['endpoints'],
+        summary: 'De-link the SIM',
+        description: 'The endpoint goes to Hold; the SIM returns to the inventory, Ready to Activate.',
+        params: EndpointParams,
+        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+      },
+    },
+    change(delinkSim),
+  );
+
+  for (const [path, run, summary, description] of [
+    ['activate', activateEndpoint, 'Activate', 'Pre-Active → Active, endpoint and SIM.'],
+    ['suspend', suspendEndpoint, 'Suspend', 'Active → Suspended, endpoint and SIM.'],
+    ['resume', resumeEndpoint, 'Resume', 'Suspended → Active, endpoint and SIM.'],
+  ] as const) {
+    app.post(
+      `/endpoints/:id/${path}`,
+      {
+        schema: {
+          tags: ['endpoints'],
+          summary: `${summary} an endpoint`,
+          description,
+          params: EndpointParams,
+          response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        },
+      },
+      change(run),
+    );
+  }
+
+  // --- SIMs ------------------------------------------------------------------------------------------------
+
+  app.get(
+    '/sims',
+    {
+      schema: {
+        tags: ['sims'],
+        summary: 'List SIMs',
+        description: 'In ICCID order; filter by status, search by the first digits of an ICCID, IMSI or EID.',
+        querystring: SimListQuery,
+        response: { 200: SimList, ...READ_PROBLEMS },
+      },
+    },
+    async (request) => {
+      const { status, q, limit = 50, cursor } = request.query;
+      if (cursor !== undefined && !iccidCursor(cursor)) invalidCursor();
+      const page = await listSims(request.em, enterpriseOf(request), { status: fromApiSimStatus(status), q, after: cursor, limit });
+      return { data: page.rows.map(simJson), next_cursor: page.next };
+    },
+  );
+
+  app.get(
+    '/sims/:iccid',
+    {
+      schema: {
+        tags: ['sims'],
+        summary: 'Read a SIM by ICCID',
+        params: SimParams,
+        response: { 200: { $ref: 'Sim' }, ...READ_PROBLEMS },
+      },
+    },
+    async (request) => {
+      const sim = await findSimByIccid(request.em, enterpriseOf(request), iccidOf(request.params.iccid));
+      if (!sim) throw new NotFoundError('SIM');
+      return simJson(sim);
+    },
+  );
+
+  // --- Events ----------------------------------------------------------------------------------------------
+
+  app.get(
+    '/events',
+    {
+      schema: {
+        tags: ['events'],
+        summary: 'List events',
+        description: 'The audit trail, newest first; filter by action or endpoint.',
+        querystring: EventListQuery,
+        response: { 200: EventList, ...READ_PROBLEMS },
+      },
+    },
+    async (request) => {
+      const { action, endpoint_id: endpointId, limit = 50, cursor } = request.query;
+      if (action !== undefined && !isEventAction(action)) {
+        throw new ValidationError([{ field: 'action', message: `action must be one of the event actions, e.g. sim.linked` }]);
+      }
+      if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) invalidCursor();
+      const page = await listEvents(request.em, enterpriseOf(request), { action, endpointId, before: cursor, limit });
+      const data: EventJson[] = page.rows.map((e) => ({
+        id: String(e.id),
+        action: e.action,
+        actor: e.actorName,
+        source: e.source,
+        endpoint_id: e.endpoint?.id ?? null,
+        endpoint_name: e.endpointName ?? null,
+        iccid: e.simIccid ?? null,
+        endpoint_status_before: e.endpointStatusBefore ?? null,
+        endpoint_status_after: e.endpointStatusAfter ?? null,
+        sim_status_before: e.simStatusBefore ?? null,
+        sim_status_after: e.simStatusAfter ?? null,
+        count: e.count ?? null,
+        created_at: new Date(e.createdAt).toISOString(),
+      }));
+      return { data, next_cursor: page.older };
+    },
+  );
+}

@@ -1,0 +1,197 @@
+// API tokens (SPEC §5): an admin creates one for a CRM or a script; it acts for its enterprise with its role.
+// The token (`sl_` + 32 random bytes, base64url) is returned once and never stored: the table keeps its
+// SHA-256, which is enough to find it again (the token is high-entropy, so no salt or slow hash is needed).
+// Revoking sets revoked_at; the next request with that token is refused.
+import { createHash, randomBytes } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Actor } from './accounts.js';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { ApiTokenSchema, EnterpriseSchema, OperationKeySchema, ROLES, UserSchema, type Role } from './entities.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
+
+const PREFIX = 'sl_';
+/** `sl_` and the base64url of 32 bytes (43 characters). */
+const TOKEN_FORMAT = /^sl_[A-Za-z0-9_-]{43}$/;
+/** last_used_at is written at most this often per token: not one write per request. */
+const LAST_USED_PRECISION_MS = 60_000;
+
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export interface ApiTokenRow {
+  id: number;
+  name: string;
+  role: Role;
+  createdByName: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export interface NewApiTokenInput {
+  name: string;
+  role: string;
+}
+
+function validateNewToken(input: NewApiTokenInput): { name: string; role: Role } {
+  const errors: FieldError[] = [];
+  const name = input.name.trim();
+  if (!name) errors.push({ field: 'name', message: 'Enter a name for the token' });
+  else if ([...name].length > 100) errors.push({ field: 'name', message: 'Name must be 100 characters or fewer' });
+  else if (hasHiddenCharacters(name)) errors.push({ field: 'name', message: hiddenCharactersMessage('Name') });
+  if (!(ROLES as readonly string[]).includes(input.role)) errors.push({ field: 'role', message: 'Select a role: admin or viewer' });
+  if (errors.length) throw new ValidationError(errors);
+  return { name, role: input.role as Role };
+}
+
+function requireAdmin(actor: Actor) {
+  if (actor.role !== 'admin') throw new ForbiddenError();
+}
+
+const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
+export const TOKEN_ALREADY_CREATED = 'This form already created its token, which is not shown again. Create another token if you need one.';
+
+/**
+ * Creates a token for the actor's enterprise; the token itself is in the answer and nowhere else. With the
+ * form's one-time `key` (the one-time key store of the confirmations), a second submission of the same form
+ * (a reload, a double click) creates nothing and gets a ConflictError.
+ */
+export async function createApiToken(
+  em: EntityManager,
+  actor: Actor,
+  input: NewApiTokenInput,
+  key?: string,
+): Promise<{ token: string; row: ApiTokenRow }> {
+  requireAdmin(actor);
+  const { name, role } = validateNewToken(input);
+  if (key !== undefined && (!KEY_FORMAT.test(key) || (await em.count(OperationKeySchema, { key })))) {
+    throw new ConflictError(TOKEN_ALREADY_CREATED);
+  }
+  const token = PREFIX + randomBytes(32).toString('base64url');
+  const entity = em.create(ApiTokenSchema, {
+    enterprise: actor.enterpriseId,
+    name,
+    role,
+    tokenHash: hashToken(token),
+    // An actor that is itself a token (none may create tokens today) has no user row.
+    createdBy: actor.email ? actor.id : null,
+    createdByName: actor.displayName,
+    lastUsedAt: null,
+    revokedAt: null,
+  });
+  if (key !== undefined) {
+    em.create(OperationKeySchema, { key, enterprise: actor.enterpriseId, userId: actor.id, action: 'api-token:create', outcome: {} });
+  }
+  try {
+    await em.flush();
+  } catch (error) {
+    // The same form, submitted twice at once: the key's primary key lets one through.
+    if (error instanceof UniqueConstraintViolationException) throw new ConflictError(TOKEN_ALREADY_CREATED, { cause: error });
+    throw error;
+  }
+  return { token, row: toRow(entity) };
+}
+
+function toRow(t: {
+  id: number;
+  name: string;
+  role: Role;
+  createdByName: string;
+  createdAt: Date;
+  lastUsedAt?: Date | null;
+  revokedAt?: Date | null;
+}): ApiTokenRow {
+  return {
+    id: t.id,
+    name: t.name,
+    role: t.role,
+    createdByName: t.createdByName,
+    createdAt: t.createdAt,
+    lastUsedAt: t.lastUsedAt ?? null,
+    revokedAt: t.revokedAt ?? null,
+  };
+}
+
+/** The enterprise's tokens that are not revoked, newest first. */
+export async function listApiTokens(em: EntityManager, enterpriseId: number): Promise<ApiTokenRow[]> {
+  const tokens = await em.find(
+    ApiTokenSchema,
+    { enterprise: enterpriseId, revokedAt: null },
+    { orderBy: { id: 'desc' }, disableIdentityMap: true, limit: 1000 },
+  );
+  return tokens.map(toRow);
+}
+
+/** One live token of the enterprise (another enterprise's, a revoked or an unknown one → NotFoundError). */
+export async function getApiToken(em: EntityManager, enterpriseId: number, tokenId: number): Promise<ApiTokenRow> {
+  const token = await em.findOne(ApiTokenSchema, { id: tokenId, enterprise: enterpriseId, revokedAt: null }, { disableIdentityMap: true });
+  if (!token) throw new NotFoundError('API token');
+  return toRow(token);
+}
+
+/** Revokes a token: refused from the next request on. Revoking it again is not an error. */
+export async function revokeApiToken(em: EntityManager, actor: Actor, tokenId: number): Promise<ApiTokenRow> {
+  requireAdmin(actor);
+  const token = await em.findOne(ApiTokenSchema, { id: tokenId, enterprise: actor.enterpriseId });
+  if (!token) throw new NotFoundError('API token');
+  token.revokedAt ??= new Date();
+  await em.flush();
+  return toRow(token);
+}
+
+export interface TokenActor {
+  tokenId: number;
+  actor: Actor;
+}
+
+/**
+ * The actor a bearer token acts as, or null for a malformed, unknown or revoked token (the same answer for
+ * each). The actor's id is the token's id and its name the token's name: events record them with source `api`.
+ */
+export async function authenticateApiToken(em: EntityManager, token: string): Promise<TokenActor | null> {
+  if (!TOKEN_FORMAT.test(token)) return null;
+  const row = await em.findOne(
+    ApiTokenSchema,
+    { tokenHash: hashToken(token), revokedAt: null },
+    { populate: ['enterprise'], disableIdentityMap: true },
+  );
+  if (!row) return null;
+  const now = Date.now();
+  if (!row.lastUsedAt || now - row.lastUsedAt.getTime() >= LAST_USED_PRECISION_MS) {
+    await em.nativeUpdate(ApiTokenSchema, { id: row.id }, { lastUsedAt: new Date(now) });
+  }
+  const enterprise = row.enterprise.getEntity();
+  return {
+    tokenId: row.id,
+    actor: {
+      id: row.id,
+      email: '',
+      displayName: row.name,
+      role: row.role,
+      enterpriseId: enterprise.id,
+      enterpriseSlug: enterprise.slug,
+      enterpriseName: enterprise.name,
+    },
+  };
+}
+
+/** For scripts (`npm run api-token`): a token for an enterprise by slug, created in the name of its first admin. */
+export async function createApiTokenForEnterprise(
+  em: EntityManager,
+  slug: string,
+  input: NewApiTokenInput,
+): Promise<{ token: string; row: ApiTokenRow }> {
+  const enterprise = await em.findOne(EnterpriseSchema, { slug });
+  if (!enterprise) throw new NotFoundError('enterprise');
+  const admin = await em.findOne(UserSchema, { enterprise, role: 'admin' }, { orderBy: { id: 'asc' } });
+  const actor: Actor = {
+    id: admin?.id ?? 0,
+    email: admin?.email ?? '',
+    displayName: admin ? admin.displayName : 'npm run api-token',
+    role: 'admin',
+    enterpriseId: enterprise.id,
+    enterpriseSlug: enterprise.slug,
+    enterpriseName: enterprise.name,
+  };
+  return createApiToken(em, actor, input);
+}
