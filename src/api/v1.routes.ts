@@ -12,6 +12,7 @@ import {
   createEndpoint,
   delinkSim,
   linkSim,
+  swapSim,
   resumeEndpoint,
   suspendEndpoint,
   type OperationContext,
@@ -289,6 +290,30 @@ export async function v1Routes(root: FastifyInstance) {
       const sim = await findSimByIccid(request.em, enterpriseId, iccid);
       if (!sim) throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
       await linkSim(request.em, ctx(request), request.params.id, sim.id);
+      return endpointJson(request.em, enterpriseId, request.params.id);
+    },
+  );
+
+  app.put(
+    '/endpoints/:id/sim',
+    {
+      schema: {
+        tags: ['endpoints'],
+        summary: 'Swap the SIM',
+        description:
+          'The endpoint must have a SIM; the new SIM must be Ready to Activate. In one transaction the old SIM returns to the inventory, Ready to Activate, and the new one is linked: both Active or Pre-Active, as the endpoint’s Activate Immediately says.',
+        params: EndpointParams,
+        body: LinkBody,
+        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+      },
+    },
+    async (request) => {
+      const enterpriseId = enterpriseOf(request);
+      const iccid = iccidOf(request.body.iccid);
+      await getEndpoint(request.em, enterpriseId, request.params.id);
+      const sim = await findSimByIccid(request.em, enterpriseId, iccid);
+      if (!sim) throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
+      await swapSim(request.em, ctx(request), request.params.id, sim.id);
       return endpointJson(request.em, enterpriseId, request.params.id);
     },
   );

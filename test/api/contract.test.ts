@@ -86,6 +86,7 @@ describe('OpenAPI', () => {
         'DELETE /api/v1/endpoints/{id}/sim',
         'POST /api/v1/endpoints/{id}/activate',
         'POST /api/v1/endpoints/{id}/suspend',
+        'PUT /api/v1/endpoints/{id}/sim',
         'POST /api/v1/endpoints/{id}/resume',
         'GET /api/v1/sims',
         'GET /api/v1/sims/{iccid}',

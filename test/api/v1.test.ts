@@ -225,6 +225,33 @@ describe('link, de-link, activate, suspend, resume', () => {
     expect(noSim.detail).toContain('on Hold');
   });
 
+  it('swaps the SIM (PUT …/sim): the old one back Ready, the new one linked, one sim.swapped event with both ICCIDs', async () => {
+    const { endpoint, sim: old } = await linkedEndpoint(em, acme, 'suspended', { activateImmediately: true });
+    const fresh = await readySim(em, acme);
+    const swapped = await api().put(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken)).send({ iccid: fresh.iccid });
+    expect(swapped.status, swapped.text).toBe(200);
+    expect(swapped.body).toMatchObject({ id: endpoint.id, status: 'active', sim: { iccid: fresh.iccid, status: 'active' } });
+    conforms('Endpoint', swapped.body);
+    expect(await row('select status, endpoint_id from sim where id = ?', [old.id])).toEqual({ status: 'ready', endpoint_id: null });
+    expect(
+      await row('select action, sim_iccid, old_sim_iccid, source from event where endpoint_id = ? order by id desc limit 1', [endpoint.id]),
+    ).toEqual({
+      action: 'sim.swapped',
+      sim_iccid: fresh.iccid,
+      old_sim_iccid: old.iccid,
+      source: 'api',
+    });
+    // The SIM it has now is not Ready: 409; a viewer: 403; an endpoint on Hold: 409 naming the state.
+    expectProblem(await api().put(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken)).send({ iccid: fresh.iccid }), 409);
+    expectProblem(await api().put(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(viewerToken)).send({ iccid: old.iccid }), 403);
+    const hold = await holdEndpoint(em, acme);
+    const onHold = expectProblem(
+      await api().put(`/api/v1/endpoints/${hold.id}/sim`).set(bearer(adminToken)).send({ iccid: old.iccid }),
+      409,
+    );
+    expect(onHold.detail).toContain('on Hold; it has no SIM to swap');
+  });
+
   it('refuses an ICCID that fails its check or is not in the inventory: 422 naming iccid', async () => {
     const endpoint = await holdEndpoint(em, acme);
     const theirs = await readySim(em, globex);
