@@ -23,6 +23,8 @@ import { simLinkRoutes } from './web/sim-link.routes.js';
 import { lifecycleRoutes } from './web/lifecycle.routes.js';
 import { eventsRoutes } from './web/events.routes.js';
 import { simsRoutes } from './web/sims.routes.js';
+import { bulkRoutes } from './web/bulk.routes.js';
+import { webhooksRoutes } from './web/webhooks.routes.js';
 import { apiTokensRoutes } from './web/api-tokens.routes.js';
 import { apiPlugin } from './api/plugin.js';
 
@@ -155,6 +157,8 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
   await app.register(eventsRoutes);
   await app.register(simsRoutes);
   await app.register(apiTokensRoutes);
+  await app.register(webhooksRoutes);
+  await app.register(bulkRoutes);
   // The JSON API: encapsulated, with its own parser, auth and problem+json errors (src/api/).
   await app.register(apiPlugin, { prefix: '/api' });
   app.get('/', async (request, reply) => reply.seeOther('/endpoints'));

@@ -244,8 +244,17 @@ export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFil
   return { fileName: (file.filename ?? 'bulk.csv').slice(0, 255), rows, problems, counts, total: raw.length };
 }
 
-/** Stores the rows that can be done as a job, queued for the runner. */
-export async function createBulkJob(em: EntityManager, actor: Actor, fileName: string, rows: BulkRow[]): Promise<BulkJob> {
+/**
+ * Stores the rows that can be done as a job: a draft until an admin confirms it (applyBulkJob), or queued for
+ * the runner at once.
+ */
+export async function createBulkJob(
+  em: EntityManager,
+  actor: Actor,
+  fileName: string,
+  rows: BulkRow[],
+  state: 'draft' | 'queued' = 'queued',
+): Promise<BulkJob> {
   if (actor.role !== 'admin') throw new ForbiddenError();
   if (!rows.length) throw new BulkFileError('There are no changes to apply.');
   return em.transactional(async (tx) => {
@@ -254,7 +263,7 @@ export async function createBulkJob(em: EntityManager, actor: Actor, fileName: s
       createdBy: actor.id,
       createdByName: actor.displayName,
       fileName,
-      state: 'queued',
+      state,
       total: rows.length,
       done: 0,
       failed: 0,
@@ -294,11 +303,31 @@ export function listBulkJobs(em: EntityManager, actor: Actor, limit = 50): Promi
   return em.find(BulkJobSchema, { enterprise: actor.enterpriseId }, { orderBy: { id: 'desc' }, limit });
 }
 
+/** Queues a draft (Apply N changes → Yes); applying it again changes nothing. */
+export async function applyBulkJob(em: EntityManager, actor: Actor, id: number): Promise<BulkJob> {
+  if (actor.role !== 'admin') throw new ForbiddenError();
+  const job = await findBulkJob(em, actor, id);
+  if (job.state === 'draft') {
+    job.state = 'queued';
+    await em.flush();
+  }
+  return job;
+}
+
+/** The first rows of a job (the preview's "first rows that will be done"). */
+export function firstBulkRows(em: EntityManager, jobId: number, limit = 20) {
+  return em.find(BulkJobRowSchema, { job: jobId }, { orderBy: { line: 'asc' }, limit, disableIdentityMap: true });
+}
+
 /** Asks a running or queued job to stop after the batch under way. */
 export async function cancelBulkJob(em: EntityManager, actor: Actor, id: number): Promise<BulkJob> {
   if (actor.role !== 'admin') throw new ForbiddenError();
   const job = await findBulkJob(em, actor, id);
-  if (job.state === 'queued' || job.state === 'running') {
+  if (job.state === 'draft') {
+    job.state = 'cancelled';
+    job.finishedAt = new Date();
+    await em.flush();
+  } else if (job.state === 'queued' || job.state === 'running') {
     job.cancelRequested = true;
     await em.flush();
   }

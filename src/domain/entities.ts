@@ -410,7 +410,7 @@ export type WebhookAttempt = InferEntity<typeof WebhookAttemptSchema>;
 
 export const BULK_ACTIONS = ['link', 'delink', 'swap', 'activate', 'suspend', 'resume'] as const;
 export type BulkAction = (typeof BULK_ACTIONS)[number];
-export const BULK_JOB_STATES = ['queued', 'running', 'done', 'cancelled'] as const;
+export const BULK_JOB_STATES = ['draft', 'queued', 'running', 'done', 'cancelled'] as const;
 export type BulkJobState = (typeof BULK_JOB_STATES)[number];
 
 /**

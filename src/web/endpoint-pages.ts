@@ -14,7 +14,7 @@ import { fieldErrors, idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
 import { ConfirmBody, EndpointParams } from './schemas.js';
 
-export type Operation = 'link' | 'delink' | 'activate' | 'suspend' | 'resume';
+export type Operation = 'link' | 'delink' | 'swap' | 'activate' | 'suspend' | 'resume';
 
 /** A refused or lost operation: its status and the reason shown above the page. */
 export interface Problem {
@@ -73,7 +73,14 @@ export async function renderEndpoint(request: FastifyRequest, reply: FastifyRepl
       endpoint,
       history,
       actionLabels: EVENT_ACTION_LABELS,
-      actions: { link: can('link'), delink: can('delink'), activate: can('activate'), suspend: can('suspend'), resume: can('resume') },
+      actions: {
+        link: can('link'),
+        swap: can('swap'),
+        delink: can('delink'),
+        activate: can('activate'),
+        suspend: can('suspend'),
+        resume: can('resume'),
+      },
       errors: problem ? fieldErrors([{ field: 'endpoint-actions', message: problem.message }]) : undefined,
     },
     // Asked for inside a dialog (a stale button: the endpoint changed since the page was drawn), htmx

@@ -92,3 +92,12 @@ export const ApiTokenBody = Type.Object({ name: Text(200), role: Text(10), ...On
 /** /settings/api-tokens/revoke: the token's id, in the address (confirmation) or the form (Yes). */
 export const ApiTokenRevokeQuery = Type.Object({ id: OptionalId });
 export const ApiTokenRevokeBody = Type.Object({ id: OptionalId, ...CsrfField });
+
+/** /settings/webhooks: Add webhook (URL, event types as checkboxes: one arrives as a string, several as a list). */
+export const WebhookBody = Type.Object({
+  url: Text(2100),
+  event_types: Type.Optional(Type.Union([Type.String({ maxLength: 40 }), Type.Array(Type.String({ maxLength: 40 }), { maxItems: 20 })])),
+  ...CsrfField,
+});
+export const WebhookParams = Type.Object({ id: Id });
+export const WebhookMessageParams = Type.Object({ id: Id, messageId: Id });

@@ -4,11 +4,12 @@
 //   GET  /endpoints/:id/sim/new          the picker (Select SIM to attach)
 //   GET  /endpoints/:id/sim/confirm      confirmation of the chosen SIM   POST /endpoints/:id/sim  link
 //   GET  /endpoints/:id/sim/delete       confirmation of the de-link      POST /endpoints/:id/sim/delete
+//   GET  /endpoints/:id/sim/swap         the picker for Swap SIM; …/swap/confirm the confirmation; POST …/swap the swap
 //   GET  /endpoints/new/sim              the picker for Create endpoint; /endpoints/new/sim/choose returns to the form
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ConflictError, InvalidStateError } from '../domain/errors.js';
-import { delinkSim, linkSim, CONFLICT_SIM_TAKEN } from '../domain/lifecycle.js';
+import { delinkSim, linkSim, swapSim, CONFLICT_SIM_TAKEN } from '../domain/lifecycle.js';
 import { getEndpoint, type EndpointDetail } from '../domain/queries/endpoints.js';
 import { findSim, pickerPage } from '../domain/queries/picker.js';
 import { iccidCursor } from '../domain/queries/paging.js';
@@ -38,7 +39,7 @@ interface PickerTarget {
   /** Values carried through the picker (Create endpoint's form). */
   carry: Record<string, string>;
   endpoint?: EndpointDetail;
-  mode: 'link' | 'create';
+  mode: 'link' | 'swap' | 'create';
 }
 
 const SELECT_A_SIM = 'Select a SIM to attach';
@@ -82,6 +83,17 @@ function linkTarget(endpoint: EndpointDetail): PickerTarget {
     carry: {},
     endpoint,
     mode: 'link',
+  };
+}
+
+function swapTarget(endpoint: EndpointDetail): PickerTarget {
+  return {
+    base: `/endpoints/${endpoint.id}/sim/swap`,
+    choose: `/endpoints/${endpoint.id}/sim/swap/confirm`,
+    cancel: `/endpoints/${endpoint.id}`,
+    carry: {},
+    endpoint,
+    mode: 'swap',
   };
 }
 
@@ -158,6 +170,56 @@ export async function simLinkRoutes(fastify: FastifyInstance) {
         return renderEndpoint(request, reply, endpointId, { status: 409, message: error.message });
       }
       if (error instanceof InvalidStateError) return renderEndpoint(request, reply, endpointId, { status: 409, message: error.message });
+      throw error;
+    }
+  });
+
+  // Swap SIM: the same picker and confirmation as Link SIM, for an endpoint that has a SIM.
+  app.get(
+    '/endpoints/:id/sim/swap',
+    { config: ADMIN_ONLY, schema: { params: EndpointParams, querystring: PickerQuery } },
+    async (request, reply) => {
+      const endpoint = await endpointFor(request, reply, endpointIdOf(request.params), 'swap');
+      if (!endpoint) return reply;
+      return renderPicker(request, reply, request.query, swapTarget(endpoint));
+    },
+  );
+
+  app.get(
+    '/endpoints/:id/sim/swap/confirm',
+    { config: ADMIN_ONLY, schema: { params: EndpointParams, querystring: PickerQuery } },
+    async (request, reply) => {
+      const endpoint = await endpointFor(request, reply, endpointIdOf(request.params), 'swap');
+      if (!endpoint) return reply;
+      const sim = await chosenSim(request, request.query.sim_id);
+      if (!sim) return renderPicker(request, reply, request.query, swapTarget(endpoint), { status: 422, message: SELECT_A_SIM });
+      if (sim.status !== 'ready')
+        return renderPicker(request, reply, request.query, swapTarget(endpoint), { status: 409, message: CONFLICT_SIM_TAKEN });
+      return confirmPage(reply, endpoint, {
+        action: `/endpoints/${endpoint.id}/sim/swap`,
+        summary: `Swap SIM ${endpoint.sim?.iccid} of endpoint '${endpoint.name}' for SIM ${sim.iccid}.`,
+        operation: 'swap',
+        fields: { sim_id: String(sim.id), key: oneTimeKey() },
+      });
+    },
+  );
+
+  app.post('/endpoints/:id/sim/swap', { schema: { params: EndpointParams, body: ConfirmBody } }, async (request, reply) => {
+    const endpointId = endpointIdOf(request.params);
+    const simId = idParam(request.body.sim_id);
+    if (!simId) {
+      const endpoint = await endpointFor(request, reply, endpointId, 'swap');
+      if (!endpoint) return reply;
+      return renderPicker(request, reply, {}, swapTarget(endpoint), { status: 422, message: SELECT_A_SIM });
+    }
+    try {
+      const outcome = await swapSim(request.em, operationContext(request, request.body.key), endpointId, simId);
+      reply.flash('success', outcome.message, outcome.replayed ? undefined : { type: 'sim.swapped', endpointId, iccid: outcome.iccid });
+      return reply.seeOther(`/endpoints/${endpointId}`);
+    } catch (error) {
+      // Someone else took the SIM, or changed the endpoint: the endpoint page with the reason.
+      if (error instanceof ConflictError || error instanceof InvalidStateError)
+        return renderEndpoint(request, reply, endpointId, { status: 409, message: error.message });
       throw error;
     }
   });

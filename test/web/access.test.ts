@@ -25,6 +25,11 @@ import { cookieHeader, setCookie } from '../helpers/cookies.js';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 const formBody = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 
+import { createWebhook, sendTestEvent } from '../../src/domain/webhooks.js';
+import { createBulkJob } from '../../src/domain/bulk.js';
+import { WebhookMessageSchema } from '../../src/domain/entities.js';
+import { actorFor } from '../domain/support.js';
+
 let db: TestDatabase;
 let app: FastifyInstance;
 let em: EntityManager;
@@ -36,6 +41,10 @@ interface Fleet {
   endpoints: Record<'hold' | 'pre_active' | 'active' | 'suspended', TestEndpoint>;
   sims: TestSim[];
   ready: TestSim;
+  /** A webhook with one message, and a bulk change not yet applied (a draft). */
+  webhook: number;
+  message: number;
+  job: number;
 }
 
 async function fleet(enterprise: TestEnterprise, prefix: string): Promise<Fleet> {
@@ -49,8 +58,33 @@ async function fleet(enterprise: TestEnterprise, prefix: string): Promise<Fleet>
     sims.push(sim);
   }
   const ready = await readySim(em, enterprise);
-  return { endpoints: { hold, ...linked }, sims: [...sims, ready], ready };
+  const owner = await actorFor(em, enterprise, 'admin');
+  const { webhook } = await createWebhook(
+    em.fork(),
+    owner,
+    { url: 'https://crm.example.com/hooks', eventTypes: ['sim.linked'] },
+    { allowPrivate: false },
+  );
+  await sendTestEvent(em.fork(), owner, webhook.id);
+  const [message] = await em.fork().find(WebhookMessageSchema, { webhook: webhook.id });
+  const job = await createBulkJob(
+    em.fork(),
+    owner,
+    `${prefix}.csv`,
+    [{ line: 2, endpointId: hold.id, action: 'link', iccid: ready.iccid, simId: ready.id }],
+    'draft',
+  );
+  return { endpoints: { hold, ...linked }, sims: [...sims, ready], ready, webhook: webhook.id, message: message.id, job: job.id };
 }
+
+/** The ids of a fleet's records, by the resource that names them in a route's path. */
+const idsOf = (fleet: Fleet, endpoint: number, sim = fleet.ready.id) => ({
+  endpoints: endpoint,
+  sims: sim,
+  webhooks: fleet.webhook,
+  messages: fleet.message,
+  bulk: fleet.job,
+});
 
 let mine: Fleet;
 let theirs: Fleet;
@@ -149,7 +183,7 @@ describe('a viewer', () => {
     for (const route of routes) {
       // Each of the viewer's own endpoints, so the refusal is the role's and not the record's state.
       for (const endpoint of Object.values(mine.endpoints)) {
-        const url = fill(route.url, { endpoints: endpoint.id, sims: mine.ready.id });
+        const url = fill(route.url, idsOf(mine, endpoint.id));
         const res = await viewer
           .post(url)
           .type('form')
@@ -209,10 +243,18 @@ describe('another enterprise', () => {
     const routes = app.accessRules.filter((r) => r.method === 'GET' && r.url.includes('/:'));
     expect(routes.length).toBeGreaterThanOrEqual(6);
     for (const route of routes) {
-      const missing = await admin.get(fill(route.url, { endpoints: 2_000_000_000, sims: 2_000_000_000 }));
+      const missing = await admin.get(
+        fill(route.url, {
+          endpoints: 2_000_000_000,
+          sims: 2_000_000_000,
+          webhooks: 2_000_000_000,
+          messages: 2_000_000_000,
+          bulk: 2_000_000_000,
+        }),
+      );
       expect(missing.status, route.url).toBe(404);
       for (const endpoint of Object.values(theirs.endpoints)) {
-        const url = fill(route.url, { endpoints: endpoint.id, sims: theirs.ready.id });
+        const url = fill(route.url, idsOf(theirs, endpoint.id));
         const res = await admin.get(url);
         expect(res.status, url).toBe(404);
         expect(notFound(res.text), url).toBe(notFound(missing.text));
@@ -227,7 +269,7 @@ describe('another enterprise', () => {
     const before = await snapshot();
     for (const route of routes) {
       for (const endpoint of Object.values(theirs.endpoints)) {
-        const url = fill(route.url, { endpoints: endpoint.id, sims: theirs.ready.id });
+        const url = fill(route.url, idsOf(theirs, endpoint.id));
         // Offer one of our own Ready SIMs: only the endpoint is foreign.
         const res = await admin
           .post(url)
@@ -345,7 +387,7 @@ describe('CSRF', () => {
   it('every state-changing route that needs a token refuses a request without one', async () => {
     const before = await snapshot();
     for (const route of changingRoutes().filter((r) => r.csrf)) {
-      const url = fill(route.url, { endpoints: mine.endpoints.hold.id, sims: mine.ready.id });
+      const url = fill(route.url, idsOf(mine, mine.endpoints.hold.id));
       const res = await admin
         .post(url)
         .type('form')

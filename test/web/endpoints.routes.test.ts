@@ -321,8 +321,8 @@ describe('endpoint page', () => {
   });
 
   it.each([
-    ['pre_active', ['Activate', 'De-link']],
-    ['suspended', ['Resume', 'De-link']],
+    ['pre_active', ['Activate', 'Swap SIM', 'De-link']],
+    ['suspended', ['Resume', 'Swap SIM', 'De-link']],
   ] as const)('a %s endpoint offers %j', async (status, buttons) => {
     const { endpoint } = await linkedEndpoint(em, acme, status);
     const res = await admin.get(`/endpoints/${endpoint.id}`);

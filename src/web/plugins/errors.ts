@@ -34,7 +34,7 @@ export function errorPage(reply: FastifyReply, status: number, message: string, 
 
 /** A multipart body its parser could not read (busboy throws plain Errors): the sender's fault, so 400. */
 const unreadableUpload = (error: FastifyError) => !error.statusCode && /[\\/]@fastify[\\/]busboy[\\/]/.test(error.stack ?? '');
-/** What an id in an address names: every `:id` route today is an endpoint's (schemas.ts EndpointParams). */
+/** What an id in an address names: an endpoint's, unless the route says otherwise in its config (`record`). */
 const ADDRESS_RECORD = 'endpoint';
 const NOT_FOUND = 'There is nothing at this address. Check it, or go back to the endpoints.';
 const UNREADABLE =
@@ -52,7 +52,10 @@ export const errorsPlugin = fp(
       // A route's schema refused the request (src/web/schemas.ts): a malformed id in the address is an
       // address that does not exist; anything else is input a person can go back and correct.
       if (error.validation) {
-        if (error.validationContext === 'params') return errorPage(reply, 404, new NotFoundError(ADDRESS_RECORD).message);
+        if (error.validationContext === 'params') {
+          const record = (request.routeOptions.config as { record?: string } | undefined)?.record ?? ADDRESS_RECORD;
+          return errorPage(reply, 404, new NotFoundError(record).message);
+        }
         return errorPage(reply, 422, 'Some of what was sent is not valid. Go back and check the form.');
       }
       if (unreadableUpload(error)) {

@@ -1,0 +1,152 @@
+// The Bulk changes pages (/bulk): an admin uploads a CSV and sees the preview (counts per action, every row
+// that cannot be done with its line and reason, the first rows that will be done); nothing changes until
+// Apply N changes → "Are you sure you want to continue?" → Yes; the job page shows the progress and, when
+// finished, the counts and Download the results (CSV). A draft can be discarded; viewers get 403; another
+// enterprise's job is 404; a file without the columns is refused with the reason; the upload needs the CSRF token.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { parse } from 'csv-parse/sync';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp } from '../helpers/app.js';
+import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
+import { createEnterprise, linkedEndpoint, manyHoldEndpoints, manyReadySims, type TestEnterprise } from '../factories/index.js';
+import { BulkRunner } from '../../src/domain/bulk.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let em: EntityManager;
+let acme: TestEnterprise;
+let globex: TestEnterprise;
+let admin: Agent;
+let csrf: string;
+
+const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
+const upload = (agent: Agent, token: string, csv: string, filename = 'changes.csv') =>
+  agent.post(`/bulk?_csrf=${encodeURIComponent(token)}`).attach('file', Buffer.from(csv), { filename, contentType: 'text/csv' });
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await buildTestApp(db);
+  em = db.orm.em.fork();
+  acme = await createEnterprise(em, 'Acme');
+  globex = await createEnterprise(em, 'Globex');
+  admin = (await signedIn(app, em, acme, 'admin')).agent;
+  csrf = await csrfToken(admin);
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.close();
+});
+
+describe('Bulk changes pages', () => {
+  it('upload → preview → Apply → Yes → progress → results, nothing changed before Yes', async () => {
+    const endpoints = await manyHoldEndpoints(em.fork(), acme, 3);
+    const sims = await manyReadySims(em.fork(), acme, 3);
+    const { endpoint: active } = await linkedEndpoint(em.fork(), acme, 'active');
+    const csv = [
+      'endpoint_id,action,iccid',
+      ...endpoints.map((e, i) => `${e.id},link,${sims[i].iccid}`),
+      `${active.id},activate,`,
+      `nope,link,`,
+    ].join('\n');
+    const preview = await upload(admin, csrf, csv, 'october.csv');
+    expect(preview.status, preview.text).toBe(200);
+    expect(preview.text).toContain('Preview of october.csv');
+    expect(preview.text).toContain('<strong>3 can be done</strong>, 2 cannot.');
+    expect(preview.text).toContain(`Endpoint &#39;${active.name}&#39; is Active; only a Pre-Active endpoint can be activated.`);
+    expect(preview.text).toContain('endpoint_id &quot;nope&quot; is not an endpoint id (a number)');
+    expect(preview.text).toContain('Apply 3 changes');
+    expect(await rows(`select status from endpoint where id = ?`, [endpoints[0].id])).toEqual([{ status: 'hold' }]);
+    const [job] = await rows(`select id, state, total from bulk_job where file_name = 'october.csv'`);
+    expect(job).toMatchObject({ state: 'draft', total: 3 });
+
+    const confirm = await admin.get(`/bulk/${job.id as number}/apply`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Are you sure you want to continue?');
+    expect(confirm.text).toContain('Apply 3 changes from october.csv.');
+    const yes = await admin
+      .post(`/bulk/${job.id as number}/apply`)
+      .type('form')
+      .send({ _csrf: csrf });
+    expect(yes.status).toBe(303);
+    expect(yes.headers.location).toBe(`/bulk/${job.id as number}`);
+    const waiting = await admin.get(`/bulk/${job.id as number}`);
+    expect(waiting.text).toContain('<progress id="job-progress-bar" max="3" value="0">0 of 3</progress>');
+    expect(waiting.text).toContain('hx-trigger="every 2s"');
+    expect(waiting.text).toContain('>Refresh</a>');
+    // The progress alone, as htmx asks for it.
+    const partial = await admin
+      .get(`/bulk/${job.id as number}`)
+      .set('HX-Request', 'true')
+      .set('HX-Target', 'job-progress');
+    expect(partial.text.trim().startsWith('<section id="job-progress"')).toBe(true);
+
+    while (await new BulkRunner(db.orm).runOne());
+    const finished = await admin.get(`/bulk/${job.id as number}`);
+    expect(finished.text).toContain('<strong>3 done</strong>, 0 failed.');
+    expect(finished.text).toContain('Download the results (CSV)');
+    expect(finished.text).not.toContain('hx-trigger="every 2s"');
+    const results = await admin.get(`/bulk/${job.id as number}/results.csv`);
+    expect(results.status).toBe(200);
+    expect(results.headers['content-type']).toMatch(/^text\/csv/);
+    const records = parse(results.text, { columns: true }) as Record<string, string>[];
+    expect(records.map((r) => [r.line, r.outcome])).toEqual([
+      ['2', 'done'],
+      ['3', 'done'],
+      ['4', 'done'],
+    ]);
+    const list = await admin.get('/bulk');
+    expect(list.text).toContain('october.csv');
+    expect(list.text).toContain('Finished');
+  });
+
+  it('a draft can be discarded; it is never run', async () => {
+    const [e] = await manyHoldEndpoints(em.fork(), acme, 1);
+    const [s] = await manyReadySims(em.fork(), acme, 1);
+    await upload(admin, csrf, `endpoint_id,action,iccid\n${e.id},link,${s.iccid}`, 'discard-me.csv');
+    const [job] = await rows(`select id from bulk_job where file_name = 'discard-me.csv'`);
+    const discard = await admin
+      .post(`/bulk/${job.id as number}/cancel`)
+      .type('form')
+      .send({ _csrf: csrf });
+    expect(discard.status).toBe(303);
+    expect(await rows('select state from bulk_job where id = ?', [job.id])).toEqual([{ state: 'cancelled' }]);
+    expect(await new BulkRunner(db.orm).runOne()).toBe(false);
+    expect(await rows(`select status from endpoint where id = ?`, [e.id])).toEqual([{ status: 'hold' }]);
+  });
+
+  it('refuses a file without the columns, or no file, with the reason; no CSRF token: 403; viewers: 403', async () => {
+    const bad = await upload(admin, csrf, 'id,what\n1,link');
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('The first line must name the columns endpoint_id, action and iccid; &quot;endpoint_id&quot; is missing.');
+    expect((await admin.post(`/bulk?_csrf=${encodeURIComponent(csrf)}`).field('x', 'y')).status).toBe(422);
+    const noToken = await admin.post('/bulk').attach('file', Buffer.from('endpoint_id,action\n1,activate'), { filename: 'a.csv' });
+    expect(noToken.status).toBe(403);
+    const { agent: viewer } = await signedIn(app, em, acme, 'viewer');
+    expect((await viewer.get('/bulk')).status).toBe(403);
+    expect((await upload(viewer, await csrfToken(viewer), 'endpoint_id,action\n1,activate')).status).toBe(403);
+  });
+
+  it('another enterprise’s job, an unknown or malformed id: 404 naming a job', async () => {
+    const { agent: other } = await signedIn(app, em, globex, 'admin');
+    const [e] = await manyHoldEndpoints(em.fork(), globex, 1);
+    const [s] = await manyReadySims(em.fork(), globex, 1);
+    await upload(other, await csrfToken(other), `endpoint_id,action,iccid\n${e.id},link,${s.iccid}`, 'globex.csv');
+    const [job] = await rows(`select id from bulk_job where file_name = 'globex.csv'`);
+    for (const path of [`/bulk/${job.id as number}`, `/bulk/${job.id as number}/results.csv`, '/bulk/99999999', '/bulk/abc']) {
+      const res = await admin.get(path);
+      expect(res.status, path).toBe(404);
+      expect(res.text).toContain('The job was not found.');
+    }
+    expect(
+      (
+        await admin
+          .post(`/bulk/${job.id as number}/apply`)
+          .type('form')
+          .send({ _csrf: csrf })
+      ).status,
+    ).toBe(404);
+    expect(await rows('select state from bulk_job where id = ?', [job.id])).toEqual([{ state: 'draft' }]);
+  });
+});

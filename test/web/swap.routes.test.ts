@@ -1,0 +1,102 @@
+// Swap SIM on the endpoint page: the button shows only when a SIM is linked (and only to admins); it opens
+// the picker, Attach SIM leads to "Are you sure you want to continue?" naming both ICCIDs, Yes swaps them in
+// one change and the page says so; a SIM taken meanwhile, or an endpoint on Hold, is refused with the reason.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp } from '../helpers/app.js';
+import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
+import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let em: EntityManager;
+let acme: TestEnterprise;
+let admin: Agent;
+let csrf: string;
+
+const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await buildTestApp(db);
+  em = db.orm.em.fork();
+  acme = await createEnterprise(em, 'Acme');
+  admin = (await signedIn(app, em, acme, 'admin')).agent;
+  csrf = await csrfToken(admin);
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.close();
+});
+
+describe('Swap SIM', () => {
+  it('from the endpoint page: picker → confirmation naming both SIMs → Yes → swapped, one event', async () => {
+    const { endpoint, sim: old } = await linkedEndpoint(em.fork(), acme, 'active', { activateImmediately: false });
+    const fresh = await readySim(em.fork(), acme);
+    const page = await admin.get(`/endpoints/${endpoint.id}`);
+    expect(page.text).toContain('>Swap SIM</button>');
+    const picker = await admin.get(`/endpoints/${endpoint.id}/sim/swap?q=${fresh.iccid}`);
+    expect(picker.status).toBe(200);
+    expect(picker.text).toContain('Select SIM to attach');
+    expect(picker.text).toContain(fresh.iccid);
+    const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/swap/confirm?sim_id=${fresh.id}`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Are you sure you want to continue?');
+    expect(confirm.text).toContain(`Swap SIM ${old.iccid} of endpoint &#39;${endpoint.name}&#39; for SIM ${fresh.iccid}.`);
+    expect(confirm.text).toContain('the endpoint and the new SIM will become Pre-Active.');
+    const yes = await admin
+      .post(`/endpoints/${endpoint.id}/sim/swap`)
+      .type('form')
+      .send({ _csrf: csrf, sim_id: String(fresh.id), key: hidden(confirm.text, 'key') });
+    expect(yes.status).toBe(303);
+    expect(yes.headers.location).toBe(`/endpoints/${endpoint.id}`);
+    const after = await admin.get(`/endpoints/${endpoint.id}`);
+    expect(after.text).toContain(`SIM ${old.iccid} swapped for SIM ${fresh.iccid}`);
+    expect(await rows('select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual([
+      { status: 'pre_active', sim_id: fresh.id },
+    ]);
+    expect(await rows('select status, endpoint_id from sim where id = ?', [old.id])).toEqual([{ status: 'ready', endpoint_id: null }]);
+    expect(await rows(`select count(*)::int as n from event where action = 'sim.swapped' and endpoint_id = ?`, [endpoint.id])).toEqual([
+      { n: 1 },
+    ]);
+  });
+
+  it('no Swap SIM on Hold (refused with the reason if asked for); a taken SIM is refused, nothing changes', async () => {
+    const hold = await holdEndpoint(em.fork(), acme);
+    expect((await admin.get(`/endpoints/${hold.id}`)).text).not.toContain('>Swap SIM</button>');
+    const onHold = await admin.get(`/endpoints/${hold.id}/sim/swap`);
+    expect(onHold.status).toBe(409);
+    expect(onHold.text).toContain('is on Hold; it has no SIM to swap.');
+
+    const { endpoint, sim } = await linkedEndpoint(em.fork(), acme, 'active');
+    const { sim: taken } = await linkedEndpoint(em.fork(), acme, 'active');
+    const refused = await admin.get(`/endpoints/${endpoint.id}/sim/swap/confirm?sim_id=${taken.id}`);
+    expect(refused.status).toBe(409);
+    expect(refused.text).toContain('This SIM was just linked to another endpoint. Choose another SIM.');
+    const posted = await admin
+      .post(`/endpoints/${endpoint.id}/sim/swap`)
+      .type('form')
+      .send({ _csrf: csrf, sim_id: String(taken.id), key: 'swap-form-key-0000000001' });
+    expect(posted.status).toBe(409);
+    expect(await rows('select sim_id from endpoint where id = ?', [endpoint.id])).toEqual([{ sim_id: sim.id }]);
+  });
+
+  it('viewers see no Swap SIM and are refused', async () => {
+    const { endpoint } = await linkedEndpoint(em.fork(), acme, 'active');
+    const fresh = await readySim(em.fork(), acme);
+    const { agent: viewer } = await signedIn(app, em, acme, 'viewer');
+    expect((await viewer.get(`/endpoints/${endpoint.id}`)).text).not.toContain('>Swap SIM</button>');
+    expect((await viewer.get(`/endpoints/${endpoint.id}/sim/swap`)).status).toBe(403);
+    const token = await csrfToken(viewer);
+    expect(
+      (
+        await viewer
+          .post(`/endpoints/${endpoint.id}/sim/swap`)
+          .type('form')
+          .send({ _csrf: token, sim_id: String(fresh.id) })
+      ).status,
+    ).toBe(403);
+  });
+});

@@ -1,0 +1,188 @@
+// The Webhooks pages (/settings/webhooks): an admin adds a webhook and sees its signing secret once; a bad URL
+// or no event type is refused with the error summary; the webhook's page sends a test event, disables and
+// enables it, deletes it through "Are you sure you want to continue?", and shows the delivery log where a
+// message can be resent; viewers get 403; another enterprise's webhook is 404; forms need the CSRF token.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Webhook as Verifier } from 'standardwebhooks';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp } from '../helpers/app.js';
+import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
+import { createEnterprise, type TestEnterprise } from '../factories/index.js';
+import { WebhookDelivery } from '../../src/domain/webhook-delivery.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let em: EntityManager;
+let acme: TestEnterprise;
+let globex: TestEnterprise;
+let admin: Agent;
+let csrf: string;
+
+const secretIn = (html: string) => html.match(/value="(whsec_[A-Za-z0-9+/=]{44})"/)?.[1];
+const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await buildTestApp(db, { webhookAllowPrivate: true });
+  em = db.orm.em.fork();
+  acme = await createEnterprise(em, 'Acme');
+  globex = await createEnterprise(em, 'Globex');
+  admin = (await signedIn(app, em, acme, 'admin')).agent;
+  csrf = await csrfToken(admin);
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.close();
+});
+
+describe('Webhooks pages', () => {
+  it('is linked from the header for admins only; viewers get 403', async () => {
+    expect((await admin.get('/endpoints')).text).toContain('href="/settings/webhooks"');
+    const { agent: viewer } = await signedIn(app, em, acme, 'viewer');
+    expect((await viewer.get('/endpoints')).text).not.toContain('href="/settings/webhooks"');
+    expect((await viewer.get('/settings/webhooks')).status).toBe(403);
+  });
+
+  it('adds a webhook: the secret shown once, then the list without it; a test event arrives signed with it', async () => {
+    const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
+    const server = http.createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        received.push({ headers: request.headers, body });
+        response.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    try {
+      const res = await admin
+        .post('/settings/webhooks')
+        .type('form')
+        .send(`_csrf=${encodeURIComponent(csrf)}&url=${encodeURIComponent(url)}&event_types=sim.linked&event_types=sim.delinked`);
+      expect(res.status, res.text).toBe(200);
+      expect(res.text).toContain('it will not be shown again');
+      const secret = secretIn(res.text)!;
+      expect(secret).toBeDefined();
+      const [stored] = await rows('select id, url, event_types, enabled from webhook where enterprise_id = ?', [acme.id]);
+      expect(stored).toMatchObject({ url, event_types: ['sim.linked', 'sim.delinked'], enabled: true });
+      const list = await admin.get('/settings/webhooks');
+      expect(list.text).toContain(url);
+      expect(list.text).not.toContain(secret);
+
+      const page = `/settings/webhooks/${stored.id as number}`;
+      const test = await admin.post(`${page}/test`).type('form').send({ _csrf: csrf });
+      expect(test.status).toBe(303);
+      expect(test.headers.location).toBe(page);
+      const delivery = new WebhookDelivery(db.orm, { allowPrivate: true });
+      await delivery.deliverDue();
+      expect(received).toHaveLength(1);
+      const payload = new Verifier(secret).verify(received[0].body, received[0].headers as Record<string, string>) as { type: string };
+      expect(payload.type).toBe('webhook.test');
+      const shown = await admin.get(page);
+      expect(shown.status).toBe(200);
+      expect(shown.text).toContain('Delivery log');
+      expect(shown.text).toContain('HTTP 200');
+      expect(shown.text).not.toContain(secret);
+
+      // Resend: the same message again, with the same webhook-id.
+      const [message] = await rows('select id from webhook_message where webhook_id = ?', [stored.id]);
+      const resend = await admin
+        .post(`${page}/messages/${message.id as number}/resend`)
+        .type('form')
+        .send({ _csrf: csrf });
+      expect(resend.status).toBe(303);
+      await delivery.deliverDue();
+      expect(received).toHaveLength(2);
+      expect(received[1].headers['webhook-id']).toBe(received[0].headers['webhook-id']);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('refuses an http:// URL (without WEBHOOK_ALLOW_PRIVATE) and no event types, keeping what was typed', async () => {
+    const strict = await buildTestApp(db);
+    try {
+      const { agent } = await signedIn(strict, em, acme, 'admin');
+      const token = await csrfToken(agent);
+      const res = await agent.post('/settings/webhooks').type('form').send({ _csrf: token, url: 'http://crm.example.com/hooks' });
+      expect(res.status).toBe(422);
+      expect(res.text).toContain('There is a problem');
+      expect(res.text).toContain('The URL must start with https://');
+      expect(res.text).toContain('Choose at least one event type');
+      expect(res.text).toContain('value="http://crm.example.com/hooks"');
+      const local = await agent
+        .post('/settings/webhooks')
+        .type('form')
+        .send({ _csrf: token, url: 'https://10.0.0.8/hooks', event_types: 'sim.linked' });
+      expect(local.status).toBe(422);
+      expect(local.text).toContain('The URL must be a public address');
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('disables and enables; deletes through the confirmation', async () => {
+    const created = await admin
+      .post('/settings/webhooks')
+      .type('form')
+      .send({ _csrf: csrf, url: 'https://crm.example.com/delete-me', event_types: 'sim.linked' });
+    expect(created.status).toBe(200);
+    const [{ id }] = await rows(`select id from webhook where url = 'https://crm.example.com/delete-me'`);
+    const page = `/settings/webhooks/${id as number}`;
+    expect((await admin.post(`${page}/disable`).type('form').send({ _csrf: csrf })).status).toBe(303);
+    expect((await rows('select enabled, disabled_reason from webhook where id = ?', [id]))[0]).toEqual({
+      enabled: false,
+      disabled_reason: 'Disabled by an admin',
+    });
+    expect((await admin.get(page)).text).toContain('Disabled by an admin');
+    expect((await admin.post(`${page}/enable`).type('form').send({ _csrf: csrf })).status).toBe(303);
+    expect((await rows('select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
+
+    const confirm = await admin.get(`${page}/delete`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Are you sure you want to continue?');
+    expect(confirm.text).toContain('Delete the webhook to https://crm.example.com/delete-me.');
+    const deleted = await admin.post(`${page}/delete`).type('form').send({ _csrf: csrf });
+    expect(deleted.status).toBe(303);
+    expect(deleted.headers.location).toBe('/settings/webhooks');
+    expect(await rows('select id from webhook where id = ?', [id])).toEqual([]);
+  });
+
+  it('another enterprise’s webhook, an unknown or malformed id: 404 naming a webhook; no CSRF token: 403', async () => {
+    const { agent: other } = await signedIn(app, em, globex, 'admin');
+    const otherCsrf = await csrfToken(other);
+    await other
+      .post('/settings/webhooks')
+      .type('form')
+      .send({ _csrf: otherCsrf, url: 'https://globex.example.com/h', event_types: 'sim.linked' });
+    const [{ id }] = await rows(`select id from webhook where enterprise_id = ?`, [globex.id]);
+    for (const path of [
+      `/settings/webhooks/${id as number}`,
+      '/settings/webhooks/99999999',
+      '/settings/webhooks/abc',
+      '/settings/webhooks/99999999999',
+    ]) {
+      const res = await admin.get(path);
+      expect(res.status, path).toBe(404);
+      expect(res.text).toContain('The webhook was not found.');
+    }
+    expect(
+      (
+        await admin
+          .post(`/settings/webhooks/${id as number}/disable`)
+          .type('form')
+          .send({ _csrf: csrf })
+      ).status,
+    ).toBe(404);
+    expect((await rows('select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
+    expect(
+      (await admin.post('/settings/webhooks').type('form').send({ url: 'https://x.example.com', event_types: 'sim.linked' })).status,
+    ).toBe(403);
+  });
+});
