@@ -319,6 +319,31 @@ describe('reflow at 320 CSS px (WCAG 1.4.10), with axe at that width', () => {
     await s.check(page, 'Import SIMs: refused, with the report');
     s.done();
   });
+
+  it('Bulk changes (upload and a preview with problems), Webhooks, API tokens', async () => {
+    const page = await browser.page({ as: ADMIN, viewport: NARROW, path: '/bulk' });
+    const s = states();
+    await page.getByRole('heading', { level: 1, name: 'Bulk changes' }).waitFor();
+    await s.check(page, 'Bulk changes');
+    await page.getByLabel('CSV file').setInputFiles({
+      name: 'changes.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from('endpoint_id,action,iccid\nabc,link,\n999999999,activate,\n'),
+    });
+    await page.getByRole('button', { name: 'Preview changes' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Preview of changes.csv' }).waitFor();
+    await s.check(page, 'Bulk changes: preview with rows that cannot be done');
+    await page.goto('/settings/webhooks');
+    await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+    await s.check(page, 'Webhooks');
+    await page.getByRole('button', { name: 'Add webhook' }).click();
+    await page.getByText('Enter the URL that will receive the webhooks').first().waitFor();
+    await s.check(page, 'Webhooks: the form refused');
+    await page.goto('/settings/api-tokens');
+    await page.getByRole('heading', { level: 1, name: 'API tokens' }).waitFor();
+    await s.check(page, 'API tokens');
+    s.done();
+  });
 });
 
 describe('forced colours (Windows High Contrast)', () => {
