@@ -32,6 +32,7 @@ import {
 import { DomainError, ForbiddenError, NotFoundError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkIccid } from './identifiers.js';
+import { csvLine } from './csv.js';
 import {
   activateEndpoint,
   delinkSim,
@@ -337,7 +338,7 @@ export async function cancelBulkJob(em: EntityManager, actor: Actor, id: number)
 /** Every row of a job with its outcome, as a CSV file (spreadsheet-safe), streamed a batch at a time. */
 export async function* bulkResultsCsv(em: EntityManager, actor: Actor, jobId: number): AsyncGenerator<string> {
   await findBulkJob(em, actor, jobId);
-  yield 'line,endpoint_id,action,iccid,outcome,message\r\n';
+  yield csvLine(['line', 'endpoint_id', 'action', 'iccid', 'outcome', 'message']);
   let after = 0;
   for (;;) {
     const rows = await em.find(
@@ -346,22 +347,9 @@ export async function* bulkResultsCsv(em: EntityManager, actor: Actor, jobId: nu
       { orderBy: { line: 'asc' }, limit: 1000, disableIdentityMap: true },
     );
     if (!rows.length) return;
-    yield rows
-      .map(
-        (row) =>
-          [row.line, row.endpointId, row.action, row.iccid ?? '', row.outcome ?? 'not done', row.message ?? ''].map(csvCell).join(',') +
-          '\r\n',
-      )
-      .join('');
+    yield rows.map((row) => csvLine([row.line, row.endpointId, row.action, row.iccid, row.outcome ?? 'not done', row.message])).join('');
     after = rows[rows.length - 1].line;
   }
-}
-
-/** A CSV cell a spreadsheet never reads as a formula. */
-export function csvCell(value: string | number): string {
-  let text = String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",;\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 export interface BulkRunnerOptions {

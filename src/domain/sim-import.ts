@@ -41,6 +41,7 @@ import { EventSchema, SimSchema } from './entities.js';
 import { ConflictError, DomainError, ForbiddenError, TooManyRequestsError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkEid, checkIccid, checkImsi, checkMsisdn, type Checked } from './identifiers.js';
+import { csvCell } from './csv.js';
 
 export interface ImportLimits {
   /** Largest file accepted, in bytes. */
@@ -695,12 +696,7 @@ const fieldOrder = (field: string) => FIELD_ORDER.indexOf(field);
 
 /** The report as a CSV file (line, field, problem), with a last line counting what was left out. */
 export function reportCsv(report: ImportReport): string {
-  const cell = (value: string | number) => {
-    let text = String(value);
-    // A spreadsheet must never read a cell as a formula.
-    if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-    return /[",;\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-  };
+  const cell = csvCell;
   const lines = ['line,field,problem', ...report.problems.map((p) => [p.line, p.field, p.message].map(cell).join(','))];
   const left = report.totalProblems - report.problems.length;
   if (left > 0)

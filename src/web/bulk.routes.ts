@@ -8,7 +8,6 @@
 //   GET  /bulk/:id/apply           the confirmation            POST /bulk/:id/apply  Yes
 //   POST /bulk/:id/cancel          stop after the batch under way (or drop a draft)
 //   GET  /bulk/:id/results.csv     every row with its outcome
-import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import multipart from '@fastify/multipart';
@@ -25,6 +24,7 @@ import {
   type BulkPreview,
 } from '../domain/bulk.js';
 import { NotFoundError } from '../domain/errors.js';
+import { sendCsv } from './csv-download.js';
 import { idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
 import { CsrfOnlyBody, ImportQuery, WebhookParams as JobParams } from './schemas.js';
@@ -131,9 +131,6 @@ export async function bulkRoutes(fastify: FastifyInstance) {
   app.get('/bulk/:id/results.csv', { ...ADMIN_ONLY, schema: { params: JobParams } }, async (request, reply) => {
     const actor = actorOf(request);
     const job = await findBulkJob(request.em, actor, jobId(request.params.id));
-    reply
-      .header('content-type', 'text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="bulk-${job.id}-results.csv"`);
-    return reply.send(Readable.from(bulkResultsCsv(request.em, actor, job.id)));
+    return sendCsv(reply, `bulk-${job.id}-results.csv`, bulkResultsCsv(request.em, actor, job.id));
   });
 }

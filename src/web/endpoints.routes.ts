@@ -1,5 +1,7 @@
 // The endpoint screens: the list (filter, search, keyset pages), Create endpoint, and the endpoint page
 // with its SIM panel, the actions its state allows and its history.
+import { endpointsCsv } from '../domain/exports.js';
+import { sendCsv } from './csv-download.js';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ENDPOINT_STATUSES } from '../domain/entities.js';
@@ -13,6 +15,16 @@ import { EndpointParams, ListQuery, NewEndpointBody, NewEndpointQuery } from './
 
 export async function endpointsRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+  // Download CSV: every endpoint matching the filter and search on the screen, streamed.
+  app.get('/endpoints/export.csv', { schema: { querystring: ListQuery } }, async (request, reply) => {
+    const query = request.query;
+    const rows = endpointsCsv(request.em, actorOf(request).enterpriseId, {
+      status: isEndpointStatus(query.status) ? query.status : '',
+      q: query.q ?? '',
+    });
+    return sendCsv(reply, 'endpoints.csv', rows);
+  });
 
   app.get('/endpoints', { schema: { querystring: ListQuery } }, async (request, reply) => {
     const query = request.query;

@@ -1,4 +1,6 @@
 // The enterprise-wide history: every event, newest first, filterable by what happened.
+import { eventsCsv } from '../domain/exports.js';
+import { sendCsv } from './csv-download.js';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { getEndpoint } from '../domain/queries/endpoints.js';
@@ -9,6 +11,16 @@ import { EventsQuery } from './schemas.js';
 
 export async function eventsRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  // Download CSV: every event matching the filter, newest first, streamed.
+  app.get('/events/export.csv', { schema: { querystring: EventsQuery } }, async (request, reply) => {
+    const query = request.query;
+    const { enterpriseId } = actorOf(request);
+    const endpointId = idParam(query.endpoint);
+    if (endpointId) await getEndpoint(request.em, enterpriseId, endpointId);
+    const rows = eventsCsv(request.em, enterpriseId, { action: isEventAction(query.action) ? query.action : '', endpointId });
+    return sendCsv(reply, 'history.csv', rows);
+  });
+
   app.get('/events', { schema: { querystring: EventsQuery } }, async (request, reply) => {
     const query = request.query;
     const { enterpriseId } = actorOf(request);

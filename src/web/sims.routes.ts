@@ -4,6 +4,8 @@
 // Imports take one of this process's import slots (IMPORT_CONCURRENCY) before the upload is read; one
 // that cannot run now (no slot, another import of the enterprise, too many refusals) gets 429, Retry-After
 // and the form again, saying why.
+import { simsCsv } from '../domain/exports.js';
+import { sendCsv } from './csv-download.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import multipart from '@fastify/multipart';
@@ -33,6 +35,16 @@ export async function simsRoutes(fastify: FastifyInstance) {
     // One file, no other fields of note. One byte over the import's own limit, so the import notices
     // the excess and says so in words (the multipart limit only cuts the stream short).
     limits: { fileSize: IMPORT_LIMITS.maxBytes + 1, files: 1, fields: 5, fieldSize: 1024, parts: 6, headerPairs: 50 },
+  });
+
+  // Download CSV: every SIM matching the filter and search, in the Import SIMs columns, streamed.
+  app.get('/sims/export.csv', { schema: { querystring: ListQuery } }, async (request, reply) => {
+    const query = request.query;
+    const rows = simsCsv(request.em, actorOf(request).enterpriseId, {
+      status: isSimStatus(query.status) ? query.status : null,
+      q: query.q ?? '',
+    });
+    return sendCsv(reply, 'sims.csv', rows);
   });
 
   app.get('/sims', { schema: { querystring: ListQuery } }, async (request, reply) => {

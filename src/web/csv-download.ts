@@ -1,0 +1,16 @@
+// A CSV download streamed from an export's async generator (src/domain/exports.ts): UTF-8 with a byte-order mark
+// (so spreadsheets read accents right), attachment with the file's name, never cached.
+import { Readable } from 'node:stream';
+import type { FastifyReply } from 'fastify';
+
+export function sendCsv(reply: FastifyReply, filename: string, rows: AsyncIterable<string>) {
+  async function* withBom() {
+    yield '\ufeff';
+    yield* rows;
+  }
+  return reply
+    .header('content-type', 'text/csv; charset=utf-8')
+    .header('content-disposition', `attachment; filename="${filename}"`)
+    .header('cache-control', 'no-store')
+    .send(Readable.from(withBom()));
+}
