@@ -90,7 +90,7 @@ describe('Bulk changes pages', () => {
     const results = await admin.get(`/bulk/${job.id as number}/results.csv`);
     expect(results.status).toBe(200);
     expect(results.headers['content-type']).toMatch(/^text\/csv/);
-    const records = parse(results.text, { columns: true }) as Record<string, string>[];
+    const records = parse(results.text, { columns: true, bom: true }) as Record<string, string>[];
     expect(records.map((r) => [r.line, r.outcome])).toEqual([
       ['2', 'done'],
       ['3', 'done'],
