@@ -24,7 +24,8 @@ export interface Problem {
 
 /** Who acts, for which request, with which confirmation form's one-time key. */
 export function operationContext(request: FastifyRequest, key: string | undefined): OperationContext {
-  return { actor: actorOf(request), requestId: request.id, key: key || undefined };
+  // A session started from a CRM's launch link is the CRM's: its changes are recorded with source `crm`.
+  return { actor: actorOf(request), requestId: request.id, key: key || undefined, source: request.session?.embedded ? 'crm' : 'ui' };
 }
 
 /** A fresh one-time key for a confirmation form (see lifecycle.ts `once`). */

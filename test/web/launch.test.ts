@@ -110,6 +110,12 @@ describe('a valid launch token', () => {
     });
     expect(created.statusCode).toBe(303);
     expect(await count('endpoint where enterprise_id = ? and name = ?', [acme.id, 'Made in the CRM'])).toBe(1);
+    // A change made in the CRM's session is recorded as the CRM's (source crm), by the user it names.
+    expect(
+      await count(`event where action = 'endpoint.created' and endpoint_name = ? and source = 'crm' and actor_name = 'Nina Newcomer'`, [
+        'Made in the CRM',
+      ]),
+    ).toBe(1);
   });
 
   it('updates the name and role of an existing user of the same enterprise', async () => {
