@@ -4,12 +4,13 @@
 // that cannot go on says why in one line and exits non-zero — before it touches the database.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer as createHttpServer, request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import supertest from 'supertest';
+import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../e2e/support/app-server.js';
 import { hidden } from '../helpers/session.js';
@@ -182,6 +183,53 @@ describe('a SIGKILL loses nothing', () => {
     expect(page.status).toBe(200);
     expect(page.text).toContain('Survives a kill -9');
   }, 90_000);
+});
+
+describe('webhooks survive a SIGKILL', () => {
+  it('a change committed before the app was killed is delivered, signed, by the next start', async () => {
+    const received: { headers: Record<string, string>; body: string }[] = [];
+    const receiver = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push({ headers: req.headers as Record<string, string>, body });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+      const dataDir = tempDir();
+      // The first instance does not deliver: the message can only reach the receiver through the next start.
+      const env = { DATA_DIR: dataDir, WEBHOOK_ALLOW_PRIVATE: 'true' };
+      const first = run({ ...env, WEBHOOK_DELIVERY: 'false', PORT: String(await freePort()) });
+      await ready(first);
+      const cookie = await signIn(first.url);
+      const page = await supertest(first.url).get('/settings/webhooks').set('Cookie', cookie);
+      const added = await supertest(first.url)
+        .post('/settings/webhooks')
+        .set('Cookie', cookie)
+        .type('form')
+        .send({ _csrf: hidden(page.text, '_csrf'), url: hookUrl, event_types: 'endpoint.created' });
+      expect(added.status).toBe(200);
+      const secret = /value="(whsec_[^"]+)"/.exec(added.text)![1];
+      await createEndpoint(first.url, 'Told after a kill -9');
+      first.child.kill('SIGKILL');
+      await first.exited;
+      expect(received).toHaveLength(0);
+
+      const second = run({ ...env, PORT: String(await freePort()) });
+      await ready(second);
+      const deadline = Date.now() + 20_000;
+      while (!received.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(received).toHaveLength(1);
+      const event = new Webhook(secret).verify(received[0].body, received[0].headers) as { type: string; data: { endpoint_name: string } };
+      expect(event).toMatchObject({ type: 'endpoint.created', data: { endpoint_name: 'Told after a kill -9' } });
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
+  }, 120_000);
 });
 
 describe('stopping', () => {
