@@ -41,6 +41,8 @@ export const SCENARIO = {
   import: { endpoint: 'Truck 12', activateImmediately: true },
   /** Pre-Active endpoints: Activate → Suspend → Resume, and a No that changes nothing. */
   steps: { endpoint: 'Cold box 14', declined: 'Forklift 15' },
+  /** A bulk change by keyboard: link a SIM to a Hold endpoint and activate a Pre-Active one. */
+  bulk: { hold: 'Pallet tracker 11', preActive: 'Gate sensor 16', sim: demoSim(250) },
   /** Seeded endpoints in each state, only read. */
   states: { hold: 'Gate sensor 10', preActive: 'Trailer 13', active: 'Forklift 21', suspended: 'Trailer 31' },
 } as const;
