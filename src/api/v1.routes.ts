@@ -270,6 +270,18 @@ export async function v1Routes(root: FastifyInstance) {
     async (request) => endpointJson(request.em, enterpriseOf(request), request.params.id),
   );
 
+  /** Link and swap: the SIM named by ICCID, after the endpoint (another enterprise's endpoint is 404 whatever the SIM). */
+  const withSim = (run: (em: EntityManager, c: OperationContext, id: number, simId: number) => Promise<Outcome>) =>
+    async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>) {
+      const enterpriseId = enterpriseOf(request);
+      const iccid = iccidOf(request.body.iccid);
+      await getEndpoint(request.em, enterpriseId, request.params.id);
+      const sim = await findSimByIccid(request.em, enterpriseId, iccid);
+      if (!sim) throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
+      await run(request.em, ctx(request), request.params.id, sim.id);
+      return endpointJson(request.em, enterpriseId, request.params.id);
+    };
+
   app.post(
     '/endpoints/:id/sim',
     {
@@ -282,16 +294,7 @@ export async function v1Routes(root: FastifyInstance) {
         response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
       },
     },
-    async (request) => {
-      const enterpriseId = enterpriseOf(request);
-      const iccid = iccidOf(request.body.iccid);
-      // The endpoint first: another enterprise's is 404 whatever the SIM.
-      await getEndpoint(request.em, enterpriseId, request.params.id);
-      const sim = await findSimByIccid(request.em, enterpriseId, iccid);
-      if (!sim) throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
-      await linkSim(request.em, ctx(request), request.params.id, sim.id);
-      return endpointJson(request.em, enterpriseId, request.params.id);
-    },
+    withSim(linkSim),
   );
 
   app.put(
@@ -307,15 +310,7 @@ export async function v1Routes(root: FastifyInstance) {
         response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
       },
     },
-    async (request) => {
-      const enterpriseId = enterpriseOf(request);
-      const iccid = iccidOf(request.body.iccid);
-      await getEndpoint(request.em, enterpriseId, request.params.id);
-      const sim = await findSimByIccid(request.em, enterpriseId, iccid);
-      if (!sim) throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
-      await swapSim(request.em, ctx(request), request.params.id, sim.id);
-      return endpointJson(request.em, enterpriseId, request.params.id);
-    },
+    withSim(swapSim),
   );
 
   const change = (run: (em: EntityManager, c: OperationContext, id: number) => Promise<Outcome>) =>
