@@ -32,6 +32,7 @@ import {
 import { DomainError, ForbiddenError, NotFoundError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkIccid } from './identifiers.js';
+import { PollingWorker } from './polling-worker.js';
 import { csvLine } from './csv.js';
 import {
   activateEndpoint,
@@ -359,46 +360,19 @@ export interface BulkRunnerOptions {
 }
 
 /** Runs queued jobs in the background, one at a time per instance, each on one instance at a time. */
-export class BulkRunner {
+export class BulkRunner extends PollingWorker {
   readonly #orm: MikroORM;
-  readonly #pollMs: number;
   readonly #leaseMs: number;
-  readonly #onError?: (error: unknown) => void;
-  #timer: NodeJS.Timeout | null = null;
-  #round: Promise<unknown> | null = null;
-  #stopping = false;
 
   constructor(orm: MikroORM, options: BulkRunnerOptions = {}) {
+    super(options.pollMs ?? 1000, options.onError);
     this.#orm = orm;
-    this.#pollMs = options.pollMs ?? 1000;
     this.#leaseMs = options.leaseMs ?? 60_000;
-    this.#onError = options.onError;
   }
 
-  start() {
-    this.#stopping = false;
-    this.#schedule(0);
-  }
-
-  /** Stops after the batch under way; the job keeps its rows' outcomes and is resumed later (by any instance). */
-  async stop() {
-    this.#stopping = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.#round;
-  }
-
-  #schedule(delayMs: number) {
-    if (this.#stopping) return;
-    this.#timer = setTimeout(() => {
-      this.#round = this.runOne()
-        .catch((error: unknown) => {
-          this.#onError?.(error);
-          return false;
-        })
-        .then((ran) => this.#schedule(ran ? 0 : this.#pollMs));
-    }, delayMs);
-    this.#timer.unref();
+  /** Runs one job; the next round starts at once when there was one. After stop(), the job under way stops after its batch. */
+  protected round(): Promise<boolean> {
+    return this.runOne();
   }
 
   /** Takes one job whose lease is free and runs it until it ends, is cancelled, or this runner stops. */
@@ -411,7 +385,7 @@ export class BulkRunner {
     for (;;) {
       await em.refresh(job);
       if (job.cancelRequested) return this.#finish(em, job, 'cancelled', actor);
-      if (this.#stopping) {
+      if (this.stopping) {
         job.leaseUntil = null;
         await em.flush();
         return true;

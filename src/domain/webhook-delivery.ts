@@ -21,6 +21,7 @@ import { LockMode, raw } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { Webhook as Signer } from 'standardwebhooks';
 import { WebhookAttemptSchema, WebhookMessageSchema, WebhookSchema, type Webhook, type WebhookMessage } from './entities.js';
+import { PollingWorker } from './polling-worker.js';
 import { isPrivateAddress } from './webhooks.js';
 
 export interface DeliveryOptions {
@@ -50,51 +51,28 @@ export interface AttemptResult {
   durationMs: number;
 }
 
-export class WebhookDelivery {
+export class WebhookDelivery extends PollingWorker {
   readonly #orm: MikroORM;
-  readonly #options: Required<Omit<DeliveryOptions, 'onError'>> & Pick<DeliveryOptions, 'onError'>;
-  #timer: NodeJS.Timeout | null = null;
-  #round: Promise<unknown> | null = null;
-  #stopping = false;
+  readonly #options: Required<Omit<DeliveryOptions, 'onError'>>;
 
   constructor(orm: MikroORM, options: DeliveryOptions) {
-    this.#orm = orm;
-    this.#options = {
+    const { onError, ...rest } = options;
+    const settings = {
       timeoutMs: 10_000,
       giveUpAfterMs: 24 * 3_600_000,
       firstRetryMs: 5_000,
       maxRetryDelayMs: 3_600_000,
       batchSize: 50,
       pollMs: 500,
-      ...options,
+      ...rest,
     };
+    super(settings.pollMs, onError);
+    this.#orm = orm;
+    this.#options = settings;
   }
 
-  /** Starts delivering in the background. */
-  start() {
-    this.#stopping = false;
-    this.#schedule(0);
-  }
-
-  /** Stops: no new round; the round under way (sends included, each bounded by the timeout) is awaited. */
-  async stop() {
-    this.#stopping = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.#round;
-  }
-
-  #schedule(delayMs: number) {
-    if (this.#stopping) return;
-    this.#timer = setTimeout(() => {
-      this.#round = this.deliverDue()
-        .catch((error: unknown) => {
-          this.#options.onError?.(error);
-          return 0;
-        })
-        .then((sent) => this.#schedule(sent >= this.#options.batchSize ? 0 : this.#options.pollMs));
-    }, delayMs);
-    this.#timer.unref();
+  protected async round(): Promise<boolean> {
+    return (await this.deliverDue()) >= this.#options.batchSize;
   }
 
   /** One round: claims the due messages, sends them, records each attempt. Returns how many were claimed. */
@@ -109,7 +87,7 @@ export class WebhookDelivery {
         const messages = await em.find(WebhookMessageSchema, { id: { $in: ids } }, { orderBy: { id: 'asc' }, populate: ['webhook'] });
         for (const message of messages) {
           const webhook = message.webhook.getEntity();
-          if (this.#stopping || !webhook.enabled) break;
+          if (this.stopping || !webhook.enabled) break;
           await this.#deliver(em, webhook, message);
         }
       }),
