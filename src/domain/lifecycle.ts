@@ -9,7 +9,7 @@
 // (endpoint, then SIM), so two operations never wait on each other in a cycle. The database's constraints
 // (see migrations/) are the backstop: if one ever fires, at a statement or at commit, the transaction rolls
 // back whole and the person is told someone else changed the record.
-import { FlushMode, LockMode, ref, type EntityData, type EntitySchema, type FilterQuery } from '@mikro-orm/core';
+import { FlushMode, LockMode, raw, ref, type EntityData, type EntitySchema, type FilterQuery } from '@mikro-orm/core';
 import { ConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
@@ -28,6 +28,7 @@ import {
 } from './entities.js';
 import { StatementCache } from '../db/compiled-statement.js';
 import { recordEvent } from './events.js';
+import { subscriptionsColumn, type Subscription } from './webhooks.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError, type FieldError } from './errors.js';
 import { checkIccid, checkImei } from './identifiers.js';
 import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
@@ -174,18 +175,64 @@ async function lockOne<T extends object>(
 }
 const lockStatements = new StatementCache();
 
-/** The actor's endpoint, locked for this transaction; 404 when there is none (or it is another enterprise's). */
-async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number): Promise<Endpoint> {
-  const endpoint = await lockOne(tx, EndpointSchema, { id: endpointId, enterprise: ctx.actor.enterpriseId });
-  if (!endpoint) throw new NotFoundError('endpoint');
-  return endpoint;
+/** An endpoint as this transaction locked it, with what the same statement read besides. */
+interface LockedEndpoint {
+  endpoint: Endpoint;
+  /** Its linked SIM, locked by the same statement (when asked for and the endpoint has one). */
+  sim?: Sim;
+  /** The enterprise's webhooks, for the outbox of the change's event (webhooks.ts). */
+  subscriptions: Subscription[];
 }
 
-/** The endpoint's own SIM, locked (after the endpoint: the lock order). */
-async function lockLinkedSim(tx: EntityManager, endpoint: Endpoint): Promise<Sim> {
-  const sim = endpoint.sim && (await lockOne(tx, SimSchema, { id: endpoint.sim.id, endpoint: endpoint.id }));
+/**
+ * The actor's endpoint, locked for this transaction, with the enterprise's webhook subscriptions; 404 when
+ * there is none (or it is another enterprise's). `withSim`: its linked SIM too, in the same statement — an
+ * inner join on the link, `FOR UPDATE` locking the endpoint's row and then the SIM's (PostgreSQL locks the
+ * rows of a join in the order of the FROM list: the lock order stays endpoint, then SIM). One round trip
+ * instead of three (the endpoint, the SIM, the subscriptions) for a de-link, activate, suspend or resume.
+ * An endpoint without a SIM (or whose link another transaction changed while this one waited: the join is
+ * checked again on the rows as they are then) gives no row: the endpoint is then locked alone, and the
+ * caller's rule says why nothing can be done.
+ */
+async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number, withSim = false): Promise<LockedEndpoint> {
+  const statement = lockStatements.get(`Endpoint${withSim ? ' with its SIM' : ''} for update`, 2, ([id, enterprise]) => {
+    const qb = tx
+      .createQueryBuilder(EndpointSchema, 'e')
+      .select(['e.*', raw(subscriptionsColumn('e.enterprise_id', WEBHOOKS_COLUMN))])
+      .where({ id, enterprise })
+      .setLockMode(LockMode.PESSIMISTIC_WRITE)
+      .limit(1);
+    return withSim ? qb.innerJoinAndSelect('e.sim', SIM_ALIAS) : qb;
+  });
+  const params = statement.bind([endpointId, ctx.actor.enterpriseId]);
+  const [row] = await tx
+    .getConnection('write')
+    .execute<Record<string, unknown>[]>(statement.sql, params, 'all', tx.getTransactionContext());
+  if (!row) {
+    if (withSim) return lockEndpoint(tx, ctx, endpointId);
+    throw new NotFoundError('endpoint');
+  }
+  // The joined SIM's columns come aliased (s__iccid, …): each row to its own entity, managed like any loaded one.
+  const endpointRow: Record<string, unknown> = {};
+  const simRow: Record<string, unknown> = {};
+  for (const [column, value] of Object.entries(row)) {
+    if (column === WEBHOOKS_COLUMN) continue;
+    if (column.startsWith(SIM_PREFIX)) simRow[column.slice(SIM_PREFIX.length)] = value;
+    else endpointRow[column] = value;
+  }
+  const endpoint = tx.map(EndpointSchema, endpointRow as EntityData<Endpoint>);
+  const sim = withSim ? tx.map(SimSchema, simRow as EntityData<Sim>) : undefined;
+  return { endpoint, sim, subscriptions: row[WEBHOOKS_COLUMN] as Subscription[] };
+}
+const SIM_ALIAS = 's';
+const SIM_PREFIX = `${SIM_ALIAS}__`;
+const WEBHOOKS_COLUMN = 'webhook_subscriptions';
+
+/** The endpoint's own SIM, locked (after the endpoint: the lock order) — by lockEndpoint's join when it could. */
+async function lockLinkedSim(tx: EntityManager, { endpoint, sim: joined }: LockedEndpoint): Promise<Sim> {
+  const sim = joined ?? (endpoint.sim && (await lockOne(tx, SimSchema, { id: endpoint.sim.id, endpoint: endpoint.id })));
   // The database keeps the link symmetric; a SIM that does not point back is a link changing under us.
-  if (!sim) throw new ConflictError(CONFLICT_CONCURRENT);
+  if (!sim || sim.endpoint?.id !== endpoint.id) throw new ConflictError(CONFLICT_CONCURRENT);
   return sim;
 }
 
@@ -203,19 +250,21 @@ export async function linkSim(em: EntityManager, ctx: OperationContext, endpoint
   return once(em, ctx, 'link', endpointId, async (tx) => {
     // The endpoint first (every operation takes the endpoint before the SIM: no lock cycles), so a second
     // link of the same endpoint waits here and then finds it no longer on Hold.
-    const endpoint = await lockEndpoint(tx, ctx, endpointId);
+    const locked = await lockEndpoint(tx, ctx, endpointId);
+    const { endpoint } = locked;
     const refused = refusal('link', endpoint);
     if (refused) throw new InvalidStateError(refused);
     const sim = await lockOne(tx, SimSchema, { id: simId, enterprise: ctx.actor.enterpriseId });
     if (!sim) throw new NotFoundError('SIM');
     if (sim.status !== 'ready') throw new ConflictError(CONFLICT_SIM_TAKEN);
     const status = link(endpoint, sim);
-    await recordEvent(tx, ctx, 'sim.linked', {
-      endpoint,
-      iccid: sim.iccid,
-      endpointStatus: ['hold', status],
-      simStatus: ['ready', status],
-    });
+    await recordEvent(
+      tx,
+      ctx,
+      'sim.linked',
+      { endpoint, iccid: sim.iccid, endpointStatus: ['hold', status], simStatus: ['ready', status] },
+      locked.subscriptions,
+    );
     return {
       operation: 'link',
       endpointId: endpoint.id,
@@ -230,22 +279,24 @@ export async function linkSim(em: EntityManager, ctx: OperationContext, endpoint
 
 export async function delinkSim(em: EntityManager, ctx: OperationContext, endpointId: number): Promise<Outcome> {
   return once(em, ctx, 'delink', endpointId, async (tx) => {
-    const endpoint = await lockEndpoint(tx, ctx, endpointId);
+    const locked = await lockEndpoint(tx, ctx, endpointId, true);
+    const { endpoint } = locked;
     const refused = refusal('delink', endpoint);
     if (refused) throw new InvalidStateError(refused);
-    const sim = await lockLinkedSim(tx, endpoint);
+    const sim = await lockLinkedSim(tx, locked);
     // A linked SIM's status is its endpoint's.
     const before = endpoint.status;
     endpoint.status = 'hold';
     endpoint.sim = null;
     sim.status = 'ready';
     sim.endpoint = null;
-    await recordEvent(tx, ctx, 'sim.delinked', {
-      endpoint,
-      iccid: sim.iccid,
-      endpointStatus: [before, 'hold'],
-      simStatus: [before, 'ready'],
-    });
+    await recordEvent(
+      tx,
+      ctx,
+      'sim.delinked',
+      { endpoint, iccid: sim.iccid, endpointStatus: [before, 'hold'], simStatus: [before, 'ready'] },
+      locked.subscriptions,
+    );
     return {
       operation: 'delink',
       endpointId: endpoint.id,
@@ -267,7 +318,8 @@ export async function delinkSim(em: EntityManager, ctx: OperationContext, endpoi
  */
 export async function swapSim(em: EntityManager, ctx: OperationContext, endpointId: number, newSimId: number): Promise<Outcome> {
   return once(em, ctx, 'swap', endpointId, async (tx) => {
-    const endpoint = await lockEndpoint(tx, ctx, endpointId);
+    const locked = await lockEndpoint(tx, ctx, endpointId);
+    const { endpoint } = locked;
     const refused = refusal('swap', endpoint);
     if (refused) throw new InvalidStateError(refused);
     const oldSimId = endpoint.sim?.id;
@@ -293,13 +345,13 @@ export async function swapSim(em: EntityManager, ctx: OperationContext, endpoint
     // The old SIM lets go of the endpoint before the new one takes it: sim_endpoint_id_unique is checked row by row.
     await tx.flush();
     const status = link(endpoint, newSim);
-    await recordEvent(tx, ctx, 'sim.swapped', {
-      endpoint,
-      iccid: newSim.iccid,
-      oldIccid: oldSim.iccid,
-      endpointStatus: [before, status],
-      simStatus: ['ready', status],
-    });
+    await recordEvent(
+      tx,
+      ctx,
+      'sim.swapped',
+      { endpoint, iccid: newSim.iccid, oldIccid: oldSim.iccid, endpointStatus: [before, status], simStatus: ['ready', status] },
+      locked.subscriptions,
+    );
     return {
       operation: 'swap',
       endpointId: endpoint.id,
@@ -328,14 +380,21 @@ const TRANSITIONS: Record<Transition['operation'], Transition> = {
 
 async function transition(em: EntityManager, ctx: OperationContext, endpointId: number, t: Transition): Promise<Outcome> {
   return once(em, ctx, t.operation, endpointId, async (tx) => {
-    const endpoint = await lockEndpoint(tx, ctx, endpointId);
+    const locked = await lockEndpoint(tx, ctx, endpointId, true);
+    const { endpoint } = locked;
     const refused = refusal(t.operation, endpoint);
     if (refused) throw new InvalidStateError(refused);
-    const sim = await lockLinkedSim(tx, endpoint);
+    const sim = await lockLinkedSim(tx, locked);
     if (sim.status !== t.from) throw new ConflictError(CONFLICT_CONCURRENT);
     endpoint.status = t.to;
     sim.status = t.to;
-    await recordEvent(tx, ctx, t.action, { endpoint, iccid: sim.iccid, endpointStatus: [t.from, t.to], simStatus: [t.from, t.to] });
+    await recordEvent(
+      tx,
+      ctx,
+      t.action,
+      { endpoint, iccid: sim.iccid, endpointStatus: [t.from, t.to], simStatus: [t.from, t.to] },
+      locked.subscriptions,
+    );
     return {
       operation: t.operation,
       endpointId: endpoint.id,

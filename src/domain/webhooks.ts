@@ -64,22 +64,43 @@ export function webhookPayload(event: WebhookEvent): Record<string, unknown> {
   return { id: `evt_${event.id}`, type: event.action, timestamp: event.at.toISOString(), data };
 }
 
-const subscriptions = new StatementCache();
+const subscriptionReads = new StatementCache();
 
 const isWebhookEventType = (action: string): action is WebhookEventType => (WEBHOOK_EVENT_TYPES as readonly string[]).includes(action);
 
+/** An enabled webhook of the enterprise and the event types it wants. */
+export interface Subscription {
+  id: number;
+  event_types: string[];
+}
+
 /**
- * Writes, in `em`'s transaction, one message for each of the enterprise's enabled webhooks that wants this
- * event. One indexed read (webhook_enterprise_idx; an enterprise has a handful of webhooks at most) on every
- * change — compiled once, like the lifecycle's row locks (src/db/compiled-statement.ts) — and one INSERT only
- * when someone listens.
+ * The enterprise's enabled webhooks as one JSON column, for the statement that locks the row a change is
+ * about (lifecycle.ts locks the endpoint with it), so that a change reads its subscriptions without a round
+ * trip of its own — the read is in the change's transaction either way. `enterpriseColumn` is the locked
+ * row's enterprise_id column, qualified by its alias. An index scan of webhook_enterprise_idx: an enterprise
+ * has a handful of webhooks at most.
  */
-export async function enqueueWebhookMessages(em: EntityManager, event: WebhookEvent): Promise<number> {
-  if (!isWebhookEventType(event.action)) return 0;
-  const { sql, bind } = subscriptions.get('webhook subscriptions', 1, ([enterprise]) =>
+export const subscriptionsColumn = (enterpriseColumn: string, alias: string) =>
+  `(select coalesce(json_agg(json_build_object('id', w.id, 'event_types', w.event_types)), '[]') from webhook w ` +
+  `where w.enterprise_id = ${enterpriseColumn} and w.enabled) as ${alias}`;
+
+/** The enterprise's enabled webhooks, read in `em`'s transaction (one indexed read, compiled once). */
+async function readSubscriptions(em: EntityManager, enterpriseId: number): Promise<Subscription[]> {
+  const { sql, bind } = subscriptionReads.get('webhook subscriptions', 1, ([enterprise]) =>
     em.createQueryBuilder(WebhookSchema).select(['id', 'eventTypes']).where({ enterprise, enabled: true }),
   );
-  const webhooks = await em.execute<{ id: number; event_types: string[] }[]>(sql, bind([event.actor.enterpriseId]));
+  return em.execute<Subscription[]>(sql, bind([enterpriseId]));
+}
+
+/**
+ * Writes, in `em`'s transaction, one message for each of the enterprise's enabled webhooks that wants this
+ * event, and returns how many. The subscriptions are those read with the change's locked row when the caller
+ * has them (see subscriptionsColumn), else read here; one INSERT only when someone listens.
+ */
+export async function enqueueWebhookMessages(em: EntityManager, event: WebhookEvent, subscriptions?: Subscription[]): Promise<number> {
+  if (!isWebhookEventType(event.action)) return 0;
+  const webhooks = subscriptions ?? (await readSubscriptions(em, event.actor.enterpriseId));
   const listening = webhooks.filter((webhook) => webhook.event_types.includes(event.action));
   if (!listening.length) return 0;
   const payload = webhookPayload(event);
