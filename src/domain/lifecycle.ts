@@ -151,9 +151,8 @@ async function replay(em: EntityManager, ctx: OperationContext, action: string):
  * One row as a managed entity, locked for the transaction (SELECT … FOR UPDATE): the same entity, in the same
  * identity map, as em.findOne with LockMode.PESSIMISTIC_WRITE would give. The statement is MikroORM's own — its
  * query builder's SELECT … FOR UPDATE for this entity and these columns — compiled once per entity and set of
- * columns (src/db/compiled-statement.ts) and run with each call's values; the row goes through em.map, which
- * hydrates it and makes it managed, so the flush computes its change set like any loaded entity's. Building and
- * compiling the query per call cost about 0.45 ms of Node CPU per link + de-link (bench/lifecycle-rate.ts).
+ * columns (src/db/compiled-statement.ts) and run with each call's values; the row is hydrated by `managed`.
+ * Building and compiling the query per call cost about 0.45 ms of Node CPU per link + de-link (bench/lifecycle-rate.ts).
  */
 async function lockOne<T extends object>(
   tx: EntityManager,
@@ -171,9 +170,23 @@ async function lockOne<T extends object>(
   );
   const params = statement.bind(keys.map((key) => where[key]));
   const [row] = await tx.getConnection('write').execute<EntityData<T>[]>(statement.sql, params, 'all', tx.getTransactionContext());
-  return row ? tx.map(entity, row) : null;
+  return row ? managed(tx, entity, row) : null;
 }
 const lockStatements = new StatementCache();
+
+/**
+ * A row read by this transaction, as a managed entity of its identity map: what em.find does with each row it
+ * reads — the driver maps the columns to properties, and the entity factory hydrates the entity and registers
+ * it with the unit of work, the row as read being the snapshot the flush compares with (so only what the verb
+ * changes is written). em.map would do the same and more that a row just read needs not: validate each value,
+ * merge through every relation (cascade), and snapshot the entity again — measured, em.map took most of the
+ * hydration's CPU.
+ */
+function managed<T extends object>(tx: EntityManager, entity: EntitySchema<T>, row: EntityData<T>): T {
+  const meta = tx.getMetadata().get<T>(entity.meta.className);
+  const data = tx.getDriver().mapResult(row, meta) as EntityData<T>;
+  return tx.getEntityFactory().create<T>(meta.className, data, { merge: true, refresh: true, convertCustomTypes: true });
+}
 
 /** An endpoint as this transaction locked it, with what the same statement read besides. */
 interface LockedEndpoint {
@@ -220,8 +233,8 @@ async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId
     if (column.startsWith(SIM_PREFIX)) simRow[column.slice(SIM_PREFIX.length)] = value;
     else endpointRow[column] = value;
   }
-  const endpoint = tx.map(EndpointSchema, endpointRow as EntityData<Endpoint>);
-  const sim = withSim ? tx.map(SimSchema, simRow as EntityData<Sim>) : undefined;
+  const endpoint = managed(tx, EndpointSchema, endpointRow as EntityData<Endpoint>);
+  const sim = withSim ? managed(tx, SimSchema, simRow as EntityData<Sim>) : undefined;
   return { endpoint, sim, subscriptions: row[WEBHOOKS_COLUMN] as Subscription[] };
 }
 const SIM_ALIAS = 's';
