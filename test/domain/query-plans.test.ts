@@ -11,7 +11,8 @@ import { seedBulk } from '../../src/db/seed-bulk.js';
 import { explainReads } from '../helpers/explain.js';
 import { pickerSql } from '../../src/domain/queries/planned-sql.js';
 import { getEndpoint, listEndpoints, type EndpointListQuery } from '../../src/domain/queries/endpoints.js';
-import { endpointHistory, listEvents } from '../../src/domain/queries/history.js';
+import { endpointHistory, eventsExportPage, listEvents } from '../../src/domain/queries/history.js';
+import { simsExportPage } from '../../src/domain/queries/sims.js';
 
 let db: TestDatabase;
 let em: EntityManager;
@@ -106,6 +107,38 @@ describe('query plans at scale', () => {
       const [statement] = await explainReads(em.fork(), read);
       expect(statement.plan).not.toMatch(/Seq Scan on event/);
       expect(statement.plan).toMatch(/event_(enterprise|action|endpoint)_idx|event_pkey/);
+    }
+  });
+
+  it.each([
+    ['all', {}],
+    ['a status', { status: 'ready' as const }],
+  ])('Download CSV of the SIMs (%s) walks an index in ICCID order from the cursor, a page at a time', async (_name, query) => {
+    for (const after of [null, '8944770000000150003']) {
+      const [statement, ...more] = await explainReads(em.fork(), (fork) =>
+        simsExportPage(fork, enterpriseId, { ...query, after, limit: 5000 }),
+      );
+      expect(more).toEqual([]);
+      expect(statement.plan).not.toMatch(/Seq Scan|Sort/);
+      // An index in ICCID order (the enterprise's range, or ICCIDs filtered by enterprise when it has most of
+      // the table, as here), started at the cursor and stopped after the page: no sort, no whole-table read.
+      expect(statement.plan).toMatch(/Limit\n.*Index (Only )?Scan using sim_((status_)?list_idx|iccid_unique) on sim/);
+      if (after) expect(statement.plan).toMatch(/Index Cond: .*\(iccid\)::text > /);
+    }
+  });
+
+  it('Download CSV of the history reads the event indexes newest first, a page at a time from the cursor', async () => {
+    for (const query of [{}, { action: 'sim.linked' }, { endpointId: 1 }]) {
+      for (const before of [null, '1000']) {
+        const [statement, ...more] = await explainReads(em.fork(), (fork) =>
+          eventsExportPage(fork, enterpriseId, { ...query, before, limit: 5000 }),
+        );
+        expect(more).toEqual([]);
+        expect(statement.plan, JSON.stringify(query)).not.toMatch(/Seq Scan on event|Sort/);
+        expect(statement.plan, JSON.stringify(query)).toMatch(
+          /Limit\n.*Index Scan( Backward)? using event_(enterprise|action|endpoint)_idx/,
+        );
+      }
     }
   });
 });

@@ -96,3 +96,56 @@ export async function listEvents(
   const rows = cursor.items;
   return { rows, older: cursor.hasNextPage && rows.length ? String(rows[rows.length - 1].id) : null };
 }
+
+/** An event as Download CSV writes it: plain columns, the endpoint as its id. */
+export interface EventExportRow {
+  id: string;
+  createdAt: Date;
+  action: EventAction;
+  actorName: string;
+  source: string;
+  endpoint: number | null;
+  endpointName: string | null;
+  simIccid: string | null;
+  endpointStatusBefore: string | null;
+  endpointStatusAfter: string | null;
+  simStatusBefore: string | null;
+  simStatusAfter: string | null;
+  count: number | null;
+}
+
+/**
+ * Download CSV of the history: the next `limit` events older than an id, newest first, with listEvents's
+ * filter and order (the same index ranges) — plain rows from the QueryBuilder, not entities.
+ */
+export async function eventsExportPage(
+  em: EntityManager,
+  enterpriseId: number,
+  query: { action?: string; endpointId?: number | null; before: string | null; limit: number },
+): Promise<EventExportRow[]> {
+  const where: Record<string, unknown> = { enterprise: enterpriseId };
+  if (query.endpointId) where.endpoint = query.endpointId;
+  if (isEventAction(query.action)) where.action = query.action;
+  if (query.before) where.id = { $lt: query.before };
+  return em
+    .createQueryBuilder(EventSchema, 'e')
+    .select([
+      'e.id',
+      'e.createdAt',
+      'e.action',
+      'e.actorName',
+      'e.source',
+      'e.endpoint',
+      'e.endpointName',
+      'e.simIccid',
+      'e.endpointStatusBefore',
+      'e.endpointStatusAfter',
+      'e.simStatusBefore',
+      'e.simStatusAfter',
+      'e.count',
+    ])
+    .where(where)
+    .orderBy({ id: 'desc' })
+    .limit(query.limit)
+    .execute<EventExportRow[]>('all');
+}

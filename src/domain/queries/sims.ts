@@ -116,6 +116,36 @@ export async function listSims(em: EntityManager, enterpriseId: number, query: S
   return { ...pageOf(rows, direction, Boolean(cursor), (row) => row.iccid, size), q, searchNotDigits: false };
 }
 
+export interface SimExportRow {
+  iccid: string;
+  imsi: string;
+  eid: string | null;
+  msisdn: string | null;
+}
+
+/**
+ * Download CSV without a search: the next `limit` SIMs of the enterprise (of one status) after an ICCID, in
+ * ICCID order — the same ranges of sim_list_idx / sim_status_list_idx as listSims, but plain rows from the
+ * QueryBuilder (no entities, no endpoint join): 1,000,000 SIMs in seconds (see bench/exports.ts).
+ */
+export async function simsExportPage(
+  em: EntityManager,
+  enterpriseId: number,
+  query: { status?: SimStatus | null; after: string | null; limit: number },
+): Promise<SimExportRow[]> {
+  return em
+    .createQueryBuilder(SimSchema, 's')
+    .select(['s.iccid', 's.imsi', 's.eid', 's.msisdn'])
+    .where({
+      enterprise: enterpriseId,
+      ...(query.status ? { status: query.status } : {}),
+      ...(query.after ? { iccid: { $gt: query.after } } : {}),
+    })
+    .orderBy({ iccid: 'asc' })
+    .limit(query.limit)
+    .execute<SimExportRow[]>('all');
+}
+
 export interface SimStatusCounts {
   total: number;
   byStatus: Record<SimStatus, number>;
