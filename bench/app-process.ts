@@ -109,6 +109,8 @@ export async function startApp(databaseUrl: string, options: { cpuProfDir?: stri
       LOG_LEVEL: 'silent',
       RATE_LIMITS: 'false',
       SEED_DEMO: 'true',
+      // The webhook scenario's receiver listens on 127.0.0.1 (bench/webhook-scenario.ts).
+      WEBHOOK_ALLOW_PRIVATE: 'true',
       // Names the app's PostgreSQL connections, so the bench can read their backends' CPU time.
       PGAPPNAME: APP_DB_NAME,
       // A fixed secret: the bench must not write a generated one into the working tree's data directory.

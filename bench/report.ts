@@ -7,6 +7,8 @@ import type { LoadResult } from './load.js';
 import type { CyclesResult } from './cycles.js';
 import type { ExportsResult } from './exports.js';
 import type { Scenario } from './scenarios.js';
+import { apiRows, type ApiCyclesSummary } from './api-scenario.js';
+import { webhookRows, type WebhookSummary } from './webhook-scenario.js';
 
 export interface Machine {
   cpus: number;
@@ -83,6 +85,9 @@ export interface Report {
   cycles: CyclesSummary;
   /** Download CSV of all the SIMs (bench/exports.ts); absent when not run. */
   exports?: ExportsResult;
+  /** The JSON API's cycles (issue 15) and the webhooks' runs (issue 16), when they ran. */
+  api?: ApiCyclesSummary;
+  webhooks?: WebhookSummary;
   targets: { name: string; target: string; measured: string; met: boolean }[];
 }
 
@@ -134,9 +139,9 @@ export function summarise(
   return s;
 }
 
-const fmt = (n: number, digits = 0) =>
+export const fmt = (n: number, digits = 0) =>
   Number.isFinite(n) ? n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—';
-const mb = (bytes: number | undefined) => (bytes ? `${fmt(bytes / 1024 / 1024)} MB` : '—');
+export const mb = (bytes: number | undefined) => (bytes ? `${fmt(bytes / 1024 / 1024)} MB` : '—');
 const pct = (r: number | undefined) => (r === undefined ? '—' : `${fmt(r * 100)} %`);
 
 function targetText(t: Scenario['target']): string {
@@ -146,7 +151,7 @@ function targetText(t: Scenario['target']): string {
     .join(', ');
 }
 
-const verdictText = (v: string) => (v === 'met' ? '✅ met' : v === 'missed' ? '❌ missed' : '');
+export const verdictText = (v: string) => (v === 'met' ? '✅ met' : v === 'missed' ? '❌ missed' : '');
 
 export function table(report: Report): string {
   const lines = [
@@ -164,6 +169,7 @@ export function table(report: Report): string {
   lines.push(
     `| Link + de-link cycles (${report.settings.cycleWorkers} workers, 4 requests a cycle) | ${fmt(c.cyclesPerSec)} cycles/s | ${fmt(c.cycleP50, 1)} (cycle) | ${fmt(c.cycleP99, 1)} (cycle) | ${c.errors} / ${c.unexpected}${c.errors || c.unexpected ? ' ⚠' : ''} | | | ${fmt(c.serverCpuMs, 2)} + ${fmt(c.dbCpuMs, 2)} per cycle | ${mb(c.peakRss)} | ≥ ${CYCLES_TARGET} cycles/s, 0 violations (found ${c.violations}) | ${verdictText(c.verdict)} |`,
   );
+  lines.push(...apiRows(report), ...webhookRows(report));
   return lines.join('\n');
 }
 
@@ -202,7 +208,7 @@ export function markdownSection(report: Report): string {
     '',
     `App peak RSS over the whole run: **${mb(report.app.peakRss)}**. Server start: ${fmt(report.app.startMs)} ms.`,
     '',
-    '**Targets (issue #8):**',
+    '**Targets (issues #8, #15 and #16):**',
     '',
     targetsTable(report),
   ].join('\n');

@@ -36,6 +36,8 @@ import {
   type ScenarioSummary,
 } from './report.js';
 import { summarise as summariseProfile } from './profile-summary.js';
+import { API_ONLY, apiTargets, createBenchTokens, runApiCycles, withApiScenarios, type BenchTokens } from './api-scenario.js';
+import { runWebhooks, webhookTargets } from './webhook-scenario.js';
 import { APP_DB_NAME, CEILING_DB_NAME, backendCpu, backendDelta, processCpuMs } from './cpu.js';
 import { BENCH_DIR, ROOT, freePort, log, median, runTsChild, stopChild, waitForHttp } from './util.js';
 
@@ -350,6 +352,7 @@ function targets(report: Report): Report['targets'] {
       measured: pct(endpoint.ratio),
       met: (endpoint.ratio ?? 0) >= 0.4,
     });
+  list.push(...apiTargets(report), ...webhookTargets(report));
   const c = report.cycles;
   list.push({
     name: 'cycles',
@@ -414,14 +417,18 @@ async function main(): Promise<number> {
       `embedded PostgreSQL at idle: ${(postgresPss.peak / 1048576).toFixed(0)} MB PSS; app ${((rssOf(app.child.pid!) ?? 0) / 1048576).toFixed(0)} MB RSS`,
     );
   let ceiling: Awaited<ReturnType<typeof startCeiling>> | undefined;
+  let tokens: BenchTokens | undefined;
   try {
     ceiling = await startCeiling(url, inv.enterpriseId);
     const cookie = await signIn(app.origin);
     log('signed in; collecting fixtures (random endpoints, prefixes, the page-200 cursor)');
     const fx = await fixtures(pool, inv.enterpriseId, app, cookie);
-    let all = scenarios(fx);
-    // --only a,b: just these scenarios (with their ceilings); `cycles` names the link + de-link cycles.
-    const wanted = args.only ? new Set(args.only.split(',')) : null;
+    // --only a,b: just these scenarios (with their ceilings); `cycles` names the link + de-link cycles,
+    // `api-cycles` and `webhooks` theirs; `api` the API's two (api-scenario.ts), which bring their HTML pair.
+    const wanted = args.only ? new Set(args.only.split(',').flatMap((n) => [n, ...(API_ONLY[n] ?? [])])) : null;
+    // One API token per cycle worker (the first also reads for api-endpoint).
+    if (!wanted || wanted.has('api-cycles') || wanted.has('api-endpoint')) tokens = await createBenchTokens(url, settings.cycleWorkers);
+    let all = tokens ? withApiScenarios(scenarios(fx), fx, tokens.tokens[0]) : scenarios(fx);
     if (wanted) all = all.filter((s) => wanted.has(s.id) || all.some((o) => wanted.has(o.id) && o.ceiling === s.id));
     await checkCeilingMatchesApp(all, app, ceiling.origin, cookie);
 
@@ -440,7 +447,7 @@ async function main(): Promise<number> {
           title: s.id,
           origin,
           paths: s.paths,
-          headers: s.server === 'app' ? { ...s.headers, cookie } : s.headers,
+          headers: s.server === 'app' && s.sessionCookie !== false ? { ...s.headers, cookie } : s.headers,
           connections: settings.connections,
           durationSec: settings.durationSec,
           warmupSec: settings.warmupSec,
@@ -490,6 +497,17 @@ async function main(): Promise<number> {
     // `exports`: Download CSV of all the SIMs (bench/exports.ts).
     const exported =
       !wanted || wanted.has('exports') ? await runExports(pool, inv.enterpriseId, app.origin, app.child.pid!, cookie) : undefined;
+    let api: Report['api'];
+    if (tokens && (!wanted || wanted.has('api-cycles'))) {
+      log(`API link + de-link cycles: ${settings.cycleWorkers} workers, an API token each`);
+      api = await runApiCycles(pool, app, url, fx.cyclePairs, tokens.tokens, settings, cycles.cyclesPerSec);
+    }
+    // Last, so that no other scenario runs while its webhook exists (it is deleted when done).
+    let webhooks: Report['webhooks'];
+    if (!wanted || wanted.has('webhooks')) {
+      log(`webhooks: link + de-link cycles (${settings.cycleWorkers} workers) without, then with, a webhook to a receiver on 127.0.0.1`);
+      webhooks = await runWebhooks(pool, app, url, fx.cyclePairs, settings);
+    }
 
     const ceilings = new Map<string, ScenarioSummary>();
     const summaries: ScenarioSummary[] = [];
@@ -522,6 +540,8 @@ async function main(): Promise<number> {
       scenarios: summaries,
       cycles,
       exports: exported,
+      api,
+      webhooks,
       targets: [],
     };
     report.targets = [...targets(report), ...(exported ? exportTargets(exported) : [])];
@@ -534,6 +554,8 @@ async function main(): Promise<number> {
     );
     for (const s of summaries) for (const n of s.notes) console.log(`${s.id}: ${n}`);
     for (const n of cycles.notes) console.log(`cycles: ${n}`);
+    for (const n of api?.notes ?? []) console.log(`api-cycles: ${n}`);
+    for (const n of webhooks?.notes ?? []) console.log(`webhooks: ${n}`);
     const file = writeResults(report);
     log(`results: ${file}`);
     if (args['write-md'] ?? (!quick && !wanted && !cpuProfDir)) log(`table rewritten in ${rewriteBenchmarksMd(report)}`);
@@ -544,11 +566,13 @@ async function main(): Promise<number> {
       cycles.unexpected ||
       cycles.violations ||
       !cycles.eventsChecked ||
-      Boolean(exported?.problems.length);
+      Boolean(exported?.problems.length) ||
+      [api, webhooks].some((x) => x && (x.errors || x.unexpected || x.violations || !x.eventsChecked));
     if (broken) console.error('\nFLAGGED: errors, non-2xx answers or invariant violations (see above).');
     return broken ? 1 : 0;
   } finally {
     postgresPss?.stop();
+    await tokens?.revoke().catch((error: unknown) => log(`could not revoke the bench API tokens: ${String(error)}`));
     await ceiling?.stop();
     await app.stop();
     await pool.end();

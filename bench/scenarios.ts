@@ -8,6 +8,8 @@ export interface Scenario {
   server: Server;
   paths: string[];
   headers: Record<string, string>;
+  /** false: sent without the session cookie (the API's scenarios, which carry a bearer token instead). */
+  sessionCookie?: false;
   /** Every 2xx body must contain this. */
   expect: string;
   /** The ceiling scenario this one is compared with. */
