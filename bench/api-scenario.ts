@@ -8,9 +8,10 @@
 // scenario of the bench: the app runs with RATE_LIMITS=false (app-process.ts); the bench measures the app,
 // not its limiter.
 import type pg from 'pg';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { openDatabase } from '../src/db/database.js';
 import { findActor } from '../src/domain/accounts.js';
-import { createApiTokenForEnterprise, revokeApiToken } from '../src/domain/api-tokens.js';
+import { createApiTokenForEnterprise, listApiTokens, revokeApiToken } from '../src/domain/api-tokens.js';
 import { UserSchema } from '../src/domain/entities.js';
 import { DEMO_USER, type RunningApp } from './app-process.js';
 import type { ApiCyclesSpec } from './api-cycles.js';
@@ -55,11 +56,25 @@ export interface BenchTokens {
   revoke(): Promise<void>;
 }
 
-/** `count` admin tokens of enterprise acme, one per worker (the first also serves api-endpoint). */
+const TOKEN_NAME = /^bench \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d worker \d+$/;
+
+async function adminOfAcme(em: EntityManager) {
+  const admin = await em.findOneOrFail(UserSchema, { email: DEMO_USER.email });
+  return (await findActor(em, admin.id))!;
+}
+
+/**
+ * `count` admin tokens of enterprise acme, one per worker (the first also serves api-endpoint). Tokens an
+ * earlier run left live (it was stopped before its end) are revoked first.
+ */
 export async function createBenchTokens(url: string, count: number): Promise<BenchTokens> {
   const db = await openDatabase({ databaseUrl: url, migrate: false });
   const made: { token: string; id: number }[] = [];
   try {
+    const actor = await adminOfAcme(db.orm.em.fork());
+    for (const old of await listApiTokens(db.orm.em.fork(), actor.enterpriseId)) {
+      if (TOKEN_NAME.test(old.name)) await revokeApiToken(db.orm.em.fork(), actor, old.id);
+    }
     const stamp = new Date().toISOString().slice(0, 19);
     for (let i = 1; i <= count; i++) {
       const { token, row } = await createApiTokenForEnterprise(db.orm.em.fork(), 'acme', {
@@ -76,9 +91,7 @@ export async function createBenchTokens(url: string, count: number): Promise<Ben
     async revoke() {
       const again = await openDatabase({ databaseUrl: url, migrate: false });
       try {
-        const em = again.orm.em.fork();
-        const admin = await em.findOneOrFail(UserSchema, { email: DEMO_USER.email });
-        const actor = (await findActor(em, admin.id))!;
+        const actor = await adminOfAcme(again.orm.em.fork());
         for (const { id } of made) await revokeApiToken(again.orm.em.fork(), actor, id);
       } finally {
         await again.close();
