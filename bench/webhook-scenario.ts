@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import type pg from 'pg';
 import { openDatabase } from '../src/db/database.js';
-import { findActor } from '../src/domain/accounts.js';
+import { findActor, type Actor } from '../src/domain/accounts.js';
 import { UserSchema, WEBHOOK_EVENT_TYPES, WebhookSchema } from '../src/domain/entities.js';
 import { createWebhook, deleteWebhook, listWebhooks, setWebhookEnabled } from '../src/domain/webhooks.js';
 import { DEMO_USER, signIn, type RunningApp } from './app-process.js';
@@ -84,7 +84,10 @@ export async function runWebhooks(
   settings: { durationSec: number; warmupSec: number; repeats: number },
 ): Promise<WebhookSummary> {
   const receiver = await startReceiver();
-  const db = await openDatabase({ databaseUrl: url, migrate: false });
+  const db = await openDatabase({ databaseUrl: url, migrate: false }).catch(async (error: unknown) => {
+    await receiver.stop();
+    throw error;
+  });
   const notes: string[] = [];
   const without: CyclesResult[] = [];
   const withHook: CyclesResult[] = [];
@@ -101,9 +104,10 @@ export async function runWebhooks(
   let eventsChecked = true;
   let webhookId: number | undefined;
   const em = () => db.orm.em.fork();
-  const admin = await em().findOneOrFail(UserSchema, { email: DEMO_USER.email });
-  const actor = (await findActor(em(), admin.id))!;
+  let actor: Actor | undefined;
   try {
+    const admin = await em().findOneOrFail(UserSchema, { email: DEMO_USER.email });
+    actor = (await findActor(em(), admin.id))!;
     for (const old of await listWebhooks(em(), actor)) if (isBenchWebhook(old.url)) await deleteWebhook(em(), actor, old.id);
     const others = await em().count(WebhookSchema, { enterprise: actor.enterpriseId, enabled: true });
     if (others) notes.push(`enterprise acme has ${others} other enabled webhook(s): both runs write their messages too`);
@@ -194,7 +198,7 @@ export async function runWebhooks(
       );
     }
   } finally {
-    if (webhookId !== undefined) await deleteWebhook(em(), actor, webhookId);
+    if (actor && webhookId !== undefined) await deleteWebhook(em(), actor, webhookId);
     await db.close();
     await receiver.stop();
   }
