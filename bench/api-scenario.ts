@@ -183,7 +183,10 @@ export async function runApiCycles(
     eventsChecked,
     htmlCyclesPerSec,
     ratio,
-    verdict: ratio >= API_CYCLES_RATIO_TARGET && !errors && !unexpected && !checked.violations && eventsChecked ? 'met' : 'missed',
+    verdict:
+      Number.isFinite(ratio) && ratio >= API_CYCLES_RATIO_TARGET && !errors && !unexpected && !checked.violations && eventsChecked
+        ? 'met'
+        : 'missed',
     notes,
   };
 }
@@ -206,7 +209,7 @@ export function apiTargets(report: Report): Report['targets'] {
       name: 'api-cycles ratio',
       target: `API link + de-link: ≥ ${API_CYCLES_RATIO_TARGET}× the HTML cycles/s of the same run`,
       measured: `${fmt(a.cyclesPerSec)} vs ${fmt(a.htmlCyclesPerSec)} cycles/s (${Number.isFinite(a.ratio) ? `${fmt(a.ratio, 2)}×` : '—'})`,
-      met: a.ratio >= API_CYCLES_RATIO_TARGET,
+      met: Number.isFinite(a.ratio) && a.ratio >= API_CYCLES_RATIO_TARGET,
     });
     list.push({
       name: 'api-cycles clean',

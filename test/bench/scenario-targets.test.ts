@@ -126,6 +126,11 @@ describe('the webhooks scenario’s targets', () => {
     expect(t['webhooks throughput'].met).toBe(false);
   });
 
+  it('has no throughput verdict when no cycle completed without the webhook', () => {
+    const t = byName(webhookTargets(report({ webhooks: webhooks({ cyclesPerSecWithout: 0, ratio: Infinity }) })));
+    expect(t['webhooks throughput']).toMatchObject({ met: false, measured: '270 vs 0 cycles/s (— %)' });
+  });
+
   it('does not count a run that wrote no messages as everything delivered', () => {
     expect(byName(webhookTargets(report({ webhooks: webhooks({ messages: 0, received: 0 }) })))['webhooks delivered'].met).toBe(false);
   });
