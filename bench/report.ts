@@ -208,7 +208,7 @@ export function markdownSection(report: Report): string {
     '',
     `App peak RSS over the whole run: **${mb(report.app.peakRss)}**. Server start: ${fmt(report.app.startMs)} ms.`,
     '',
-    '**Targets (issues #8, #15 and #16):**',
+    '**Targets (issues #8, #15, #16 and #17):**',
     '',
     targetsTable(report),
   ].join('\n');
