@@ -165,7 +165,7 @@ describe('Webhooks', () => {
     await tabTo(page, page.getByRole('link', { name: 'Back to webhooks' }));
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
-    expect(await page.getByRole('row').filter({ hasText: url }).getByRole('cell').nth(2).innerText()).toBe('Disabled');
+    expect(await page.getByRole('row').filter({ hasText: url }).getByRole('cell').nth(2).innerText()).toBe('Disabled by an admin');
     await tabTo(page, page.getByRole('link', { name: url, exact: true }), { max: 80 });
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: `Webhook to ${url}` }).waitFor();
