@@ -1,6 +1,7 @@
 // Once per `npm run test:e2e`: build the app, start it on a free port with a fresh database (PostgreSQL
 // when TEST_DATABASE_URL is set, else the embedded PostgreSQL in a temporary directory), seeded with the demo data, rate
-// limits off; start the stand-in CRM on two more origins (one allowed to frame the app, one not).
+// limits off, webhooks to 127.0.0.1 allowed (the webhook tests' receivers listen there); start the stand-in
+// CRM on two more origins (one allowed to frame the app, one not).
 // Everything is stopped, and the database dropped, after the last test file; the server's log is left in
 // test-results/e2e-server.log.
 import { randomBytes } from 'node:crypto';
@@ -30,7 +31,7 @@ export default async function setup(project: TestProject) {
   const foreignOrigin = `http://127.0.0.1:${foreignPort}`;
   const crmLaunchSecret = randomBytes(32).toString('base64url');
   const crm = await startCrmHost([crmPort, foreignPort]);
-  const app = await startApp({ env: { CRM_ORIGINS: crmOrigin, CRM_LAUNCH_SECRET: crmLaunchSecret } });
+  const app = await startApp({ env: { CRM_ORIGINS: crmOrigin, CRM_LAUNCH_SECRET: crmLaunchSecret, WEBHOOK_ALLOW_PRIVATE: 'true' } });
   console.log(`SIM Link at ${app.url} on the ${app.database} (build and start: ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   project.provide('baseURL', app.url);
   project.provide('crmOrigin', crmOrigin);

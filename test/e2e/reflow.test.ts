@@ -4,6 +4,7 @@
 // picker dialog Attach SIM and Cancel stay on screen while the list scrolls. axe runs on each state at 320 px
 // too. Then forced colours (Windows High Contrast): focus indicators, buttons and the dialog stay visible
 // when backgrounds and shadows are gone; and one button style, whether it is a <button> or a link.
+import { createServer } from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
 import { focusIndicator, htmxSettled, messages, openEndpoint, signIn } from './support/browser.js';
@@ -343,6 +344,47 @@ describe('reflow at 320 CSS px (WCAG 1.4.10), with axe at that width', () => {
     await page.getByRole('heading', { level: 1, name: 'API tokens' }).waitFor();
     await s.check(page, 'API tokens');
     s.done();
+  });
+
+  it('a webhook: its secret shown once, the list, its page with the delivery log, the delete confirmation', async () => {
+    // A receiver on 127.0.0.1 (the e2e app allows private addresses), for an attempt in the log.
+    const receiver = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('{"received":true}'));
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks/sim-link/acme-logistics-production-endpoints`;
+    try {
+      const page = await browser.page({ as: ADMIN, viewport: NARROW, path: '/settings/webhooks' });
+      const s = states();
+      await page.getByRole('textbox', { name: 'URL' }).fill(url);
+      await page.getByRole('button', { name: 'Add webhook' }).click();
+      await page.getByRole('heading', { level: 2, name: `Signing secret of the webhook to ${url}` }).waitFor();
+      await s.check(page, 'Webhooks: the new webhook’s secret', { regions: 1 });
+      await page.getByRole('link', { name: url, exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: `Webhook to ${url}` }).waitFor();
+      await s.check(page, 'Webhook: nothing sent yet');
+      await page.getByRole('button', { name: 'Send test event' }).click();
+      await messages(page).getByText('Test event queued').waitFor();
+      const log = page.getByRole('table', { name: /attempts?, newest first/ });
+      for (let tries = 0; !(await log.count()); tries++) {
+        if (tries === 50) throw new Error('the test event did not reach the delivery log within 10 s');
+        await page.waitForTimeout(200);
+        await page.reload();
+      }
+      await s.check(page, 'Webhook: the delivery log', { regions: 1 });
+      await page.getByRole('link', { name: 'Delete' }).click();
+      const confirmation = page.getByRole('dialog', { name: 'Are you sure you want to continue?' });
+      await confirmation.waitFor();
+      await htmxSettled(page);
+      await s.check(page, 'Webhook: delete confirmation');
+      await confirmation.getByRole('button', { name: 'Yes' }).click();
+      await messages(page).getByText(`Webhook to ${url} deleted`).waitFor();
+      s.done();
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
   });
 });
 

@@ -2,77 +2,17 @@
 // child processes on the embedded PostgreSQL of a temporary DATA_DIR. One server per data directory; a
 // SIGKILL loses nothing and the next start recovers on its own; SIGTERM/SIGINT stop everything; a start
 // that cannot go on says why in one line and exits non-zero — before it touches the database.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import supertest from 'supertest';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../e2e/support/app-server.js';
 import { hidden } from '../helpers/session.js';
 import { iccidFor, imsiFor } from '../../src/db/generate-identifiers.js';
-import { cookieHeader } from '../helpers/cookies.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const dirs: string[] = [];
-const children: ChildProcess[] = [];
-
-interface Run {
-  child: ChildProcess;
-  port: number;
-  url: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'simlink-proc-'));
-  dirs.push(dir);
-  return dir;
-}
-
-/** Starts `node dist/src/server.js` (or `npm start`) with the demo seeded and JSON logs. */
-function run(env: Record<string, string>, command: 'node' | 'npm' = 'node'): Run {
-  const port = Number(env.PORT);
-  const fullEnv: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    HOST: '127.0.0.1',
-    LOG_FORMAT: 'json',
-    LOG_LEVEL: 'info',
-    RATE_LIMITS: 'false',
-    SEED_DEMO: 'true',
-    ...env,
-  };
-  if (!('DATABASE_URL' in env)) delete fullEnv.DATABASE_URL;
-  const child =
-    command === 'node'
-      ? spawn(process.execPath, ['dist/src/server.js'], { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('npm', ['start'], { cwd: root, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, port, url: `http://127.0.0.1:${port}`, output: () => output, exited };
-}
-
-async function ready(app: Run, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (app.child.exitCode !== null) throw new Error(`exited (${app.child.exitCode}) before it was ready:\n${app.output()}`);
-    try {
-      if ((await fetch(`${app.url}/readyz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`not ready within ${ms} ms:\n${app.output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+import { buildIfNeeded, ready, removeTempDirs, run, signIn, stopChildren, tempDir, type Run } from './app-process.js';
 
 /** The start failed: exit code ≠ 0 and exactly one line on stderr-or-stdout starting "SIM Link cannot start:". */
 async function refused(app: Run): Promise<string> {
@@ -108,13 +48,6 @@ async function stopped(app: Run, signal: NodeJS.Signals = 'SIGTERM'): Promise<nu
   return app.exited;
 }
 
-/** Signs in as the demo admin; returns the session's cookie. */
-async function signIn(url: string): Promise<string> {
-  const res = await supertest(url).post('/sign-in').type('form').send({ email: 'admin@acme.example', password: 'demo-password' });
-  expect(res.status).toBe(303);
-  return cookieHeader(res);
-}
-
 /** Signs in as the demo admin and creates an endpoint through the form; returns the session's cookie. */
 async function createEndpoint(url: string, name: string): Promise<string> {
   const cookie = await signIn(url);
@@ -128,23 +61,9 @@ async function createEndpoint(url: string, name: string): Promise<string> {
   return cookie;
 }
 
-beforeAll(() => {
-  // The server runs from dist/ as `npm start` runs it; build only when the sources are newer.
-  execFileSync(process.execPath, ['scripts/build-if-needed.mjs'], { cwd: root, stdio: 'ignore' });
-}, 180_000);
-
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    }
-  }
-});
-
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+beforeAll(buildIfNeeded, 180_000);
+afterEach(stopChildren);
+afterAll(removeTempDirs);
 
 describe('one server per data directory', () => {
   it('a second start on the same DATA_DIR refuses at once naming the first one’s pid; the first keeps serving', async () => {

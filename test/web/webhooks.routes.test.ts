@@ -141,6 +141,9 @@ describe('Webhooks pages', () => {
       disabled_reason: 'Disabled by an admin',
     });
     expect((await admin.get(page)).text).toContain('Disabled by an admin');
+    // The list says why too (issue 16: "the list with each webhook's state (enabled, disabled and why, …)").
+    const row = new RegExp(`<tr id="webhook-${id as number}">[\\s\\S]*?</tr>`).exec((await admin.get('/settings/webhooks')).text)![0];
+    expect(row).toContain('<td>Disabled by an admin</td>');
     expect((await admin.post(`${page}/enable`).type('form').send({ _csrf: csrf })).status).toBe(303);
     expect((await rows('select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
 
