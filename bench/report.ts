@@ -6,6 +6,7 @@ import { ROOT, median } from './util.js';
 import type { LoadResult } from './load.js';
 import type { CyclesResult } from './cycles.js';
 import type { Scenario } from './scenarios.js';
+import { bulkTable, type BulkJobsSummary } from './bulk-jobs.js';
 
 export interface Machine {
   cpus: number;
@@ -80,6 +81,8 @@ export interface Report {
   app: { startMs: number; buildMs: number; peakRss: number };
   scenarios: ScenarioSummary[];
   cycles: CyclesSummary;
+  /** The bulk-job scenario (bench/bulk-jobs.ts), when it ran. */
+  bulk?: BulkJobsSummary;
   targets: { name: string; target: string; measured: string; met: boolean }[];
 }
 
@@ -196,6 +199,7 @@ export function markdownSection(report: Report): string {
     `**Load on the machine:** 1-minute load average ${fmt(report.load.before, 1)} at the start, ${fmt(report.load.after, 1)} at the end (mean ${fmt(report.load.mean, 1)} during the run) on ${report.machine.cpus} cores.`,
     '',
     table(report),
+    ...(report.bulk ? ['', bulkTable(report.bulk)] : []),
     '',
     `App peak RSS over the whole run: **${mb(report.app.peakRss)}**. Server start: ${fmt(report.app.startMs)} ms.`,
     '',

@@ -35,6 +35,7 @@ import {
   type ScenarioSummary,
 } from './report.js';
 import { summarise as summariseProfile } from './profile-summary.js';
+import { bulkTable, bulkTargets, runBulkJobs, type BulkJobsSummary } from './bulk-jobs.js';
 import { APP_DB_NAME, CEILING_DB_NAME, backendCpu, backendDelta, processCpuMs } from './cpu.js';
 import { BENCH_DIR, ROOT, freePort, log, median, runTsChild, stopChild, waitForHttp } from './util.js';
 
@@ -487,6 +488,14 @@ async function main(): Promise<number> {
       cycles = await runCycles(pool, app, fx.cyclePairs);
     }
 
+    // The bulk jobs (issue 17): a link job and the de-link job that undoes it, run by the app's own runner.
+    let bulk: BulkJobsSummary | undefined;
+    if (!wanted || wanted.has('bulk')) {
+      const rows = quick ? 2_000 : 10_000;
+      log(`bulk jobs: ${rows.toLocaleString('en')} links, then the de-links that undo them`);
+      bulk = await runBulkJobs({ pool, app, cookie, enterpriseId: inv.enterpriseId, rows, ...fx, ...settings });
+    }
+
     const ceilings = new Map<string, ScenarioSummary>();
     const summaries: ScenarioSummary[] = [];
     for (const s of all.filter((x) => x.server === 'ceiling')) {
@@ -517,18 +526,20 @@ async function main(): Promise<number> {
       app: { startMs: app.startMs, buildMs, peakRss: app.rss.peak },
       scenarios: summaries,
       cycles,
+      bulk,
       targets: [],
     };
-    report.targets = targets(report);
+    report.targets = [...targets(report), ...(bulk ? bulkTargets(bulk) : [])];
 
     const pssLine = postgresPss
       ? `; embedded PostgreSQL peak PSS (all its processes): ${(postgresPss.peak / 1024 / 1024).toFixed(0)} MB`
       : '';
     console.log(
-      `\n${table(report)}\n\nApp peak RSS: ${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB${pssLine}\n\n${targetsTable(report)}\n`,
+      `\n${table(report)}\n${bulk ? `\n${bulkTable(bulk)}\n` : ''}\nApp peak RSS: ${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB${pssLine}\n\n${targetsTable(report)}\n`,
     );
     for (const s of summaries) for (const n of s.notes) console.log(`${s.id}: ${n}`);
     for (const n of cycles.notes) console.log(`cycles: ${n}`);
+    for (const n of bulk?.notes ?? []) console.log(`bulk: ${n}`);
     const file = writeResults(report);
     log(`results: ${file}`);
     if (args['write-md'] ?? (!quick && !wanted && !cpuProfDir)) log(`table rewritten in ${rewriteBenchmarksMd(report)}`);
@@ -538,7 +549,8 @@ async function main(): Promise<number> {
       cycles.errors ||
       cycles.unexpected ||
       cycles.violations ||
-      !cycles.eventsChecked;
+      !cycles.eventsChecked ||
+      bulk?.broken;
     if (broken) console.error('\nFLAGGED: errors, non-2xx answers or invariant violations (see above).');
     return broken ? 1 : 0;
   } finally {

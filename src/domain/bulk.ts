@@ -361,6 +361,12 @@ export interface BulkRunnerOptions {
   onError?: (error: unknown) => void;
 }
 
+/**
+ * How long a job stays with the instance that took it without news from it: renewed after every batch (a
+ * batch takes well under a second), so an instance killed mid-job hands its job on within this time.
+ */
+const LEASE_MS = 15_000;
+
 /** See the BulkRunner's comment for the measurement behind it. */
 export const BULK_CONCURRENCY = 3;
 
@@ -373,7 +379,7 @@ export class BulkRunner extends PollingWorker {
   constructor(orm: MikroORM, options: BulkRunnerOptions = {}) {
     super(options.pollMs ?? 1000, options.onError);
     this.#orm = orm;
-    this.#leaseMs = options.leaseMs ?? 60_000;
+    this.#leaseMs = options.leaseMs ?? LEASE_MS;
     this.#concurrency = Math.max(1, options.concurrency ?? BULK_CONCURRENCY);
   }
 
