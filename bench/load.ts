@@ -16,6 +16,8 @@ export interface LoadSpec {
   warmupSec: number;
   /** Every 2xx body must contain this text (counted as mismatches otherwise). */
   expect?: string;
+  /** Requests per second over all connections (autocannon's overallRate); unset: as fast as the server answers. */
+  rate?: number;
 }
 
 export interface LoadResult {
@@ -45,6 +47,7 @@ function options(spec: LoadSpec, durationSec: number): Options {
     timeout: 10,
     headers: spec.headers,
     requests: [{ method: 'GET', setupRequest: (request) => ({ ...request, path: paths[Math.floor(Math.random() * paths.length)] }) }],
+    ...(spec.rate ? { overallRate: spec.rate } : {}),
     ...(spec.expect ? { verifyBody: (body: string) => body.includes(spec.expect!) } : {}),
     title: spec.title,
   };

@@ -9,6 +9,7 @@ import type { ExportsResult } from './exports.js';
 import type { Scenario } from './scenarios.js';
 import { apiRows, type ApiCyclesSummary } from './api-scenario.js';
 import { webhookRows, type WebhookSummary } from './webhook-scenario.js';
+import { bulkTable, type BulkJobsSummary } from './bulk-jobs.js';
 
 export interface Machine {
   cpus: number;
@@ -88,6 +89,8 @@ export interface Report {
   /** The JSON API's cycles (issue 15) and the webhooks' runs (issue 16), when they ran. */
   api?: ApiCyclesSummary;
   webhooks?: WebhookSummary;
+  /** The bulk-job scenario (bench/bulk-jobs.ts), when it ran. */
+  bulk?: BulkJobsSummary;
   targets: { name: string; target: string; measured: string; met: boolean }[];
 }
 
@@ -205,6 +208,7 @@ export function markdownSection(report: Report): string {
     `**Load on the machine:** 1-minute load average ${fmt(report.load.before, 1)} at the start, ${fmt(report.load.after, 1)} at the end (mean ${fmt(report.load.mean, 1)} during the run) on ${report.machine.cpus} cores.`,
     '',
     table(report),
+    ...(report.bulk ? ['', bulkTable(report.bulk)] : []),
     '',
     `App peak RSS over the whole run: **${mb(report.app.peakRss)}**. Server start: ${fmt(report.app.startMs)} ms.`,
     '',

@@ -38,6 +38,7 @@ import {
 import { summarise as summariseProfile } from './profile-summary.js';
 import { API_ONLY, apiTargets, createBenchTokens, runApiCycles, withApiScenarios, type BenchTokens } from './api-scenario.js';
 import { runWebhooks, webhookTargets } from './webhook-scenario.js';
+import { bulkTable, bulkTargets, runBulkJobs, type BulkJobsSummary } from './bulk-jobs.js';
 import { APP_DB_NAME, CEILING_DB_NAME, backendCpu, backendDelta, processCpuMs } from './cpu.js';
 import { BENCH_DIR, ROOT, freePort, log, median, runTsChild, stopChild, waitForHttp } from './util.js';
 
@@ -509,6 +510,14 @@ async function main(): Promise<number> {
       webhooks = await runWebhooks(pool, app, url, fx.cyclePairs, settings);
     }
 
+    // The bulk jobs (issue 17): a link job and the de-link job that undoes it, run by the app's own runner.
+    let bulk: BulkJobsSummary | undefined;
+    if (!wanted || wanted.has('bulk')) {
+      const rows = quick ? 2_000 : 10_000;
+      log(`bulk jobs: ${rows.toLocaleString('en')} links, then the de-links that undo them`);
+      bulk = await runBulkJobs({ pool, app, cookie, enterpriseId: inv.enterpriseId, rows, ...fx, ...settings });
+    }
+
     const ceilings = new Map<string, ScenarioSummary>();
     const summaries: ScenarioSummary[] = [];
     for (const s of all.filter((x) => x.server === 'ceiling')) {
@@ -542,20 +551,22 @@ async function main(): Promise<number> {
       exports: exported,
       api,
       webhooks,
+      bulk,
       targets: [],
     };
-    report.targets = [...targets(report), ...(exported ? exportTargets(exported) : [])];
+    report.targets = [...targets(report), ...(exported ? exportTargets(exported) : []), ...(bulk ? bulkTargets(bulk) : [])];
 
     const pssLine = postgresPss
       ? `; embedded PostgreSQL peak PSS (all its processes): ${(postgresPss.peak / 1024 / 1024).toFixed(0)} MB`
       : '';
     console.log(
-      `\n${table(report)}\n\nApp peak RSS: ${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB${pssLine}\n\n${targetsTable(report)}\n`,
+      `\n${table(report)}\n${bulk ? `\n${bulkTable(bulk)}\n` : ''}\nApp peak RSS: ${(report.app.peakRss / 1024 / 1024).toFixed(0)} MB${pssLine}\n\n${targetsTable(report)}\n`,
     );
     for (const s of summaries) for (const n of s.notes) console.log(`${s.id}: ${n}`);
     for (const n of cycles.notes) console.log(`cycles: ${n}`);
     for (const n of api?.notes ?? []) console.log(`api-cycles: ${n}`);
     for (const n of webhooks?.notes ?? []) console.log(`webhooks: ${n}`);
+    for (const n of bulk?.notes ?? []) console.log(`bulk: ${n}`);
     const file = writeResults(report);
     log(`results: ${file}`);
     if (args['write-md'] ?? (!quick && !wanted && !cpuProfDir)) log(`table rewritten in ${rewriteBenchmarksMd(report)}`);
@@ -567,7 +578,8 @@ async function main(): Promise<number> {
       cycles.violations ||
       !cycles.eventsChecked ||
       Boolean(exported?.problems.length) ||
-      [api, webhooks].some((x) => x && (x.errors || x.unexpected || x.violations || !x.eventsChecked));
+      [api, webhooks].some((x) => x && (x.errors || x.unexpected || x.violations || !x.eventsChecked)) ||
+      Boolean(bulk?.broken);
     if (broken) console.error('\nFLAGGED: errors, non-2xx answers or invariant violations (see above).');
     return broken ? 1 : 0;
   } finally {

@@ -199,6 +199,70 @@ describe('bulk jobs', () => {
     expect((await eventsSince(fork(), before.lastEventId)).filter((e) => e.action === 'sim.linked')).toHaveLength(50);
   });
 
+  /** A job of `count` link rows (endpoints on Hold, Ready SIMs of its own), queued. */
+  async function linkJob(count: number) {
+    const endpoints = await manyHoldEndpoints(fork(), acme, count);
+    const sims = await manyReadySims(fork(), acme, count);
+    const csv = ['endpoint_id,action,iccid', ...endpoints.map((e, i) => `${e.id},link,${sims[i].iccid}`)].join('\n');
+    const preview = await previewBulk(fork(), admin, file(csv));
+    expect(preview.problems).toEqual([]);
+    return { job: await createBulkJob(fork(), admin, preview.fileName, preview.rows), endpointIds: endpoints.map((e) => e.id) };
+  }
+
+  /** Each endpoint's sim.linked events since `lastEventId`: exactly one each means every row was done once. */
+  async function linkEventsPerEndpoint(lastEventId: number, endpointIds: number[]) {
+    const rows = await fork().execute<{ endpoint_id: number; n: number }[]>(
+      `select endpoint_id, count(*)::int as n from event where id > ? and action = 'sim.linked' and endpoint_id = any(?::int[]) group by endpoint_id`,
+      [lastEventId, `{${endpointIds.join(',')}}`],
+    );
+    return new Map(rows.map((r) => [r.endpoint_id, r.n]));
+  }
+
+  it('two runners polling side by side through several jobs: each job ends once, every row done once', async () => {
+    const jobs = [await linkJob(60), await linkJob(60), await linkJob(60)];
+    const before = await snapshot(fork());
+    const runners = [new BulkRunner(db.orm, { pollMs: 10 }), new BulkRunner(db.orm, { pollMs: 10 })];
+    runners.forEach((runner) => runner.start());
+    const ids = jobs.map((j) => j.job.id);
+    for (let i = 0; i < 600; i++) {
+      const states = await fork().find(BulkJobSchema, { id: { $in: ids } });
+      if (states.every((job) => job.state === 'done')) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await Promise.all(runners.map((runner) => runner.stop()));
+    for (const { job, endpointIds } of jobs) {
+      expect(await fork().findOneOrFail(BulkJobSchema, job.id)).toMatchObject({ state: 'done', done: 60, failed: 0, leaseUntil: null });
+      const perEndpoint = await linkEventsPerEndpoint(before.lastEventId, endpointIds);
+      expect(endpointIds.map((id) => perEndpoint.get(id))).toEqual(endpointIds.map(() => 1));
+    }
+    const completed = (await eventsSince(fork(), before.lastEventId)).filter((e) => e.action === 'bulk.completed');
+    expect(completed).toHaveLength(3);
+  }, 60_000);
+
+  it('a runner whose lease ran out while it worked writes nothing more: the one holding the lease finishes, every row once', async () => {
+    const { job, endpointIds } = await linkJob(300);
+    const before = await snapshot(fork());
+    // A's lease runs out at once (as if it had stalled longer than its lease); B takes the job over meanwhile.
+    const stalled = new BulkRunner(db.orm, { leaseMs: 1 });
+    const a = stalled.runOne();
+    for (let i = 0; i < 200 && (await fork().findOneOrFail(BulkJobSchema, job.id)).state !== 'running'; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const taker = new BulkRunner(db.orm);
+    const b = (async () => {
+      while (await taker.runOne());
+    })();
+    await Promise.all([a, b]);
+    // A may have got as far as its first batch; B took over before A could end the job.
+    expect(await fork().findOneOrFail(BulkJobSchema, job.id)).toMatchObject({ state: 'done', done: 300, failed: 0, leaseUntil: null });
+    const perEndpoint = await linkEventsPerEndpoint(before.lastEventId, endpointIds);
+    expect(endpointIds.map((id) => perEndpoint.get(id))).toEqual(endpointIds.map(() => 1));
+    const rows = await fork().find(BulkJobRowSchema, { job: job.id });
+    expect(rows.every((row) => row.outcome === 'done')).toBe(true);
+    const completed = (await eventsSince(fork(), before.lastEventId)).filter((e) => e.action === 'bulk.completed');
+    expect(completed).toEqual([expect.objectContaining({ count: 300, problem_count: 0 })]);
+  }, 60_000);
+
   it('a cancelled job stops and says so; its rows not done stay without an outcome', async () => {
     const [a] = await manyHoldEndpoints(fork(), acme, 1);
     const [s] = await manyReadySims(fork(), acme, 1);

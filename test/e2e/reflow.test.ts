@@ -321,7 +321,7 @@ describe('reflow at 320 CSS px (WCAG 1.4.10), with axe at that width', () => {
     s.done();
   });
 
-  it('Bulk changes (upload and a preview with problems), Webhooks, API tokens', async () => {
+  it('Bulk changes (upload, a preview with problems, a job running and finished), Webhooks, API tokens', async () => {
     const page = await browser.page({ as: ADMIN, viewport: NARROW, path: '/bulk' });
     const s = states();
     await page.getByRole('heading', { level: 1, name: 'Bulk changes' }).waitFor();
@@ -334,6 +334,28 @@ describe('reflow at 320 CSS px (WCAG 1.4.10), with axe at that width', () => {
     await page.getByRole('button', { name: 'Preview changes' }).click();
     await page.getByRole('heading', { level: 1, name: 'Preview of changes.csv' }).waitFor();
     await s.check(page, 'Bulk changes: preview with rows that cannot be done');
+    // A job of one row (activate a Pre-Active endpoint no other test uses): the job page waiting or running, then finished.
+    await page.goto(`/endpoints?q=${encodeURIComponent(SCENARIO.reflowBulk.preActive)}`);
+    const href = await page.getByRole('link', { name: SCENARIO.reflowBulk.preActive, exact: true }).getAttribute('href');
+    const endpointId = Number(/\/endpoints\/(\d+)$/.exec(href ?? '')![1]);
+    await page.goto('/bulk');
+    await page.getByLabel('CSV file').setInputFiles({
+      name: 'narrow.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(`endpoint_id,action,iccid\n${endpointId},activate,\n`),
+    });
+    await page.getByRole('button', { name: 'Preview changes' }).click();
+    await page.getByRole('button', { name: 'Apply 1 change' }).click();
+    await page.getByRole('dialog', { name: 'Are you sure you want to continue?' }).getByRole('button', { name: 'Yes' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Bulk change: narrow.csv' }).waitFor();
+    await page.getByRole('progressbar').waitFor();
+    // The runner polls every second and a row takes milliseconds: rarely, the job is over before the page is looked at.
+    if (await page.getByRole('link', { name: 'Refresh' }).count()) await s.check(page, 'Bulk changes: the job, waiting or running');
+    else console.log('reflow: the bulk job finished before its running state could be looked at (its finished state is)');
+    await page.getByText('1 done').waitFor({ timeout: 30_000 });
+    await htmxSettled(page);
+    await page.getByRole('link', { name: 'Download the results (CSV)' }).waitFor();
+    await s.check(page, 'Bulk changes: the job, finished');
     await page.goto('/settings/webhooks');
     await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
     await s.check(page, 'Webhooks');

@@ -13,6 +13,8 @@ import { freePort } from '../e2e/support/app-server.js';
 import { hidden } from '../helpers/session.js';
 import { iccidFor, imsiFor } from '../../src/db/generate-identifiers.js';
 import { buildIfNeeded, ready, removeTempDirs, run, signIn, stopChildren, tempDir, type Run } from './app-process.js';
+import pg from 'pg';
+import { runningEmbeddedUrl } from '../../src/db/embedded-postgres.js';
 
 /** The start failed: exit code ≠ 0 and exactly one line on stderr-or-stdout starting "SIM Link cannot start:". */
 async function refused(app: Run): Promise<string> {
@@ -149,6 +151,115 @@ describe('webhooks survive a SIGKILL', () => {
       await new Promise<void>((resolve) => receiver.close(() => resolve()));
     }
   }, 120_000);
+});
+
+describe('a bulk job survives a SIGKILL', () => {
+  it('an app killed halfway through a job: the next start finishes it, every row done exactly once', async () => {
+    const ROWS = 2000;
+    const dataDir = tempDir();
+    const first = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
+    await ready(first);
+    // ROWS endpoints on Hold and ROWS Ready to Activate SIMs in acme, written straight into its database.
+    const db = new pg.Client({ connectionString: runningEmbeddedUrl(dataDir) });
+    await db.connect();
+    let endpointIds: number[];
+    let csv: string;
+    try {
+      const {
+        rows: [acme],
+      } = await db.query<{ id: number }>(`select id from enterprise where slug = 'acme'`);
+      const endpoints = await db.query<{ id: number }>(
+        `insert into endpoint (enterprise_id, name, activate_immediately) select $1, 'Killed meter ' || n, false from generate_series(1, $2::int) n returning id`,
+        [acme.id, ROWS],
+      );
+      endpointIds = endpoints.rows.map((r) => r.id).sort((a, b) => a - b);
+      const sims = Array.from({ length: ROWS }, (_, i) => [iccidFor(56, i + 1), imsiFor(56, i + 1)]);
+      await db.query(`insert into sim (enterprise_id, iccid, imsi) select $1, s->>0, s->>1 from json_array_elements($2::json) s`, [
+        acme.id,
+        JSON.stringify(sims),
+      ]);
+      csv = ['endpoint_id,action,iccid', ...endpointIds.map((id, i) => `${id},link,${sims[i][0]}`)].join('\n');
+    } finally {
+      await db.end();
+    }
+
+    // Upload → preview → Apply → Yes, as an admin does.
+    const cookie = await signIn(first.url);
+    const page = await supertest(first.url).get('/bulk').set('Cookie', cookie);
+    const action = /action="(\/bulk\?_csrf=[^"]*)"/.exec(page.text)![1].replace(/&amp;/g, '&');
+    const preview = await supertest(first.url).post(action).set('Cookie', cookie).attach('file', Buffer.from(csv), 'killed.csv');
+    expect(preview.status).toBe(200);
+    const jobId = Number(/\/bulk\/(\d+)\/apply/.exec(preview.text)![1]);
+    const confirm = await supertest(first.url).get(`/bulk/${jobId}/apply`).set('Cookie', cookie);
+    const yes = await supertest(first.url)
+      .post(`/bulk/${jobId}/apply`)
+      .set('Cookie', cookie)
+      .type('form')
+      .send({ _csrf: hidden(confirm.text, '_csrf') });
+    expect(yes.status).toBe(303);
+
+    // Killed once a part of the rows is done.
+    const progress = async (url: string) => {
+      const res = await supertest(url).get(`/bulk/${jobId}`).set('Cookie', cookie);
+      const bar = /<progress id="job-progress-bar" max="(\d+)" value="(\d+)"/.exec(res.text)!;
+      return { total: Number(bar[1]), finished: Number(bar[2]), text: res.text };
+    };
+    let before = 0;
+    for (let i = 0; i < 1200 && before < ROWS / 5; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      before = (await progress(first.url)).finished;
+    }
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(ROWS);
+
+    const second = run({ DATA_DIR: dataDir, PORT: String(await freePort()) });
+    await ready(second);
+    let after = await progress(second.url);
+    for (let i = 0; i < 1800 && after.finished < ROWS; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      after = await progress(second.url);
+    }
+    expect(after).toMatchObject({ total: ROWS, finished: ROWS });
+
+    // Every row once: its outcome, one sim.linked event (source bulk) per endpoint, the job's counts, one bulk.completed.
+    const check = new pg.Client({ connectionString: runningEmbeddedUrl(dataDir) });
+    await check.connect();
+    try {
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await check.query<{ state: string }>('select state from bulk_job where id = $1', [jobId]);
+        if (rows[0].state === 'done') break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const { rows: jobs } = await check.query('select state, total, done, failed from bulk_job where id = $1', [jobId]);
+      expect(jobs).toEqual([{ state: 'done', total: ROWS, done: ROWS, failed: 0 }]);
+      const { rows: outcomes } = await check.query(
+        'select outcome, count(*)::int as n from bulk_job_row where job_id = $1 group by outcome',
+        [jobId],
+      );
+      expect(outcomes).toEqual([{ outcome: 'done', n: ROWS }]);
+      const { rows: events } = await check.query<{ endpoint_id: number; n: number }>(
+        `select endpoint_id, count(*)::int as n from event where action = 'sim.linked' and source = 'bulk' and request_id = $1 group by endpoint_id order by endpoint_id`,
+        [`bulk-${jobId}`],
+      );
+      expect(events.map((e) => e.endpoint_id)).toEqual(endpointIds);
+      expect(events.every((e) => e.n === 1)).toBe(true);
+      const { rows: linked } = await check.query(
+        `select count(*)::int as n from endpoint e join sim s on s.endpoint_id = e.id and e.sim_id = s.id where e.id = any($1::int[]) and e.status = 'pre_active' and s.status = 'pre_active'`,
+        [endpointIds],
+      );
+      expect(linked).toEqual([{ n: ROWS }]);
+      const { rows: completed } = await check.query(
+        `select count(*)::int as n from event where action = 'bulk.completed' and request_id = $1`,
+        [`bulk-${jobId}`],
+      );
+      expect(completed).toEqual([{ n: 1 }]);
+    } finally {
+      await check.end();
+    }
+    expect(after.text).toContain('Download the results (CSV)');
+  }, 240_000);
 });
 
 describe('stopping', () => {

@@ -43,6 +43,8 @@ export const SCENARIO = {
   steps: { endpoint: 'Cold box 14', declined: 'Forklift 15' },
   /** A bulk change by keyboard: link a SIM to a Hold endpoint and activate a Pre-Active one. */
   bulk: { hold: 'Pallet tracker 11', preActive: 'Gate sensor 16', sim: demoSim(250) },
+  /** The job page at 320 px: a job activating this Pre-Active endpoint. */
+  reflowBulk: { preActive: 'Pallet tracker 17' },
   /** Seeded endpoints in each state, only read. */
   states: { hold: 'Gate sensor 10', preActive: 'Trailer 13', active: 'Forklift 21', suspended: 'Trailer 31' },
 } as const;
