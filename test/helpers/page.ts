@@ -96,6 +96,14 @@ export interface Page extends Queries {
   within(element: Element): Page;
 }
 
+/** A field's value as the page loads it (a select: its option marked selected, else its first). */
+function valueOf(element: Field['element']): string {
+  if (element.tagName !== 'SELECT') return element.value;
+  const options = Array.from(element.querySelectorAll('option'));
+  const chosen = options.filter((o) => o.hasAttribute('selected')).at(-1) ?? options[0];
+  return chosen ? (chosen.getAttribute('value') ?? textOf(chosen)) : '';
+}
+
 function labelledField(q: Queries, label: Name): Field['element'] {
   const found = q.queryAllByLabelText(label, { selector: 'input, select, textarea' });
   if (found.length === 0) throw new Error(`no field labelled ${String(label)}`);
@@ -156,7 +164,7 @@ function describe(root: Element | Document, scope: Element): Page {
         .filter((el) => el?.classList.contains('error-message'))
         .map((el) => textOf(el).replace(/^Error: /, ''))
         .join(' ');
-      return { element, value: element.value, error, invalid: element.getAttribute('aria-invalid') === 'true' };
+      return { element, value: valueOf(element), error, invalid: element.getAttribute('aria-invalid') === 'true' };
     },
     hidden(name) {
       const input = scope.querySelector(`input[type="hidden"][name="${name}"]`);
