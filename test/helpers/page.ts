@@ -53,6 +53,8 @@ export interface Field {
   /** The error message shown under the field (its description that the error-message paragraph gives), or ''. */
   error: string;
   invalid: boolean;
+  /** A checkbox or radio: ticked as the page loads. */
+  checked: boolean;
 }
 
 export interface Page extends Queries {
@@ -88,6 +90,8 @@ export interface Page extends Queries {
   rows(tableName?: Name): string[][];
   /** A table's column headers' text; the table named so, or the first. */
   columns(tableName?: Name): string[];
+  /** What a description list says for this term (<dt>), or null when the term is not there; the first one in the page. */
+  detail(term: string): string | null;
   /** The messages in the error summary ("There is a problem"), each with the field it links to. */
   errors(): { message: string; href: string }[];
   /** The element with this id (the regions htmx targets), or null. */
@@ -164,7 +168,13 @@ function describe(root: Element | Document, scope: Element): Page {
         .filter((el) => el?.classList.contains('error-message'))
         .map((el) => textOf(el).replace(/^Error: /, ''))
         .join(' ');
-      return { element, value: valueOf(element), error, invalid: element.getAttribute('aria-invalid') === 'true' };
+      return {
+        element,
+        value: valueOf(element),
+        error,
+        invalid: element.getAttribute('aria-invalid') === 'true',
+        checked: element.hasAttribute('checked'),
+      };
     },
     hidden(name) {
       const input = scope.querySelector(`input[type="hidden"][name="${name}"]`);
@@ -176,6 +186,12 @@ function describe(root: Element | Document, scope: Element): Page {
         .filter((tr) => tr.querySelector('td'))
         .map((tr) => Array.from(tr.querySelectorAll('th, td')).map((cell) => textOf(cell))),
     columns: (name) => Array.from(table(name).querySelectorAll('thead th, tr:first-child th[scope="col"]')).map((th) => textOf(th)),
+    detail(term) {
+      const dt = Array.from(scope.querySelectorAll('dt')).find((el) => textOf(el) === term);
+      let dd = dt?.nextElementSibling;
+      while (dd && dd.tagName !== 'DD') dd = dd.nextElementSibling;
+      return dd ? textOf(dd) : null;
+    },
     errors: () =>
       Array.from(scope.querySelectorAll('.error-summary li a')).map((a) => ({ message: textOf(a), href: a.getAttribute('href') ?? '' })),
     byId: (id) => doc.getElementById(id),
