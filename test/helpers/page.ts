@@ -25,6 +25,31 @@ export function normalize(text: string | null | undefined): string {
   return (text ?? '').replace(/\s+/g, ' ').trim();
 }
 
+/** Elements that flow within a line of text: no space is read around them. */
+const INLINE = new Set([
+  'A',
+  'ABBR',
+  'B',
+  'CODE',
+  'DATA',
+  'EM',
+  'I',
+  'KBD',
+  'LABEL',
+  'MARK',
+  'Q',
+  'S',
+  'SAMP',
+  'SMALL',
+  'SPAN',
+  'STRONG',
+  'SUB',
+  'SUP',
+  'TIME',
+  'U',
+  'VAR',
+]);
+
 /** The text of a node as read: whitespace collapsed, without scripts, styles or templates. */
 export function textOf(node: Node | null | undefined): string {
   if (!node) return '';
@@ -34,10 +59,11 @@ export function textOf(node: Node | null | undefined): string {
     else if (n.nodeType === 1 || n.nodeType === 9 || n.nodeType === 11) {
       const tag = (n as Element).tagName;
       if (tag === 'SCRIPT' || tag === 'STYLE' || tag === 'TEMPLATE') return;
-      // Block-level boundaries read as a space, so "<td>a</td><td>b</td>" is "a b".
-      if (n.nodeType === 1) parts.push(' ');
+      // Block boundaries read as a space, so "<td>a</td><td>b</td>" is "a b"; "<strong>3</strong>," stays "3,".
+      const block = n.nodeType === 1 && !INLINE.has(tag);
+      if (block) parts.push(' ');
       for (const child of Array.from(n.childNodes)) walk(child);
-      if (n.nodeType === 1) parts.push(' ');
+      if (block) parts.push(' ');
     }
   };
   walk(node);
