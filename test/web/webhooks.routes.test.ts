@@ -46,9 +46,9 @@ afterAll(async () => {
 
 describe('Webhooks pages', () => {
   it('is linked from the header for admins only; viewers get 403', async () => {
-    expect((await admin.get('/endpoints')).text).toContain('href="/settings/webhooks"');
+    expect(page((await admin.get('/endpoints')).text).link('Webhooks')).toBe('/settings/webhooks');
     const { agent: viewer } = await signedIn(app, em, acme, 'viewer');
-    expect((await viewer.get('/endpoints')).text).not.toContain('href="/settings/webhooks"');
+    expect(page((await viewer.get('/endpoints')).text).link('Webhooks')).toBeNull();
     expect((await viewer.get('/settings/webhooks')).status).toBe(403);
   });
 
@@ -117,16 +117,19 @@ describe('Webhooks pages', () => {
       const token = await csrfToken(agent);
       const res = await agent.post('/settings/webhooks').type('form').send({ _csrf: token, url: 'http://crm.example.com/hooks' });
       expect(res.status).toBe(422);
-      expect(res.text).toContain('There is a problem');
-      expect(res.text).toContain('The URL must start with https://');
-      expect(res.text).toContain('Choose at least one event type');
-      expect(res.text).toContain('value="http://crm.example.com/hooks"');
+      const form = page(res.text);
+      expect(form.errors().map((e) => e.message)).toEqual([
+        expect.stringContaining('The URL must start with https://'),
+        expect.stringContaining('Choose at least one event type'),
+      ]);
+      expect(form.field('URL')).toMatchObject({ value: 'http://crm.example.com/hooks', invalid: true });
+      expect(form.field('URL').error).toContain('The URL must start with https://');
       const local = await agent
         .post('/settings/webhooks')
         .type('form')
         .send({ _csrf: token, url: 'https://10.0.0.8/hooks', event_types: 'sim.linked' });
       expect(local.status).toBe(422);
-      expect(local.text).toContain('The URL must be a public address');
+      expect(page(local.text).field('URL').error).toContain('The URL must be a public address');
     } finally {
       await strict.close();
     }
@@ -139,21 +142,21 @@ describe('Webhooks pages', () => {
       .send({ _csrf: csrf, url: 'https://crm.example.com/delete-me', event_types: 'sim.linked' });
     expect(created.status).toBe(200);
     const [{ id }] = await rows(`select id from webhook where url = 'https://crm.example.com/delete-me'`);
-    const page = `/settings/webhooks/${id as number}`;
-    expect((await admin.post(`${page}/disable`).type('form').send({ _csrf: csrf })).status).toBe(303);
+    const webhookPage = `/settings/webhooks/${id as number}`;
+    expect((await admin.post(`${webhookPage}/disable`).type('form').send({ _csrf: csrf })).status).toBe(303);
     expect((await rows('select enabled, disabled_reason from webhook where id = ?', [id]))[0]).toEqual({
       enabled: false,
       disabled_reason: 'Disabled by an admin',
     });
-    expect((await admin.get(page)).text).toContain('Disabled by an admin');
-    expect((await admin.post(`${page}/enable`).type('form').send({ _csrf: csrf })).status).toBe(303);
+    expect((await admin.get(webhookPage)).text).toContain('Disabled by an admin');
+    expect((await admin.post(`${webhookPage}/enable`).type('form').send({ _csrf: csrf })).status).toBe(303);
     expect((await rows('select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
 
-    const confirm = await admin.get(`${page}/delete`);
+    const confirm = await admin.get(`${webhookPage}/delete`);
     expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Are you sure you want to continue?');
-    expect(confirm.text).toContain('Delete the webhook to https://crm.example.com/delete-me.');
-    const deleted = await admin.post(`${page}/delete`).type('form').send({ _csrf: csrf });
+    expect(page(confirm.text).heading).toBe('Are you sure you want to continue?');
+    expect(page(confirm.text).text).toContain('Delete the webhook to https://crm.example.com/delete-me.');
+    const deleted = await admin.post(`${webhookPage}/delete`).type('form').send({ _csrf: csrf });
     expect(deleted.status).toBe(303);
     expect(deleted.headers.location).toBe('/settings/webhooks');
     expect(await rows('select id from webhook where id = ?', [id])).toEqual([]);
