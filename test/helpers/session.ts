@@ -7,6 +7,7 @@ import { hashPassword } from '../../src/domain/passwords.js';
 import { createUser, type TestEnterprise, type TestUser } from '../factories/index.js';
 import type { Role } from '../../src/domain/entities.js';
 import { cookieHeader } from './cookies.js';
+import { page } from './page.js';
 
 export const PASSWORD = 'correct horse battery staple';
 let passwordHash: string | undefined;
@@ -30,9 +31,7 @@ export async function signedIn(
 
 /** The value of a hidden input in a page. */
 export function hidden(html: string, name: string): string {
-  const match = html.match(new RegExp(`name="${name}" value="([^"]*)"`));
-  if (!match) throw new Error(`no hidden field ${name} in the page`);
-  return match[1];
+  return page(html).hidden(name);
 }
 
 /** The CSRF token any page of a signed-in user carries (the sign-out form). */

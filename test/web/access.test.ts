@@ -20,6 +20,7 @@ import {
   type TestSim,
 } from '../factories/index.js';
 import { cookieHeader, setCookie } from '../helpers/cookies.js';
+import { page } from '../helpers/page.js';
 
 /** A form post as a browser sends it: URL-encoded (the app refuses JSON and every other body type with 415). */
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -201,19 +202,25 @@ describe('a viewer', () => {
   it('is refused by an htmx request too, with the message as a partial', async () => {
     const res = await viewer.post('/endpoints').set('HX-Request', 'true').type('form').send(body(csrf));
     expect(res.status).toBe(403);
-    expect(res.text).not.toContain('<html');
-    expect(res.text).toContain('Your role (viewer)');
+    expect(page(res.text).isDocument).toBe(false);
+    expect(page(res.text).text).toContain('Your role (viewer)');
   });
 
   it('sees the enterprise but no action buttons', async () => {
     const list = await viewer.get('/endpoints');
     expect(list.status).toBe(200);
-    expect(list.text).toContain('Mine hold');
-    expect(list.text).not.toContain('href="/endpoints/new"');
+    expect(
+      page(list.text)
+        .rows()
+        .map((cells) => cells[0]),
+    ).toContain('Mine hold');
+    expect(page(list.text).link('Create endpoint')).toBeNull();
     for (const endpoint of Object.values(mine.endpoints)) {
-      const page = await viewer.get(`/endpoints/${endpoint.id}`);
-      expect(page.status).toBe(200);
-      expect(page.text).not.toContain('id="endpoint-actions"');
+      const res = await viewer.get(`/endpoints/${endpoint.id}`);
+      expect(res.status).toBe(200);
+      // The only button a viewer has is Sign out; no Link SIM either.
+      expect(page(res.text).buttons()).toEqual(['Sign out']);
+      expect(page(res.text).link('Link SIM')).toBeNull();
     }
   });
 
@@ -237,7 +244,10 @@ describe('another enterprise', () => {
   });
 
   /** The 404 page's heading and message, to compare a foreign id's answer with a missing one's. */
-  const notFound = (text: string) => text.match(/<h1 id="error-title">[^<]*<\/h1>\s*<p>[^<]*<\/p>/)?.[0];
+  const notFound = (text: string) => {
+    const shown = page(text);
+    return { heading: shown.heading, message: shown.within(shown.byId('error-message')!).text };
+  };
 
   it('its ids are answered 404 on every GET route with an id, exactly like ids that do not exist', async () => {
     const routes = app.accessRules.filter((r) => r.method === 'GET' && r.url.includes('/:'));
@@ -257,7 +267,7 @@ describe('another enterprise', () => {
         const url = fill(route.url, idsOf(theirs, endpoint.id));
         const res = await admin.get(url);
         expect(res.status, url).toBe(404);
-        expect(notFound(res.text), url).toBe(notFound(missing.text));
+        expect(notFound(res.text), url).toEqual(notFound(missing.text));
         expect(res.text).not.toContain('Zanzibar');
       }
     }
@@ -327,7 +337,7 @@ describe('another enterprise', () => {
       for (const marker of markers) expect(text, `${url} shows ${marker}`).not.toContain(marker);
     }
     // …while our own rows do appear (the check above is not vacuous).
-    expect((await admin.get('/endpoints?q=Mine')).text).toContain('Mine hold');
+    expect(page((await admin.get('/endpoints?q=Mine')).text).link('Mine hold')).not.toBeNull();
   });
 });
 
@@ -364,7 +374,8 @@ describe('CSRF', () => {
     // The same from an htmx request: the message as a partial (htmx swaps 403s).
     const htmx = await admin.post('/endpoints').set('HX-Request', 'true').type('form').send({ key, name: 'CSRF probe' });
     expect(htmx.status).toBe(403);
-    expect(htmx.text).toContain('This form has expired');
+    expect(page(htmx.text).isDocument).toBe(false);
+    expect(page(htmx.text).text).toContain('This form has expired');
     expect(await created('CSRF probe')).toBe(0);
     expect(await snapshot()).toEqual(before);
 

@@ -10,6 +10,7 @@ import { buildTestApp } from '../helpers/app.js';
 import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, type TestEnterprise } from '../factories/index.js';
 import { hashToken } from '../../src/domain/api-tokens.js';
+import { page } from '../helpers/page.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -19,7 +20,15 @@ let globex: TestEnterprise;
 let admin: Agent;
 let csrf: string;
 
-const tokenIn = (html: string) => html.match(/value="(sl_[A-Za-z0-9_-]{43})"/)?.[1];
+/** The new token as the page shows it (the "New API token" field), or undefined when it is not shown. */
+const tokenIn = (html: string) => {
+  const shown = page(html);
+  return shown.queryByLabelText('New API token') ? shown.field('New API token').value : undefined;
+};
+const tokenRow = (html: string, name: string) =>
+  page(html)
+    .rows()
+    .find((cells) => cells[0] === name);
 const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
 
 beforeAll(async () => {
@@ -38,18 +47,20 @@ afterAll(async () => {
 
 describe('API tokens page', () => {
   it('is linked from the header for admins only', async () => {
-    expect((await admin.get('/endpoints')).text).toContain('href="/settings/api-tokens"');
+    expect(page((await admin.get('/endpoints')).text).link('API tokens')).toBe('/settings/api-tokens');
     const { agent: viewer } = await signedIn(app, em, acme, 'viewer');
-    expect((await viewer.get('/endpoints')).text).not.toContain('href="/settings/api-tokens"');
+    expect(page((await viewer.get('/endpoints')).text).link('API tokens')).toBeNull();
   });
 
   it('creates a token shown once, stored only as its hash, listed with name, role and creator', async () => {
     const res = await admin.post('/settings/api-tokens').type('form').send({ _csrf: csrf, name: 'CRM', role: 'admin' });
     expect(res.status).toBe(200);
-    expect(res.text).toContain('it will not be shown again');
-    expect(res.text).toContain('Copy token');
+    expect(page(res.text).text).toContain('it will not be shown again');
+    // The copy button is shown by the page's script (hidden without it), and copies the token's field.
+    const copy = page(res.text).getByRole('button', { name: (_, el) => el.textContent === 'Copy token', hidden: true });
+    expect(copy.getAttribute('data-copy')).toBe(page(res.text).field('New API token').element.id);
     const token = tokenIn(res.text)!;
-    expect(token).toMatch(/^sl_/);
+    expect(token).toMatch(/^sl_[A-Za-z0-9_-]{43}$/);
     const [stored] = await rows('select name, role, token_hash, created_by_name from api_token where enterprise_id = ?', [acme.id]);
     expect(stored).toMatchObject({ name: 'CRM', role: 'admin', token_hash: hashToken(token) });
     expect(JSON.stringify(await rows('select * from api_token'))).not.toContain(token);
@@ -57,20 +68,24 @@ describe('API tokens page', () => {
     const api = await supertest(app.server).get('/api/v1/endpoints').set('Authorization', `Bearer ${token}`);
     expect(api.status).toBe(200);
     // …and the page never shows it again.
-    const page = await admin.get('/settings/api-tokens');
-    expect(page.status).toBe(200);
-    expect(page.text).not.toContain(token);
-    expect(page.text).toMatch(/<td>CRM<\/td>\s*<td>admin<\/td>\s*<td>Admin \d+<\/td>/);
-    expect(page.text).not.toContain('<td>Never</td>');
+    const list = await admin.get('/settings/api-tokens');
+    expect(list.status).toBe(200);
+    expect(list.text).not.toContain(token);
+    expect(tokenIn(list.text)).toBeUndefined();
+    const [name, role, createdBy, , lastUsed, action] = tokenRow(list.text, 'CRM')!;
+    expect([name, role, action]).toEqual(['CRM', 'admin', 'Revoke token CRM']);
+    expect(createdBy.startsWith('Admin ')).toBe(true);
+    // Used once, by the API call above.
+    expect(lastUsed).not.toBe('Never');
   });
 
   it('refuses a form without a name or role: 422 with the error summary, values kept', async () => {
     const res = await admin.post('/settings/api-tokens').type('form').send({ _csrf: csrf, name: ' ', role: 'root' });
     expect(res.status).toBe(422);
-    expect(res.text).toContain('There is a problem');
-    expect(res.text).toContain('Enter a name for the token');
-    expect(res.text).toContain('Select a role: admin or viewer');
-    expect(res.text).toMatch(/<title>Error: /);
+    const form = page(res.text);
+    expect(form.errors().map((e) => e.message)).toEqual(['Enter a name for the token', 'Select a role: admin or viewer']);
+    expect(form.field('Name').error).toBe('Enter a name for the token');
+    expect(form.title.startsWith('Error: ')).toBe(true);
     expect(tokenIn(res.text)).toBeUndefined();
   });
 
@@ -80,8 +95,9 @@ describe('API tokens page', () => {
     const [{ id }] = await rows(`select id from api_token where name = 'Nightly'`);
     const confirm = await admin.get(`/settings/api-tokens/revoke?id=${id}`);
     expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Are you sure you want to continue?');
-    expect(confirm.text).toContain('Revoke API token &#39;Nightly&#39; (viewer).');
+    expect(page(confirm.text).heading).toBe('Are you sure you want to continue?');
+    expect(page(confirm.text).text).toContain("Revoke API token 'Nightly' (viewer).");
+    expect(page(confirm.text).button('Yes')).not.toBeNull();
     expect((await admin.get('/settings/api-tokens/revoke')).headers.location).toBe('/settings/api-tokens');
     const res = await admin
       .post('/settings/api-tokens/revoke')
@@ -89,9 +105,9 @@ describe('API tokens page', () => {
       .send({ _csrf: hidden(confirm.text, '_csrf'), id: hidden(confirm.text, 'id') });
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe('/settings/api-tokens');
-    const page = await admin.get('/settings/api-tokens');
-    expect(page.text).toContain('API token &#39;Nightly&#39; revoked');
-    expect(page.text).not.toContain('<td>Nightly</td>');
+    const list = await admin.get('/settings/api-tokens');
+    expect(page(list.text).flash).toBe("API token 'Nightly' revoked");
+    expect(tokenRow(list.text, 'Nightly')).toBeUndefined();
     expect((await rows('select revoked_at from api_token where id = ?', [id]))[0].revoked_at).not.toBeNull();
     const api = await supertest(app.server).get('/api/v1/endpoints').set('Authorization', `Bearer ${token}`);
     expect(api.status).toBe(401);
@@ -119,18 +135,18 @@ describe('API tokens page', () => {
       ).status,
     ).toBe(404);
     expect((await rows('select revoked_at from api_token where id = ?', [id]))[0].revoked_at).toBeNull();
-    expect((await admin.get('/settings/api-tokens')).text).not.toContain('Globex CRM');
+    expect(page((await admin.get('/settings/api-tokens')).text).text).not.toContain('Globex CRM');
   });
 
   it('creates one token per form: a second submission (reload, double click) creates nothing (409)', async () => {
-    const page = await admin.get('/settings/api-tokens');
-    const form = { _csrf: csrf, key: hidden(page.text, 'key'), name: 'Reloaded', role: 'viewer' };
+    const list = await admin.get('/settings/api-tokens');
+    const form = { _csrf: csrf, key: hidden(list.text, 'key'), name: 'Reloaded', role: 'viewer' };
     const first = await admin.post('/settings/api-tokens').type('form').send(form);
     expect(first.status).toBe(200);
     const token = tokenIn(first.text)!;
     const again = await admin.post('/settings/api-tokens').type('form').send(form);
     expect(again.status).toBe(409);
-    expect(again.text).toContain('This form already created its token, which is not shown again.');
+    expect(page(again.text).text).toContain('This form already created its token, which is not shown again.');
     expect(tokenIn(again.text)).toBeUndefined();
     expect(again.text).not.toContain(token);
     expect(await rows(`select id from api_token where name = 'Reloaded'`)).toHaveLength(1);

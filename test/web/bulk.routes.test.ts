@@ -12,6 +12,7 @@ import { buildTestApp } from '../helpers/app.js';
 import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
 import { createEnterprise, linkedEndpoint, manyHoldEndpoints, manyReadySims, type TestEnterprise } from '../factories/index.js';
 import { BulkRunner } from '../../src/domain/bulk.js';
+import { page } from '../helpers/page.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -52,41 +53,52 @@ describe('Bulk changes pages', () => {
     ].join('\n');
     const preview = await upload(admin, csrf, csv, 'october.csv');
     expect(preview.status, preview.text).toBe(200);
-    expect(preview.text).toContain('Preview of october.csv');
-    expect(preview.text).toContain('<strong>3 can be done</strong>, 2 cannot.');
-    expect(preview.text).toContain(`Endpoint &#39;${active.name}&#39; is Active; only a Pre-Active endpoint can be activated.`);
-    expect(preview.text).toContain('endpoint_id &quot;nope&quot; is not an endpoint id (a number)');
-    expect(preview.text).toContain('Apply 3 changes');
+    const shown = page(preview.text);
+    expect(shown.heading).toBe('Preview of october.csv');
+    expect(shown.text).toContain('5 lines read: 3 can be done, 2 cannot.');
+    expect(shown.getByText('3 can be done').tagName).toBe('STRONG');
+    expect(shown.rows('Rows that cannot be done, with the reason')).toEqual([
+      ['5', `Endpoint '${active.name}' is Active; only a Pre-Active endpoint can be activated.`],
+      ['6', expect.stringContaining('endpoint_id "nope" is not an endpoint id (a number)')],
+    ]);
+    expect(shown.button('Apply 3 changes')).not.toBeNull();
     expect(await rows(`select status from endpoint where id = ?`, [endpoints[0].id])).toEqual([{ status: 'hold' }]);
     const [job] = await rows(`select id, state, total from bulk_job where file_name = 'october.csv'`);
     expect(job).toMatchObject({ state: 'draft', total: 3 });
 
     const confirm = await admin.get(`/bulk/${job.id as number}/apply`);
     expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Are you sure you want to continue?');
-    expect(confirm.text).toContain('Apply 3 changes from october.csv.');
+    expect(page(confirm.text).heading).toBe('Are you sure you want to continue?');
+    expect(page(confirm.text).text).toContain('Apply 3 changes from october.csv.');
+    expect(page(confirm.text).button('Yes')).not.toBeNull();
     const yes = await admin
       .post(`/bulk/${job.id as number}/apply`)
       .type('form')
       .send({ _csrf: csrf });
     expect(yes.status).toBe(303);
     expect(yes.headers.location).toBe(`/bulk/${job.id as number}`);
-    const waiting = await admin.get(`/bulk/${job.id as number}`);
-    expect(waiting.text).toContain('<progress id="job-progress-bar" max="3" value="0">0 of 3</progress>');
-    expect(waiting.text).toContain('hx-trigger="every 2s"');
-    expect(waiting.text).toContain('>Refresh</a>');
+    const waiting = page((await admin.get(`/bulk/${job.id as number}`)).text);
+    const bar = waiting.getByRole('progressbar', { name: 'Waiting to start:' });
+    expect([bar.getAttribute('max'), bar.getAttribute('value'), bar.textContent]).toEqual(['3', '0', '0 of 3']);
+    const progress = waiting.getByRole('region', { name: 'Progress' });
+    expect(progress.getAttribute('hx-trigger')).toBe('every 2s');
+    expect(waiting.link('Refresh')).toBe(`/bulk/${job.id as number}`);
     // The progress alone, as htmx asks for it.
     const partial = await admin
       .get(`/bulk/${job.id as number}`)
       .set('HX-Request', 'true')
       .set('HX-Target', 'job-progress');
-    expect(partial.text.trim().startsWith('<section id="job-progress"')).toBe(true);
+    expect(page(partial.text).isDocument).toBe(false);
+    expect(page(partial.text).root?.id).toBe('job-progress');
+    expect(page(partial.text).headings).toEqual(['Progress']);
 
     while (await new BulkRunner(db.orm).runOne());
-    const finished = await admin.get(`/bulk/${job.id as number}`);
-    expect(finished.text).toContain('<strong>3 done</strong>, 0 failed.');
-    expect(finished.text).toContain('Download the results (CSV)');
-    expect(finished.text).not.toContain('hx-trigger="every 2s"');
+    const finished = page((await admin.get(`/bulk/${job.id as number}`)).text);
+    expect(finished.within(finished.getByRole('region', { name: 'Progress' })).text).toContain('3 done, 0 failed.');
+    expect(finished.getByRole('progressbar', { name: 'Finished:' }).getAttribute('value')).toBe('3');
+    expect(finished.link('Download the results (CSV)')).toBe(`/bulk/${job.id as number}/results.csv`);
+    expect(finished.getByRole('region', { name: 'Progress' }).hasAttribute('hx-trigger')).toBe(false);
+    expect(finished.link('Refresh')).toBeNull();
     const results = await admin.get(`/bulk/${job.id as number}/results.csv`);
     expect(results.status).toBe(200);
     expect(results.headers['content-type']).toMatch(/^text\/csv/);
@@ -96,9 +108,10 @@ describe('Bulk changes pages', () => {
       ['3', 'done'],
       ['4', 'done'],
     ]);
-    const list = await admin.get('/bulk');
-    expect(list.text).toContain('october.csv');
-    expect(list.text).toContain('Finished');
+    const list = page((await admin.get('/bulk')).text);
+    const listed = list.rows().find((cells) => cells[0] === 'october.csv');
+    expect(listed?.slice(3)).toEqual(['3 of 3', '0', 'Finished']);
+    expect(list.link('october.csv')).toBe(`/bulk/${job.id as number}`);
   });
 
   it('a draft can be discarded; it is never run', async () => {
@@ -119,7 +132,7 @@ describe('Bulk changes pages', () => {
   it('refuses a file without the columns, or no file, with the reason; no CSRF token: 403; viewers: 403', async () => {
     const bad = await upload(admin, csrf, 'id,what\n1,link');
     expect(bad.status).toBe(422);
-    expect(bad.text).toContain('The first line must name the columns endpoint_id, action and iccid; &quot;endpoint_id&quot; is missing.');
+    expect(page(bad.text).text).toContain('The first line must name the columns endpoint_id, action and iccid; "endpoint_id" is missing.');
     expect((await admin.post(`/bulk?_csrf=${encodeURIComponent(csrf)}`).field('x', 'y')).status).toBe(422);
     const noToken = await admin.post('/bulk').attach('file', Buffer.from('endpoint_id,action\n1,activate'), { filename: 'a.csv' });
     expect(noToken.status).toBe(403);
@@ -137,7 +150,7 @@ describe('Bulk changes pages', () => {
     for (const path of [`/bulk/${job.id as number}`, `/bulk/${job.id as number}/results.csv`, '/bulk/99999999', '/bulk/abc']) {
       const res = await admin.get(path);
       expect(res.status, path).toBe(404);
-      expect(res.text).toContain('The job was not found.');
+      expect(page(res.text).text).toContain('The job was not found.');
     }
     expect(
       (

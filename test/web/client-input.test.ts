@@ -7,6 +7,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
 import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
+import { page } from '../helpers/page.js';
 import { createEnterprise, type TestEnterprise } from '../factories/index.js';
 
 let db: TestDatabase;
@@ -41,7 +42,7 @@ const counts = async () =>
 function expectPlainPage(res: { status?: number; statusCode?: number; text?: string; body?: string }, status: number, title: string) {
   expect(res.status ?? res.statusCode).toBe(status);
   const html = res.text ?? res.body ?? '';
-  expect(html).toContain(`<h1 id="error-title">${title}</h1>`);
+  expect(page(html).heading).toBe(title);
   expect(html).not.toMatch(/ at .*\.(js|ts):\d+|RangeError|FST_|Maximum call stack/);
 }
 
@@ -133,7 +134,7 @@ describe('bodies that cannot be parsed: 400', () => {
       .send(payload);
     expect(res.status).toBe(400);
     expect(res.text).not.toMatch(/ at .*\.(js|ts):\d+|FST_|Unexpected end of form|Malformed/);
-    expect(res.text).toContain('could not be read');
+    expect(page(res.text).text).toContain('could not be read');
     expect(await counts()).toBe(before);
   });
 

@@ -10,6 +10,7 @@ import { csrfToken, hidden, PASSWORD, signedIn, type Agent } from '../helpers/se
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { findViolations } from '../../src/domain/invariants.js';
 import { cookieHeader } from '../helpers/cookies.js';
+import { page, type Page } from '../helpers/page.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -31,6 +32,8 @@ afterAll(async () => {
 });
 
 const row = (sql: string, params: unknown[]) => firstRow(db, sql, params);
+/** The names in the endpoints table (its first column), or [] when there is no table. */
+const namesOf = (shown: Page) => (shown.queryByRole('table') ? shown.rows().map((cells) => cells[0]) : []);
 
 /** Create endpoint as a browser does it: open the form, send it back with its CSRF token, one-time key and `fields`. */
 async function createThroughForm(agent: Agent, fields: Record<string, string>) {
@@ -45,9 +48,11 @@ describe('sign in and out', () => {
   it('shows the form with Email, Password and Sign in', async () => {
     const res = await supertest(app.server).get('/sign-in');
     expect(res.status).toBe(200);
-    expect(res.text).toContain('<label for="email">Email</label>');
-    expect(res.text).toContain('<label for="password">Password</label>');
-    expect(res.text).toMatch(/<button[^>]*>Sign in<\/button>/);
+    const form = page(res.text);
+    expect(form.heading).toBe('Sign in');
+    expect(form.field('Email').element.getAttribute('type')).toBe('email');
+    expect(form.field('Password').element.getAttribute('type')).toBe('password');
+    expect(form.button('Sign in')).not.toBeNull();
   });
 
   it('sends a signed-out visitor to sign in, and back afterwards', async () => {
@@ -59,10 +64,12 @@ describe('sign in and out', () => {
   it('answers wrong credentials with one generic message (422), keeping the email', async () => {
     const res = await supertest(app.server).post('/sign-in').type('form').send({ email: 'nobody@example.test', password: 'x' });
     expect(res.status).toBe(422);
-    expect(res.text).toContain('<title>Error: Sign in – SIM Link</title>');
-    expect(res.text).toContain('There is a problem');
-    expect(res.text).toContain('The email address or password is not right');
-    expect(res.text).toContain('value="nobody@example.test"');
+    const form = page(res.text);
+    expect(form.title).toBe('Error: Sign in – SIM Link');
+    expect(form.headings).toContain('There is a problem');
+    expect(form.errors().map((e) => e.message)).toEqual([expect.stringContaining('The email address or password is not right')]);
+    expect(form.field('Email').value).toBe('nobody@example.test');
+    expect(form.field('Password').value).toBe('');
   });
 
   it('sign-out ends the session on the server: the old cookie no longer works', async () => {
@@ -90,16 +97,17 @@ describe('sign in and out', () => {
       .send({ _csrf: await csrfToken(agent) });
     expect(out.status).toBe(303);
     expect(out.headers.location).toBe('/sign-in');
-    const page = await agent.get('/sign-in');
-    expect(page.status).toBe(200);
-    expect(page.text).toContain('<h1>Sign in</h1>');
-    expect(page.text).toContain(
-      '<div id="messages" role="status" aria-live="polite" class="messages"><p class="flash flash-success">You have signed out</p></div>',
-    );
+    const res = await agent.get('/sign-in');
+    expect(res.status).toBe(200);
+    const signIn = page(res.text);
+    expect(signIn.heading).toBe('Sign in');
+    const status = signIn.getByRole('status');
+    expect(status.getAttribute('aria-live')).toBe('polite');
+    expect(signIn.within(status).text).toBe('You have signed out');
     // Shown once: a reload of the sign-in page no longer says it, and neither does a first visit.
     const again = await agent.get('/sign-in');
-    expect(again.text).not.toContain('You have signed out');
-    expect((await supertest(app.server).get('/sign-in')).text).not.toContain('You have signed out');
+    expect(page(again.text).text).not.toContain('You have signed out');
+    expect(page((await supertest(app.server).get('/sign-in')).text).text).not.toContain('You have signed out');
     // The session is gone: the old agent is sent to sign in.
     expect((await agent.get('/endpoints')).status).toBe(303);
   });
@@ -119,50 +127,56 @@ describe('endpoints list', () => {
     const full = await agent.get('/endpoints');
     expect(full.status).toBe(200);
     expect(full.headers.vary).toContain('HX-Request');
-    expect(full.text).toContain('<h1>Endpoints</h1>');
-    expect(full.text).toMatch(
-      /<th scope="col">Name<\/th><th scope="col">Status<\/th><th scope="col">ICCID<\/th><th scope="col">IMEI<\/th>/,
-    );
-    expect(full.text).toContain('>Create endpoint</a>');
-    const partial = await agent.get('/endpoints').set('HX-Request', 'true');
-    expect(partial.text.trimStart()).toMatch(/^<div id="endpoints-results"/);
-    expect(partial.text).not.toContain('<html');
+    const shown = page(full.text);
+    expect(shown.isDocument).toBe(true);
+    expect(shown.heading).toBe('Endpoints');
+    expect(shown.columns('Endpoints')).toEqual(['Name', 'Status', 'ICCID', 'IMEI']);
+    expect(shown.link('Create endpoint')).toBe('/endpoints/new');
+    const partial = page((await agent.get('/endpoints').set('HX-Request', 'true')).text);
+    expect(partial.isDocument).toBe(false);
+    expect(partial.root?.id).toBe('endpoints-results');
+    expect(namesOf(partial)).toEqual(namesOf(shown));
     const restore = await agent.get('/endpoints').set('HX-Request', 'true').set('HX-History-Restore-Request', 'true');
-    expect(restore.text).toContain('<html');
+    expect(page(restore.text).isDocument).toBe(true);
+    expect(page(restore.text).heading).toBe('Endpoints');
   });
 
   // The cursors are findByCursor's opaque ones (base64url of the last row's name and id).
   it('pages by keyset, 25 at a time, Next and Previous', async () => {
-    const first = await agent.get('/endpoints?status=hold');
-    expect(first.text.match(/<a href="\/endpoints\/\d+">Pump/g)).toHaveLength(25);
-    const next = first.text.match(/href="(\/endpoints\?status=hold&amp;after=[A-Za-z0-9_-]+)"/)![1].replace('&amp;', '&');
-    const second = await agent.get(next);
-    expect(second.text.match(/<a href="\/endpoints\/\d+">Pump/g)).toHaveLength(5);
-    expect(second.text).toContain('Pump 26');
-    expect(second.text).not.toContain('>Next<');
-    const previous = second.text.match(/href="(\/endpoints\?status=hold&amp;before=[A-Za-z0-9_-]+)"/)![1].replace('&amp;', '&');
-    const back = await agent.get(previous);
-    expect(back.text).toContain('Pump 01');
-    expect(back.text).toContain('Pump 25');
-    expect(back.text).not.toContain('Pump 26');
+    const pumps = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `Pump ${String(from + i).padStart(2, '0')}`);
+    const first = page((await agent.get('/endpoints?status=hold')).text);
+    expect(namesOf(first)).toEqual(pumps(25));
+    const next = first.link('Next')!;
+    expect(next.startsWith('/endpoints?status=hold&after=')).toBe(true);
+    const second = page((await agent.get(next)).text);
+    expect(namesOf(second)).toEqual(pumps(5, 26));
+    expect(second.link('Next')).toBeNull();
+    const previous = second.link('Previous')!;
+    expect(previous.startsWith('/endpoints?status=hold&before=')).toBe(true);
+    const back = page((await agent.get(previous)).text);
+    expect(namesOf(back)).toEqual(pumps(25));
   });
 
   it('filters by status and searches by name or ICCID prefix', async () => {
-    const active = await agent.get('/endpoints?status=active');
-    expect(active.text).not.toContain('Pump');
-    expect(active.text.match(/<a href="\/endpoints\/\d+">/g)).toHaveLength(1);
-    const byName = await agent.get('/endpoints?q=pump 0');
-    expect(byName.text.match(/<a href="\/endpoints\/\d+">Pump 0/g)).toHaveLength(9);
+    const active = page((await agent.get('/endpoints?status=active')).text);
+    expect(active.rows('Endpoints, Active')).toHaveLength(1);
+    expect(active.rows('Endpoints, Active')[0][1]).toBe('Active');
+    expect(namesOf(active).some((name) => name.startsWith('Pump'))).toBe(false);
+    const byName = page((await agent.get('/endpoints?q=pump 0')).text);
+    expect(namesOf(byName)).toEqual(Array.from({ length: 9 }, (_, i) => `Pump 0${i + 1}`));
     const linked = await row(`select s.iccid from endpoint e join sim s on s.id = e.sim_id where e.enterprise_id = ?`, [list.id]);
-    const byIccid = await agent.get(`/endpoints?q=${linked.iccid.slice(0, 17)}`);
-    expect(byIccid.text).toContain(linked.iccid);
-    const none = await agent.get('/endpoints?q=zzz');
+    const byIccid = page((await agent.get(`/endpoints?q=${linked.iccid.slice(0, 17)}`)).text);
+    expect(byIccid.rows().map((cells) => cells[2])).toEqual([linked.iccid]);
+    const none = page((await agent.get('/endpoints?q=zzz')).text);
     expect(none.text).toContain('No endpoints match “zzz”');
+    expect(none.queryByRole('table')).toBeNull();
   });
 
   it('never shows another enterprise’s endpoints', async () => {
     await holdEndpoint(em, globex, { name: 'Pump secret' });
-    const res = await agent.get('/endpoints?q=pump');
+    const res = page((await agent.get('/endpoints?q=pump')).text);
+    expect(namesOf(res)).toHaveLength(25);
+    expect(namesOf(res)).not.toContain('Pump secret');
     expect(res.text).not.toContain('Pump secret');
   });
 });
@@ -171,9 +185,11 @@ describe('create endpoint', () => {
   it('shows the form with its labels', async () => {
     const res = await admin.get('/endpoints/new');
     expect(res.status).toBe(200);
-    for (const label of ['Name', 'IMEI (optional)', 'Activate Immediately', 'SIM to link now (optional): ICCID']) {
-      expect(res.text).toContain(`>${label}</label>`);
-    }
+    const form = page(res.text);
+    expect(form.heading).toBe('Create endpoint');
+    for (const label of ['Name', 'IMEI (optional)', 'SIM to link now (optional): ICCID']) expect(form.field(label).value, label).toBe('');
+    expect(form.field('Activate Immediately').element.getAttribute('type')).toBe('checkbox');
+    expect(form.field('Activate Immediately').checked).toBe(false);
   });
 
   it('creates an endpoint on Hold and says so on its page', async () => {
@@ -187,9 +203,10 @@ describe('create endpoint', () => {
       activate_immediately: false,
       sim_id: null,
     });
-    const page = await admin.get(res.headers.location);
-    expect(page.text).toContain('Endpoint &#39;Meter 12&#39; created successfully');
-    expect(page.text).toContain('>Link SIM</a>');
+    const shown = page((await admin.get(res.headers.location)).text);
+    expect(shown.heading).toBe('Meter 12');
+    expect(shown.flash).toBe("Endpoint 'Meter 12' created successfully");
+    expect(shown.link('Link SIM')).toBe(`/endpoints/${id}/sim/new`);
   });
 
   it.each([
@@ -212,13 +229,18 @@ describe('create endpoint', () => {
     const before = await row('select count(*)::int as n from endpoint', []);
     const res = await createThroughForm(admin, { name: '', imei: '490154203237519', iccid: '8944 123', activate_immediately: 'on' });
     expect(res.status).toBe(422);
-    expect(res.text).toContain('<title>Error: Create endpoint – SIM Link</title>');
-    expect(res.text).toContain('<h2 id="error-summary-title">There is a problem</h2>');
-    expect(res.text).toContain('<a href="#name">Enter a name for the endpoint</a>');
-    expect(res.text).toContain('<a href="#imei">IMEI check digit is wrong</a>');
-    expect(res.text).toContain('<a href="#iccid">ICCID must be 19 or 20 digits</a>');
-    expect(res.text).toContain('value="490154203237519"');
-    expect(res.text).toMatch(/id="activate_immediately"[^>]*checked/);
+    const form = page(res.text);
+    expect(form.title).toBe('Error: Create endpoint – SIM Link');
+    expect(form.getByRole('alert', { name: 'There is a problem' })).toBeTruthy();
+    expect(form.errors()).toEqual([
+      { message: 'Enter a name for the endpoint', href: '#name' },
+      { message: 'IMEI check digit is wrong', href: '#imei' },
+      { message: 'ICCID must be 19 or 20 digits', href: '#iccid' },
+    ]);
+    expect(form.field('Name')).toMatchObject({ value: '', error: 'Enter a name for the endpoint', invalid: true });
+    expect(form.field('IMEI (optional)')).toMatchObject({ value: '490154203237519', error: 'IMEI check digit is wrong', invalid: true });
+    expect(form.field('SIM to link now (optional): ICCID')).toMatchObject({ value: '8944 123', error: 'ICCID must be 19 or 20 digits' });
+    expect(form.field('Activate Immediately').checked).toBe(true);
     expect(await row('select count(*)::int as n from endpoint', [])).toEqual(before);
   });
 
@@ -228,14 +250,14 @@ describe('create endpoint', () => {
     const before = await row('select count(*)::int as n from endpoint', []);
     const res = await createThroughForm(admin, { name: 'Second sensor', imei: '35-693803-564380-9', activate_immediately: 'on' });
     expect(res.status).toBe(422);
-    expect(res.text).toContain('<title>Error: Create endpoint – SIM Link</title>');
-    const message =
-      'IMEI 356938035643809 is already used by endpoint &#39;Cold store sensor&#39;; a device has one IMEI, so check the number';
-    expect(res.text).toContain(`<a href="#imei">${message}</a>`);
-    expect(res.text.split(message)).toHaveLength(3); // in the summary and beside the field
-    expect(res.text).toContain('value="Second sensor"');
-    expect(res.text).toContain('value="35-693803-564380-9"');
-    expect(res.text).toMatch(/id="activate_immediately"[^>]*checked/);
+    const form = page(res.text);
+    expect(form.title).toBe('Error: Create endpoint – SIM Link');
+    const message = "IMEI 356938035643809 is already used by endpoint 'Cold store sensor'; a device has one IMEI, so check the number";
+    // In the summary and beside the field.
+    expect(form.errors()).toEqual([{ message, href: '#imei' }]);
+    expect(form.field('IMEI (optional)')).toMatchObject({ value: '35-693803-564380-9', error: message, invalid: true });
+    expect(form.field('Name')).toMatchObject({ value: 'Second sensor', error: '', invalid: false });
+    expect(form.field('Activate Immediately').checked).toBe(true);
     expect(await row('select count(*)::int as n from endpoint', [])).toEqual(before);
     // Another enterprise may have a device with that IMEI in its own records.
     const other = await signedIn(app, em, globex, 'admin');
@@ -247,7 +269,9 @@ describe('create endpoint', () => {
     const foreign = await readySim(em, globex);
     const res = await createThroughForm(admin, { name: 'Sneaky', iccid: foreign.iccid });
     expect(res.status).toBe(422);
-    expect(res.text).toContain(`There is no SIM with ICCID ${foreign.iccid} in your inventory`);
+    expect(page(res.text).field('SIM to link now (optional): ICCID').error).toContain(
+      `There is no SIM with ICCID ${foreign.iccid} in your inventory`,
+    );
     expect(await row('select status from sim where id = ?', [foreign.id])).toEqual({ status: 'ready' });
   });
 
@@ -263,7 +287,7 @@ describe('create endpoint', () => {
   it('without a CSRF token: 403, nothing created', async () => {
     const res = await admin.post('/endpoints').type('form').send({ name: 'No token' });
     expect(res.status).toBe(403);
-    expect(res.text).toContain('This form has expired or did not come from SIM Link');
+    expect(page(res.text).text).toContain('This form has expired or did not come from SIM Link');
     expect(await row(`select count(*)::int as n from endpoint where name = 'No token'`, [])).toEqual({ n: 0 });
   });
 
@@ -280,41 +304,35 @@ describe('endpoint page', () => {
     const { endpoint, sim } = await linkedEndpoint(em, acme, 'active');
     const res = await admin.get(`/endpoints/${endpoint.id}`);
     expect(res.status).toBe(200);
-    for (const text of [
-      'Activate Immediately',
-      'IMEI',
-      'Linked SIM',
-      'EID',
-      'ICCID',
-      'IMSI',
-      'MSISDN',
-      'SIM status',
-      sim.iccid,
-      sim.imsi,
-      'History',
-    ]) {
-      expect(res.text).toContain(text);
-    }
-    expect(res.text).toContain('>Suspend</button>');
-    expect(res.text).toContain('>De-link</button>');
-    expect(res.text).not.toContain('>Link SIM<');
-    expect(res.text).not.toContain('>Activate</button>');
-    expect(res.text).not.toContain('>Resume</button>');
+    const shown = page(res.text);
+    expect(shown.heading).toBe(endpoint.name);
+    expect(shown.detail('Status')).toBe('Active');
+    expect(['Yes', 'No']).toContain(shown.detail('Activate Immediately'));
+    expect(shown.detail('IMEI')).not.toBeNull();
+    expect(shown.headings).toEqual(expect.arrayContaining(['Linked SIM', 'History']));
+    const panel = shown.within(shown.getByRole('region', { name: 'Linked SIM' }));
+    expect(panel.detail('ICCID')).toBe(sim.iccid);
+    expect(panel.detail('IMSI')).toBe(sim.imsi);
+    expect(panel.detail('EID')).not.toBeNull();
+    expect(panel.detail('MSISDN')).not.toBeNull();
+    expect(panel.detail('SIM status')).toBe('Active');
+    expect(shown.buttons()).toEqual(expect.arrayContaining(['Suspend', 'De-link']));
+    expect(shown.link('Link SIM')).toBeNull();
+    expect(shown.button('Activate')).toBeNull();
+    expect(shown.button('Resume')).toBeNull();
   });
 
   it('shows an empty value as "None", as the lists do (one way everywhere, never "—" or "Not recorded")', async () => {
     const { endpoint, sim } = await linkedEndpoint(em, acme, 'active');
-    const page = await admin.get(`/endpoints/${endpoint.id}`);
-    expect(page.text).toMatch(/<dt>IMEI<\/dt><dd class="mono">None<\/dd>/);
-    expect(page.text).toMatch(/<dt>MSISDN<\/dt><dd class="mono">None<\/dd>/);
+    const shown = page((await admin.get(`/endpoints/${endpoint.id}`)).text);
+    expect(shown.detail('IMEI')).toBe('None');
+    expect(shown.detail('MSISDN')).toBe('None');
     const noEid = await holdEndpoint(em, acme, { name: 'No identifiers yet' });
-    const list = await admin.get(`/endpoints?q=${encodeURIComponent(noEid.name)}`);
-    expect(list.text).toMatch(
-      /No identifiers yet<\/a><\/td>\s*<td><span class="status status-hold">Hold<\/span><\/td>\s*<td class="mono">None<\/td>\s*<td class="mono">None<\/td>/,
-    );
-    const sims = await admin.get(`/sims?q=${sim.iccid}`);
-    expect(sims.text).toMatch(new RegExp(`<td class="mono">${sim.iccid}</td>[\\s\\S]*?<td class="mono">None</td>`));
-    for (const res of [page, list, sims]) {
+    const list = page((await admin.get(`/endpoints?q=${encodeURIComponent(noEid.name)}`)).text);
+    expect(list.rows()).toEqual([['No identifiers yet', 'Hold', 'None', 'None']]);
+    const sims = page((await admin.get(`/sims?q=${sim.iccid}`)).text);
+    expect(sims.rows()).toEqual([[sim.iccid, sim.imsi, sim.eid ?? 'None', 'None', 'Active', endpoint.name]]);
+    for (const res of [shown, list, sims]) {
       expect(res.text).not.toContain('—');
       expect(res.text).not.toContain('Not recorded');
     }
@@ -326,10 +344,12 @@ describe('endpoint page', () => {
   ] as const)('a %s endpoint offers %j', async (status, buttons) => {
     const { endpoint } = await linkedEndpoint(em, acme, status);
     const res = await admin.get(`/endpoints/${endpoint.id}`);
-    const shown = [...res.text.matchAll(/<button type="submit" class="button[^"]*" id="\w+-button"[^>]*>([^<]+)<\/button>/g)].map(
-      (m) => m[1],
-    );
+    // The page's other button is Sign out, in the header.
+    const shown = page(res.text)
+      .buttons()
+      .filter((name) => name !== 'Sign out');
     expect(shown.sort()).toEqual([...buttons].sort());
+    expect(page(res.text).link('Link SIM')).toBeNull();
   });
 
   it('a viewer sees no action buttons', async () => {
@@ -338,7 +358,10 @@ describe('endpoint page', () => {
     for (const id of [endpoint.id, hold.id]) {
       const res = await viewer.get(`/endpoints/${id}`);
       expect(res.status).toBe(200);
-      expect(res.text).not.toMatch(/>(Link SIM|De-link|Activate|Suspend|Resume)</);
+      const shown = page(res.text);
+      expect(shown.buttons().filter((name) => name !== 'Sign out')).toEqual([]);
+      expect(shown.link('Link SIM')).toBeNull();
+      for (const action of ['Link SIM', 'De-link', 'Suspend', 'Resume']) expect(shown.text).not.toContain(action);
     }
   });
 
@@ -347,7 +370,7 @@ describe('endpoint page', () => {
     for (const path of [`/endpoints/${foreign.id}`, '/endpoints/99999999', '/endpoints/abc', '/endpoints/1e3']) {
       const res = await admin.get(path);
       expect(res.status, path).toBe(404);
-      expect(res.text).toContain('The endpoint was not found.');
+      expect(page(res.text).text).toContain('The endpoint was not found.');
     }
   });
 });
@@ -361,7 +384,7 @@ describe('rough edges', () => {
     expect((await admin.get('/endpoints?q=a%00b')).status).toBe(400);
     const res = await createThroughForm(admin, { name: 'a\u0000b' });
     expect(res.status).toBe(400);
-    expect(res.text).toContain('NUL character');
+    expect(page(res.text).text).toContain('NUL character');
     expect(await row(`select count(*)::int as n from endpoint where name like 'a%b'`, [])).toEqual({ n: 0 });
   });
 
@@ -400,10 +423,11 @@ describe('rough edges', () => {
       .type('form')
       .send({ _csrf: hidden(form.text, '_csrf'), key, name: 'Reused key', imei: '490154203237518' });
     expect(res.status).toBe(409);
-    expect(res.text).toContain('There is a problem');
-    expect(res.text).toContain('This confirmation form was already used.');
-    expect(res.text).toContain('value="Reused key"');
-    expect(res.text).toContain('value="490154203237518"');
+    const kept = page(res.text);
+    expect(kept.heading).toBe('Create endpoint');
+    expect(kept.errors().map((e) => e.message)).toEqual([expect.stringContaining('This confirmation form was already used.')]);
+    expect(kept.field('Name').value).toBe('Reused key');
+    expect(kept.field('IMEI (optional)').value).toBe('490154203237518');
     expect(await row(`select count(*)::int as n from endpoint where name = 'Reused key'`, [])).toEqual({ n: 0 });
   });
 
@@ -412,15 +436,17 @@ describe('rough edges', () => {
     const res = await admin.get(`/endpoints/${endpoint.id}/activate`).set('HX-Request', 'true');
     expect(res.status).toBe(409);
     expect(res.headers['hx-redirect']).toBe(`/endpoints/${endpoint.id}`);
-    const page = await admin.get(`/endpoints/${endpoint.id}`);
-    expect(page.text).toContain('only a Pre-Active endpoint can be activated');
+    const shown = page((await admin.get(`/endpoints/${endpoint.id}`)).text);
+    expect(shown.text).toContain('only a Pre-Active endpoint can be activated');
   });
 
   it('an empty enterprise is offered Create endpoint, not "no match"', async () => {
     const empty = await createEnterprise(em, 'Empty list');
     const agent = (await signedIn(app, em, empty, 'admin')).agent;
-    const res = await agent.get('/endpoints');
-    expect(res.text).toContain('There are no endpoints yet.');
-    expect(res.text).toContain('<a href="/endpoints/new">Create endpoint</a> to add the first one.');
+    const res = page((await agent.get('/endpoints')).text);
+    expect(res.text).toContain('There are no endpoints yet. Create endpoint to add the first one.');
+    expect(res.getAllByRole('link', { name: 'Create endpoint' }).map((a) => a.getAttribute('href'))).toContain('/endpoints/new');
+    expect(res.text).not.toContain('No endpoints match');
+    expect(res.queryByRole('table')).toBeNull();
   });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
+import { page } from '../helpers/page.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -40,7 +41,7 @@ describe('health probes', () => {
   it('an unknown address gets a 404 page', async () => {
     const res = await app.inject('/no-such-page');
     expect(res.statusCode).toBe(404);
-    expect(res.body).toContain('<h1 id="error-title">Page not found</h1>');
+    expect(page(res.body).heading).toBe('Page not found');
   });
 
   it('/readyz answers 503 when the database is gone', async () => {

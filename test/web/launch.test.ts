@@ -10,6 +10,7 @@ import { createLaunchToken, type LaunchTokenInput } from '../../src/domain/launc
 import { countRows, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp, testConfig } from '../helpers/app.js';
 import { hidden, injectSignIn, PASSWORD } from '../helpers/session.js';
+import { page as readPage } from '../helpers/page.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { createEnterprise, createUser, holdEndpoint, type TestEnterprise } from '../factories/index.js';
 import { cookieHeader, setCookie } from '../helpers/cookies.js';
@@ -66,8 +67,9 @@ const userRow = async (email: string) =>
 /** Asserts the 401 page: no session started, nothing to follow. */
 async function expectRefused(res: LightMyRequestResponse, words: RegExp = /not valid/) {
   expect(res.statusCode).toBe(401);
-  expect(res.body).toContain('SIM Link could not be opened');
-  expect(res.body).toMatch(words);
+  const shown = readPage(res.body);
+  expect(shown.heading).toBe('SIM Link could not be opened');
+  expect(shown.text).toMatch(words);
   expect(res.headers.location).toBeUndefined();
   expect(sessionCookie(res)).toBeUndefined();
 }
@@ -99,8 +101,8 @@ describe('a valid launch token', () => {
     // The session works: the target page, then a change through a form (CSRF secret kept in the session).
     const page = await app.inject({ url: `/endpoints/${endpoint.id}`, headers: { ...HTTPS, cookie: cookiePair(res) } });
     expect(page.statusCode).toBe(200);
-    expect(page.body).toContain('Nina Newcomer');
-    expect(page.body).toContain('Launch target');
+    expect(readPage(page.body).heading).toBe('Launch target');
+    expect(readPage(page.body).text).toContain('Nina Newcomer');
     const form = await app.inject({ url: '/endpoints/new', headers: { ...HTTPS, cookie: cookiePair(res) } });
     const created = await app.inject({
       method: 'POST',
@@ -198,7 +200,7 @@ describe('a valid launch token', () => {
     });
     expect(created.statusCode).toBe(303);
     const shown = await app.inject({ url: String(created.headers.location), headers: { ...headers, cookie: cookiePair(res) } });
-    expect(shown.body).toContain('Made on localhost');
+    expect(readPage(shown.body).heading).toBe('Made on localhost');
   });
 
   it('over plain HTTP on another host the session still works, with the ordinary Lax cookie', async () => {
@@ -384,15 +386,16 @@ describe("a launch link never takes over the person's own browser (login CSRF)",
         // Top-level where allowed, or in a frame of the same site (which sends the ordinary cookie).
         const res = await launch(value, { ...HTTPS, 'sec-fetch-dest': dest, cookie }, target);
         expect(res.statusCode).toBe(409);
-        expect(res.body).toContain('You are signed in as someone else');
-        expect(res.body).toContain(`You are signed in to SIM Link as ${own.displayName} (${own.email})`);
-        expect(res.body).toContain(`This link would sign you in as Mallory Other (${attacker}) instead`);
+        const refused = readPage(res.body);
+        expect(refused.heading).toBe('You are signed in as someone else');
+        expect(refused.text).toContain(`You are signed in to SIM Link as ${own.displayName} (${own.email})`);
+        expect(refused.text).toContain(`This link would sign you in as Mallory Other (${attacker}) instead`);
         // No session for the link's user: at most the person's own session cookie, unchanged.
         expect([undefined, cookie]).toContain(sessionCookie(res)?.split(';')[0]);
       }
       const mine = await page(cookie);
       expect(mine.statusCode).toBe(200);
-      expect(mine.body).toContain(own.displayName);
+      expect(readPage(mine.body).text).toContain(own.displayName);
       expect(await userRow(attacker)).toBeUndefined();
       // Not spent: the CRM's own frame (its own cookie partition, no password session there) can still use it.
       expect((await launch(value)).statusCode).toBe(303);

@@ -9,6 +9,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
 import { hidden, injectSignIn, PASSWORD } from '../helpers/session.js';
+import { page } from '../helpers/page.js';
 import { createEnterprise, createUser, type TestEnterprise } from '../factories/index.js';
 import { hashPassword } from '../../src/domain/passwords.js';
 import { eidFor, iccidFor, imsiFor, msisdnFor } from '../../src/db/generate-identifiers.js';
@@ -128,9 +129,15 @@ const simsOf = async (enterprise: TestEnterprise) =>
 function expectBusyPage(res: { statusCode: number; headers: Record<string, unknown>; body: string }, message: string) {
   expect(res.statusCode).toBe(429);
   expect(res.headers['retry-after']).toBe('60');
-  expect(res.body).toContain('<title>Error: Import SIMs');
-  expect(res.body).toContain('There is a problem');
-  expect(res.body).toContain(message);
+  const shown = page(res.body);
+  expect(shown.title).toBe('Error: Import SIMs – SIM Link');
+  expect(shown.headings).toContain('There is a problem');
+  expect(
+    shown
+      .errors()
+      .map((e) => e.message)
+      .join(' '),
+  ).toContain(message);
 }
 
 describe('concurrent imports', () => {
@@ -228,8 +235,14 @@ describe('concurrent imports', () => {
         payload: body.head + body.tail,
       });
       expect(htmx.statusCode).toBe(429);
-      expect(htmx.body).toContain(message);
-      expect(htmx.body).not.toContain('<html');
+      expect(
+        page(htmx.body)
+          .errors()
+          .map((e) => e.message)
+          .join(' '),
+      ).toContain(message);
+      expect(page(htmx.body).isDocument).toBe(false);
+      expect(page(htmx.body).root?.id).toBe('sims-import');
     } finally {
       await other.close();
     }
@@ -252,8 +265,10 @@ describe('refused imports', () => {
     }
     const history = await app.inject({ url: '/events?action=sims.import_refused', headers: { cookie: who.cookie } });
     expect(history.statusCode).toBe(200);
-    expect(history.body).toContain('SIM import refused (1 problem in 2 SIMs)');
-    expect(history.body.match(/SIM import refused \(/g)).toHaveLength(REFUSAL_LIMIT.max);
+    const what = page(history.body)
+      .rows('History, newest first')
+      .map((cells) => cells[1]);
+    expect(what).toEqual(Array.from({ length: REFUSAL_LIMIT.max }, () => 'SIM import refused (1 problem in 2 SIMs)'));
 
     const res = await upload(who, HEADER + simLine());
     expect(res.statusCode).toBe(429);

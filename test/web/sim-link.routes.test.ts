@@ -6,6 +6,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { firstRow, type TestDatabase } from '../helpers/database.js';
 import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
+import { page, textOf, type Page } from '../helpers/page.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
 import { findViolations } from '../../src/domain/invariants.js';
 
@@ -68,29 +69,32 @@ describe('the SIM picker', () => {
   it('lists only the enterprise’s Ready to Activate SIMs, 25 a page in ICCID order, with the count', async () => {
     const res = await agent.get(`/endpoints/${endpointId}/sim/new`);
     expect(res.status).toBe(200);
-    expect(res.text).toContain('<h1 id="modal-title">Select SIM to attach</h1>');
-    expect(res.text).toContain('<caption id="picker-caption">Ready to Activate SIMs, in ICCID order</caption>');
-    expect(res.text).toMatch(
-      /<th scope="col">Action<\/th><th scope="col">EID<\/th><th scope="col">ICCID<\/th><th scope="col">IMSI<\/th><th scope="col">Status<\/th>/,
-    );
-    expect(res.text).toContain('30 SIMs match');
-    const shown = [...res.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1]);
-    expect(shown).toEqual(sims.slice(0, 25).map((s) => s.iccid));
-    expect(res.text).toContain('>Attach SIM</button>');
-    expect(res.text).toContain('>Cancel</button>');
-    expect(res.text).toContain('<label for="picker-q">Search</label>');
+    const picker = page(res.text);
+    expect(picker.heading).toBe('Select SIM to attach');
+    expect(picker.columns('Ready to Activate SIMs, in ICCID order')).toEqual(['Action', 'EID', 'ICCID', 'IMSI', 'Status']);
+    expect(picker.text).toContain('30 SIMs match');
+    expect(picker.names('radio')).toEqual(sims.slice(0, 25).map((s) => `Select SIM ${s.iccid}`));
+    expect(picker.button('Attach SIM')).not.toBeNull();
+    expect(picker.button('Cancel')).not.toBeNull();
+    expect(picker.field('Search').value).toBe('');
   });
 
   it('pages with Next and Previous by ICCID (keyset)', async () => {
     const first = await agent.get(`/endpoints/${endpointId}/sim/new`);
-    const next = first.text.match(/href="([^"]*after=\d+)"/)![1].replace(/&amp;/g, '&');
+    const iccids = (html: string) =>
+      page(html)
+        .rows('Ready to Activate SIMs, in ICCID order')
+        .map((cells) => cells[2]);
+    const next = page(first.text).link('Next')!;
     expect(next).toContain(`after=${sims[24].iccid}`);
     const second = await agent.get(next);
-    expect([...second.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1])).toEqual(sims.slice(25).map((s) => s.iccid));
-    const previous = second.text.match(/href="([^"]*before=\d+)"/)![1].replace(/&amp;/g, '&');
+    expect(iccids(second.text)).toEqual(sims.slice(25).map((s) => s.iccid));
+    expect(page(second.text).link('Next')).toBeNull();
+    const previous = page(second.text).link('Previous')!;
+    expect(previous).toContain(`before=${sims[25].iccid}`);
     const back = await agent.get(previous);
-    expect([...back.text.matchAll(/aria-label="Select SIM (\d+)"/g)].map((m) => m[1])).toEqual(sims.slice(0, 25).map((s) => s.iccid));
-    expect(back.text).not.toContain('rel="prev"');
+    expect(iccids(back.text)).toEqual(sims.slice(0, 25).map((s) => s.iccid));
+    expect(page(back.text).link('Previous')).toBeNull();
   });
 
   it('searches by a prefix of ICCID, IMSI or EID (spaces ignored)', async () => {
@@ -101,46 +105,53 @@ describe('the SIM picker', () => {
       target.eid?.slice(0, 28) ?? target.iccid,
     ]) {
       const res = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`);
-      expect(res.text, q).toContain(`aria-label="Select SIM ${target.iccid}"`);
+      expect(page(res.text).names('radio'), q).toContain(`Select SIM ${target.iccid}`);
     }
-    const exact = await agent.get(`/endpoints/${endpointId}/sim/new?q=${target.iccid}`);
-    expect(exact.text).toContain('1 SIM matches');
-    const none = await agent.get(`/endpoints/${endpointId}/sim/new?q=999999`);
+    const exact = page((await agent.get(`/endpoints/${endpointId}/sim/new?q=${target.iccid}`)).text);
+    expect(exact.text).toContain(`1 SIM matches “${target.iccid}”`);
+    expect(exact.names('radio')).toEqual([`Select SIM ${target.iccid}`]);
+    const none = page((await agent.get(`/endpoints/${endpointId}/sim/new?q=999999`)).text);
     expect(none.text).toContain('0 SIMs match');
     expect(none.text).toContain('No Ready to Activate SIM has an ICCID, IMSI or EID starting with “999999”');
+    expect(none.queryByRole('table')).toBeNull();
   });
 
   it('says that only digits are searched when letters are typed, instead of "0 SIMs match"', async () => {
     for (const q of ['abc', '8944 1x']) {
-      const page = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`);
-      expect(page.status).toBe(200);
-      expect(page.text).toContain(
-        `<p class="empty" id="picker-count">Only digits are searched, and “${q}” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>`,
-      );
-      expect(page.text).not.toContain('SIMs match');
-      expect(page.text).not.toContain('No Ready to Activate SIM has');
-      expect(page.text).not.toContain('<table');
+      const res = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`);
+      expect(res.status).toBe(200);
+      const picker = page(res.text);
+      const digitsOnly = `Only digits are searched, and “${q}” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.`;
+      expect(picker.text).toContain(digitsOnly);
+      expect(picker.text).not.toContain('SIMs match');
+      expect(picker.text).not.toContain('No Ready to Activate SIM has');
+      expect(picker.queryByRole('table')).toBeNull();
       // The search box's own request (htmx, results only) says the same, in the live region it replaces.
       const results = await agent
         .get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent(q)}`)
         .set('HX-Request', 'true')
         .set('HX-Target', 'picker-results');
-      expect(results.text.trimStart()).toMatch(
-        /^<div id="picker-results" class="results" aria-live="polite">\s*<p class="empty" id="picker-count">Only digits are searched/,
-      );
+      const region = page(results.text);
+      expect(region.isDocument).toBe(false);
+      expect(region.root?.id).toBe('picker-results');
+      expect(region.root?.getAttribute('aria-live')).toBe('polite');
+      expect(region.text).toBe(digitsOnly);
     }
     // Spaces and dashes are not "other characters": they are stripped, and the digits searched.
-    const spaced = await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent('89 44-')}`);
+    const spaced = page((await agent.get(`/endpoints/${endpointId}/sim/new?q=${encodeURIComponent('89 44-')}`)).text);
     expect(spaced.text).not.toContain('Only digits are searched');
-    expect(spaced.text).toMatch(/SIMs? match/);
+    expect(spaced.text).toContain('SIMs match “8944”');
   });
 
   it('gives htmx the picker partial, or only the results when the search box asks', async () => {
     const modal = await agent.get(`/endpoints/${endpointId}/sim/new`).set('HX-Request', 'true').set('HX-Target', 'modal-content');
-    expect(modal.text.trimStart()).toMatch(/^<div id="picker"/);
-    expect(modal.text).not.toContain('<html');
+    expect(page(modal.text).isDocument).toBe(false);
+    expect(page(modal.text).root?.id).toBe('picker');
+    expect(page(modal.text).heading).toBe('Select SIM to attach');
     const results = await agent.get(`/endpoints/${endpointId}/sim/new?q=89`).set('HX-Request', 'true').set('HX-Target', 'picker-results');
-    expect(results.text.trimStart()).toMatch(/^<div id="picker-results"/);
+    expect(page(results.text).isDocument).toBe(false);
+    expect(page(results.text).root?.id).toBe('picker-results');
+    expect(page(results.text).heading).toBe('');
     // Which partial depends on HX-Target: a cache must keep them apart.
     expect(results.headers.vary).toContain('HX-Target');
     expect(results.headers.vary).toContain('HX-Request');
@@ -153,24 +164,28 @@ describe('the SIM picker', () => {
     for (const res of [tooLong, notAnId, twice]) {
       expect(res.status).toBe(422);
       expect(res.headers['content-type']).toMatch(/^text\/html/);
-      expect(res.text).toContain('<h1 id="error-title">There is a problem</h1>');
-      expect(res.text).toContain('Some of what was sent is not valid. Go back and check the form.');
+      expect(page(res.text).heading).toBe('There is a problem');
+      expect(page(res.text).text).toContain('Some of what was sent is not valid. Go back and check the form.');
     }
   });
 
   it('Attach SIM with nothing chosen → 422 "Select a SIM to attach"', async () => {
     const res = await agent.get(`/endpoints/${endpointId}/sim/confirm`);
     expect(res.status).toBe(422);
-    expect(res.text).toContain('There is a problem');
-    expect(res.text).toContain('Select a SIM to attach');
-    expect(res.text).toContain('<title>Error: Select SIM to attach – SIM Link</title>');
+    const picker = page(res.text);
+    expect(picker.title).toBe('Error: Select SIM to attach – SIM Link');
+    expect(picker.heading).toBe('Select SIM to attach');
+    expect(picker.errors()).toEqual([{ message: 'Select a SIM to attach', href: '#picker-table' }]);
+    expect(textOf(picker.getByRole('group', { name: 'SIM to attach' }).querySelector('.error-message'))).toBe(
+      'Error: Select a SIM to attach',
+    );
   });
 
   it('is not offered for an endpoint that is not on Hold (409 with the reason)', async () => {
     const { endpoint } = await linkedEndpoint(em, picking, 'active');
     const res = await agent.get(`/endpoints/${endpoint.id}/sim/new`);
     expect(res.status).toBe(409);
-    expect(res.text).toContain(`is Active; a SIM can only be linked to an endpoint on Hold.`);
+    expect(page(res.text).text).toContain(`is Active; a SIM can only be linked to an endpoint on Hold.`);
   });
 
   it('shows an empty state when there is nothing to pick', async () => {
@@ -178,7 +193,8 @@ describe('the SIM picker', () => {
     const emptyAgent = (await signedIn(app, em, empty, 'admin')).agent;
     const endpoint = await holdEndpoint(em, empty);
     const res = await emptyAgent.get(`/endpoints/${endpoint.id}/sim/new`);
-    expect(res.text).toContain('There are no Ready to Activate SIMs in your inventory.');
+    expect(page(res.text).text).toContain('There are no Ready to Activate SIMs in your inventory.');
+    expect(page(res.text).queryByRole('table')).toBeNull();
   });
 });
 
@@ -187,13 +203,15 @@ describe('linking through the confirmation', () => {
     const endpoint = await holdEndpoint(em, acme, { name: 'Meter 12', activateImmediately: true });
     const sim = await readySim(em, acme);
     const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`);
-    expect(confirm.text).toContain('<h1 id="modal-title">Are you sure you want to continue?</h1>');
-    expect(confirm.text).toContain(`Link SIM ${sim.iccid} to endpoint &#39;Meter 12&#39;.`);
-    expect(confirm.text).toContain('The endpoint and SIM will become Active.');
-    expect(confirm.text).toMatch(/>Yes<\/button>/);
-    expect(confirm.text).toMatch(/>No<\/button>/);
-    const partial = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`).set('HX-Request', 'true');
-    expect(partial.text.trimStart()).toMatch(/^<div id="confirm"/);
+    const question = page(confirm.text);
+    expect(question.heading).toBe('Are you sure you want to continue?');
+    expect(question.text).toContain(`Link SIM ${sim.iccid} to endpoint 'Meter 12'.`);
+    expect(question.text).toContain('The endpoint and SIM will become Active.');
+    expect(question.buttons()).toEqual(expect.arrayContaining(['Yes', 'No']));
+    const partial = page((await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`).set('HX-Request', 'true')).text);
+    expect(partial.isDocument).toBe(false);
+    expect(partial.root?.id).toBe('confirm');
+    expect(partial.heading).toBe('Are you sure you want to continue?');
 
     const res = await admin
       .post(`/endpoints/${endpoint.id}/sim`)
@@ -207,18 +225,18 @@ describe('linking through the confirmation', () => {
     expect(res.headers.location).toBe(`/endpoints/${endpoint.id}`);
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'active', sim_id: sim.id });
     expect(await simRow(sim.id)).toMatchObject({ status: 'active', endpoint_id: endpoint.id });
-    const page = await admin.get(res.headers.location);
-    expect(page.text).toContain(`SIM ${sim.iccid} linked successfully`);
-    expect(page.text).toMatch(/<td>SIM linked<\/td>/);
+    const shown = page((await admin.get(res.headers.location)).text);
+    expect(shown.flash).toContain(`SIM ${sim.iccid} linked successfully`);
+    expect(shown.rows('History of Meter 12, newest first').map((cells) => cells[1])).toEqual(['SIM linked']);
     // The message is shown once.
-    expect((await admin.get(res.headers.location)).text).not.toContain('linked successfully');
+    expect(page((await admin.get(res.headers.location)).text).flash).toBe('');
   });
 
   it('Pre-Active when the endpoint does not activate immediately', async () => {
     const endpoint = await holdEndpoint(em, acme, { activateImmediately: false });
     const sim = await readySim(em, acme);
     const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`);
-    expect(confirm.text).toContain('The endpoint and SIM will become Pre-Active.');
+    expect(page(confirm.text).text).toContain('The endpoint and SIM will become Pre-Active.');
     expect((await link(admin, endpoint.id, sim.id)).status).toBe(303);
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'pre_active' });
   });
@@ -227,9 +245,10 @@ describe('linking through the confirmation', () => {
     const endpoint = await holdEndpoint(em, acme);
     const sim = await readySim(em, acme);
     const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/confirm?sim_id=${sim.id}`);
-    const no = confirm.text.match(/<form method="get" action="([^"]+)" class="inline">\s*<button[^>]*>No<\/button>/);
-    expect(no![1]).toBe(`/endpoints/${endpoint.id}`);
-    expect((await admin.get(no![1])).status).toBe(200);
+    const no = page(confirm.text).button('No')!.closest('form')!;
+    expect(no.getAttribute('method')).toBe('get');
+    expect(no.getAttribute('action')).toBe(`/endpoints/${endpoint.id}`);
+    expect((await admin.get(no.getAttribute('action')!)).status).toBe(200);
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold', sim_id: null });
     expect(await simRow(sim.id)).toMatchObject({ status: 'ready', endpoint_id: null });
   });
@@ -260,10 +279,10 @@ describe('linking through the confirmation', () => {
         sim_id: String(sim.id),
       });
     expect(res.status).toBe(409);
-    expect(res.text).toContain('There is a problem');
-    expect(res.text).toContain('This SIM was just linked to another endpoint. Choose another SIM.');
-    expect(res.text).toContain('Select SIM to attach');
-    expect(res.text).not.toContain(`aria-label="Select SIM ${sim.iccid}"`);
+    const picker = page(res.text);
+    expect(picker.heading).toBe('Select SIM to attach');
+    expect(picker.errors().map((e) => e.message)).toEqual(['This SIM was just linked to another endpoint. Choose another SIM.']);
+    expect(picker.names('radio')).not.toContain(`Select SIM ${sim.iccid}`);
     expect(await endpointRow(mine.id)).toMatchObject({ status: 'hold', sim_id: null });
     expect(await simRow(sim.id)).toMatchObject({ endpoint_id: theirs.id });
   });
@@ -306,7 +325,7 @@ describe('De-link, Activate, Suspend, Resume', () => {
   async function confirmAndPost(path: string) {
     const confirm = await admin.get(path);
     expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Are you sure you want to continue?');
+    expect(page(confirm.text).heading).toBe('Are you sure you want to continue?');
     const res = await admin
       .post(path)
       .type('form')
@@ -317,15 +336,17 @@ describe('De-link, Activate, Suspend, Resume', () => {
   it('De-link says where the endpoint and SIM go, then puts the SIM back in the inventory', async () => {
     const { endpoint, sim } = await linkedEndpoint(em, acme, 'suspended');
     const { confirm, res } = await confirmAndPost(`/endpoints/${endpoint.id}/sim/delete`);
-    expect(confirm.text).toContain(`De-link SIM ${sim.iccid}`);
-    expect(confirm.text).toContain('The endpoint will go to Hold, and the SIM will return to the inventory');
+    expect(page(confirm.text).text).toContain(`De-link SIM ${sim.iccid}`);
+    expect(page(confirm.text).text).toContain('The endpoint will go to Hold, and the SIM will return to the inventory');
     expect(res.status).toBe(303);
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold', sim_id: null });
     expect(await simRow(sim.id)).toMatchObject({ status: 'ready', endpoint_id: null });
-    expect((await admin.get(`/endpoints/${endpoint.id}`)).text).toContain(`SIM ${sim.iccid} de-linked successfully`);
+    expect(page((await admin.get(`/endpoints/${endpoint.id}`)).text).flash).toContain(`SIM ${sim.iccid} de-linked successfully`);
     // Back in the picker of another endpoint.
     const other = await holdEndpoint(em, acme);
-    expect((await admin.get(`/endpoints/${other.id}/sim/new?q=${sim.iccid}`)).text).toContain(`Select SIM ${sim.iccid}`);
+    expect(page((await admin.get(`/endpoints/${other.id}/sim/new?q=${sim.iccid}`)).text).names('radio')).toEqual([
+      `Select SIM ${sim.iccid}`,
+    ]);
   });
 
   it.each([
@@ -338,18 +359,18 @@ describe('De-link, Activate, Suspend, Resume', () => {
     expect(res.status).toBe(303);
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: to });
     expect(await simRow(sim.id)).toMatchObject({ status: to });
-    expect((await admin.get(`/endpoints/${endpoint.id}`)).text).toContain(`${verb} successfully`);
+    expect(page((await admin.get(`/endpoints/${endpoint.id}`)).text).flash).toContain(`${verb} successfully`);
   });
 
   it('a step the state rules out is refused with the reason (409), nothing changed', async () => {
     const { endpoint } = await linkedEndpoint(em, acme, 'active');
-    const page = await admin.get(`/endpoints/${endpoint.id}/activate`);
-    expect(page.status).toBe(409);
-    expect(page.text).toContain('is Active; only a Pre-Active endpoint can be activated.');
-    const token = hidden(page.text, '_csrf');
+    const refused = await admin.get(`/endpoints/${endpoint.id}/activate`);
+    expect(refused.status).toBe(409);
+    expect(page(refused.text).text).toContain('is Active; only a Pre-Active endpoint can be activated.');
+    const token = hidden(refused.text, '_csrf');
     const post = await admin.post(`/endpoints/${endpoint.id}/resume`).type('form').send({ _csrf: token, key: 'abcdefghijklmnopqrst3' });
     expect(post.status).toBe(409);
-    expect(post.text).toContain('only a Suspended endpoint can be resumed');
+    expect(page(post.text).text).toContain('only a Suspended endpoint can be resumed');
     expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'active' });
     const hold = await holdEndpoint(em, acme);
     expect((await admin.get(`/endpoints/${hold.id}/sim/delete`)).status).toBe(409);
@@ -367,16 +388,25 @@ describe('history', () => {
     );
     const all = await admin.get('/events');
     expect(all.status).toBe(200);
-    expect(all.text).toContain('<h1>History</h1>');
-    expect(all.text).toContain('<td>Suspended</td>');
+    const what = (html: string) =>
+      page(html)
+        .rows('History, newest first')
+        .map((cells) => cells[1]);
+    expect(page(all.text).heading).toBe('History');
+    expect(what(all.text)).toContain('Suspended');
     const linked = await admin.get('/events?action=sim.linked');
-    expect(linked.text).not.toContain('<td>Suspended</td>');
+    expect(what(linked.text)).toContain('SIM linked');
+    expect(what(linked.text)).not.toContain('Suspended');
     // The filter (htmx) gets only the results, which it swaps in place.
     const filtered = await admin.get('/events?action=sim.linked').set('HX-Request', 'true').set('HX-Target', 'events-results');
-    expect(filtered.text.trimStart()).toMatch(/^<div id="events-results"/);
-    expect(filtered.text).not.toContain('<h1>');
+    expect(page(filtered.text).isDocument).toBe(false);
+    expect(page(filtered.text).root?.id).toBe('events-results');
+    expect(page(filtered.text).headings).toEqual([]);
+    expect(what(filtered.text)).toEqual(what(linked.text));
     const outsider = (await signedIn(app, em, globex, 'admin')).agent;
-    expect((await outsider.get('/events')).text).toContain('Nothing has happened yet');
+    const empty = page((await outsider.get('/events')).text);
+    expect(empty.text).toContain('Nothing has happened yet');
+    expect(empty.queryByRole('table')).toBeNull();
   });
 });
 
@@ -397,7 +427,7 @@ describe('viewers', () => {
     ]) {
       const res = await viewer.get(path);
       expect(res.status, path).toBe(403);
-      expect(res.text).toContain('Your role (viewer) can look but not change anything.');
+      expect(page(res.text).text).toContain('Your role (viewer) can look but not change anything.');
     }
   });
 });
@@ -418,16 +448,22 @@ describe('an endpoint’s whole history', () => {
         ).toBe(303);
       }
     }
-    const page = await admin.get(`/endpoints/${endpoint.id}`);
-    expect(page.text.match(/<td>(Suspended|Resumed)<\/td>/g)).toHaveLength(50);
-    expect(page.text).toContain(`<a href="/events?endpoint=${endpoint.id}">See the whole history of`);
+    const steps = (shown: Page) =>
+      shown
+        .rows()
+        .map((cells) => cells[1])
+        .filter((what) => what === 'Suspended' || what === 'Resumed');
+    const shown = page((await admin.get(`/endpoints/${endpoint.id}`)).text);
+    expect(steps(shown)).toHaveLength(50);
+    expect(shown.link(`See the whole history of ${shown.heading}`)).toBe(`/events?endpoint=${endpoint.id}`);
     const all = await admin.get(`/events?endpoint=${endpoint.id}`);
     expect(all.status).toBe(200);
-    expect(all.text).toContain('<h1>History of ');
-    const older = all.text.match(/href="(\/events\?[^"]*before=\d+)"/)![1].replace(/&amp;/g, '&');
+    expect(page(all.text).heading).toBe(`History of ${shown.heading}`);
+    const older = page(all.text).link('Older')!;
     expect(older).toContain(`endpoint=${endpoint.id}`);
+    expect(older).toContain('before=');
     const second = await admin.get(older);
-    expect(second.text.match(/<td>(Suspended|Resumed)<\/td>/g)).toHaveLength(2);
+    expect(steps(page(second.text))).toHaveLength(2);
     const foreign = await holdEndpoint(em, globex);
     expect((await admin.get(`/events?endpoint=${foreign.id}`)).status).toBe(404);
   });

@@ -6,6 +6,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { countRows, type TestDatabase } from '../helpers/database.js';
 import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
+import { page, type Page } from '../helpers/page.js';
 import { createEnterprise, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
 import { eidFor, iccidFor, imsiFor, msisdnFor } from '../../src/db/generate-identifiers.js';
 import { findViolations } from '../../src/domain/invariants.js';
@@ -34,6 +35,11 @@ function csvRows(n: number): { text: string; iccids: string[] } {
   }
   return { text: `${lines.join('\n')}\n`, iccids };
 }
+
+/** The ICCIDs listed in the inventory table (its first column), or [] when there is no table. */
+const iccidsOf = (shown: Page) => (shown.queryByRole('table') ? shown.rows().map((cells) => cells[0]) : []);
+/** The inventory's counts per status, as read: "Ready to Activate 2". */
+const statusCounts = (shown: Page) => shown.within(shown.getByRole('list', { name: 'SIMs by status' })).names('listitem');
 
 const count = (sql: string, params: unknown[] = []) => countRows(db, sql, params);
 const simCount = () => count('select 1 from sim');
@@ -73,16 +79,16 @@ describe('GET /sims: the inventory', () => {
   it('lists the enterprise’s SIMs with their status and endpoint, counts per status, and marks the nav', async () => {
     const res = await admin.get('/sims');
     expect(res.status).toBe(200);
-    expect(res.text).toContain('<title>SIMs – SIM Link</title>');
-    expect(res.text).toContain('<a href="/sims" aria-current="page">SIMs</a>');
-    expect(res.text).toMatch(/<caption id="sims-caption">SIMs<\/caption>/);
-    for (const col of ['ICCID', 'IMSI', 'EID', 'MSISDN', 'Status', 'Endpoint']) expect(res.text).toContain(`<th scope="col">${col}</th>`);
-    for (const s of acmeSims) expect(res.text).toContain(`<td class="mono">${s.iccid}</td>`);
-    expect(res.text).toContain(`<a href="/endpoints/${linked.endpoint.id}">${linked.endpoint.name}</a>`);
-    expect(res.text).toMatch(/Ready to Activate<\/a> <span class="sims-count">2<\/span>/);
-    expect(res.text).toMatch(/Active<\/a> <span class="sims-count">1<\/span>/);
-    expect(res.text).toMatch(/All SIMs<\/a> <span class="sims-count">3<\/span>/);
-    expect(res.text).toContain('<a href="/sims/import" class="button">Import SIMs</a>');
+    const shown = page(res.text);
+    expect(shown.title).toBe('SIMs – SIM Link');
+    expect(shown.getByRole('link', { name: 'SIMs', current: 'page' }).getAttribute('href')).toBe('/sims');
+    expect(shown.columns('SIMs')).toEqual(['ICCID', 'IMSI', 'EID', 'MSISDN', 'Status', 'Endpoint']);
+    const rows = shown.rows('SIMs');
+    for (const s of acmeSims) expect(rows.find((cells) => cells[0] === s.iccid)?.[4]).toBe('Ready to Activate');
+    expect(rows.find((cells) => cells[0] === linked.sim.iccid)?.slice(4)).toEqual(['Active', linked.endpoint.name]);
+    expect(shown.link(linked.endpoint.name)).toBe(`/endpoints/${linked.endpoint.id}`);
+    expect(statusCounts(shown)).toEqual(expect.arrayContaining(['All SIMs 3', 'Ready to Activate 2', 'Active 1']));
+    expect(shown.link('Import SIMs')).toBe('/sims/import');
   });
 
   it('never shows another enterprise’s SIMs, not even when searched for', async () => {
@@ -90,51 +96,58 @@ describe('GET /sims: the inventory', () => {
     expect(all.text).not.toContain(globexSim.iccid);
     const searched = await admin.get(`/sims?q=${globexSim.iccid}`);
     expect(searched.status).toBe(200);
-    expect(searched.text).not.toContain(`<td class="mono">${globexSim.iccid}</td>`);
-    expect(searched.text).toContain('No SIMs match');
+    expect(iccidsOf(page(searched.text))).toEqual([]);
+    expect(page(searched.text).text).toContain(`No SIMs match “${globexSim.iccid}”.`);
     const theirs = await globexAdmin.get('/sims');
     expect(theirs.text).toContain(globexSim.iccid);
     for (const s of acmeSims) expect(theirs.text).not.toContain(s.iccid);
   });
 
   it('filters by status', async () => {
-    const res = await admin.get('/sims?status=active');
-    expect(res.text).toContain(`<td class="mono">${linked.sim.iccid}</td>`);
-    expect(res.text).not.toContain(`<td class="mono">${acmeSims[0].iccid}</td>`);
-    expect(res.text).toContain('<caption id="sims-caption">SIMs, Active</caption>');
-    expect(res.text).toContain('<option value="active" selected>Active</option>');
+    const active = page((await admin.get('/sims?status=active')).text);
+    expect(iccidsOf(active)).toEqual([linked.sim.iccid]);
+    expect(active.rows('SIMs, Active')).toHaveLength(1);
+    expect(active.field('Status').value).toBe('active');
     const unknown = await admin.get('/sims?status=bogus');
     expect(unknown.status).toBe(200);
-    expect(unknown.text).toContain(`<td class="mono">${linked.sim.iccid}</td>`);
+    expect(iccidsOf(page(unknown.text))).toContain(linked.sim.iccid);
+    expect(iccidsOf(page(unknown.text))).toHaveLength(3);
   });
 
   it('searches by the start of an ICCID, IMSI or EID (spaces allowed), and says when the search is not digits', async () => {
     const [a, b] = acmeSims;
     for (const q of [a.iccid.slice(0, 18), a.imsi, `${a.eid!.slice(0, 4)} ${a.eid!.slice(4, 30)}`]) {
       const res = await admin.get(`/sims?q=${encodeURIComponent(q)}`);
-      expect(res.text, q).toContain(`<td class="mono">${a.iccid}</td>`);
-      expect(res.text, q).not.toContain(`<td class="mono">${b.iccid}</td>`);
+      expect(iccidsOf(page(res.text)), q).toContain(a.iccid);
+      expect(iccidsOf(page(res.text)), q).not.toContain(b.iccid);
     }
-    const words = await admin.get('/sims?q=meter');
+    const words = page((await admin.get('/sims?q=meter')).text);
     expect(words.text).toContain(
-      '<p class="empty">Only digits are searched, and “meter” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.</p>',
+      'Only digits are searched, and “meter” has other characters in it. Search by the first digits of an ICCID, IMSI or EID.',
     );
     expect(words.text).not.toContain('No SIMs match');
+    expect(words.queryByRole('table')).toBeNull();
     const htmx = await admin.get('/sims?q=8944a').set('HX-Request', 'true');
-    expect(htmx.text).toContain('Only digits are searched, and “8944a” has other characters in it.');
+    expect(page(htmx.text).text).toContain('Only digits are searched, and “8944a” has other characters in it.');
   });
 
   it('an htmx search gets only the results, which the form targets', async () => {
-    const page = await admin.get('/sims');
-    expect(page.text).toMatch(
-      /<form method="get" action="\/sims"[^>]*hx-get="\/sims" hx-target="#sims-results" hx-swap="outerHTML" hx-push-url="true"/,
-    );
+    const form = page((await admin.get('/sims')).text).getByRole('search', { name: 'SIMs' });
+    expect([form.getAttribute('method'), form.getAttribute('action')]).toEqual(['get', '/sims']);
+    expect(['hx-get', 'hx-target', 'hx-swap', 'hx-push-url'].map((a) => form.getAttribute(a))).toEqual([
+      '/sims',
+      '#sims-results',
+      'outerHTML',
+      'true',
+    ]);
     const res = await admin.get(`/sims?q=${acmeSims[0].iccid}`).set('HX-Request', 'true');
     expect(res.status).toBe(200);
     expect(res.headers.vary).toContain('HX-Request');
-    expect(res.text.trimStart()).toMatch(/^<div id="sims-results"/);
-    expect(res.text).not.toContain('<html');
-    expect(res.text).not.toContain('sims-count');
+    const results = page(res.text);
+    expect(results.isDocument).toBe(false);
+    expect(results.root?.id).toBe('sims-results');
+    expect(iccidsOf(results)).toEqual([acmeSims[0].iccid]);
+    expect(results.queryByRole('list', { name: 'SIMs by status' })).toBeNull();
   });
 
   it('pages with Next and Previous (keyset on ICCID), each a full page without JavaScript', async () => {
@@ -144,35 +157,39 @@ describe('GET /sims: the inventory', () => {
     for (let i = 0; i < 60; i++) sims.push(await readySim(em, big));
     const ordered = sims.map((s) => s.iccid).sort();
 
-    const first = await bigAdmin.get('/sims');
-    const iccidsOf = (html: string) => [...html.matchAll(/<tr id="sim-\d+">\s*<td class="mono">(\d+)<\/td>/g)].map((m) => m[1]);
-    expect(iccidsOf(first.text)).toEqual(ordered.slice(0, 50));
-    expect(first.text).not.toContain('rel="prev"');
-    const next = first.text.match(
-      /<a href="([^"]+)" hx-get="[^"]+" hx-target="#sims-results" hx-swap="outerHTML" hx-push-url="true" rel="next">Next<\/a>/,
-    );
-    expect(next?.[1]).toBe(`/sims?after=${ordered[49]}`);
+    const first = page((await bigAdmin.get('/sims')).text);
+    expect(iccidsOf(first)).toEqual(ordered.slice(0, 50));
+    expect(first.link('Previous')).toBeNull();
+    const next = first.getByRole('link', { name: 'Next' });
+    expect(next.getAttribute('href')).toBe(`/sims?after=${ordered[49]}`);
+    // htmx follows it in place and keeps the address; without JavaScript it is an ordinary link.
+    expect(['hx-get', 'hx-target', 'hx-swap', 'hx-push-url'].map((a) => next.getAttribute(a))).toEqual([
+      `/sims?after=${ordered[49]}`,
+      '#sims-results',
+      'outerHTML',
+      'true',
+    ]);
 
-    const second = await bigAdmin.get(next![1]);
-    expect(second.text).toContain('<html');
-    expect(iccidsOf(second.text)).toEqual(ordered.slice(50));
-    expect(second.text).not.toContain('rel="next"');
-    const previous = second.text.match(/<a href="([^"]+)"[^>]*rel="prev">Previous<\/a>/);
-    expect(previous?.[1]).toBe(`/sims?before=${ordered[50]}`);
-    const back = await bigAdmin.get(previous![1]);
-    expect(iccidsOf(back.text)).toEqual(ordered.slice(0, 50));
-    expect(back.text).not.toContain('rel="prev"');
+    const second = page((await bigAdmin.get(next.getAttribute('href')!)).text);
+    expect(second.isDocument).toBe(true);
+    expect(iccidsOf(second)).toEqual(ordered.slice(50));
+    expect(second.link('Next')).toBeNull();
+    expect(second.link('Previous')).toBe(`/sims?before=${ordered[50]}`);
+    const back = page((await bigAdmin.get(second.link('Previous')!)).text);
+    expect(iccidsOf(back)).toEqual(ordered.slice(0, 50));
+    expect(back.link('Previous')).toBeNull();
 
     // The filter and search travel with the page links.
-    const filtered = await bigAdmin.get('/sims?status=ready&q=89');
-    expect(filtered.text).toContain(`/sims?status=ready&amp;q=89&amp;after=${ordered[49]}`);
+    const filtered = page((await bigAdmin.get('/sims?status=ready&q=89')).text);
+    expect(filtered.link('Next')).toBe(`/sims?status=ready&q=89&after=${ordered[49]}`);
   });
 
   it('a viewer sees the inventory but no Import SIMs button', async () => {
     const res = await viewer.get('/sims');
     expect(res.status).toBe(200);
-    expect(res.text).toContain(acmeSims[0].iccid);
-    expect(res.text).not.toContain('Import SIMs');
+    expect(iccidsOf(page(res.text))).toContain(acmeSims[0].iccid);
+    expect(page(res.text).link('Import SIMs')).toBeNull();
+    expect(page(res.text).text).not.toContain('Import SIMs');
   });
 });
 
@@ -180,11 +197,18 @@ describe('GET /sims/import', () => {
   it('shows the upload form: multipart, the CSRF token in the action, "CSV file" and "Import SIMs"', async () => {
     const res = await admin.get('/sims/import');
     expect(res.status).toBe(200);
-    expect(res.text).toContain('<title>Import SIMs – SIM Link</title>');
-    expect(res.text).toMatch(/<form method="post" action="\/sims\/import\?_csrf=[^"]+" enctype="multipart\/form-data"/);
-    expect(res.text).toContain('<label for="file">CSV file</label>');
-    expect(res.text).toContain('<input id="file" name="file" type="file"');
-    expect(res.text).toMatch(/<button type="submit" class="button">Import SIMs<\/button>/);
+    const shown = page(res.text);
+    expect(shown.title).toBe('Import SIMs – SIM Link');
+    expect(shown.heading).toBe('Import SIMs');
+    const file = shown.field('CSV file').element;
+    expect([file.getAttribute('type'), file.getAttribute('name')]).toEqual(['file', 'file']);
+    const form = file.closest('form')!;
+    expect(form.getAttribute('method')).toBe('post');
+    expect(form.getAttribute('enctype')).toBe('multipart/form-data');
+    const action = new URL(form.getAttribute('action')!, 'http://x');
+    expect(action.pathname).toBe('/sims/import');
+    expect(action.searchParams.get('_csrf')).toBe(shown.hidden('_csrf'));
+    expect(shown.button('Import SIMs')?.closest('form')).toBe(form);
   });
 
   it('is not for viewers (403)', async () => {
@@ -209,11 +233,11 @@ describe('POST /sims/import', () => {
       ]),
     ).toBe(3);
 
-    const page = await admin.get('/sims');
-    expect(page.text).toContain('<p class="flash flash-success">3 SIMs imported</p>');
-    for (const iccid of iccids) expect(page.text).toContain(iccid);
+    const shown = page((await admin.get('/sims')).text);
+    expect(shown.flash).toBe('3 SIMs imported');
+    for (const iccid of iccids) expect(iccidsOf(shown)).toContain(iccid);
     // Shown once.
-    expect((await admin.get('/sims')).text).not.toContain('3 SIMs imported');
+    expect(page((await admin.get('/sims')).text).flash).toBe('');
   });
 
   it('a file with one bad line imports nothing: 422, the error summary and the report table, downloadable as CSV', async () => {
@@ -222,20 +246,23 @@ describe('POST /sims/import', () => {
     const [sims, events] = [await simCount(), await importEvents()];
     const res = await upload(admin, bad, { filename: 'batch-7.csv' });
     expect(res.status).toBe(422);
-    expect(res.text).toContain('<title>Error: Import SIMs – SIM Link</title>');
-    expect(res.text).toContain('There is a problem');
-    expect(res.text).toContain('<a href="#import-report">1 line of the file has problems, so no SIMs were imported.');
-    expect(res.text).toContain('Problems in batch-7.csv');
-    expect(res.text).toMatch(/<th scope="col">Line<\/th><th scope="col">Field<\/th><th scope="col">Problem<\/th>/);
-    expect(res.text).toContain('<tr><td>3</td><td>ICCID</td><td>ICCID check digit is wrong</td></tr>');
+    const refused = page(res.text);
+    expect(refused.title).toBe('Error: Import SIMs – SIM Link');
+    expect(refused.getByRole('alert').querySelector('h2')?.textContent).toBe('There is a problem');
+    expect(refused.errors()).toEqual([
+      { message: expect.stringMatching(/^1 line of the file has problems, so no SIMs were imported\./), href: '#import-report' },
+    ]);
+    const report = refused.within(refused.getByRole('region', { name: 'Problems in batch-7.csv' }));
+    expect(report.columns()).toEqual(['Line', 'Field', 'Problem']);
+    expect(report.rows()).toEqual([['3', 'ICCID', 'ICCID check digit is wrong']]);
     expect(await simCount()).toBe(sims);
     expect(await importEvents()).toBe(events);
 
-    const link = res.text.match(
-      /<a href="data:text\/csv;charset=utf-8,([^"]+)" download="sim-import-problems.csv"[^>]*>Download the report \(CSV\)<\/a>/,
-    );
-    expect(link).not.toBeNull();
-    const csv = decodeURIComponent(link![1].replace(/&#39;/g, "'"));
+    const link = report.getByRole('link', { name: 'Download the report (CSV)' });
+    expect(link.getAttribute('download')).toBe('sim-import-problems.csv');
+    const href = link.getAttribute('href')!;
+    expect(href.startsWith('data:text/csv;charset=utf-8,')).toBe(true);
+    const csv = decodeURIComponent(href.slice('data:text/csv;charset=utf-8,'.length));
     expect(csv).toBe('\ufeffline,field,problem\r\n3,ICCID,ICCID check digit is wrong\r\n');
   });
 
@@ -245,8 +272,8 @@ describe('POST /sims/import', () => {
     const sims = await simCount();
     const res = await upload(admin, dup);
     expect(res.status).toBe(422);
-    expect(res.text).toContain(`<tr><td>3</td><td>ICCID</td><td>ICCID ${globexSim.iccid} is already in SIM Link</td></tr>`);
-    expect(res.text).not.toContain('Globex');
+    expect(page(res.text).rows('Problems found')).toEqual([['3', 'ICCID', `ICCID ${globexSim.iccid} is already in SIM Link`]]);
+    expect(page(res.text).text).not.toContain('Globex');
     expect(await simCount()).toBe(sims);
   });
 
@@ -254,20 +281,23 @@ describe('POST /sims/import', () => {
     const sims = await simCount();
     const res = await upload(admin, 'iccid,eid\n');
     expect(res.status).toBe(422);
-    expect(res.text).toContain('<a href="#file">The header (line 1) is missing the column imsi.');
-    expect(res.text).toContain(
-      '<p class="error-message" id="file-error"><span class="visually-hidden">Error:</span> The header (line 1) is missing the column imsi.',
-    );
-    expect(res.text).toContain('aria-describedby="file-error" aria-invalid="true"');
+    const refused = page(res.text);
+    expect(refused.errors()).toEqual([
+      { message: expect.stringMatching(/^The header \(line 1\) is missing the column imsi\./), href: '#file' },
+    ]);
+    const file = refused.field('CSV file');
+    expect(file.invalid).toBe(true);
+    expect(file.error).toBe(refused.errors()[0].message);
+    expect(file.element.id).toBe('file');
     const empty = await upload(admin, '', { filename: 'empty.csv' });
     expect(empty.status).toBe(422);
-    expect(empty.text).toContain('“empty.csv” is empty');
+    expect(page(empty.text).field('CSV file').error).toContain('“empty.csv” is empty');
     const workbook = await upload(admin, 'x', {
       filename: 'sims.xlsx',
       contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
     });
     expect(workbook.status).toBe(422);
-    expect(workbook.text).toContain('must be a CSV file');
+    expect(page(workbook.text).field('CSV file').error).toContain('must be a CSV file');
     expect(await simCount()).toBe(sims);
   });
 
@@ -277,14 +307,15 @@ describe('POST /sims/import', () => {
       .post(`/sims/import?_csrf=${encodeURIComponent(token)}`)
       .attach('file', Buffer.alloc(0), { filename: '', contentType: 'application/octet-stream' });
     expect(res.status).toBe(422);
-    expect(res.text).toContain('<a href="#file">Choose a CSV file to import</a>');
+    expect(page(res.text).errors()).toEqual([{ message: 'Choose a CSV file to import', href: '#file' }]);
+    expect(page(res.text).field('CSV file').error).toBe('Choose a CSV file to import');
   });
 
   it('a form that is not multipart gets 415', async () => {
     const token = await csrfToken(admin, '/sims/import');
     const res = await admin.post('/sims/import').type('form').send({ _csrf: token, file: 'iccid,imsi' });
     expect(res.status).toBe(415);
-    expect(res.text).toContain('Choose a CSV file to import');
+    expect(page(res.text).text).toContain('Choose a CSV file to import');
   });
 
   it('a file over 50 MB is refused with a clear message, nothing imported', async () => {
@@ -292,7 +323,7 @@ describe('POST /sims/import', () => {
     const big = Buffer.concat([Buffer.from('iccid,imsi,eid,msisdn\n'), Buffer.alloc(50 * 1024 * 1024 + 10, '\n')]);
     const res = await upload(admin, big);
     expect(res.status).toBe(422);
-    expect(res.text).toContain('The file is larger than 50 MB.');
+    expect(page(res.text).field('CSV file').error).toContain('The file is larger than 50 MB.');
     expect(await simCount()).toBe(sims);
   }, 60_000);
 
@@ -300,13 +331,16 @@ describe('POST /sims/import', () => {
     const ok = await upload(admin, csvRows(2).text, { htmx: true });
     expect(ok.status).toBe(204);
     expect(ok.headers['hx-redirect']).toBe('/sims');
-    expect((await admin.get('/sims')).text).toContain('2 SIMs imported');
+    expect(page((await admin.get('/sims')).text).flash).toBe('2 SIMs imported');
 
     const refused = await upload(admin, 'iccid,imsi\n1,2\n', { htmx: true });
     expect(refused.status).toBe(422);
-    expect(refused.text.trimStart()).toMatch(/^<div id="sims-import"/);
-    expect(refused.text).not.toContain('<html');
-    expect(refused.text).toContain('There is a problem');
+    const swapped = page(refused.text);
+    expect(swapped.isDocument).toBe(false);
+    expect(swapped.root?.id).toBe('sims-import');
+    expect(swapped.heading).toBe('Import SIMs');
+    expect(swapped.headings).toContain('There is a problem');
+    expect(swapped.errors()).not.toEqual([]);
   });
 
   it('a viewer’s POST is refused (403) and changes nothing', async () => {
@@ -323,7 +357,7 @@ describe('POST /sims/import', () => {
     expect(missing.status).toBe(403);
     const wrong = await upload(admin, csvRows(2).text, { token: 'not-the-token' });
     expect(wrong.status).toBe(403);
-    expect(wrong.text).toContain('Nothing was changed');
+    expect(page(wrong.text).text).toContain('Nothing was changed');
     expect(await simCount()).toBe(sims);
     expect(await importEvents()).toBe(events);
   });

@@ -7,6 +7,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
 import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
+import { page as readPage } from '../helpers/page.js';
 import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 
 let db: TestDatabase;
@@ -36,16 +37,18 @@ describe('Swap SIM', () => {
     const { endpoint, sim: old } = await linkedEndpoint(em.fork(), acme, 'active', { activateImmediately: false });
     const fresh = await readySim(em.fork(), acme);
     const page = await admin.get(`/endpoints/${endpoint.id}`);
-    expect(page.text).toContain('>Swap SIM</button>');
+    expect(readPage(page.text).button('Swap SIM')).not.toBeNull();
     const picker = await admin.get(`/endpoints/${endpoint.id}/sim/swap?q=${fresh.iccid}`);
     expect(picker.status).toBe(200);
-    expect(picker.text).toContain('Select SIM to attach');
-    expect(picker.text).toContain(fresh.iccid);
+    expect(readPage(picker.text).heading).toBe('Select SIM to attach');
+    expect(readPage(picker.text).names('radio')).toEqual([`Select SIM ${fresh.iccid}`]);
     const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/swap/confirm?sim_id=${fresh.id}`);
     expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Are you sure you want to continue?');
-    expect(confirm.text).toContain(`Swap SIM ${old.iccid} of endpoint &#39;${endpoint.name}&#39; for SIM ${fresh.iccid}.`);
-    expect(confirm.text).toContain('the endpoint and the new SIM will become Pre-Active.');
+    const question = readPage(confirm.text);
+    expect(question.heading).toBe('Are you sure you want to continue?');
+    expect(question.text).toContain(`Swap SIM ${old.iccid} of endpoint '${endpoint.name}' for SIM ${fresh.iccid}.`);
+    expect(question.text).toContain('the endpoint and the new SIM will become Pre-Active.');
+    expect(question.button('Yes')).not.toBeNull();
     const yes = await admin
       .post(`/endpoints/${endpoint.id}/sim/swap`)
       .type('form')
@@ -53,7 +56,7 @@ describe('Swap SIM', () => {
     expect(yes.status).toBe(303);
     expect(yes.headers.location).toBe(`/endpoints/${endpoint.id}`);
     const after = await admin.get(`/endpoints/${endpoint.id}`);
-    expect(after.text).toContain(`SIM ${old.iccid} swapped for SIM ${fresh.iccid}`);
+    expect(readPage(after.text).flash).toContain(`SIM ${old.iccid} swapped for SIM ${fresh.iccid}`);
     expect(await rows('select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual([
       { status: 'pre_active', sim_id: fresh.id },
     ]);
@@ -65,16 +68,16 @@ describe('Swap SIM', () => {
 
   it('no Swap SIM on Hold (refused with the reason if asked for); a taken SIM is refused, nothing changes', async () => {
     const hold = await holdEndpoint(em.fork(), acme);
-    expect((await admin.get(`/endpoints/${hold.id}`)).text).not.toContain('>Swap SIM</button>');
+    expect(readPage((await admin.get(`/endpoints/${hold.id}`)).text).button('Swap SIM')).toBeNull();
     const onHold = await admin.get(`/endpoints/${hold.id}/sim/swap`);
     expect(onHold.status).toBe(409);
-    expect(onHold.text).toContain('is on Hold; it has no SIM to swap.');
+    expect(readPage(onHold.text).text).toContain('is on Hold; it has no SIM to swap.');
 
     const { endpoint, sim } = await linkedEndpoint(em.fork(), acme, 'active');
     const { sim: taken } = await linkedEndpoint(em.fork(), acme, 'active');
     const refused = await admin.get(`/endpoints/${endpoint.id}/sim/swap/confirm?sim_id=${taken.id}`);
     expect(refused.status).toBe(409);
-    expect(refused.text).toContain('This SIM was just linked to another endpoint. Choose another SIM.');
+    expect(readPage(refused.text).text).toContain('This SIM was just linked to another endpoint. Choose another SIM.');
     const posted = await admin
       .post(`/endpoints/${endpoint.id}/sim/swap`)
       .type('form')
@@ -87,7 +90,7 @@ describe('Swap SIM', () => {
     const { endpoint } = await linkedEndpoint(em.fork(), acme, 'active');
     const fresh = await readySim(em.fork(), acme);
     const { agent: viewer } = await signedIn(app, em, acme, 'viewer');
-    expect((await viewer.get(`/endpoints/${endpoint.id}`)).text).not.toContain('>Swap SIM</button>');
+    expect(readPage((await viewer.get(`/endpoints/${endpoint.id}`)).text).button('Swap SIM')).toBeNull();
     expect((await viewer.get(`/endpoints/${endpoint.id}/sim/swap`)).status).toBe(403);
     const token = await csrfToken(viewer);
     expect(

@@ -11,6 +11,7 @@ import { Webhook as Verifier } from 'standardwebhooks';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp } from '../helpers/app.js';
 import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
+import { page } from '../helpers/page.js';
 import { createEnterprise, type TestEnterprise } from '../factories/index.js';
 import { WebhookDelivery } from '../../src/domain/webhook-delivery.js';
 
@@ -22,7 +23,11 @@ let globex: TestEnterprise;
 let admin: Agent;
 let csrf: string;
 
-const secretIn = (html: string) => html.match(/value="(whsec_[A-Za-z0-9+/=]{44})"/)?.[1];
+/** The new signing secret as the page shows it once (the "Signing secret" field), or undefined. */
+const secretIn = (html: string) => {
+  const shown = page(html);
+  return shown.queryByLabelText('Signing secret') ? shown.field('Signing secret').value : undefined;
+};
 const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
 
 beforeAll(async () => {
@@ -41,9 +46,9 @@ afterAll(async () => {
 
 describe('Webhooks pages', () => {
   it('is linked from the header for admins only; viewers get 403', async () => {
-    expect((await admin.get('/endpoints')).text).toContain('href="/settings/webhooks"');
+    expect(page((await admin.get('/endpoints')).text).link('Webhooks')).toBe('/settings/webhooks');
     const { agent: viewer } = await signedIn(app, em, acme, 'viewer');
-    expect((await viewer.get('/endpoints')).text).not.toContain('href="/settings/webhooks"');
+    expect(page((await viewer.get('/endpoints')).text).link('Webhooks')).toBeNull();
     expect((await viewer.get('/settings/webhooks')).status).toBe(403);
   });
 
@@ -67,7 +72,7 @@ describe('Webhooks pages', () => {
       expect(res.status, res.text).toBe(200);
       expect(res.text).toContain('it will not be shown again');
       const secret = secretIn(res.text)!;
-      expect(secret).toBeDefined();
+      expect(secret).toMatch(/^whsec_[A-Za-z0-9+/=]{44}$/);
       const [stored] = await rows('select id, url, event_types, enabled from webhook where enterprise_id = ?', [acme.id]);
       expect(stored).toMatchObject({ url, event_types: ['sim.linked', 'sim.delinked'], enabled: true });
       const list = await admin.get('/settings/webhooks');
@@ -112,16 +117,19 @@ describe('Webhooks pages', () => {
       const token = await csrfToken(agent);
       const res = await agent.post('/settings/webhooks').type('form').send({ _csrf: token, url: 'http://crm.example.com/hooks' });
       expect(res.status).toBe(422);
-      expect(res.text).toContain('There is a problem');
-      expect(res.text).toContain('The URL must start with https://');
-      expect(res.text).toContain('Choose at least one event type');
-      expect(res.text).toContain('value="http://crm.example.com/hooks"');
+      const form = page(res.text);
+      expect(form.errors().map((e) => e.message)).toEqual([
+        expect.stringContaining('The URL must start with https://'),
+        expect.stringContaining('Choose at least one event type'),
+      ]);
+      expect(form.field('URL')).toMatchObject({ value: 'http://crm.example.com/hooks', invalid: true });
+      expect(form.field('URL').error).toContain('The URL must start with https://');
       const local = await agent
         .post('/settings/webhooks')
         .type('form')
         .send({ _csrf: token, url: 'https://10.0.0.8/hooks', event_types: 'sim.linked' });
       expect(local.status).toBe(422);
-      expect(local.text).toContain('The URL must be a public address');
+      expect(page(local.text).field('URL').error).toContain('The URL must be a public address');
     } finally {
       await strict.close();
     }
@@ -134,24 +142,24 @@ describe('Webhooks pages', () => {
       .send({ _csrf: csrf, url: 'https://crm.example.com/delete-me', event_types: 'sim.linked' });
     expect(created.status).toBe(200);
     const [{ id }] = await rows(`select id from webhook where url = 'https://crm.example.com/delete-me'`);
-    const page = `/settings/webhooks/${id as number}`;
-    expect((await admin.post(`${page}/disable`).type('form').send({ _csrf: csrf })).status).toBe(303);
+    const webhookPage = `/settings/webhooks/${id as number}`;
+    expect((await admin.post(`${webhookPage}/disable`).type('form').send({ _csrf: csrf })).status).toBe(303);
     expect((await rows('select enabled, disabled_reason from webhook where id = ?', [id]))[0]).toEqual({
       enabled: false,
       disabled_reason: 'Disabled by an admin',
     });
-    expect((await admin.get(page)).text).toContain('Disabled by an admin');
+    expect((await admin.get(webhookPage)).text).toContain('Disabled by an admin');
     // The list says why too (issue 16: "the list with each webhook's state (enabled, disabled and why, …)").
-    const row = new RegExp(`<tr id="webhook-${id as number}">[\\s\\S]*?</tr>`).exec((await admin.get('/settings/webhooks')).text)![0];
-    expect(row).toContain('<td>Disabled by an admin</td>');
-    expect((await admin.post(`${page}/enable`).type('form').send({ _csrf: csrf })).status).toBe(303);
+    const row = page((await admin.get('/settings/webhooks')).text).byId(`webhook-${id as number}`);
+    expect([...(row?.querySelectorAll('td') ?? [])].map((cell) => cell.textContent?.trim())).toContain('Disabled by an admin');
+    expect((await admin.post(`${webhookPage}/enable`).type('form').send({ _csrf: csrf })).status).toBe(303);
     expect((await rows('select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
 
-    const confirm = await admin.get(`${page}/delete`);
+    const confirm = await admin.get(`${webhookPage}/delete`);
     expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Are you sure you want to continue?');
-    expect(confirm.text).toContain('Delete the webhook to https://crm.example.com/delete-me.');
-    const deleted = await admin.post(`${page}/delete`).type('form').send({ _csrf: csrf });
+    expect(page(confirm.text).heading).toBe('Are you sure you want to continue?');
+    expect(page(confirm.text).text).toContain('Delete the webhook to https://crm.example.com/delete-me.');
+    const deleted = await admin.post(`${webhookPage}/delete`).type('form').send({ _csrf: csrf });
     expect(deleted.status).toBe(303);
     expect(deleted.headers.location).toBe('/settings/webhooks');
     expect(await rows('select id from webhook where id = ?', [id])).toEqual([]);
