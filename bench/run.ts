@@ -13,9 +13,7 @@ import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { openDatabase } from '../src/db/database.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../src/db/embedded-postgres.js';
-import { findViolations } from '../src/domain/invariants.js';
 import { prepare, type Target } from './prepare.js';
 import { RssSampler, buildApp, pssOfTree, rssOf, signIn, startApp, type RunningApp } from './app-process.js';
 import { scenarios, type Fixtures, type Scenario } from './scenarios.js';
@@ -40,6 +38,7 @@ import { API_ONLY, apiTargets, createBenchTokens, runApiCycles, withApiScenarios
 import { runWebhooks, webhookTargets } from './webhook-scenario.js';
 import { bulkTable, bulkTargets, runBulkJobs, type BulkJobsSummary } from './bulk-jobs.js';
 import { APP_DB_NAME, CEILING_DB_NAME, backendCpu, backendDelta, processCpuMs } from './cpu.js';
+import { countViolations, measureCycleRun, msText } from './cycle-runs.js';
 import { BENCH_DIR, ROOT, freePort, log, median, runTsChild, stopChild, waitForHttp } from './util.js';
 
 const { values: args } = parseArgs({
@@ -228,86 +227,44 @@ async function checkCeilingMatchesApp(all: Scenario[], app: RunningApp, ceilingO
   log('ceiling (b) returns the same rows and counts as the app');
 }
 
-/** A latency from the driver: null (NaN through JSON) when no cycle fitted wholly in the measured window. */
-const ms = (value: number | null) =>
-  typeof value === 'number' && Number.isFinite(value) ? `${value.toFixed(1)} ms` : '— (no whole cycle in the window)';
-
 async function runCycles(pool: pg.Pool, app: RunningApp, pairs: CyclesSpec['pairs']): Promise<CyclesSummary> {
   const runs: CyclesResult[] = [];
   const notes: string[] = [];
   let eventsChecked = true;
-  const flat = pairs.flat();
   const cpu: { server: number; db: number }[] = [];
   let peakRss = 0;
   // One session per worker, signed in before the runs (the password hashing is not part of a cycle).
   const cookies: string[] = [];
   for (let i = 0; i < pairs.length; i++) cookies.push(await signIn(app.origin));
   for (let rep = 1; rep <= settings.repeats; rep++) {
-    const {
-      rows: [{ last }],
-    } = await pool.query<{ last: string }>('select coalesce(max(id), 0)::text as last from event');
-    const database = decodeURIComponent(new URL(databaseUrl()).pathname.slice(1));
-    const cpuBefore = processCpuMs(app.child.pid!);
-    const backendsBefore = await backendCpu(pool, database, APP_DB_NAME);
-    app.rss.mark();
-    const result = await runTsChild<CyclesResult>('cycles.ts', {
-      origin: app.origin,
-      cookies,
-      pairs,
-      durationSec: settings.durationSec,
-      warmupSec: settings.warmupSec,
-    } satisfies CyclesSpec);
-    const cycles = result.linked;
-    const cpuAfter = processCpuMs(app.child.pid!);
-    cpu.push({
-      server: cpuBefore !== null && cpuAfter !== null ? (cpuAfter - cpuBefore) / cycles : NaN,
-      db: backendDelta(backendsBefore, await backendCpu(pool, database, APP_DB_NAME)) / cycles,
-    });
-    peakRss = Math.max(peakRss, app.rss.mark());
+    // Measured around the driver as every cycles scenario is (cycle-runs.ts): CPU per cycle of the app and of
+    // its PostgreSQL backends, peak RSS, every 303 one event in the audit trail, every pair back where it began.
+    const run = await measureCycleRun(pool, app, databaseUrl(), pairs, () =>
+      runTsChild<CyclesResult>('cycles.ts', {
+        origin: app.origin,
+        cookies,
+        pairs,
+        durationSec: settings.durationSec,
+        warmupSec: settings.warmupSec,
+      } satisfies CyclesSpec),
+    );
+    const { result } = run;
+    cpu.push({ server: run.serverCpuMs, db: run.dbCpuMs });
+    peakRss = Math.max(peakRss, run.peakRss);
     runs.push(result);
-    // Every 303 the driver counted is one event in the audit trail, and every pair is back where it began.
-    const { rows: events } = await pool.query<{ action: string; n: string }>(
-      'select action, count(*) as n from event where id > $1 group by action',
-      [last],
-    );
-    const count = (action: string) => Number(events.find((e) => e.action === action)?.n ?? 0);
-    if (count('sim.linked') !== result.linked || count('sim.delinked') !== result.delinked) {
-      eventsChecked = false;
-      notes.push(
-        `run ${rep}: ${result.linked} links / ${result.delinked} de-links answered 303, but the audit trail has ${count('sim.linked')} / ${count('sim.delinked')}`,
-      );
-    }
-    const {
-      rows: [state],
-    } = await pool.query<{ hold: string; ready: string }>(
-      `select (select count(*) from endpoint where id = any($1) and status = 'hold') as hold,
-              (select count(*) from sim where id = any($2) and status = 'ready') as ready`,
-      [flat.map((p) => p.endpointId), flat.map((p) => p.simId)],
-    );
-    if (Number(state.hold) !== flat.length || Number(state.ready) !== flat.length) {
-      notes.push(
-        `run ${rep}: after the run ${state.hold} of ${flat.length} endpoints are on Hold and ${state.ready} SIMs Ready to Activate`,
-      );
-    }
+    eventsChecked &&= run.eventsChecked;
+    for (const note of run.notes) notes.push(`run ${rep}: ${note}`);
     log(
-      `  cycles run ${rep}: ${result.cyclesPerSec.toFixed(0)} cycles/s (${result.requestsPerSec.toFixed(0)} req/s), cycle p50 ${ms(result.cycleMs.p50)}, ` +
-        `p99 ${ms(result.cycleMs.p99)}, ${result.errors} errors, ${result.unexpected} unexpected answers; ` +
-        `CPU/cycle: app ${cpu[cpu.length - 1].server.toFixed(2)} ms, PostgreSQL ${cpu[cpu.length - 1].db.toFixed(2)} ms`,
+      `  cycles run ${rep}: ${result.cyclesPerSec.toFixed(0)} cycles/s (${result.requestsPerSec.toFixed(0)} req/s), cycle p50 ${msText(result.cycleMs.p50)}, ` +
+        `p99 ${msText(result.cycleMs.p99)}, ${result.errors} errors, ${result.unexpected} unexpected answers; ` +
+        `CPU/cycle: app ${run.serverCpuMs.toFixed(2)} ms, PostgreSQL ${run.dbCpuMs.toFixed(2)} ms`,
     );
-    for (const f of result.failures) notes.push(`run ${rep}: ${f}`);
   }
 
   log('running the invariant checker (findViolations)');
-  const db = await openDatabase({ databaseUrl: databaseUrl(), migrate: false });
-  let violations: number;
-  try {
-    const found = await findViolations(db.orm.em.fork());
-    violations = found.length;
-    for (const v of found.slice(0, 10))
-      notes.push(`violation of invariant ${v.invariant}: ${v.detail} (endpoint ${v.endpoint_id}, SIM ${v.sim_id})`);
-  } finally {
-    await db.close();
-  }
+  const checked = await countViolations(databaseUrl());
+  const violations = checked.violations;
+  notes.push(...checked.notes);
   const cyclesPerSec = median(runs.map((r) => r.cyclesPerSec));
   const errors = runs.reduce((n, r) => n + r.errors, 0);
   const unexpected = runs.reduce((n, r) => n + r.unexpected, 0);
