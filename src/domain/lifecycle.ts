@@ -205,7 +205,7 @@ interface LockedEndpoint {
  * instead of three (the endpoint, the SIM, the subscriptions) for a de-link, activate, suspend or resume.
  * An endpoint without a SIM (or whose link another transaction changed while this one waited: the join is
  * checked again on the rows as they are then) gives no row: the endpoint is then locked alone, and the
- * caller's rule says why nothing can be done.
+ * caller's rule says why nothing can be done (or lockedLinkedSim that the link changed meanwhile).
  */
 async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId: number, withSim = false): Promise<LockedEndpoint> {
   const statement = lockStatements.get(`Endpoint${withSim ? ' with its SIM' : ''} for update`, 2, ([id, enterprise]) => {
@@ -222,6 +222,7 @@ async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId
     .getConnection('write')
     .execute<Record<string, unknown>[]>(statement.sql, params, 'all', tx.getTransactionContext());
   if (!row) {
+    // Locked alone, for the caller's rule to say why nothing can be done (lockedLinkedSim: or the conflict).
     if (withSim) return lockEndpoint(tx, ctx, endpointId);
     throw new NotFoundError('endpoint');
   }
@@ -241,9 +242,16 @@ const SIM_ALIAS = 's';
 const SIM_PREFIX = `${SIM_ALIAS}__`;
 const WEBHOOKS_COLUMN = 'webhook_subscriptions';
 
-/** The endpoint's own SIM, locked (after the endpoint: the lock order) — by lockEndpoint's join when it could. */
-async function lockLinkedSim(tx: EntityManager, { endpoint, sim: joined }: LockedEndpoint): Promise<Sim> {
-  const sim = joined ?? (endpoint.sim && (await lockOne(tx, SimSchema, { id: endpoint.sim.id, endpoint: endpoint.id })));
+/**
+ * The endpoint's own SIM, as lockEndpoint's join locked it. When the join gave no SIM although the endpoint
+ * (locked again alone) has one now, its link changed while this transaction waited: the answer is the
+ * conflict, never a lock on that other SIM. PostgreSQL locks every row of a joined row before it checks the
+ * join again on their newest versions, so a join that failed its recheck leaves this transaction holding
+ * the SIM the endpoint had before; taking a second SIM on top of it is what two such transactions deadlock
+ * on (one holding SIM A and waiting for B, the other holding B and waiting for A — seen in the storm of
+ * test/domain/races.test.ts). The user confirmed a change to the endpoint as they saw it: it is no longer so.
+ */
+function lockedLinkedSim({ endpoint, sim }: LockedEndpoint): Sim {
   // The database keeps the link symmetric; a SIM that does not point back is a link changing under us.
   if (!sim || sim.endpoint?.id !== endpoint.id) throw new ConflictError(CONFLICT_CONCURRENT);
   return sim;
@@ -296,7 +304,7 @@ export async function delinkSim(em: EntityManager, ctx: OperationContext, endpoi
     const { endpoint } = locked;
     const refused = refusal('delink', endpoint);
     if (refused) throw new InvalidStateError(refused);
-    const sim = await lockLinkedSim(tx, locked);
+    const sim = lockedLinkedSim(locked);
     // A linked SIM's status is its endpoint's.
     const before = endpoint.status;
     endpoint.status = 'hold';
@@ -397,7 +405,7 @@ async function transition(em: EntityManager, ctx: OperationContext, endpointId: 
     const { endpoint } = locked;
     const refused = refusal(t.operation, endpoint);
     if (refused) throw new InvalidStateError(refused);
-    const sim = await lockLinkedSim(tx, locked);
+    const sim = lockedLinkedSim(locked);
     if (sim.status !== t.from) throw new ConflictError(CONFLICT_CONCURRENT);
     endpoint.status = t.to;
     sim.status = t.to;

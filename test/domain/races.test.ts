@@ -462,6 +462,51 @@ describe('races', () => {
     expect((await eventsSince(fork(), before.lastEventId)).map((e) => e.action)).toEqual(['endpoint.created']);
   });
 
+  it('two suspends waiting behind a change that crosses their endpoints’ SIMs → both refused in words, no deadlock', async () => {
+    // E1 has S1 and E2 has S2; a transaction holding both endpoints gives E1 S2 and E2 S1 while a suspend of
+    // each waits. Each suspend's join then locks its endpoint and the SIM it had (its recheck fails on the new
+    // link), so one holds S1 and the other S2: each taking its endpoint's new SIM would wait on the other.
+    const one = await linkedEndpoint(fork(), acme, 'active');
+    const two = await linkedEndpoint(fork(), acme, 'active');
+    const before = await snapshot(fork());
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('select id from endpoint where id = any($1) order by id for update', [[one.endpoint.id, two.endpoint.id]]);
+      const suspends = Promise.allSettled([
+        suspendEndpoint(racer(), { actor: alice }, one.endpoint.id),
+        suspendEndpoint(racer(), { actor: bob }, two.endpoint.id),
+      ]);
+      for (let waiting = 0; waiting < 2;) {
+        const { rows } = await holder.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+        );
+        waiting = rows[0].n;
+      }
+      const endpoints = [one.endpoint.id, two.endpoint.id];
+      const sims = [one.sim.id, two.sim.id];
+      await holder.query(`update endpoint set status = 'hold', sim_id = null where id = any($1)`, [endpoints]);
+      await holder.query(`update sim set status = 'ready', endpoint_id = null where id = any($1)`, [sims]);
+      await holder.query(`update endpoint set status = 'active', sim_id = $2 where id = $1`, [one.endpoint.id, two.sim.id]);
+      await holder.query(`update endpoint set status = 'active', sim_id = $2 where id = $1`, [two.endpoint.id, one.sim.id]);
+      await holder.query(`update sim set status = 'active', endpoint_id = $2 where id = $1`, [two.sim.id, one.endpoint.id]);
+      await holder.query(`update sim set status = 'active', endpoint_id = $2 where id = $1`, [one.sim.id, two.endpoint.id]);
+      await holder.query('commit');
+      const results = await suspends;
+      expect(winners(results)).toEqual([]);
+      const lost = losers(results);
+      expectWorded(lost);
+      expect(lost.map((error) => error.message)).toEqual([CHANGED_MEANWHILE, CHANGED_MEANWHILE]);
+    } finally {
+      await holder.end();
+    }
+    const events = await eventsSince(fork(), before.lastEventId);
+    expect(events).toEqual([]);
+    expect(await endpointRow(one.endpoint.id)).toMatchObject({ status: 'active', sim_id: two.sim.id });
+    expect(await endpointRow(two.endpoint.id)).toMatchObject({ status: 'active', sim_id: one.sim.id });
+  });
+
   it('a storm of 300 mixed operations on 6 endpoints and 6 SIMs → every refusal worded, one event per success', async () => {
     const em = fork();
     const endpoints: TestEndpoint[] = [];
@@ -586,10 +631,18 @@ describe('races of Swap SIM', () => {
     const ok = winners(results);
     const events = await eventsSince(fork(), before.lastEventId);
     expect(events).toHaveLength(ok.length);
-    // The de-link always succeeds (it de-links whichever SIM the endpoint has); the swap only if it went first.
-    expect(ok.map((o) => o.operation)).toContain('delink');
-    expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold', sim_id: null });
-    expect(await simRow(wanted.id)).toMatchObject({ status: 'ready', endpoint_id: null });
+    expect(ok.length).toBeGreaterThan(0);
+    // The de-link first: the swap finds the endpoint on Hold. The swap first: a de-link that waited for it is
+    // refused (the SIM it was confirmed for is gone), one that came after de-links the new SIM.
+    if (ok.some((o) => o.operation === 'delink')) {
+      expect(await endpointRow(endpoint.id)).toMatchObject({ status: 'hold', sim_id: null });
+      expect(await simRow(wanted.id)).toMatchObject({ status: 'ready', endpoint_id: null });
+    } else {
+      expect(losers(results).map((error) => error.message)).toEqual([CHANGED_MEANWHILE]);
+      const [swapped] = ok;
+      expect(await endpointRow(endpoint.id)).toMatchObject({ status: swapped.endpointStatus, sim_id: wanted.id });
+      expect(await simRow(wanted.id)).toMatchObject({ status: swapped.endpointStatus, endpoint_id: endpoint.id });
+    }
   });
 
   it('10 endpoints each swapping to the next one’s SIM at once: every one refused in words, no deadlock', async () => {
