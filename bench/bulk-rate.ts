@@ -1,10 +1,11 @@
 // How many rows per second a bulk job runs at, straight through the services (no HTTP): a job of N link rows
 // built by the preview from a CSV file, run to its end by a BulkRunner, then the N de-link rows that undo it —
-// with the runner's concurrency (rows of a batch run at once, each its own transaction) as the variable.
+// with the runner's rows per transaction (--batch; 1: each row through its single verb) and concurrency
+// (transactions at once) as the variables, every combination of the two, interleaved.
 // Then the invariants are checked and the events counted (one per row).
 //
 //   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/simlink_rate npx tsx bench/bulk-rate.ts
-//   options: --rows 2000  --concurrency 1,2,3,4,6  --pool 10
+//   options: --rows 2000  --batch 1,100  --concurrency 2,3  --pool 10  --rounds 1 (the list run again, for interleaved repeats)
 //
 // Each run uses a fresh enterprise with N endpoints on Hold and N Ready to Activate SIMs of its own (ICCID
 // series 68), in the same tables as everything else in the database (seed a million SIMs first to measure
@@ -26,19 +27,23 @@ const SERIES = 68; // ICCIDs 894468…, apart from demo (10, 20), bulk (77), tes
 const { values: args } = parseArgs({
   options: {
     rows: { type: 'string', default: '2000' },
-    concurrency: { type: 'string', default: '1,2,3,4,6' },
+    concurrency: { type: 'string', default: '2,3' },
+    batch: { type: 'string', default: '1,100' },
+    rounds: { type: 'string', default: '1' },
     pool: { type: 'string', default: '10' },
   },
 });
 const rows = Number(args.rows);
 const levels = args.concurrency!.split(',').map(Number);
+const batches = args.batch!.split(',').map(Number);
+const rounds = Number(args.rounds);
 const databaseUrl = process.env.DATABASE_URL;
 if (!databaseUrl) {
   console.error('DATABASE_URL must point at a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/simlink_rate');
   process.exit(2);
 }
-if (!(rows >= 1 && levels.every((c) => c >= 1))) {
-  console.error('--rows must be ≥ 1, --concurrency a list of numbers ≥ 1');
+if (!(rows >= 1 && rounds >= 1 && [...levels, ...batches].every((c) => c >= 1))) {
+  console.error('--rows and --rounds must be ≥ 1, --batch and --concurrency lists of numbers ≥ 1');
   process.exit(2);
 }
 
@@ -79,11 +84,11 @@ async function fixture(): Promise<{ actor: Actor; enterpriseId: number; link: st
   };
 }
 
-async function runJob(actor: Actor, csv: string, concurrency: number) {
+async function runJob(actor: Actor, csv: string, batchRows: number, concurrency: number) {
   const preview = await previewBulk(orm.em.fork(), actor, { stream: Readable.from([Buffer.from(csv)]), filename: 'bench.csv' });
   if (preview.problems.length) throw new Error(`the preview refused rows: ${JSON.stringify(preview.problems.slice(0, 3))}`);
   const job = await createBulkJob(orm.em.fork(), actor, preview.fileName, preview.rows);
-  const runner = new BulkRunner(orm, { concurrency });
+  const runner = new BulkRunner(orm, { batchRows, concurrency });
   const started = performance.now();
   const cpu = process.cpuUsage();
   while (await runner.runOne());
@@ -103,10 +108,13 @@ const results = [];
 let broken = false;
 try {
   await orm.getMigrator().up();
-  for (const concurrency of levels) {
+  const settings = Array.from({ length: rounds }, () =>
+    batches.flatMap((batch) => levels.map((concurrency) => ({ batch, concurrency }))),
+  ).flat();
+  for (const { batch, concurrency } of settings) {
     const { actor, enterpriseId, link, delink } = await fixture();
-    const linked = await runJob(actor, link, concurrency);
-    const delinked = await runJob(actor, delink, concurrency);
+    const linked = await runJob(actor, link, batch, concurrency);
+    const delinked = await runJob(actor, delink, batch, concurrency);
     const [{ events }] = await orm.em
       .fork()
       .execute<{ events: number }[]>(
@@ -115,9 +123,9 @@ try {
       );
     const ok = linked.done === rows && delinked.done === rows && events === 2 * rows;
     broken ||= !ok;
-    results.push({ concurrency, rows, link: linked, delink: delinked, events });
+    results.push({ batch, concurrency, rows, link: linked, delink: delinked, events });
     console.log(
-      `bulk-rate: concurrency ${concurrency}: link ${linked.rowsPerSec} rows/s (${linked.seconds} s, Node CPU ${linked.nodeCpuMsPerRow} ms/row), ` +
+      `bulk-rate: ${batch} rows a transaction, ${concurrency} at once: link ${linked.rowsPerSec} rows/s (${linked.seconds} s, Node CPU ${linked.nodeCpuMsPerRow} ms/row), ` +
         `de-link ${delinked.rowsPerSec} rows/s (${delinked.seconds} s, Node CPU ${delinked.nodeCpuMsPerRow} ms/row); ` +
         `events ${events}/${2 * rows}${ok ? '' : ' ✗'}`,
     );

@@ -36,12 +36,14 @@ import { PollingWorker } from './polling-worker.js';
 import { csvLine } from './csv.js';
 import {
   activateEndpoint,
+  changeMany,
   delinkSim,
   linkSim,
   refusal,
   resumeEndpoint,
   suspendEndpoint,
   swapSim,
+  type BatchItem,
   type OperationContext,
 } from './lifecycle.js';
 
@@ -356,8 +358,10 @@ export async function* bulkResultsCsv(em: EntityManager, actor: Actor, jobId: nu
 export interface BulkRunnerOptions {
   pollMs?: number;
   leaseMs?: number;
-  /** Rows of a batch run at once, each its own transaction on its own connection (default BULK_CONCURRENCY). */
+  /** Transactions of a round run at once, each on its own connection (default BULK_CONCURRENCY). */
   concurrency?: number;
+  /** Rows per transaction (default BULK_BATCH_ROWS); 1: each row through its single verb, in its own transaction. */
+  batchRows?: number;
   onError?: (error: unknown) => void;
 }
 
@@ -367,8 +371,11 @@ export interface BulkRunnerOptions {
  */
 const LEASE_MS = 15_000;
 
-/** Rows of a batch run at once (see the BulkRunner's comment for the measurement behind it). */
-export const BULK_CONCURRENCY = 3;
+/** Transactions of a round run at once (see the BulkRunner's comment for the measurement behind it). */
+export const BULK_CONCURRENCY = 2;
+
+/** Rows per transaction (see the BulkRunner's comment). */
+export const BULK_BATCH_ROWS = 100;
 
 /**
  * Runs queued jobs in the background, one at a time per instance, each on one instance at a time.
@@ -392,12 +399,14 @@ export class BulkRunner extends PollingWorker {
   readonly #orm: MikroORM;
   readonly #leaseMs: number;
   readonly #concurrency: number;
+  readonly #batchRows: number;
 
   constructor(orm: MikroORM, options: BulkRunnerOptions = {}) {
     super(options.pollMs ?? 1000, options.onError);
     this.#orm = orm;
     this.#leaseMs = options.leaseMs ?? LEASE_MS;
     this.#concurrency = Math.max(1, options.concurrency ?? BULK_CONCURRENCY);
+    this.#batchRows = Math.max(1, options.batchRows ?? BULK_BATCH_ROWS);
   }
 
   /** Runs one job; the next round starts at once when there was one. After stop(), the job under way stops after its batch. */
@@ -424,16 +433,26 @@ export class BulkRunner extends PollingWorker {
           .nativeUpdate(BulkJobSchema, { id: job.id, leaseUntil: lease }, { leaseUntil: null, updatedAt: new Date() });
         return true;
       }
-      const rows = await em.find(BulkJobRowSchema, { job: job.id, outcome: null }, { orderBy: { line: 'asc' }, limit: RUN_BATCH });
-      if (!rows.length) return this.#finish(job.id, lease, 'done', actor);
-      const results = await inPool(rows, this.#concurrency, (row) =>
-        actor
-          ? applyRow(this.#orm.em.fork(), actor, job.id, row)
-          : Promise.resolve({ ok: false, message: 'The user who started this job no longer exists' }),
+      const rows = await em.find(
+        BulkJobRowSchema,
+        { job: job.id, outcome: null },
+        { orderBy: { line: 'asc' }, limit: Math.max(RUN_BATCH, this.#batchRows * this.#concurrency) },
       );
+      if (!rows.length) return this.#finish(job.id, lease, 'done', actor);
+      const batches = inBatches(rows, this.#batchRows);
+      const results = (
+        await inPool(batches, this.#concurrency, (batch) =>
+          !actor
+            ? Promise.resolve(batch.map(() => ({ ok: false, message: 'The user who started this job no longer exists' })))
+            : this.#batchRows === 1 || !isBatchable(batch[0])
+              ? applyRow(this.#orm.em.fork(), actor, job.id, batch[0]).then((result) => [result])
+              : applyBatch(this.#orm.em.fork(), actor, job.id, batch),
+        )
+      ).flat();
       let done = 0;
       let failed = 0;
-      rows.forEach((row, i) => {
+      // The results in the batches' order (a swap's row may come before the batch of rows around it).
+      batches.flat().forEach((row, i) => {
         const result = results[i];
         row.outcome = result.ok ? 'done' : 'failed';
         row.message = result.message.slice(0, 500);
@@ -551,6 +570,44 @@ async function applyRow(
     if (error instanceof DomainError) return { ok: false, message: error.message };
     throw error;
   }
+}
+
+type JobRow = { line: number; endpointId: number; action: BulkAction; simId?: number | null };
+
+/** Whether the row's verb has a batch form (changeMany); a swap has not. */
+const isBatchable = (row: JobRow): row is JobRow & { action: BatchItem['operation'] } => row.action !== 'swap';
+
+/**
+ * The rows in transactions of at most `size` rows each, in file order: the rows changeMany can do together in
+ * batches of `size`, each swap alone (a batch of one row is run by its single verb).
+ */
+function inBatches<T extends JobRow>(rows: T[], size: number): T[][] {
+  const batches: T[][] = [];
+  let batch: T[] = [];
+  for (const row of rows) {
+    if (!isBatchable(row) || size === 1) {
+      batches.push([row]);
+      continue;
+    }
+    batch.push(row);
+    if (batch.length === size) {
+      batches.push(batch);
+      batch = [];
+    }
+  }
+  if (batch.length) batches.push(batch);
+  return batches;
+}
+
+/** Rows through the batch form of their verbs (changeMany), each with its one-time key: each done, or failed with its reason. */
+async function applyBatch(em: EntityManager, actor: Actor, jobId: number, rows: JobRow[]): Promise<{ ok: boolean; message: string }[]> {
+  const items = rows
+    .filter(isBatchable)
+    .map((row): BatchItem => ({ operation: row.action, endpointId: row.endpointId, simId: row.simId, key: bulkRowKey(jobId, row.line) }));
+  const results = await changeMany(em, { actor, source: 'bulk', requestId: `bulk-${jobId}` }, items);
+  return results.map((result) =>
+    result.ok ? { ok: true, message: result.outcome.message } : { ok: false, message: result.error.message },
+  );
 }
 
 function run(em: EntityManager, ctx: OperationContext, row: { endpointId: number; action: BulkAction; simId?: number | null }) {

@@ -120,12 +120,17 @@ export const EndpointSchema = defineEntity({
      * status) → sim (id, endpoint_id, enterprise_id, status), which MikroORM cannot declare (a foreign key to
      * columns other than the primary key): so no single-column key here, and the test compares that one apart.
      */
-    sim: () =>
-      p.oneToOne(SimSchema).owner().nullable().ref().fieldName('sim_id').createForeignKeyConstraint(false).unique('endpoint_sim_id_unique'),
+    sim: () => p.oneToOne(SimSchema).owner().nullable().ref().fieldName('sim_id').createForeignKeyConstraint(false).unique(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   uniques: [
+    // One SIM per endpoint: declared on the table, not as the property's `unique`. MikroORM writes a change of
+    // a unique property in an UPDATE of its own when two entities of one flush change it (for a value moving
+    // from one row to another); but endpoint_hold_iff_no_sim needs sim_id and status in one statement, so a
+    // flush that links many endpoints (changeMany in lifecycle.ts) would fail the check. No verb moves a SIM
+    // between two rows in one flush (Swap SIM flushes in between), so nothing needs that split. Sim.endpoint alike.
+    { name: 'endpoint_sim_id_unique', properties: ['sim'] },
     // The target of sim_endpoint_link_fk.
     { name: 'endpoint_link_key', properties: ['id', 'sim', 'enterprise', 'status'] },
     // One IMEI per device within an enterprise (Migration20261203100000_unique_imei).
@@ -166,18 +171,13 @@ export const SimSchema = defineEntity({
       .default('ready'),
     /** The linked endpoint; its foreign key is the composite sim_endpoint_link_fk (see Endpoint.sim). */
     endpoint: () =>
-      p
-        .oneToOne(EndpointSchema)
-        .owner()
-        .nullable()
-        .ref()
-        .fieldName('endpoint_id')
-        .createForeignKeyConstraint(false)
-        .unique('sim_endpoint_id_unique'),
+      p.oneToOne(EndpointSchema).owner().nullable().ref().fieldName('endpoint_id').createForeignKeyConstraint(false).unique(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   uniques: [
+    // One endpoint per SIM (declared on the table: see Endpoint's endpoint_sim_id_unique).
+    { name: 'sim_endpoint_id_unique', properties: ['endpoint'] },
     // The target of endpoint_sim_link_fk.
     { name: 'sim_link_key', properties: ['id', 'endpoint', 'enterprise', 'status'] },
   ],

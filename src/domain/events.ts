@@ -4,7 +4,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import { EventSchema, type Endpoint, type EventAction, type EventSource } from './entities.js';
-import { enqueueWebhookMessages, type Subscription } from './webhooks.js';
+import { enqueueWebhookMessages, enqueueWebhookMessagesMany, type Subscription } from './webhooks.js';
 
 /** Who acted, and the request they acted in. */
 export interface EventContext {
@@ -45,8 +45,41 @@ export async function recordEvent(
   subscriptions?: Subscription[],
 ): Promise<void> {
   const at = new Date();
-  const source = ctx.source ?? (action.startsWith('sims.') ? 'import' : 'ui');
-  const id = await em.insert(EventSchema, {
+  const source = eventSource(ctx, action);
+  const id = await em.insert(EventSchema, eventRow(ctx, action, details, source, at));
+  // The webhooks' outbox, in the same transaction (webhooks.ts).
+  await enqueueWebhookMessages(em, { id: Number(id), action, actor: ctx.actor, source, details, at }, subscriptions);
+}
+
+/**
+ * Records the events of many changes made by one actor in `em`'s transaction (a bulk job's batch, see
+ * changeMany in lifecycle.ts): the same rows as recordEvent's, written by one INSERT of them all (em.insertMany,
+ * the ids returned in order), and their webhook messages by one more when someone listens.
+ */
+export async function recordEvents(
+  em: EntityManager,
+  ctx: EventContext,
+  events: { action: EventAction; details: EventDetails }[],
+  subscriptions: Subscription[],
+): Promise<void> {
+  if (!events.length) return;
+  const at = new Date();
+  const sources = events.map(({ action }) => eventSource(ctx, action));
+  const ids = await em.insertMany(
+    EventSchema,
+    events.map(({ action, details }, i) => eventRow(ctx, action, details, sources[i], at)),
+  );
+  await enqueueWebhookMessagesMany(
+    em,
+    events.map(({ action, details }, i) => ({ id: Number(ids[i]), action, actor: ctx.actor, source: sources[i], details, at })),
+    subscriptions,
+  );
+}
+
+const eventSource = (ctx: EventContext, action: EventAction): EventSource => ctx.source ?? (action.startsWith('sims.') ? 'import' : 'ui');
+
+function eventRow(ctx: EventContext, action: EventAction, details: EventDetails, source: EventSource, at: Date) {
+  return {
     enterprise: ctx.actor.enterpriseId,
     actorId: ctx.actor.id,
     actorName: ctx.actor.displayName,
@@ -64,7 +97,5 @@ export async function recordEvent(
     requestId: ctx.requestId ?? null,
     source,
     createdAt: at,
-  });
-  // The webhooks' outbox, in the same transaction (webhooks.ts).
-  await enqueueWebhookMessages(em, { id: Number(id), action, actor: ctx.actor, source, details, at }, subscriptions);
+  };
 }

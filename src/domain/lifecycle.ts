@@ -10,7 +10,7 @@
 // (see migrations/) are the backstop: if one ever fires, at a statement or at commit, the transaction rolls
 // back whole and the person is told someone else changed the record.
 import { FlushMode, LockMode, raw, ref, type EntityData, type EntitySchema, type FilterQuery } from '@mikro-orm/core';
-import { ConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
+import { ConstraintViolationException, DeadlockException, LockWaitTimeoutException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
   EndpointSchema,
@@ -23,13 +23,22 @@ import {
   type EventAction,
   type EventSource,
   type LinkedStatus,
+  type OperationKey,
   type Sim,
   type SimStatus,
 } from './entities.js';
 import { StatementCache } from '../db/compiled-statement.js';
-import { recordEvent } from './events.js';
-import { subscriptionsColumn, type Subscription } from './webhooks.js';
-import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { recordEvent, recordEvents, type EventDetails } from './events.js';
+import { enterpriseSubscriptions, subscriptionsColumn, type Subscription } from './webhooks.js';
+import {
+  ConflictError,
+  DomainError,
+  ForbiddenError,
+  InvalidStateError,
+  NotFoundError,
+  ValidationError,
+  type FieldError,
+} from './errors.js';
 import { checkIccid, checkImei } from './identifiers.js';
 import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
 
@@ -60,6 +69,8 @@ export interface Outcome {
 export const CONFLICT_SIM_TAKEN = 'This SIM was just linked to another endpoint. Choose another SIM.';
 const CONFLICT_CONCURRENT =
   'Someone else changed this endpoint or SIM at the same moment. Nothing was changed; look at it again and retry.';
+
+const FORM_USED = 'This confirmation form was already used. Go back and start again.';
 
 const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
 
@@ -142,7 +153,7 @@ async function replay(em: EntityManager, ctx: OperationContext, action: string):
   const previous = await em.fork().findOne(OperationKeySchema, { key: ctx.key! });
   if (!previous) return null;
   if (previous.userId !== ctx.actor.id || previous.action !== action) {
-    throw new ConflictError('This confirmation form was already used. Go back and start again.');
+    throw new ConflictError(FORM_USED);
   }
   return { ...(previous.outcome as Omit<Outcome, 'replayed'>), replayed: true };
 }
@@ -251,7 +262,7 @@ const WEBHOOKS_COLUMN = 'webhook_subscriptions';
  * on (one holding SIM A and waiting for B, the other holding B and waiting for A — seen in the storm of
  * test/domain/races.test.ts). The user confirmed a change to the endpoint as they saw it: it is no longer so.
  */
-function lockedLinkedSim({ endpoint, sim }: LockedEndpoint): Sim {
+function lockedLinkedSim({ endpoint, sim }: Pick<LockedEndpoint, 'endpoint' | 'sim'>): Sim {
   // The database keeps the link symmetric; a SIM that does not point back is a link changing under us.
   if (!sim || sim.endpoint?.id !== endpoint.id) throw new ConflictError(CONFLICT_CONCURRENT);
   return sim;
@@ -267,26 +278,29 @@ function link(endpoint: Endpoint, sim: Sim): LinkedStatus {
   return status;
 }
 
-export async function linkSim(em: EntityManager, ctx: OperationContext, endpointId: number, simId: number): Promise<Outcome> {
-  return once(em, ctx, 'link', endpointId, async (tx) => {
-    // The endpoint first (every operation takes the endpoint before the SIM: no lock cycles), so a second
-    // link of the same endpoint waits here and then finds it no longer on Hold.
-    const locked = await lockEndpoint(tx, ctx, endpointId);
-    const { endpoint } = locked;
-    const refused = refusal('link', endpoint);
-    if (refused) throw new InvalidStateError(refused);
-    const sim = await lockOne(tx, SimSchema, { id: simId, enterprise: ctx.actor.enterpriseId });
-    if (!sim) throw new NotFoundError('SIM');
-    if (sim.status !== 'ready') throw new ConflictError(CONFLICT_SIM_TAKEN);
-    const status = link(endpoint, sim);
-    await recordEvent(
-      tx,
-      ctx,
-      'sim.linked',
-      { endpoint, iccid: sim.iccid, endpointStatus: ['hold', status], simStatus: ['ready', status] },
-      locked.subscriptions,
-    );
-    return {
+/**
+ * What a verb did to rows its transaction holds locked: the answer, and the event to record. The verbs' rules
+ * and changes below (linkChange, delinkChange, transitionChange) are the one place each is written: the
+ * single-row verbs and the batch (changeMany) both call them, on entities they locked; each checks every rule
+ * before it changes anything, so a refused row is left as it was read.
+ */
+interface Change {
+  outcome: Omit<Outcome, 'replayed'>;
+  action: EventAction;
+  details: EventDetails;
+}
+
+/** Link SIM on an endpoint and a SIM this transaction holds locked (null: no such SIM in the enterprise). */
+function linkChange(endpoint: Endpoint, sim: Sim | null): Change {
+  const refused = refusal('link', endpoint);
+  if (refused) throw new InvalidStateError(refused);
+  if (!sim) throw new NotFoundError('SIM');
+  if (sim.status !== 'ready') throw new ConflictError(CONFLICT_SIM_TAKEN);
+  const status = link(endpoint, sim);
+  return {
+    action: 'sim.linked',
+    details: { endpoint, iccid: sim.iccid, endpointStatus: ['hold', status], simStatus: ['ready', status] },
+    outcome: {
       operation: 'link',
       endpointId: endpoint.id,
       endpointName: endpoint.name,
@@ -294,31 +308,26 @@ export async function linkSim(em: EntityManager, ctx: OperationContext, endpoint
       iccid: sim.iccid,
       simStatus: status,
       message: `SIM ${sim.iccid} linked successfully`,
-    };
-  });
+    },
+  };
 }
 
-export async function delinkSim(em: EntityManager, ctx: OperationContext, endpointId: number): Promise<Outcome> {
-  return once(em, ctx, 'delink', endpointId, async (tx) => {
-    const locked = await lockEndpoint(tx, ctx, endpointId, true);
-    const { endpoint } = locked;
-    const refused = refusal('delink', endpoint);
-    if (refused) throw new InvalidStateError(refused);
-    const sim = lockedLinkedSim(locked);
-    // A linked SIM's status is its endpoint's.
-    const before = endpoint.status;
-    endpoint.status = 'hold';
-    endpoint.sim = null;
-    sim.status = 'ready';
-    sim.endpoint = null;
-    await recordEvent(
-      tx,
-      ctx,
-      'sim.delinked',
-      { endpoint, iccid: sim.iccid, endpointStatus: [before, 'hold'], simStatus: [before, 'ready'] },
-      locked.subscriptions,
-    );
-    return {
+/** De-link on an endpoint and its SIM, both locked by this transaction. */
+function delinkChange(locked: Pick<LockedEndpoint, 'endpoint' | 'sim'>): Change {
+  const { endpoint } = locked;
+  const refused = refusal('delink', endpoint);
+  if (refused) throw new InvalidStateError(refused);
+  const sim = lockedLinkedSim(locked);
+  // A linked SIM's status is its endpoint's.
+  const before = endpoint.status;
+  endpoint.status = 'hold';
+  endpoint.sim = null;
+  sim.status = 'ready';
+  sim.endpoint = null;
+  return {
+    action: 'sim.delinked',
+    details: { endpoint, iccid: sim.iccid, endpointStatus: [before, 'hold'], simStatus: [before, 'ready'] },
+    outcome: {
       operation: 'delink',
       endpointId: endpoint.id,
       endpointName: endpoint.name,
@@ -326,7 +335,30 @@ export async function delinkSim(em: EntityManager, ctx: OperationContext, endpoi
       iccid: sim.iccid,
       simStatus: 'ready',
       message: `SIM ${sim.iccid} de-linked successfully`,
-    };
+    },
+  };
+}
+
+export async function linkSim(em: EntityManager, ctx: OperationContext, endpointId: number, simId: number): Promise<Outcome> {
+  return once(em, ctx, 'link', endpointId, async (tx) => {
+    // The endpoint first (every operation takes the endpoint before the SIM: no lock cycles), so a second
+    // link of the same endpoint waits here and then finds it no longer on Hold.
+    const locked = await lockEndpoint(tx, ctx, endpointId);
+    const refused = refusal('link', locked.endpoint);
+    if (refused) throw new InvalidStateError(refused);
+    const sim = await lockOne(tx, SimSchema, { id: simId, enterprise: ctx.actor.enterpriseId });
+    const change = linkChange(locked.endpoint, sim);
+    await recordEvent(tx, ctx, change.action, change.details, locked.subscriptions);
+    return change.outcome;
+  });
+}
+
+export async function delinkSim(em: EntityManager, ctx: OperationContext, endpointId: number): Promise<Outcome> {
+  return once(em, ctx, 'delink', endpointId, async (tx) => {
+    const locked = await lockEndpoint(tx, ctx, endpointId, true);
+    const change = delinkChange(locked);
+    await recordEvent(tx, ctx, change.action, change.details, locked.subscriptions);
+    return change.outcome;
   });
 }
 
@@ -399,24 +431,19 @@ const TRANSITIONS: Record<Transition['operation'], Transition> = {
   resume: { operation: 'resume', action: 'endpoint.resumed', from: 'suspended', to: 'active', verb: 'resumed' },
 };
 
-async function transition(em: EntityManager, ctx: OperationContext, endpointId: number, t: Transition): Promise<Outcome> {
-  return once(em, ctx, t.operation, endpointId, async (tx) => {
-    const locked = await lockEndpoint(tx, ctx, endpointId, true);
-    const { endpoint } = locked;
-    const refused = refusal(t.operation, endpoint);
-    if (refused) throw new InvalidStateError(refused);
-    const sim = lockedLinkedSim(locked);
-    if (sim.status !== t.from) throw new ConflictError(CONFLICT_CONCURRENT);
-    endpoint.status = t.to;
-    sim.status = t.to;
-    await recordEvent(
-      tx,
-      ctx,
-      t.action,
-      { endpoint, iccid: sim.iccid, endpointStatus: [t.from, t.to], simStatus: [t.from, t.to] },
-      locked.subscriptions,
-    );
-    return {
+/** Activate, Suspend or Resume on an endpoint and its SIM, both locked by this transaction. */
+function transitionChange(t: Transition, locked: Pick<LockedEndpoint, 'endpoint' | 'sim'>): Change {
+  const { endpoint } = locked;
+  const refused = refusal(t.operation, endpoint);
+  if (refused) throw new InvalidStateError(refused);
+  const sim = lockedLinkedSim(locked);
+  if (sim.status !== t.from) throw new ConflictError(CONFLICT_CONCURRENT);
+  endpoint.status = t.to;
+  sim.status = t.to;
+  return {
+    action: t.action,
+    details: { endpoint, iccid: sim.iccid, endpointStatus: [t.from, t.to], simStatus: [t.from, t.to] },
+    outcome: {
       operation: t.operation,
       endpointId: endpoint.id,
       endpointName: endpoint.name,
@@ -424,7 +451,16 @@ async function transition(em: EntityManager, ctx: OperationContext, endpointId: 
       iccid: sim.iccid,
       simStatus: t.to,
       message: `Endpoint '${endpoint.name}' ${t.verb} successfully`,
-    };
+    },
+  };
+}
+
+async function transition(em: EntityManager, ctx: OperationContext, endpointId: number, t: Transition): Promise<Outcome> {
+  return once(em, ctx, t.operation, endpointId, async (tx) => {
+    const locked = await lockEndpoint(tx, ctx, endpointId, true);
+    const change = transitionChange(t, locked);
+    await recordEvent(tx, ctx, change.action, change.details, locked.subscriptions);
+    return change.outcome;
   });
 }
 
@@ -434,6 +470,176 @@ export const suspendEndpoint = (em: EntityManager, ctx: OperationContext, endpoi
   transition(em, ctx, endpointId, TRANSITIONS.suspend);
 export const resumeEndpoint = (em: EntityManager, ctx: OperationContext, endpointId: number) =>
   transition(em, ctx, endpointId, TRANSITIONS.resume);
+
+// ——— Many rows in one transaction (a bulk job's batch, bulk.ts) ———
+
+/** The verbs a batch can do; a swap (two SIMs, a flush between them) goes through swapSim, one row at a time. */
+export type BatchOperation = 'link' | 'delink' | 'activate' | 'suspend' | 'resume';
+
+export interface BatchItem {
+  operation: BatchOperation;
+  endpointId: number;
+  /** The SIM to link (link only). */
+  simId?: number | null;
+  /** The row's one-time key (required: it is what makes a row done once, whatever happens to the batch). */
+  key: string;
+}
+
+/** A row's answer: its outcome, or the refusal (a DomainError, in the single verb's words). */
+export type BatchResult = { ok: true; outcome: Outcome } | { ok: false; error: DomainError };
+
+const isBatchConflict = (error: unknown) =>
+  error instanceof ConstraintViolationException || error instanceof DeadlockException || error instanceof LockWaitTimeoutException;
+
+/**
+ * Does many rows' operations in one transaction, each with its one-time key — what calling the single verbs
+ * one after the other would do (the same rules, changes, events, webhook messages and keys: linkChange,
+ * delinkChange, transitionChange and recordEvents), in a dozen statements instead of seven per row, one flush
+ * and one commit. Every row is answered on its own: a row that cannot be done (someone changed its endpoint
+ * meanwhile) is refused alone with its reason and changes nothing; a row whose key is stored already (done
+ * before a crash, or by another runner) is answered by the stored outcome and done again never.
+ *
+ * Locks: every endpoint of the batch first, in the order of their ids, in one statement (SELECT … ORDER BY id
+ * FOR UPDATE locks the rows in the order it returns them); then every SIM the rows need — the SIMs to link and
+ * the endpoints' own SIMs, read from the endpoints now locked (no one can change a link without the endpoint's
+ * lock) — in the order of their ids, in a second. So the batch takes its rows in the global order every
+ * operation keeps (endpoints before SIMs, SIMs by id; docs/lifecycle.md): it never waits in a cycle with a
+ * single-row operation or with another batch. There is no join in these statements, so no join's recheck can
+ * leave a SIM locked behind, and nothing more is locked after the SIMs: a row whose SIM is not among them is
+ * refused (as the single verb would be: "changed meanwhile").
+ *
+ * If the transaction ends on a constraint (a key stored meanwhile, a deferred foreign key at commit), a
+ * deadlock or a lock timeout, it rolls back whole and the rows are done again one by one through the single
+ * verbs — each with its own key, so a row that another transaction did meanwhile is answered by its key.
+ */
+export async function changeMany(em: EntityManager, ctx: Omit<OperationContext, 'key'>, items: BatchItem[]): Promise<BatchResult[]> {
+  requireAdmin(ctx.actor);
+  if (!items.length) return [];
+  try {
+    return await changeManyAtOnce(em, ctx, items);
+  } catch (error) {
+    if (!isBatchConflict(error)) throw error;
+    const results: BatchResult[] = [];
+    for (const item of items) results.push(await changeOne(em, { ...ctx, key: item.key }, item));
+    return results;
+  }
+}
+
+/** One row through its single verb, with its key: the fallback of a batch that could not commit. */
+async function changeOne(em: EntityManager, ctx: OperationContext, item: BatchItem): Promise<BatchResult> {
+  try {
+    const outcome =
+      item.operation === 'link'
+        ? await linkSim(em, ctx, item.endpointId, item.simId!)
+        : item.operation === 'delink'
+          ? await delinkSim(em, ctx, item.endpointId)
+          : await transition(em, ctx, item.endpointId, TRANSITIONS[item.operation]);
+    return { ok: true, outcome };
+  } catch (error) {
+    if (error instanceof DomainError) return { ok: false, error };
+    throw error;
+  }
+}
+
+async function changeManyAtOnce(em: EntityManager, ctx: Omit<OperationContext, 'key'>, items: BatchItem[]): Promise<BatchResult[]> {
+  const enterprise = ctx.actor.enterpriseId;
+  const actionOf = (item: BatchItem) => `${item.operation}:${item.endpointId}`;
+  const results = new Array<BatchResult | undefined>(items.length);
+  const tx = em.fork({ flushMode: FlushMode.COMMIT });
+  try {
+    await tx.begin();
+    // Rows done already (their keys stored): answered as `once` answers a replay.
+    const stored = await storedKeys(tx, items);
+    items.forEach((item, i) => {
+      const previous = stored.get(item.key);
+      if (previous) results[i] = replayResult(ctx, previous, actionOf(item));
+    });
+    const todo = items.flatMap((item, i) => (results[i] ? [] : [{ item, i }]));
+    const endpoints = new Map<number, Endpoint>();
+    for (const endpoint of await tx.find(
+      EndpointSchema,
+      { id: { $in: [...new Set(todo.map(({ item }) => item.endpointId))] }, enterprise },
+      { orderBy: { id: 'asc' }, lockMode: LockMode.PESSIMISTIC_WRITE },
+    ))
+      endpoints.set(endpoint.id, endpoint);
+    const simIds = new Set<number>();
+    for (const { item } of todo) {
+      const simId = item.operation === 'link' ? item.simId : endpoints.get(item.endpointId)?.sim?.id;
+      if (simId) simIds.add(simId);
+    }
+    const sims = new Map<number, Sim>();
+    if (simIds.size)
+      for (const sim of await tx.find(
+        SimSchema,
+        { id: { $in: [...simIds] }, enterprise },
+        { orderBy: { id: 'asc' }, lockMode: LockMode.PESSIMISTIC_WRITE },
+      ))
+        sims.set(sim.id, sim);
+
+    // Each row's rule and change, in the batch's order, on the entities as the rows before it left them.
+    const changes: { change: Change; key: string; action: string }[] = [];
+    for (const { item, i } of todo) {
+      try {
+        const endpoint = endpoints.get(item.endpointId);
+        if (!endpoint) throw new NotFoundError('endpoint');
+        const sim = item.operation === 'link' ? item.simId : endpoint.sim?.id;
+        const locked = { endpoint, sim: sim ? sims.get(sim) : undefined };
+        const change =
+          item.operation === 'link'
+            ? linkChange(endpoint, locked.sim ?? null)
+            : item.operation === 'delink'
+              ? delinkChange(locked)
+              : transitionChange(TRANSITIONS[item.operation], locked);
+        changes.push({ change, key: item.key, action: actionOf(item) });
+        results[i] = { ok: true, outcome: { ...change.outcome, replayed: false } };
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        results[i] = { ok: false, error };
+      }
+    }
+    if (changes.length) {
+      await recordEvents(
+        tx,
+        ctx,
+        changes.map(({ change }) => change),
+        await enterpriseSubscriptions(tx, enterprise),
+      );
+      await tx.insertMany(
+        OperationKeySchema,
+        changes.map(({ change, key, action }) => ({ key, enterprise, userId: ctx.actor.id, action, outcome: { ...change.outcome } })),
+      );
+    }
+    await tx.commit();
+  } catch (error) {
+    if (tx.isInTransaction()) await tx.rollback().catch(() => undefined);
+    throw error;
+  }
+  // A row refused because another transaction did it meanwhile (its key committed while this one waited for
+  // the rows' locks): answered by its key, as `once` answers.
+  const refused = items.filter((_, i) => !results[i]!.ok);
+  if (refused.length) {
+    const stored = await storedKeys(em.fork(), refused);
+    items.forEach((item, i) => {
+      const previous = stored.get(item.key);
+      if (previous && !results[i]!.ok) results[i] = replayResult(ctx, previous, actionOf(item));
+    });
+  }
+  return results as BatchResult[];
+}
+
+/** The stored one-time keys among these rows'. */
+async function storedKeys(em: EntityManager, items: BatchItem[]): Promise<Map<string, OperationKey>> {
+  const keys = await em.find(OperationKeySchema, { key: { $in: items.map((item) => item.key) } }, { disableIdentityMap: true });
+  return new Map(keys.map((key) => [key.key, key]));
+}
+
+/** A stored key's answer, as `replay` gives it: the outcome, or refused if the key was another user's or operation's. */
+function replayResult(ctx: Omit<OperationContext, 'key'>, previous: OperationKey, action: string): BatchResult {
+  if (previous.userId !== ctx.actor.id || previous.action !== action) {
+    return { ok: false, error: new ConflictError(FORM_USED) };
+  }
+  return { ok: true, outcome: { ...(previous.outcome as Omit<Outcome, 'replayed'>), replayed: true } };
+}
 
 export interface CreateEndpointInput {
   name: string;

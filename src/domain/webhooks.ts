@@ -101,22 +101,41 @@ async function readSubscriptions(em: EntityManager, enterpriseId: number): Promi
 export async function enqueueWebhookMessages(em: EntityManager, event: WebhookEvent, subscriptions?: Subscription[]): Promise<number> {
   if (!isWebhookEventType(event.action)) return 0;
   const webhooks = subscriptions ?? (await readSubscriptions(em, event.actor.enterpriseId));
-  const listening = webhooks.filter((webhook) => webhook.event_types.includes(event.action));
-  if (!listening.length) return 0;
-  const payload = webhookPayload(event);
-  await em.insertMany(
-    WebhookMessageSchema,
-    listening.map((webhook) => ({
-      webhook: webhook.id,
-      messageId: newMessageId(),
-      eventType: event.action,
-      payload,
-      attempts: 0,
-      nextAttemptAt: event.at,
-      createdAt: event.at,
-    })),
+  return insertMessages(em, webhookMessages(event, webhooks));
+}
+
+/** The messages of many events of one enterprise, with its subscriptions read already: one INSERT of them all, if any. */
+export function enqueueWebhookMessagesMany(em: EntityManager, events: WebhookEvent[], subscriptions: Subscription[]): Promise<number> {
+  return insertMessages(
+    em,
+    events.flatMap((event) => webhookMessages(event, subscriptions)),
   );
-  return listening.length;
+}
+
+/** The enterprise's enabled webhooks and the event types they want, read in `em`'s transaction. */
+export const enterpriseSubscriptions = (em: EntityManager, enterpriseId: number) => readSubscriptions(em, enterpriseId);
+
+/** One message for each webhook that wants this event. */
+function webhookMessages(event: WebhookEvent, webhooks: Subscription[]) {
+  if (!isWebhookEventType(event.action)) return [];
+  const listening = webhooks.filter((webhook) => webhook.event_types.includes(event.action));
+  if (!listening.length) return [];
+  const payload = webhookPayload(event);
+  return listening.map((webhook) => ({
+    webhook: webhook.id,
+    messageId: newMessageId(),
+    eventType: event.action as WebhookEventType,
+    payload,
+    attempts: 0,
+    nextAttemptAt: event.at,
+    createdAt: event.at,
+  }));
+}
+
+async function insertMessages(em: EntityManager, messages: ReturnType<typeof webhookMessages>): Promise<number> {
+  if (!messages.length) return 0;
+  await em.insertMany(WebhookMessageSchema, messages);
+  return messages.length;
 }
 
 // ——— Managing webhooks (the Webhooks page) ———
