@@ -1,17 +1,19 @@
 // Bulk changes (SPEC.md §7): a CSV file `endpoint_id,action,iccid` checked row by row (the preview), then
-// applied in the background as a job, each row one lifecycle operation through the same verbs as the screens.
+// applied in the background as a job, each row one lifecycle operation through the same rules as the screens.
 //
 // The preview reads the file as a stream, checks every row's shape, then looks up the endpoints and SIMs it
 // names (5,000 at a time) and asks the lifecycle's own rules (`refusal`) whether each change could be made now;
 // a row that cannot is reported with its line and reason, in the screens' words. The rows that can become a job.
 //
 // The job runs on one instance at a time: the instance holds it by a lease (`lease_until`), taken with
-// `SELECT … FOR UPDATE SKIP LOCKED` and renewed after every batch; if the instance dies, the lease runs out and
-// another instance (or the same one restarted) takes it up and resumes with the rows that have no outcome yet.
-// Each row is its verb's own transaction with a one-time key made of the job and the line, so a row whose
-// change committed just before a crash, but whose outcome was not yet written, is answered by the key's stored
-// outcome when it is run again — never changed twice. A row that fails (someone changed that endpoint
-// meanwhile) fails alone, with its reason. Cancelling stops the job after the batch under way.
+// `SELECT … FOR UPDATE SKIP LOCKED` and renewed after every round of rows; if the instance dies, the lease runs
+// out and another instance (or the same one restarted) takes it up and resumes with the rows that have no
+// outcome yet. The rows go through in batches, each one transaction (changeMany in lifecycle.ts: the verbs'
+// own rules, changes and events, for many rows at once; a swap goes through swapSim alone); every row carries a
+// one-time key made of the job and the line, stored in its batch's transaction, so a row whose change committed
+// just before a crash, but whose outcome was not yet written, is answered by the key's stored outcome when it
+// is run again — never changed twice. A row that fails (someone changed that endpoint meanwhile) fails alone,
+// with its reason. Cancelling stops the job after the round under way.
 import type { CsvError } from 'csv-parse';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { LockMode, raw } from '@mikro-orm/core';
