@@ -606,7 +606,14 @@ async function applyBatch(em: EntityManager, actor: Actor, jobId: number, rows: 
   const items = rows
     .filter(isBatchable)
     .map((row): BatchItem => ({ operation: row.action, endpointId: row.endpointId, simId: row.simId, key: bulkRowKey(jobId, row.line) }));
-  const results = await changeMany(em, { actor, source: 'bulk', requestId: `bulk-${jobId}` }, items);
+  let results;
+  try {
+    results = await changeMany(em, { actor, source: 'bulk', requestId: `bulk-${jobId}` }, items);
+  } catch (error) {
+    // Refused as a whole (the user is no longer an admin): every row fails with the reason, as applyRow's would.
+    if (error instanceof DomainError) return rows.map(() => ({ ok: false, message: error.message }));
+    throw error;
+  }
   return results.map((result) =>
     result.ok ? { ok: true, message: result.outcome.message } : { ok: false, message: result.error.message },
   );
