@@ -374,7 +374,7 @@ export interface BulkRunnerOptions {
 const LEASE_MS = 15_000;
 
 /** Transactions of a round run at once (see the BulkRunner's comment for the measurement behind it). */
-export const BULK_CONCURRENCY = 2;
+export const BULK_CONCURRENCY = 1;
 
 /** Rows per transaction (see the BulkRunner's comment). */
 export const BULK_BATCH_ROWS = 100;
@@ -382,20 +382,19 @@ export const BULK_BATCH_ROWS = 100;
 /**
  * Runs queued jobs in the background, one at a time per instance, each on one instance at a time.
  *
- * Throughput: a batch's rows (RUN_BATCH) run BULK_CONCURRENCY at a time, each through its lifecycle verb in
- * its own transaction on its own connection of the app's pool, then the batch's outcomes, counts and renewed
- * lease are written in one transaction. The rows of one job never contend with each other: the preview refuses
- * the same endpoint or the same SIM twice in a file and a SIM that is not Ready to Activate, so no two rows
- * lock the same row (and every verb locks endpoint before SIM, so a change made meanwhile by someone else
- * only waits, and fails that row alone with its reason). Measured with bench/bulk-rate.ts (2,000-row link job
- * and the de-link job undoing it, 100,000 SIMs, on the 2-core machine shared with other work, load 5–12):
- * one row at a time 155 / 225 rows/s (link / de-link) at load 5, 46 / 58 at load 12; three at a time 297 /
- * 164 at load 5, 132 / 105 at load 12 — 2–3× one at a time; four or six were no faster (the two cores are
- * the limit, Node ≈ 2–2.5 ms of CPU a row). Several rows per transaction with savepoints (the verb's
- * transaction nested in the batch's) was tried the same way: 20 rows a transaction, three at once, 78 / 102
- * rows/s against 91 / 104 for one row a transaction at the same load — no better, while holding 20 rows'
- * locks until the batch commits and letting one row's deferred-constraint failure roll back its neighbours;
- * so one row, one transaction. Three of the pool's ten connections leave seven for the pages.
+ * Throughput: a round takes the next rows without an outcome, does them in batches of BULK_BATCH_ROWS rows —
+ * each batch one transaction through changeMany (lifecycle.ts), BULK_CONCURRENCY batches at once, each on its
+ * own connection of the app's pool; a swap through swapSim alone — then writes the round's outcomes, counts and
+ * renewed lease in one transaction. The rows of one job never contend with each other: the preview refuses the
+ * same endpoint or the same SIM twice in a file and a SIM that is not Ready to Activate (and a batch that meets
+ * one anyway refuses the second as the verbs would). Measured at 1,000,000 SIMs on the 2-core machine shared
+ * with other work (load 7–10): bench/bulk-rate.ts, 4,000-row link job and the de-link job undoing it, two rounds
+ * interleaved — one row a transaction (the single verbs), two at once: 121–144 / 128–306 rows/s (link /
+ * de-link), Node CPU 1.9–2.5 ms a row; 50 rows a transaction: 1,086–1,307 / 903–1,413; 100 rows: 1,754–1,836 /
+ * 1,719–1,850, Node CPU 0.24–0.38 ms a row. In the app (npm run bench -- --only bulk, 10,000 rows, pages probed
+ * meanwhile): one row a transaction, three at once, 104 / 129 rows/s; 100 rows, one batch at a time, 731–1,112 / 770 rows/s (two at once: 779–1,397 / 884–1,607).
+ * One batch at a time was as fast as two (PostgreSQL is the limit) and leaves the second core and nine of the
+ * pool's ten connections to the pages; a batch of 100 holds its rows' locks for tens of milliseconds.
  */
 export class BulkRunner extends PollingWorker {
   readonly #orm: MikroORM;
