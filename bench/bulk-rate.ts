@@ -5,7 +5,7 @@
 // Then the invariants are checked and the events counted (one per row).
 //
 //   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/simlink_rate npx tsx bench/bulk-rate.ts
-//   options: --rows 2000  --batch 1,100  --concurrency 2,3  --pool 10  --rounds 1 (the list run again, for interleaved repeats)
+//   options: --rows 2000  --batch 1,100  --concurrency 1  --pool 10  --rounds 1 (the list run again, for interleaved repeats)
 //
 // Each run uses a fresh enterprise with N endpoints on Hold and N Ready to Activate SIMs of its own (ICCID
 // series 68), in the same tables as everything else in the database (seed a million SIMs first to measure
@@ -27,7 +27,7 @@ const SERIES = 68; // ICCIDs 894468…, apart from demo (10, 20), bulk (77), tes
 const { values: args } = parseArgs({
   options: {
     rows: { type: 'string', default: '2000' },
-    concurrency: { type: 'string', default: '2,3' },
+    concurrency: { type: 'string', default: '1' },
     batch: { type: 'string', default: '1,100' },
     rounds: { type: 'string', default: '1' },
     pool: { type: 'string', default: '10' },

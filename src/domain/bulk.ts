@@ -382,19 +382,20 @@ export const BULK_BATCH_ROWS = 100;
 /**
  * Runs queued jobs in the background, one at a time per instance, each on one instance at a time.
  *
- * Throughput: a round takes the next rows without an outcome, does them in batches of BULK_BATCH_ROWS rows —
- * each batch one transaction through changeMany (lifecycle.ts), BULK_CONCURRENCY batches at once, each on its
- * own connection of the app's pool; a swap through swapSim alone — then writes the round's outcomes, counts and
+ * Throughput: a round takes the next rows without an outcome, does them in batches of BULK_BATCH_ROWS rows — each
+ * batch one transaction through changeMany (lifecycle.ts), BULK_CONCURRENCY batches at once, each on its own
+ * connection of the app's pool; a swap through swapSim alone — then writes the round's outcomes, counts and
  * renewed lease in one transaction. The rows of one job never contend with each other: the preview refuses the
  * same endpoint or the same SIM twice in a file and a SIM that is not Ready to Activate (and a batch that meets
- * one anyway refuses the second as the verbs would). Measured at 1,000,000 SIMs on the 2-core machine shared
- * with other work (load 7–10): bench/bulk-rate.ts, 4,000-row link job and the de-link job undoing it, two rounds
- * interleaved — one row a transaction (the single verbs), two at once: 121–144 / 128–306 rows/s (link /
- * de-link), Node CPU 1.9–2.5 ms a row; 50 rows a transaction: 1,086–1,307 / 903–1,413; 100 rows: 1,754–1,836 /
- * 1,719–1,850, Node CPU 0.24–0.38 ms a row. In the app (npm run bench -- --only bulk, 10,000 rows, pages probed
- * meanwhile): one row a transaction, three at once, 104 / 129 rows/s; 100 rows, one batch at a time, 731–1,112 / 770 rows/s (two at once: 779–1,397 / 884–1,607).
- * One batch at a time was as fast as two (PostgreSQL is the limit) and leaves the second core and nine of the
- * pool's ten connections to the pages; a batch of 100 holds its rows' locks for tens of milliseconds.
+ * one anyway refuses the second as the verbs would). Measured at 1,000,000 SIMs on the 2-core machine shared with
+ * other work (load 7–10): bench/bulk-rate.ts, 4,000-row link job and the de-link job undoing it, two rounds
+ * interleaved — one row a transaction (the single verbs), two at once: 121–144 / 128–306 rows/s (link / de-link),
+ * Node CPU 1.9–2.5 ms a row; 50 rows a transaction: 1,086–1,307 / 903–1,413; 100 rows (two batches at once):
+ * 1,754–1,836 / 1,719–1,850, Node CPU 0.24–0.38 ms a row. In the app (npm run bench -- --only bulk, 10,000 rows,
+ * pages probed meanwhile): one row a transaction, three at once, 104 / 129 rows/s; 100 rows, one batch at a time,
+ * 731–1,112 / 667–826 rows/s (two at once: 779–1,397 / 884–1,607). One batch at a time is somewhat slower than
+ * two, well above the 500 rows/s wanted, and leaves the second core and nine of the pool's ten connections to the
+ * pages; a batch of 100 holds its rows' locks for tens of milliseconds.
  */
 export class BulkRunner extends PollingWorker {
   readonly #orm: MikroORM;
