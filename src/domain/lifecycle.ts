@@ -1,7 +1,9 @@
 // The lifecycle operations of SPEC.md §1: create an endpoint, link and de-link a SIM, activate, suspend,
 // resume. Each is one unit of work (an EntityManager fork) in one transaction, in which the verb loads the rows
 // it changes with the lock it needs, checks the rule, changes the entities, records the audit event, and the
-// flush at commit writes the changes (two events when an endpoint is created with a SIM).
+// flush at commit writes the changes (two events when an endpoint is created with a SIM). A bulk job's rows go
+// through the batch form, changeMany: the same rules and changes (linkChange, delinkChange, transitionChange)
+// for many rows in one transaction.
 //
 // Race safety: every row the operation changes is read with `SELECT … FOR UPDATE` (LockMode.PESSIMISTIC_WRITE)
 // before the rule is checked, so of two transactions racing for the same endpoint or SIM the second waits,
