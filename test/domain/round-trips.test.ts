@@ -10,10 +10,18 @@ import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import { ormConfig } from '../../src/db/mikro-orm.config.js';
 import { SimLinkPostgreSqlDriver } from '../../src/db/driver.js';
 import type { Actor } from '../../src/domain/accounts.js';
-import { activateEndpoint, delinkSim, linkSim, resumeEndpoint, suspendEndpoint, swapSim } from '../../src/domain/lifecycle.js';
+import { activateEndpoint, changeMany, delinkSim, linkSim, resumeEndpoint, suspendEndpoint, swapSim } from '../../src/domain/lifecycle.js';
 import { createWebhook } from '../../src/domain/webhooks.js';
 import { findViolations } from '../../src/domain/invariants.js';
-import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+import {
+  createEnterprise,
+  holdEndpoint,
+  linkedEndpoint,
+  manyHoldEndpoints,
+  manyReadySims,
+  readySim,
+  type TestEnterprise,
+} from '../factories/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { actorFor } from './support.js';
 
@@ -87,6 +95,28 @@ describe('statements per operation', () => {
     expect(await statementsOf((em) => suspendEndpoint(em, { actor: admin, key: key() }, endpoint.id))).toEqual(oneLock);
     expect(await statementsOf((em) => resumeEndpoint(em, { actor: admin, key: key() }, endpoint.id))).toEqual(oneLock);
     expect(await statementsOf((em) => delinkSim(em, { actor: admin, key: key() }, endpoint.id))).toEqual(oneLock);
+  });
+
+  it('a batch of bulk rows (changeMany): ten statements for 20 rows, as for one — each kind of read and write once', async () => {
+    const endpoints = await manyHoldEndpoints(db.orm.em.fork(), acme, 20);
+    const sims = await manyReadySims(db.orm.em.fork(), acme, 20);
+    const bulk = { actor: admin, source: 'bulk' as const };
+    const batch = (operation: 'link' | 'delink') =>
+      endpoints.map((endpoint, i) => ({ operation, endpointId: endpoint.id, simId: sims[i].id, key: key() }));
+    const expected = [
+      'begin',
+      'select operation_key',
+      'lock endpoint',
+      'lock sim',
+      'select webhook',
+      'insert event',
+      'insert operation_key',
+      'update endpoint',
+      'update sim',
+      'commit',
+    ];
+    expect(await statementsOf((em) => changeMany(em, bulk, batch('link')))).toEqual(expected);
+    expect(await statementsOf((em) => changeMany(em, bulk, batch('delink')))).toEqual(expected);
   });
 
   it('a refused de-link (the endpoint is on Hold) locks the endpoint alone, and writes nothing', async () => {
