@@ -5,9 +5,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { ApiTokenSchema, EnterpriseSchema, OperationKeySchema, ROLES, UserSchema, type Role } from './entities.js';
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { ApiTokenSchema, EnterpriseSchema, ROLES, UserSchema, type Role } from './entities.js';
+import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { createOnce } from './form-keys.js';
 import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
 
 const PREFIX = 'sl_';
@@ -48,7 +48,6 @@ function requireAdmin(actor: Actor) {
   if (actor.role !== 'admin') throw new ForbiddenError();
 }
 
-const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
 export const TOKEN_ALREADY_CREATED = 'This form already created its token, which is not shown again. Create another token if you need one.';
 
 /**
@@ -64,31 +63,20 @@ export async function createApiToken(
 ): Promise<{ token: string; row: ApiTokenRow }> {
   requireAdmin(actor);
   const { name, role } = validateNewToken(input);
-  if (key !== undefined && (!KEY_FORMAT.test(key) || (await em.count(OperationKeySchema, { key })))) {
-    throw new ConflictError(TOKEN_ALREADY_CREATED);
-  }
   const token = PREFIX + randomBytes(32).toString('base64url');
-  const entity = em.create(ApiTokenSchema, {
-    enterprise: actor.enterpriseId,
-    name,
-    role,
-    tokenHash: hashToken(token),
-    // An actor that is itself a token (none may create tokens today) has no user row.
-    createdBy: actor.email ? actor.id : null,
-    createdByName: actor.displayName,
-    lastUsedAt: null,
-    revokedAt: null,
-  });
-  if (key !== undefined) {
-    em.create(OperationKeySchema, { key, enterprise: actor.enterpriseId, userId: actor.id, action: 'api-token:create', outcome: {} });
-  }
-  try {
-    await em.flush();
-  } catch (error) {
-    // The same form, submitted twice at once: the key's primary key lets one through.
-    if (error instanceof UniqueConstraintViolationException) throw new ConflictError(TOKEN_ALREADY_CREATED, { cause: error });
-    throw error;
-  }
+  const entity = await createOnce(em, actor, key, 'api-token:create', TOKEN_ALREADY_CREATED, () =>
+    em.create(ApiTokenSchema, {
+      enterprise: actor.enterpriseId,
+      name,
+      role,
+      tokenHash: hashToken(token),
+      // An actor that is itself a token (none may create tokens today) has no user row.
+      createdBy: actor.email ? actor.id : null,
+      createdByName: actor.displayName,
+      lastUsedAt: null,
+      revokedAt: null,
+    }),
+  );
   return { token, row: toRow(entity) };
 }
 

@@ -30,6 +30,7 @@ import { StatementCache } from '../db/compiled-statement.js';
 import { recordEvent } from './events.js';
 import { subscriptionsColumn, type Subscription } from './webhooks.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { FORM_KEY_FORMAT } from './form-keys.js';
 import { checkIccid, checkImei } from './identifiers.js';
 import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
 
@@ -60,8 +61,6 @@ export interface Outcome {
 export const CONFLICT_SIM_TAKEN = 'This SIM was just linked to another endpoint. Choose another SIM.';
 const CONFLICT_CONCURRENT =
   'Someone else changed this endpoint or SIM at the same moment. Nothing was changed; look at it again and retry.';
-
-const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
 
 const describeState = (status: string) => (status === 'hold' ? 'on Hold' : endpointStatusLabel(status));
 
@@ -101,7 +100,7 @@ async function once(
   work: (tx: EntityManager) => Promise<Omit<Outcome, 'replayed'>>,
 ): Promise<Outcome> {
   requireAdmin(ctx.actor);
-  if (ctx.key !== undefined && !KEY_FORMAT.test(ctx.key)) {
+  if (ctx.key !== undefined && !FORM_KEY_FORMAT.test(ctx.key)) {
     throw new ValidationError([{ field: 'key', message: 'This confirmation form is damaged. Go back and start again.' }]);
   }
   const action = `${operation}:${endpointId ?? ''}`;

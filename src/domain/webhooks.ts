@@ -25,6 +25,7 @@ import {
   type WebhookEventType,
 } from './entities.js';
 import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { createOnce } from './form-keys.js';
 import type { EventDetails } from './events.js';
 import { hasHiddenCharacters } from './text.js';
 
@@ -235,27 +236,35 @@ function ipv6Words(address: string): number[] | null {
   return words.length === 8 && words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffff) ? words : null;
 }
 
-/** Adds a webhook; the answer carries its secret, which is shown this once and never again. */
+export const WEBHOOK_ALREADY_ADDED =
+  'This form already added its webhook, whose signing secret is not shown again. Look for it in the list below.';
+
+/**
+ * Adds a webhook; the answer carries its secret, which is shown this once and never again. `key`: the form's
+ * one-time key — the same form sent again adds no second webhook (form-keys.ts).
+ */
 export async function createWebhook(
   em: EntityManager,
   actor: Actor,
   input: WebhookInput,
   policy: WebhookPolicy,
+  key?: string,
 ): Promise<{ webhook: Webhook; secret: string }> {
   requireAdmin(actor);
   const { url, eventTypes } = validateWebhook(input, policy);
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  const webhook = em.create(WebhookSchema, {
-    enterprise: actor.enterpriseId,
-    url,
-    eventTypes,
-    secret,
-    enabled: true,
-    disabledReason: null,
-    failingSince: null,
-    createdBy: actor.id,
-  });
-  await em.flush();
+  const webhook = await createOnce(em, actor, key, 'webhook:create', WEBHOOK_ALREADY_ADDED, () =>
+    em.create(WebhookSchema, {
+      enterprise: actor.enterpriseId,
+      url,
+      eventTypes,
+      secret,
+      enabled: true,
+      disabledReason: null,
+      failingSince: null,
+      createdBy: actor.id,
+    }),
+  );
   return { webhook, secret };
 }
 

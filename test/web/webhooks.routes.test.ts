@@ -10,7 +10,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Webhook as Verifier } from 'standardwebhooks';
 import { allRows, type TestDatabase } from '../helpers/database.js';
 import { buildTestApp, routeTestWorld } from '../helpers/app.js';
-import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
+import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
 import { page } from '../helpers/page.js';
 import { type TestEnterprise } from '../factories/index.js';
 import { WebhookDelivery } from '../../src/domain/webhook-delivery.js';
@@ -127,6 +127,20 @@ describe('Webhooks pages', () => {
     } finally {
       await strict.close();
     }
+  });
+
+  it('adds one webhook per form: a second submission (reload, double click, replay) adds nothing (409)', async () => {
+    const list = await admin.get('/settings/webhooks');
+    const form = `_csrf=${encodeURIComponent(csrf)}&key=${hidden(list.text, 'key')}&url=${encodeURIComponent('https://replay.example.com/h')}&event_types=sim.linked`;
+    const first = await admin.post('/settings/webhooks').type('form').send(form);
+    expect(first.status, first.text).toBe(200);
+    const secret = secretIn(first.text)!;
+    const again = await admin.post('/settings/webhooks').type('form').send(form);
+    expect(again.status).toBe(409);
+    expect(page(again.text).text).toContain('This form already added its webhook, whose signing secret is not shown again.');
+    expect(secretIn(again.text)).toBeUndefined();
+    expect(again.text).not.toContain(secret);
+    expect(await allRows(db, `select id from webhook where url = 'https://replay.example.com/h'`)).toHaveLength(1);
   });
 
   it('disables and enables; deletes through the confirmation', async () => {
