@@ -344,7 +344,7 @@ export async function swapSim(em: EntityManager, ctx: OperationContext, endpoint
     if (refused) throw new InvalidStateError(refused);
     const oldSimId = endpoint.sim?.id;
     if (!oldSimId) throw new ConflictError(CONFLICT_CONCURRENT);
-    if (oldSimId === newSimId) throw new ConflictError(CONFLICT_SIM_TAKEN);
+    if (oldSimId === newSimId) throw new ConflictError('This SIM is already linked to this endpoint. Choose another SIM.');
     const lockOld = () => lockOne(tx, SimSchema, { id: oldSimId, endpoint: endpoint.id });
     const lockNew = () => lockOne(tx, SimSchema, { id: newSimId, enterprise: ctx.actor.enterpriseId });
     let oldSim: Sim | null;

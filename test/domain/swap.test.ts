@@ -90,10 +90,13 @@ describe('swap SIM', () => {
     const { endpoint, sim } = await linkedEndpoint(fork(), acme, 'active');
     const { sim: taken } = await linkedEndpoint(fork(), acme, 'active');
     const before = await snapshot(fork());
-    for (const simId of [taken.id, sim.id]) {
+    for (const [simId, message] of [
+      [taken.id, 'This SIM was just linked to another endpoint. Choose another SIM.'],
+      [sim.id, 'This SIM is already linked to this endpoint. Choose another SIM.'],
+    ] as const) {
       const error = await refusedWith(swapSim(fork(), { actor: admin }, endpoint.id, simId));
       expect(error).toBeInstanceOf(ConflictError);
-      expect(error.message).toBe('This SIM was just linked to another endpoint. Choose another SIM.');
+      expect(error.message).toBe(message);
     }
     await expectUnchanged(before);
   });
