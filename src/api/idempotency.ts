@@ -9,7 +9,9 @@
 // Keys expire after 24 hours (the sweep of session.ts deletes older rows; older rows found here are ignored).
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { OperationKeySchema } from '../domain/entities.js';
+import { StatementCache } from '../db/compiled-statement.js';
+import type { RequiredEntityData } from '@mikro-orm/core';
+import { OperationKeySchema, type OperationKey } from '../domain/entities.js';
 import { ValidationError } from '../domain/errors.js';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
@@ -46,10 +48,39 @@ export function idempotencyOf(header: unknown, tokenId: number, method: string, 
   return { operationKey: derive('op', tokenId, header), answerKey: derive('http', tokenId, header), fingerprint };
 }
 
+/**
+ * The statements of every change with a key — the read of its two rows and the write of its answer —
+ * compiled once by MikroORM's query builder (src/db/compiled-statement.ts) and run with each request's
+ * values; the rows are used as they come. Building, compiling and hydrating them with em.find and the query
+ * builder on each request cost more Node CPU than the change's own transaction.
+ */
+const statements = new StatementCache();
+
+const keyRead = (em: EntityManager) =>
+  statements.get('the rows of an Idempotency-Key', 2, ([answerKey, operationKey]) =>
+    em
+      .createQueryBuilder(OperationKeySchema)
+      .select(['key', 'outcome', 'createdAt'])
+      .where({ key: { $in: [answerKey, operationKey] } }),
+  );
+
+const answerWrite = (em: EntityManager) =>
+  statements.get('the answer of an Idempotency-Key', 5, ([key, enterprise, userId, action, outcome]) =>
+    em
+      .createQueryBuilder(OperationKeySchema)
+      .insert({ key, enterprise, userId, action, outcome } as unknown as RequiredEntityData<OperationKey>)
+      .onConflict('key')
+      .ignore(),
+  );
+
 /** The first answer to this key, if there is one younger than 24 hours; a different request with it → 422. */
 export async function storedAnswer(em: EntityManager, idem: Idempotency): Promise<StoredAnswer | null> {
-  const rows = await em.find(OperationKeySchema, { key: { $in: [idem.answerKey, idem.operationKey] } }, { disableIdentityMap: true });
-  const fresh = rows.filter((row) => Date.now() - row.createdAt.getTime() < IDEMPOTENCY_TTL_MS);
+  const { sql, bind } = keyRead(em);
+  const rows = await em.execute<{ key: string; outcome: Record<string, unknown>; created_at: string | Date }[]>(
+    sql,
+    bind([idem.answerKey, idem.operationKey]),
+  );
+  const fresh = rows.filter((row) => Date.now() - new Date(row.created_at).getTime() < IDEMPOTENCY_TTL_MS);
   if (fresh.length < rows.length) {
     // Expired: forget both rows, so the key starts afresh.
     await em.nativeDelete(OperationKeySchema, { key: { $in: rows.map((row) => row.key) } });
@@ -70,17 +101,6 @@ export async function storedAnswer(em: EntityManager, idem: Idempotency): Promis
 
 /** Keeps the first answer to this key (a concurrent first answer wins; this one is then dropped). */
 export async function storeAnswer(em: EntityManager, idem: Idempotency, enterpriseId: number, tokenId: number, answer: StoredAnswer) {
-  await em
-    .createQueryBuilder(OperationKeySchema)
-    .insert({
-      key: idem.answerKey,
-      enterprise: enterpriseId,
-      userId: tokenId,
-      action: 'api',
-      outcome: answer as unknown as Record<string, unknown>,
-      createdAt: new Date(),
-    })
-    .onConflict('key')
-    .ignore()
-    .execute();
+  const { sql, bind } = answerWrite(em);
+  await em.execute(sql, bind([idem.answerKey, enterpriseId, tokenId, 'api', answer]), 'run');
 }
