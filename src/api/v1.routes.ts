@@ -328,7 +328,18 @@ export async function v1Routes(root: FastifyInstance) {
     async (request) => endpointJson(request.em, enterpriseOf(request), request.params.id),
   );
 
-  /** Link and swap: the SIM named by ICCID, after the endpoint (another enterprise's endpoint is 404 whatever the SIM). */
+  /**
+   * Link: the SIM named by ICCID, found by the verb itself in its transaction — it locks the endpoint first
+   * (another enterprise's endpoint is 404 whatever the SIM), then the SIM by ICCID (none in the inventory:
+   * 422 on `iccid`). No reads of their own before the verb: each was a round trip.
+   */
+  const linkByIccid = async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>) {
+    const iccid = iccidOf(request.body.iccid);
+    await linkSim(request.em, ctx(request), request.params.id, { iccid });
+    return endpointJson(request.em, enterpriseOf(request), request.params.id);
+  };
+
+  /** Swap: the SIM named by ICCID, after the endpoint (another enterprise's endpoint is 404 whatever the SIM). */
   const withSim = (run: (em: EntityManager, c: OperationContext, id: number, simId: number) => Promise<Outcome>) =>
     async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>) {
       const enterpriseId = enterpriseOf(request);
@@ -352,7 +363,7 @@ export async function v1Routes(root: FastifyInstance) {
         response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
       },
     },
-    withSim(linkSim),
+    linkByIccid,
   );
 
   app.put(

@@ -267,7 +267,16 @@ function link(endpoint: Endpoint, sim: Sim): LinkedStatus {
   return status;
 }
 
-export async function linkSim(em: EntityManager, ctx: OperationContext, endpointId: number, simId: number): Promise<Outcome> {
+/**
+ * `sim`: the SIM's id (chosen in the picker) or its ICCID (typed, as the API sends it; checked by checkIccid
+ * first). An ICCID not in the enterprise's inventory is a ValidationError on `iccid`, as for createEndpoint.
+ */
+export async function linkSim(
+  em: EntityManager,
+  ctx: OperationContext,
+  endpointId: number,
+  wanted: number | { iccid: string },
+): Promise<Outcome> {
   return once(em, ctx, 'link', endpointId, async (tx) => {
     // The endpoint first (every operation takes the endpoint before the SIM: no lock cycles), so a second
     // link of the same endpoint waits here and then finds it no longer on Hold.
@@ -275,8 +284,12 @@ export async function linkSim(em: EntityManager, ctx: OperationContext, endpoint
     const { endpoint } = locked;
     const refused = refusal('link', endpoint);
     if (refused) throw new InvalidStateError(refused);
-    const sim = await lockOne(tx, SimSchema, { id: simId, enterprise: ctx.actor.enterpriseId });
-    if (!sim) throw new NotFoundError('SIM');
+    const enterprise = ctx.actor.enterpriseId;
+    const sim = await lockOne(tx, SimSchema, typeof wanted === 'number' ? { id: wanted, enterprise } : { iccid: wanted.iccid, enterprise });
+    if (!sim) {
+      if (typeof wanted === 'number') throw new NotFoundError('SIM');
+      throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${wanted.iccid} in your inventory` }]);
+    }
     if (sim.status !== 'ready') throw new ConflictError(CONFLICT_SIM_TAKEN);
     const status = link(endpoint, sim);
     await recordEvent(
