@@ -6,6 +6,10 @@
 //  - the answer's key (`http`): the first answer (status and body) with a fingerprint of the request
 //    (method, path, body). A retry with the same fingerprint gets that answer again with
 //    `Idempotent-Replayed: true`; another request with the same key → 422.
+// A change of an existing endpoint (link, de-link, swap, activate, suspend, resume) needs one row only: the
+// answer's key is the verb's key, and the verb keeps the answer (made from the rows as it leaves them,
+// OperationContext.answer) with its outcome in its own transaction — no read after it, no write of its own.
+// A refusal (409, 404, 422) is not a change: its answer is kept afterwards, by storeAnswer, as before.
 // Keys expire after 24 hours (the sweep of session.ts deletes older rows; older rows found here are ignored).
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -87,17 +91,21 @@ export async function storedAnswer(em: EntityManager, idem: Idempotency): Promis
   }
   const answer = fresh.find((row) => row.key === idem.answerKey);
   if (!answer) return null;
-  const stored = answer.outcome as unknown as StoredAnswer;
-  if (stored.fingerprint !== idem.fingerprint) {
-    throw new ValidationError([
-      {
-        field: 'Idempotency-Key',
-        message: 'This Idempotency-Key was already used for another request; use a new key for a new request',
-      },
-    ]);
-  }
+  // The answer alone (storeAnswer), or a change's outcome with the answer kept in its transaction.
+  const { outcome } = answer;
+  const stored = ('fingerprint' in outcome ? outcome : outcome.answer) as StoredAnswer;
+  if (stored.fingerprint !== idem.fingerprint) throw keyUsedForAnotherRequest();
   return stored;
 }
+
+/** The 422 of a key sent again with another request. */
+export const keyUsedForAnotherRequest = () =>
+  new ValidationError([
+    {
+      field: 'Idempotency-Key',
+      message: 'This Idempotency-Key was already used for another request; use a new key for a new request',
+    },
+  ]);
 
 /** Keeps the first answer to this key (a concurrent first answer wins; this one is then dropped). */
 export async function storeAnswer(em: EntityManager, idem: Idempotency, enterpriseId: number, tokenId: number, answer: StoredAnswer) {

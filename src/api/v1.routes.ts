@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { authenticateApiToken, type TokenActor } from '../domain/api-tokens.js';
-import { EndpointSchema, type SimStatus } from '../domain/entities.js';
+import { EndpointSchema, type Endpoint, type Sim, type SimStatus } from '../domain/entities.js';
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../domain/errors.js';
 import { checkIccid } from '../domain/identifiers.js';
 import {
@@ -25,7 +25,7 @@ import { findSimByIccid, listSims, type SimListRow } from '../domain/queries/sim
 import { SAFE } from '../web/plugins/access.js';
 import { StatementCache } from '../db/compiled-statement.js';
 import { actorOf } from '../web/plugins/session.js';
-import { idempotencyOf, storeAnswer, storedAnswer, type Idempotency } from './idempotency.js';
+import { idempotencyOf, keyUsedForAnotherRequest, storeAnswer, storedAnswer, type Idempotency, type StoredAnswer } from './idempotency.js';
 import {
   CHANGE_PROBLEMS,
   CreateEndpointBody,
@@ -52,8 +52,13 @@ declare module 'fastify' {
     apiToken?: TokenActor;
     idempotency?: Idempotency;
     idempotentReplay?: boolean;
+    /** The answer was kept with the change, in its transaction (OperationContext.answer): onSend keeps nothing. */
+    answerKept?: boolean;
   }
 }
+
+/** The Content-Type of the JSON answers (Fastify's, for a serialized body). */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 const UNAUTHORIZED = 'Send a valid API token: Authorization: Bearer sl_… (create one on /settings/api-tokens).';
 
@@ -137,21 +142,23 @@ async function endpointsJson(em: EntityManager, enterpriseId: number, ids: numbe
   return ids
     .map((id) => byId.get(id))
     .filter((e) => e !== undefined)
-    .map((e) => {
-      const sim = e.sim?.getEntity() ?? null;
-      return {
-        id: e.id,
-        name: e.name,
-        imei: e.imei ?? null,
-        activate_immediately: e.activateImmediately,
-        status: e.status,
-        sim: sim
-          ? { iccid: sim.iccid, imsi: sim.imsi, eid: sim.eid ?? null, msisdn: sim.msisdn ?? null, status: toApiSimStatus(sim.status) }
-          : null,
-        created_at: e.createdAt.toISOString(),
-        updated_at: e.updatedAt.toISOString(),
-      };
-    });
+    .map((e) => endpointJsonOf(e, e.sim?.getEntity() ?? null));
+}
+
+/** An endpoint and its SIM (entities) as the API shows them. */
+function endpointJsonOf(e: Endpoint, sim: Sim | null): EndpointJson {
+  return {
+    id: e.id,
+    name: e.name,
+    imei: e.imei ?? null,
+    activate_immediately: e.activateImmediately,
+    status: e.status,
+    sim: sim
+      ? { iccid: sim.iccid, imsi: sim.imsi, eid: sim.eid ?? null, msisdn: sim.msisdn ?? null, status: toApiSimStatus(sim.status) }
+      : null,
+    created_at: e.createdAt.toISOString(),
+    updated_at: e.updatedAt.toISOString(),
+  };
 }
 
 const simJson = (s: SimListRow): SimJson => ({
@@ -243,7 +250,7 @@ export async function v1Routes(root: FastifyInstance) {
   // The first answer to an Idempotency-Key is kept (not a server failure: that may be retried).
   app.addHook('onSend', async (request, reply, payload) => {
     const idem = request.idempotency;
-    if (!idem || request.idempotentReplay || reply.statusCode >= 500 || typeof payload !== 'string') return payload;
+    if (!idem || request.idempotentReplay || request.answerKept || reply.statusCode >= 500 || typeof payload !== 'string') return payload;
     await storeAnswer(request.em.fork(), idem, actorOf(request).enterpriseId, request.apiToken!.tokenId, {
       fingerprint: idem.fingerprint,
       status: reply.statusCode,
@@ -262,6 +269,37 @@ export async function v1Routes(root: FastifyInstance) {
   });
 
   const enterpriseOf = (request: FastifyRequest) => actorOf(request).enterpriseId;
+
+  /**
+   * The context of a change of an existing endpoint. With an Idempotency-Key, the verb's key is the answer's
+   * key, and the answer — the endpoint as the change leaves it, serialized by the route's own response
+   * schema — is made and kept by the verb in its transaction (lifecycle.ts OperationContext.answer).
+   */
+  const changeCtx = (request: FastifyRequest, reply: FastifyReply): OperationContext => {
+    const idem = request.idempotency;
+    if (!idem) return ctx(request);
+    return {
+      ...ctx(request),
+      key: idem.answerKey,
+      answer: (endpoint, sim): StoredAnswer => ({
+        fingerprint: idem.fingerprint,
+        status: 200,
+        body: String(reply.serialize(endpointJsonOf(endpoint, sim))),
+        contentType: JSON_CONTENT_TYPE,
+      }),
+    };
+  };
+
+  /** The answer to a change: the one kept in its transaction (a replay's: the first one), or else the endpoint read again. */
+  async function answerTo(request: FastifyRequest<{ Params: { id: number } }>, reply: FastifyReply, outcome: Outcome) {
+    const kept = outcome.answer as StoredAnswer | undefined;
+    if (!kept) return endpointJson(request.em, enterpriseOf(request), request.params.id);
+    // A retry that raced the first attempt gets its answer — if it is the same request.
+    if (kept.fingerprint !== request.idempotency!.fingerprint) throw keyUsedForAnotherRequest();
+    request.answerKept = true;
+    if (outcome.replayed) reply.header('Idempotent-Replayed', 'true');
+    return reply.code(kept.status).type(kept.contentType).send(kept.body);
+  }
 
   // --- Endpoints -------------------------------------------------------------------------------------------
 
@@ -333,22 +371,20 @@ export async function v1Routes(root: FastifyInstance) {
    * (another enterprise's endpoint is 404 whatever the SIM), then the SIM by ICCID (none in the inventory:
    * 422 on `iccid`). No reads of their own before the verb: each was a round trip.
    */
-  const linkByIccid = async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>) {
+  const linkByIccid = async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>, reply: FastifyReply) {
     const iccid = iccidOf(request.body.iccid);
-    await linkSim(request.em, ctx(request), request.params.id, { iccid });
-    return endpointJson(request.em, enterpriseOf(request), request.params.id);
+    return answerTo(request, reply, await linkSim(request.em, changeCtx(request, reply), request.params.id, { iccid }));
   };
 
   /** Swap: the SIM named by ICCID, after the endpoint (another enterprise's endpoint is 404 whatever the SIM). */
   const withSim = (run: (em: EntityManager, c: OperationContext, id: number, simId: number) => Promise<Outcome>) =>
-    async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>) {
+    async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>, reply: FastifyReply) {
       const enterpriseId = enterpriseOf(request);
       const iccid = iccidOf(request.body.iccid);
       await getEndpoint(request.em, enterpriseId, request.params.id);
       const sim = await findSimByIccid(request.em, enterpriseId, iccid);
       if (!sim) throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
-      await run(request.em, ctx(request), request.params.id, sim.id);
-      return endpointJson(request.em, enterpriseId, request.params.id);
+      return answerTo(request, reply, await run(request.em, changeCtx(request, reply), request.params.id, sim.id));
     };
 
   app.post(
@@ -383,9 +419,8 @@ export async function v1Routes(root: FastifyInstance) {
   );
 
   const change = (run: (em: EntityManager, c: OperationContext, id: number) => Promise<Outcome>) =>
-    async function (request: FastifyRequest<{ Params: { id: number } }>) {
-      await run(request.em, ctx(request), request.params.id);
-      return endpointJson(request.em, enterpriseOf(request), request.params.id);
+    async function (request: FastifyRequest<{ Params: { id: number } }>, reply: FastifyReply) {
+      return answerTo(request, reply, await run(request.em, changeCtx(request, reply), request.params.id));
     };
 
   app.delete(

@@ -9,7 +9,7 @@
 // (endpoint, then SIM), so two operations never wait on each other in a cycle. The database's constraints
 // (see migrations/) are the backstop: if one ever fires, at a statement or at commit, the transaction rolls
 // back whole and the person is told someone else changed the record.
-import { FlushMode, LockMode, raw, ref, type EntityData, type EntitySchema, type FilterQuery } from '@mikro-orm/core';
+import { FlushMode, LockMode, raw, ref, wrap, type EntityData, type EntitySchema, type FilterQuery } from '@mikro-orm/core';
 import { ConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
@@ -40,6 +40,13 @@ export interface OperationContext {
   key?: string;
   /** Where the change came from, for its event (the screens' when not said). */
   source?: EventSource;
+  /**
+   * With `key`: called in the change's transaction, after its writes, with the endpoint and its SIM as the
+   * change leaves them; what it returns is kept in the key's row with the outcome, and is the outcome's
+   * `answer` (a replay's too). The API keeps its answer to the request there: no read after the change and
+   * no write of its own.
+   */
+  answer?: (endpoint: Endpoint, sim: Sim | null) => unknown;
 }
 
 export type Operation = 'link' | 'delink' | 'swap' | 'activate' | 'suspend' | 'resume' | 'create';
@@ -55,6 +62,8 @@ export interface Outcome {
   message: string;
   /** True when this answer is the stored outcome of an earlier submission of the same form. */
   replayed: boolean;
+  /** What OperationContext.answer returned (for a replay: what it returned the first time). */
+  answer?: unknown;
 }
 
 export const CONFLICT_SIM_TAKEN = 'This SIM was just linked to another endpoint. Choose another SIM.';
@@ -113,16 +122,24 @@ async function once(
   try {
     await tx.begin();
     const outcome = await work(tx);
+    let answer: unknown;
+    if (ctx.key && ctx.answer) {
+      // The writes first, so the answer sees the rows as the change leaves them (updated_at included).
+      await tx.flush();
+      const changed = changedEndpoint(tx, outcome.endpointId);
+      if (!changed) throw new Error(`The ${operation} did not leave its endpoint and SIM in its unit of work: no answer to keep`);
+      answer = ctx.answer(changed.endpoint, changed.sim);
+    }
     if (ctx.key)
       await tx.insert(OperationKeySchema, {
         key: ctx.key,
         enterprise: ctx.actor.enterpriseId,
         userId: ctx.actor.id,
         action,
-        outcome: { ...outcome },
+        outcome: answer === undefined ? { ...outcome } : { ...outcome, answer },
       });
     await tx.commit();
-    return { ...outcome, replayed: false };
+    return answer === undefined ? { ...outcome, replayed: false } : { ...outcome, answer, replayed: false };
   } catch (error) {
     // Rolled back whatever failed — a statement, the flush, or COMMIT itself (a deferred key); a failure of
     // the rollback (the connection already gone) must not hide the error that matters.
@@ -135,6 +152,16 @@ async function once(
     if (error instanceof ConstraintViolationException) throw new ConflictError(CONFLICT_CONCURRENT, { cause: error });
     throw error;
   }
+}
+
+/** The endpoint of a change and its SIM, as managed by the change's unit of work; null when either is not there, loaded. */
+function changedEndpoint(tx: EntityManager, endpointId: number): { endpoint: Endpoint; sim: Sim | null } | null {
+  const uow = tx.getUnitOfWork();
+  const endpoint = uow.getById<Endpoint>(EndpointSchema.meta.className, endpointId);
+  if (!endpoint || !wrap(endpoint).isInitialized()) return null;
+  if (!endpoint.sim) return { endpoint, sim: null };
+  const sim = uow.getById<Sim>(SimSchema.meta.className, endpoint.sim.id);
+  return sim && wrap(sim).isInitialized() ? { endpoint, sim } : null;
 }
 
 /** The stored outcome of an earlier submission of this form, if there was one (another user's or operation's: refused). */
