@@ -17,6 +17,7 @@ import { StatementCache } from '../db/compiled-statement.js';
 import type { RequiredEntityData } from '@mikro-orm/core';
 import { OperationKeySchema, type OperationKey } from '../domain/entities.js';
 import { ValidationError } from '../domain/errors.js';
+import type { KeyRow } from '../domain/api-tokens.js';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 const KEY_FORMAT = /^[\x21-\x7e]{1,255}$/;
@@ -38,6 +39,12 @@ export interface Idempotency {
   operationKey: string;
   answerKey: string;
   fingerprint: string;
+}
+
+/** The two rows' keys of a request's Idempotency-Key ([answer, operation]); undefined without a valid one. */
+export function idempotencyKeys(header: unknown, tokenId: number): [string, string] | undefined {
+  if (typeof header !== 'string' || !KEY_FORMAT.test(header)) return undefined;
+  return [derive('http', tokenId, header), derive('op', tokenId, header)];
 }
 
 /** The request's Idempotency-Key, checked; undefined when it has none. */
@@ -77,13 +84,13 @@ const answerWrite = (em: EntityManager) =>
       .ignore(),
   );
 
-/** The first answer to this key, if there is one younger than 24 hours; a different request with it → 422. */
-export async function storedAnswer(em: EntityManager, idem: Idempotency): Promise<StoredAnswer | null> {
+/**
+ * The first answer to this key, if there is one younger than 24 hours; a different request with it → 422.
+ * `read`: the key's rows, when the token's read already read them (authenticateApiToken's `keyRows`).
+ */
+export async function storedAnswer(em: EntityManager, idem: Idempotency, read?: KeyRow[]): Promise<StoredAnswer | null> {
   const { sql, bind } = keyRead(em);
-  const rows = await em.execute<{ key: string; outcome: Record<string, unknown>; created_at: string | Date }[]>(
-    sql,
-    bind([idem.answerKey, idem.operationKey]),
-  );
+  const rows = read ?? (await em.execute<KeyRow[]>(sql, bind([idem.answerKey, idem.operationKey])));
   const fresh = rows.filter((row) => Date.now() - new Date(row.created_at).getTime() < IDEMPOTENCY_TTL_MS);
   if (fresh.length < rows.length) {
     // Expired: forget both rows, so the key starts afresh.

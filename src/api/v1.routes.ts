@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { authenticateApiToken, type TokenActor } from '../domain/api-tokens.js';
+import { authenticateApiToken, type KeyRow, type TokenActor } from '../domain/api-tokens.js';
 import { EndpointSchema, type Endpoint, type Sim, type SimStatus } from '../domain/entities.js';
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../domain/errors.js';
 import { checkIccid } from '../domain/identifiers.js';
@@ -25,7 +25,15 @@ import { findSimByIccid, listSims, type SimListRow } from '../domain/queries/sim
 import { SAFE } from '../web/plugins/access.js';
 import { StatementCache } from '../db/compiled-statement.js';
 import { actorOf } from '../web/plugins/session.js';
-import { idempotencyOf, keyUsedForAnotherRequest, storeAnswer, storedAnswer, type Idempotency, type StoredAnswer } from './idempotency.js';
+import {
+  idempotencyKeys,
+  idempotencyOf,
+  keyUsedForAnotherRequest,
+  storeAnswer,
+  storedAnswer,
+  type Idempotency,
+  type StoredAnswer,
+} from './idempotency.js';
 import {
   CHANGE_PROBLEMS,
   CreateEndpointBody,
@@ -54,6 +62,8 @@ declare module 'fastify' {
     idempotentReplay?: boolean;
     /** The answer was kept with the change, in its transaction (OperationContext.answer): onSend keeps nothing. */
     answerKept?: boolean;
+    /** The rows of the request's Idempotency-Key, when they were read with the token. */
+    idempotencyRows?: KeyRow[];
   }
 }
 
@@ -191,9 +201,12 @@ export async function v1Routes(root: FastifyInstance) {
   app.addHook('onRequest', async (request) => {
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header.trim()) : null;
-    const found = match ? await authenticateApiToken(request.em, match[1]) : null;
+    // A change's Idempotency-Key rows are read with the token (one round trip), when its id is known.
+    const keysOf = SAFE.has(request.method) ? undefined : (tokenId: number) => idempotencyKeys(request.headers['idempotency-key'], tokenId);
+    const found = match ? await authenticateApiToken(request.em, match[1], keysOf) : null;
     if (!found) throw new UnauthorizedError(UNAUTHORIZED);
     request.apiToken = found;
+    request.idempotencyRows = found.keyRows;
   });
 
   const limits = app.hasDecorator('createRateLimit')
@@ -238,7 +251,7 @@ export async function v1Routes(root: FastifyInstance) {
       throw new ForbiddenError('This API token has the viewer role: it can read but not change anything.');
     const idem = idempotencyOf(request.headers['idempotency-key'], request.apiToken!.tokenId, request.method, request.url, request.body);
     if (!idem) return;
-    const stored = await storedAnswer(request.em, idem);
+    const stored = await storedAnswer(request.em, idem, request.idempotencyRows);
     if (stored) {
       request.idempotentReplay = true;
       if (stored.location) reply.header('Location', stored.location);

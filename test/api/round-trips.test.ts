@@ -1,8 +1,8 @@
 // The statements an API request sends, in order (as test/domain/round-trips.test.ts holds them for the
 // lifecycle verbs): every statement is a round trip to PostgreSQL, and on the benchmark's API cycles the
 // socket writes of those statements were the app's largest cost. A link or de-link through the API is the
-// token's read, the verb's own transaction with the Idempotency-Key's answer written in it, and the answer's
-// read; nothing more.
+// token's read (with the Idempotency-Key's rows, once the process knows the token's id) and the verb's own
+// transaction, which keeps the answer with the key; nothing more.
 import { stripVTControlCharacters } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import type { FastifyInstance } from 'fastify';
 import { ormConfig } from '../../src/db/mikro-orm.config.js';
 import { SimLinkPostgreSqlDriver } from '../../src/db/driver.js';
-import { createApiToken } from '../../src/domain/api-tokens.js';
+import { createApiToken, revokeApiToken } from '../../src/domain/api-tokens.js';
 import { buildApp } from '../../src/app.js';
 import { findViolations } from '../../src/domain/invariants.js';
 import { createEnterprise, holdEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
@@ -62,10 +62,12 @@ async function statementsOf(method: 'GET' | 'POST' | 'DELETE', url: string, body
     .map((sql) => {
       const lower = sql.toLowerCase();
       if (/^(begin|commit|rollback)/.test(lower)) return lower.replace(/;$/, '');
-      const table = /(?:from|into|update) "(\w+)"/.exec(lower)?.[1];
+      // The statement's own table is the last named; the ones before it are read by subqueries, shown in brackets.
+      const tables = [...lower.matchAll(/(?:from|into|update) "(\w+)"/g)].map((m) => m[1]);
       const verb = lower.split(' ')[0];
       const joined = / join "(\w+)"/.exec(lower)?.[1];
-      return `${verb === 'select' && lower.includes(' for update') ? 'lock' : verb} ${table}${joined ? `+${joined}` : ''}`;
+      const sub = tables.slice(0, -1).map((t) => ` (${t})`);
+      return `${verb === 'select' && lower.includes(' for update') ? 'lock' : verb} ${tables.at(-1)}${joined ? `+${joined}` : ''}${sub.join('')}`;
     });
   return { res, sent };
 }
@@ -78,14 +80,14 @@ describe('statements per API request', () => {
     const sim = await readySim(db.orm.em.fork(), acme);
     const path = `/api/v1/endpoints/${endpoint.id}/sim`;
     // The token's last use is written at most once a minute: this read writes it, the changes below do not.
+    // It also makes the token's id known, so each change's key rows are read in the token's statement.
     await statementsOf('GET', `/api/v1/endpoints/${endpoint.id}`);
 
     const link = await statementsOf('POST', path, { iccid: sim.iccid }, { 'idempotency-key': randomUUID() });
     expect(link.res.statusCode, link.res.body).toBe(200);
     expect(link.res.json()).toMatchObject({ id: endpoint.id, sim: { iccid: sim.iccid } });
     expect(link.sent).toEqual([
-      'select api_token+enterprise',
-      'select operation_key',
+      'select api_token+enterprise (operation_key)',
       'begin',
       'lock endpoint',
       'lock sim',
@@ -101,8 +103,7 @@ describe('statements per API request', () => {
     expect(delink.res.statusCode, delink.res.body).toBe(200);
     expect(delink.res.json()).toMatchObject({ id: endpoint.id, status: 'hold', sim: null });
     expect(delink.sent).toEqual([
-      'select api_token+enterprise',
-      'select operation_key',
+      'select api_token+enterprise (operation_key)',
       'begin',
       'lock endpoint+sim',
       'insert event',
@@ -120,7 +121,7 @@ describe('statements per API request', () => {
     expect(retry.res.statusCode).toBe(200);
     expect(retry.res.headers['idempotent-replayed']).toBe('true');
     expect(retry.res.body).toBe(delink.res.body);
-    expect(retry.sent).toEqual(['select api_token+enterprise', 'select operation_key']);
+    expect(retry.sent).toEqual(['select api_token+enterprise (operation_key)']);
     expect(await findViolations(db.orm.em.fork())).toEqual([]);
   });
 
@@ -135,5 +136,26 @@ describe('statements per API request', () => {
     expect((await get()).sent).toEqual(['select api_token+enterprise', 'select endpoint+sim']);
     await db.orm.em.fork().execute(`update api_token set last_used_at = now() - interval '61 seconds'`);
     expect((await get()).sent).toEqual(['select api_token+enterprise', 'update api_token', 'select endpoint+sim']);
+  });
+});
+
+describe('a token this process has not seen yet', () => {
+  it('is read alone, then its key in a statement of its own; revoked, it is refused from the next request on', async () => {
+    const em = db.orm.em.fork();
+    const admin = await actorFor(em, acme, 'admin');
+    const created = await createApiToken(db.orm.em.fork(), admin, { name: 'New CRM', role: 'admin' });
+    const endpoint = await holdEndpoint(db.orm.em.fork(), acme);
+    const sim = await readySim(db.orm.em.fork(), acme);
+    const path = `/api/v1/endpoints/${endpoint.id}/sim`;
+    const asNew = { authorization: `Bearer ${created.token}` };
+    const link = await statementsOf('POST', path, { iccid: sim.iccid }, { ...asNew, 'idempotency-key': randomUUID() });
+    expect(link.res.statusCode, link.res.body).toBe(200);
+    expect(link.sent.slice(0, 4)).toEqual(['select api_token+enterprise', 'update api_token', 'select operation_key', 'begin']);
+    // Known now: its id is not a reason to let it in once revoked — the token is read on every request.
+    await revokeApiToken(db.orm.em.fork(), admin, created.row.id);
+    const refused = await statementsOf('DELETE', path, undefined, { ...asNew, 'idempotency-key': randomUUID() });
+    expect(refused.res.statusCode).toBe(401);
+    expect(refused.sent).toEqual(['select api_token+enterprise (operation_key)']);
+    expect((await read('select sim_id from endpoint where id = ?', [endpoint.id])).sim_id).toBe(sim.id);
   });
 });
