@@ -1,6 +1,6 @@
 // Builds the Fastify instance: plugins first, then the routes of each screen (the composition root).
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import staticFiles from '@fastify/static';
 import type { MikroORM } from '@mikro-orm/postgresql';
@@ -13,7 +13,7 @@ import { sessionPlugin } from './web/plugins/session.js';
 import { backgroundPlugin } from './web/plugins/background.js';
 import { housekeepingPlugin } from './web/plugins/housekeeping.js';
 import { accessPlugin } from './web/plugins/access.js';
-import { securityPlugin } from './web/plugins/security.js';
+import { contentSecurityDirectives, PERMISSIONS_POLICY, securityPlugin } from './web/plugins/security.js';
 import { rateLimitsPlugin } from './web/plugins/rate-limits.js';
 import { launchRoutes } from './web/launch.routes.js';
 import { healthRoutes } from './web/health.routes.js';
@@ -104,6 +104,52 @@ function trustProxyOption(trust: Config['trustProxy']) {
   return typeof trust === 'number' ? (_address: string, hop: number) => hop < trust : trust;
 }
 
+/**
+ * An address the router cannot even read (a part of it too long, or percent-encoding that decodes to nothing):
+ * answered before any route, hook or plugin runs, so this answer carries its own security headers, is logged,
+ * and never echoes the address — a page for people, problem+json under /api.
+ */
+/** The app's Content-Security-Policy as a header value (what helmet sends for every other answer). */
+const cspHeader = (config: Config) =>
+  Object.entries(contentSecurityDirectives(config))
+    .map(([name, values]) => [name, ...values].join(' '))
+    .join('; ');
+
+const unroutable =
+  (config: Config) =>
+  (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+    const status = tooLong ? 404 : 400;
+    const message = tooLong
+      ? 'There is nothing at this address. Check it, or go back to the endpoints.'
+      : 'This address could not be read: part of it is damaged. Check it, or go back to the endpoints.';
+    request.log.info({ code: error.code }, 'unroutable address');
+    reply
+      .code(status)
+      .header('Content-Security-Policy', cspHeader(config))
+      .header('Permissions-Policy', PERMISSIONS_POLICY)
+      .header('X-Content-Type-Options', 'nosniff')
+      .header('Referrer-Policy', 'no-referrer')
+      .header('Cache-Control', 'no-store')
+      .header('X-Request-Id', request.id);
+    if (!config.crmOrigins.length) reply.header('X-Frame-Options', 'SAMEORIGIN');
+    if (request.url.startsWith('/api/')) {
+      const title = tooLong ? 'Not found' : 'The request could not be understood';
+      const kind = tooLong ? 'not-found' : 'bad-request';
+      void reply
+        .type('application/problem+json')
+        .send(JSON.stringify({ type: `urn:sim-link:problem:${kind}`, title, status, detail: message }));
+      return;
+    }
+    const title = tooLong ? 'Page not found' : 'The request could not be understood';
+    void reply
+      .type('text/html; charset=utf-8')
+      .send(
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title} – SIM Link</title></head>` +
+          `<body><main><h1>${title}</h1><p>${message}</p><p><a href="/endpoints">Go to the endpoints</a></p></main></body></html>`,
+      );
+  };
+
 export async function buildApp({ orm, config, logger = false }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger:
@@ -114,6 +160,10 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // An id in an address is at most 20 digits; anything up to this length reaches its route, whose schema
+    // answers it like any address that does not exist. Longer, or an address that cannot be decoded: below.
+    maxParamLength: 500,
+    frameworkErrors: unroutable(config),
   });
   app.decorate('config', config);
   // A route accepts exactly the bodies its forms send: URL-encoded forms everywhere (formbody, below) and

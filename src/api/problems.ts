@@ -2,7 +2,7 @@
 // failures (422 with errors[]), Fastify's own 4xx (unreadable JSON, too large, wrong content type), and
 // anything else as a 500 without internals. Never an HTML page, never a stack trace.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, TooManyRequestsError, ValidationError, type FieldError } from '../domain/errors.js';
+import { DomainError, HTTP_STATUS, TooManyRequestsError, ValidationError, type FieldError } from '../domain/errors.js';
 
 const TITLES: Record<number, string> = {
   400: 'The request could not be understood',
@@ -32,15 +32,6 @@ const KINDS: Record<number, string> = {
   429: 'too-many-requests',
   500: 'internal',
   503: 'unavailable',
-};
-
-const STATUS: Record<DomainError['kind'], number> = {
-  not_found: 404,
-  forbidden: 403,
-  conflict: 409,
-  invalid: 422,
-  unauthorized: 401,
-  too_many_requests: 429,
 };
 
 export function sendProblem(reply: FastifyReply, status: number, detail: string, errors?: FieldError[]) {
@@ -83,7 +74,7 @@ export function problemFromError(error: FastifyError, request: FastifyRequest, r
   if (error instanceof ValidationError) return sendProblem(reply, 422, error.message, error.errors);
   if (error instanceof DomainError) {
     if (error instanceof TooManyRequestsError) reply.header('Retry-After', String(error.retryAfterSeconds));
-    return sendProblem(reply, STATUS[error.kind], error.message);
+    return sendProblem(reply, HTTP_STATUS[error.kind], error.message);
   }
   if (error.validation) {
     const errors = error.validation.flatMap((e) => fieldErrorsOf(e as SchemaError, error.validationContext));

@@ -3,8 +3,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { authenticateApiToken, type TokenActor } from '../domain/api-tokens.js';
-import { EndpointSchema, type SimStatus } from '../domain/entities.js';
+import { authenticateApiToken, type KeyRow, type TokenActor } from '../domain/api-tokens.js';
+import { EndpointSchema, type Endpoint, type Sim, type SimStatus } from '../domain/entities.js';
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../domain/errors.js';
 import { checkIccid } from '../domain/identifiers.js';
 import {
@@ -23,8 +23,17 @@ import { isEventAction, listEvents } from '../domain/queries/history.js';
 import { iccidCursor } from '../domain/queries/paging.js';
 import { findSimByIccid, listSims, type SimListRow } from '../domain/queries/sims.js';
 import { SAFE } from '../web/plugins/access.js';
+import { StatementCache } from '../db/compiled-statement.js';
 import { actorOf } from '../web/plugins/session.js';
-import { idempotencyOf, storeAnswer, storedAnswer, type Idempotency } from './idempotency.js';
+import {
+  idempotencyKeys,
+  idempotencyOf,
+  keyUsedForAnotherRequest,
+  storeAnswer,
+  storedAnswer,
+  type Idempotency,
+  type StoredAnswer,
+} from './idempotency.js';
 import {
   CHANGE_PROBLEMS,
   CreateEndpointBody,
@@ -51,8 +60,15 @@ declare module 'fastify' {
     apiToken?: TokenActor;
     idempotency?: Idempotency;
     idempotentReplay?: boolean;
+    /** The answer was kept with the change, in its transaction (OperationContext.answer): onSend keeps nothing. */
+    answerKept?: boolean;
+    /** The rows of the request's Idempotency-Key, when they were read with the token. */
+    idempotencyRows?: KeyRow[];
   }
 }
+
+/** The Content-Type of the JSON answers (Fastify's, for a serialized body). */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 const UNAUTHORIZED = 'Send a valid API token: Authorization: Bearer sl_… (create one on /settings/api-tokens).';
 
@@ -60,11 +76,68 @@ const toApiSimStatus = (status: SimStatus) => (status === 'ready' ? 'ready_to_ac
 const fromApiSimStatus = (status: string | undefined): SimStatus | null =>
   status === undefined ? null : status === 'ready_to_activate' ? 'ready' : (status as SimStatus);
 
+/**
+ * The read of one endpoint with its SIM, the answer of every change and of GET /endpoints/{id}: compiled
+ * once by the query builder (src/db/compiled-statement.ts) and its row used as it comes — building and
+ * hydrating em.find's query on each request cost more Node CPU than the statement itself.
+ */
+const endpointRead = (em: EntityManager) =>
+  endpointStatements.get('an endpoint with its SIM, for the API', 2, ([id, enterprise]) =>
+    em
+      .createQueryBuilder(EndpointSchema, 'e')
+      .select([
+        'e.id',
+        'e.name',
+        'e.imei',
+        'e.activateImmediately',
+        'e.status',
+        'e.createdAt',
+        'e.updatedAt',
+        's.iccid',
+        's.imsi',
+        's.eid',
+        's.msisdn',
+        's.status as sim_status',
+      ])
+      .leftJoin('e.sim', 's')
+      .where({ id, enterprise }),
+  );
+const endpointStatements = new StatementCache();
+
+/** A row of endpointRead, as the driver gives it (column names; timestamptz as PostgreSQL's text; the SIM's null without one). */
+interface EndpointRow {
+  id: number;
+  name: string;
+  imei: string | null;
+  activate_immediately: boolean;
+  status: EndpointJson['status'];
+  created_at: string | Date;
+  updated_at: string | Date;
+  iccid: string | null;
+  imsi: string;
+  eid: string | null;
+  msisdn: string | null;
+  sim_status: SimStatus;
+}
+
 /** One endpoint as the API shows it; another enterprise's or an unknown id → 404. */
 async function endpointJson(em: EntityManager, enterpriseId: number, id: number): Promise<EndpointJson> {
-  const [endpoint] = await endpointsJson(em, enterpriseId, [id]);
-  if (!endpoint) throw new NotFoundError('endpoint');
-  return endpoint;
+  const { sql, bind } = endpointRead(em);
+  const [row] = await em.execute<EndpointRow[]>(sql, bind([id, enterpriseId]));
+  if (!row) throw new NotFoundError('endpoint');
+  return {
+    id: row.id,
+    name: row.name,
+    imei: row.imei,
+    activate_immediately: row.activate_immediately,
+    status: row.status,
+    sim:
+      row.iccid === null
+        ? null
+        : { iccid: row.iccid, imsi: row.imsi, eid: row.eid, msisdn: row.msisdn, status: toApiSimStatus(row.sim_status) },
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+  };
 }
 
 /** Endpoints by id, in the order given (the ids come from the screens' list query). */
@@ -79,21 +152,23 @@ async function endpointsJson(em: EntityManager, enterpriseId: number, ids: numbe
   return ids
     .map((id) => byId.get(id))
     .filter((e) => e !== undefined)
-    .map((e) => {
-      const sim = e.sim?.getEntity() ?? null;
-      return {
-        id: e.id,
-        name: e.name,
-        imei: e.imei ?? null,
-        activate_immediately: e.activateImmediately,
-        status: e.status,
-        sim: sim
-          ? { iccid: sim.iccid, imsi: sim.imsi, eid: sim.eid ?? null, msisdn: sim.msisdn ?? null, status: toApiSimStatus(sim.status) }
-          : null,
-        created_at: e.createdAt.toISOString(),
-        updated_at: e.updatedAt.toISOString(),
-      };
-    });
+    .map((e) => endpointJsonOf(e, e.sim?.getEntity() ?? null));
+}
+
+/** An endpoint and its SIM (entities) as the API shows them. */
+function endpointJsonOf(e: Endpoint, sim: Sim | null): EndpointJson {
+  return {
+    id: e.id,
+    name: e.name,
+    imei: e.imei ?? null,
+    activate_immediately: e.activateImmediately,
+    status: e.status,
+    sim: sim
+      ? { iccid: sim.iccid, imsi: sim.imsi, eid: sim.eid ?? null, msisdn: sim.msisdn ?? null, status: toApiSimStatus(sim.status) }
+      : null,
+    created_at: e.createdAt.toISOString(),
+    updated_at: e.updatedAt.toISOString(),
+  };
 }
 
 const simJson = (s: SimListRow): SimJson => ({
@@ -126,9 +201,12 @@ export async function v1Routes(root: FastifyInstance) {
   app.addHook('onRequest', async (request) => {
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header.trim()) : null;
-    const found = match ? await authenticateApiToken(request.em, match[1]) : null;
+    // A change's Idempotency-Key rows are read with the token (one round trip), when its id is known.
+    const keysOf = SAFE.has(request.method) ? undefined : (tokenId: number) => idempotencyKeys(request.headers['idempotency-key'], tokenId);
+    const found = match ? await authenticateApiToken(request.em, match[1], keysOf) : null;
     if (!found) throw new UnauthorizedError(UNAUTHORIZED);
     request.apiToken = found;
+    request.idempotencyRows = found.keyRows;
   });
 
   const limits = app.hasDecorator('createRateLimit')
@@ -173,7 +251,7 @@ export async function v1Routes(root: FastifyInstance) {
       throw new ForbiddenError('This API token has the viewer role: it can read but not change anything.');
     const idem = idempotencyOf(request.headers['idempotency-key'], request.apiToken!.tokenId, request.method, request.url, request.body);
     if (!idem) return;
-    const stored = await storedAnswer(request.em, idem);
+    const stored = await storedAnswer(request.em, idem, request.idempotencyRows);
     if (stored) {
       request.idempotentReplay = true;
       if (stored.location) reply.header('Location', stored.location);
@@ -185,7 +263,7 @@ export async function v1Routes(root: FastifyInstance) {
   // The first answer to an Idempotency-Key is kept (not a server failure: that may be retried).
   app.addHook('onSend', async (request, reply, payload) => {
     const idem = request.idempotency;
-    if (!idem || request.idempotentReplay || reply.statusCode >= 500 || typeof payload !== 'string') return payload;
+    if (!idem || request.idempotentReplay || request.answerKept || reply.statusCode >= 500 || typeof payload !== 'string') return payload;
     await storeAnswer(request.em.fork(), idem, actorOf(request).enterpriseId, request.apiToken!.tokenId, {
       fingerprint: idem.fingerprint,
       status: reply.statusCode,
@@ -204,6 +282,37 @@ export async function v1Routes(root: FastifyInstance) {
   });
 
   const enterpriseOf = (request: FastifyRequest) => actorOf(request).enterpriseId;
+
+  /**
+   * The context of a change of an existing endpoint. With an Idempotency-Key, the verb's key is the answer's
+   * key, and the answer — the endpoint as the change leaves it, serialized by the route's own response
+   * schema — is made and kept by the verb in its transaction (lifecycle.ts OperationContext.answer).
+   */
+  const changeCtx = (request: FastifyRequest, reply: FastifyReply): OperationContext => {
+    const idem = request.idempotency;
+    if (!idem) return ctx(request);
+    return {
+      ...ctx(request),
+      key: idem.answerKey,
+      answer: (endpoint, sim): StoredAnswer => ({
+        fingerprint: idem.fingerprint,
+        status: 200,
+        body: String(reply.serialize(endpointJsonOf(endpoint, sim))),
+        contentType: JSON_CONTENT_TYPE,
+      }),
+    };
+  };
+
+  /** The answer to a change: the one kept in its transaction (a replay's: the first one), or else the endpoint read again. */
+  async function answerTo(request: FastifyRequest<{ Params: { id: number } }>, reply: FastifyReply, outcome: Outcome) {
+    const kept = outcome.answer as StoredAnswer | undefined;
+    if (!kept) return endpointJson(request.em, enterpriseOf(request), request.params.id);
+    // A retry that raced the first attempt gets its answer — if it is the same request.
+    if (kept.fingerprint !== request.idempotency!.fingerprint) throw keyUsedForAnotherRequest();
+    request.answerKept = true;
+    if (outcome.replayed) reply.header('Idempotent-Replayed', 'true');
+    return reply.code(kept.status).type(kept.contentType).send(kept.body);
+  }
 
   // --- Endpoints -------------------------------------------------------------------------------------------
 
@@ -270,16 +379,25 @@ export async function v1Routes(root: FastifyInstance) {
     async (request) => endpointJson(request.em, enterpriseOf(request), request.params.id),
   );
 
-  /** Link and swap: the SIM named by ICCID, after the endpoint (another enterprise's endpoint is 404 whatever the SIM). */
+  /**
+   * Link: the SIM named by ICCID, found by the verb itself in its transaction — it locks the endpoint first
+   * (another enterprise's endpoint is 404 whatever the SIM), then the SIM by ICCID (none in the inventory:
+   * 422 on `iccid`). No reads of their own before the verb: each was a round trip.
+   */
+  const linkByIccid = async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>, reply: FastifyReply) {
+    const iccid = iccidOf(request.body.iccid);
+    return answerTo(request, reply, await linkSim(request.em, changeCtx(request, reply), request.params.id, { iccid }));
+  };
+
+  /** Swap: the SIM named by ICCID, after the endpoint (another enterprise's endpoint is 404 whatever the SIM). */
   const withSim = (run: (em: EntityManager, c: OperationContext, id: number, simId: number) => Promise<Outcome>) =>
-    async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>) {
+    async function (request: FastifyRequest<{ Params: { id: number }; Body: { iccid: string } }>, reply: FastifyReply) {
       const enterpriseId = enterpriseOf(request);
       const iccid = iccidOf(request.body.iccid);
       await getEndpoint(request.em, enterpriseId, request.params.id);
       const sim = await findSimByIccid(request.em, enterpriseId, iccid);
       if (!sim) throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${iccid} in your inventory` }]);
-      await run(request.em, ctx(request), request.params.id, sim.id);
-      return endpointJson(request.em, enterpriseId, request.params.id);
+      return answerTo(request, reply, await run(request.em, changeCtx(request, reply), request.params.id, sim.id));
     };
 
   app.post(
@@ -294,7 +412,7 @@ export async function v1Routes(root: FastifyInstance) {
         response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
       },
     },
-    withSim(linkSim),
+    linkByIccid,
   );
 
   app.put(
@@ -314,9 +432,8 @@ export async function v1Routes(root: FastifyInstance) {
   );
 
   const change = (run: (em: EntityManager, c: OperationContext, id: number) => Promise<Outcome>) =>
-    async function (request: FastifyRequest<{ Params: { id: number } }>) {
-      await run(request.em, ctx(request), request.params.id);
-      return endpointJson(request.em, enterpriseOf(request), request.params.id);
+    async function (request: FastifyRequest<{ Params: { id: number } }>, reply: FastifyReply) {
+      return answerTo(request, reply, await run(request.em, changeCtx(request, reply), request.params.id));
     };
 
   app.delete(

@@ -29,14 +29,21 @@ const MARKER = '\u0000simlink-value:';
 export function compileStatement(count: number, build: (markers: string[]) => Compilable, label: string): CompiledStatement {
   const markers = Array.from({ length: count }, (_, i) => `${MARKER}${i}`);
   const { sql, bindings } = build(markers).getKnexQuery().toSQL();
+  // A marker given to a JSON property comes back JSON-encoded (MikroORM encodes the property's value): its
+  // value is then bound JSON-encoded too.
+  const encoded = markers.map((marker) => JSON.stringify(marker));
   const slots = bindings.map((binding) => (typeof binding === 'string' ? markers.indexOf(binding) : -1));
+  const json = bindings.map((binding) => typeof binding === 'string' && encoded.includes(binding));
+  json.forEach((isJson, i) => {
+    if (isJson) slots[i] = encoded.indexOf(bindings[i] as string);
+  });
   if (markers.some((_, i) => slots.filter((slot) => slot === i).length !== 1)) {
     throw new Error(`The statement for ${label} does not bind each of its ${count} values once`);
   }
   const constants = [...bindings];
   return {
     sql,
-    bind: (values) => slots.map((slot, i) => (slot >= 0 ? values[slot] : constants[i])),
+    bind: (values) => slots.map((slot, i) => (slot < 0 ? constants[i] : json[i] ? JSON.stringify(values[slot]) : values[slot])),
   };
 }
 

@@ -3,12 +3,13 @@
 // SHA-256, which is enough to find it again (the token is high-entropy, so no salt or slow hash is needed).
 // Revoking sets revoked_at; the next request with that token is refused.
 import { createHash, randomBytes } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/postgresql';
+import { raw, type EntityManager, type Field } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { ApiTokenSchema, EnterpriseSchema, OperationKeySchema, ROLES, UserSchema, type Role } from './entities.js';
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { ApiTokenSchema, EnterpriseSchema, OperationKeySchema, ROLES, UserSchema, type ApiToken, type Role } from './entities.js';
+import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { createOnce } from './form-keys.js';
 import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
+import { compileStatement, type CompiledStatement } from '../db/compiled-statement.js';
 
 const PREFIX = 'sl_';
 /** `sl_` and the base64url of 32 bytes (43 characters). */
@@ -48,7 +49,6 @@ function requireAdmin(actor: Actor) {
   if (actor.role !== 'admin') throw new ForbiddenError();
 }
 
-const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
 export const TOKEN_ALREADY_CREATED = 'This form already created its token, which is not shown again. Create another token if you need one.';
 
 /**
@@ -64,31 +64,20 @@ export async function createApiToken(
 ): Promise<{ token: string; row: ApiTokenRow }> {
   requireAdmin(actor);
   const { name, role } = validateNewToken(input);
-  if (key !== undefined && (!KEY_FORMAT.test(key) || (await em.count(OperationKeySchema, { key })))) {
-    throw new ConflictError(TOKEN_ALREADY_CREATED);
-  }
   const token = PREFIX + randomBytes(32).toString('base64url');
-  const entity = em.create(ApiTokenSchema, {
-    enterprise: actor.enterpriseId,
-    name,
-    role,
-    tokenHash: hashToken(token),
-    // An actor that is itself a token (none may create tokens today) has no user row.
-    createdBy: actor.email ? actor.id : null,
-    createdByName: actor.displayName,
-    lastUsedAt: null,
-    revokedAt: null,
-  });
-  if (key !== undefined) {
-    em.create(OperationKeySchema, { key, enterprise: actor.enterpriseId, userId: actor.id, action: 'api-token:create', outcome: {} });
-  }
-  try {
-    await em.flush();
-  } catch (error) {
-    // The same form, submitted twice at once: the key's primary key lets one through.
-    if (error instanceof UniqueConstraintViolationException) throw new ConflictError(TOKEN_ALREADY_CREATED, { cause: error });
-    throw error;
-  }
+  const entity = await createOnce(em, actor, key, 'api-token:create', TOKEN_ALREADY_CREATED, () =>
+    em.create(ApiTokenSchema, {
+      enterprise: actor.enterpriseId,
+      name,
+      role,
+      tokenHash: hashToken(token),
+      // An actor that is itself a token (none may create tokens today) has no user row.
+      createdBy: actor.email ? actor.id : null,
+      createdByName: actor.displayName,
+      lastUsedAt: null,
+      revokedAt: null,
+    }),
+  );
   return { token, row: toRow(entity) };
 }
 
@@ -145,22 +134,95 @@ export interface TokenActor {
 }
 
 /**
+ * The token's read, with its enterprise, in one statement. It runs on every API request (revocation takes
+ * effect on the next request, so it is never cached), so the statement is compiled once by the query builder
+ * (src/db/compiled-statement.ts, as the session read of the screens) and its row used as it comes, not as a
+ * managed entity: em.findOne with `populate: ['enterprise']` built, compiled and hydrated the query on each
+ * request. With `keys`, the same statement reads those rows of the one-time key store too (the change's
+ * Idempotency-Key, src/api/idempotency.ts): one round trip instead of two.
+ */
+function tokenReader(em: EntityManager, withKeys: boolean) {
+  return compileStatement(
+    withKeys ? 3 : 1,
+    ([tokenHash, ...keys]) => {
+      const columns: Field<ApiToken>[] = [
+        't.id',
+        't.name',
+        't.role',
+        't.lastUsedAt',
+        'e.id as enterprise_id',
+        'e.slug',
+        'e.name as enterprise_name',
+      ];
+      if (withKeys) {
+        const rows = em
+          .createQueryBuilder(OperationKeySchema, 'o')
+          .select(raw(`coalesce(json_agg(json_build_object('key', o.key, 'outcome', o.outcome, 'created_at', o.created_at)), '[]')`))
+          .where({ key: { $in: keys } });
+        columns.push(rows.as('key_rows') as unknown as Field<ApiToken>);
+      }
+      return em.createQueryBuilder(ApiTokenSchema, 't').select(columns).join('t.enterprise', 'e').where({ tokenHash, revokedAt: null });
+    },
+    withKeys ? 'the API token read, with the rows of two one-time keys' : 'the API token read',
+  );
+}
+let tokenRead: CompiledStatement | undefined;
+let tokenWithKeysRead: CompiledStatement | undefined;
+
+/**
+ * The ids of the tokens this process has seen, by hash. A token's id never changes, so knowing it before the
+ * read is safe (whether the token is still valid is read every time): it lets a change's one-time keys, which
+ * are scoped by the token's id, be read in the token's statement.
+ */
+const knownTokenIds = new Map<string, number>();
+const KNOWN_TOKEN_IDS = 10_000;
+
+/** A row of the one-time key store as the token read gives it. */
+export interface KeyRow {
+  key: string;
+  outcome: Record<string, unknown>;
+  created_at: string;
+}
+
+/** A row of the token read, as the driver gives it (column names; timestamptz as PostgreSQL's text). */
+interface TokenRow {
+  id: number;
+  name: string;
+  role: Role;
+  last_used_at: string | Date | null;
+  enterprise_id: number;
+  slug: string;
+  enterprise_name: string;
+  key_rows?: KeyRow[];
+}
+
+/**
  * The actor a bearer token acts as, or null for a malformed, unknown or revoked token (the same answer for
  * each). The actor's id is the token's id and its name the token's name: events record them with source `api`.
+ * The token's last use is written at most once a minute (LAST_USED_PRECISION_MS), not on every request.
+ * `keysOf`: the one-time keys of the request for a token id; when this process already knows the token's id,
+ * their rows are read in the same statement and returned as `keyRows` (undefined when they were not read).
  */
-export async function authenticateApiToken(em: EntityManager, token: string): Promise<TokenActor | null> {
+export async function authenticateApiToken(
+  em: EntityManager,
+  token: string,
+  keysOf?: (tokenId: number) => readonly [string, string] | undefined,
+): Promise<(TokenActor & { keyRows?: KeyRow[] }) | null> {
   if (!TOKEN_FORMAT.test(token)) return null;
-  const row = await em.findOne(
-    ApiTokenSchema,
-    { tokenHash: hashToken(token), revokedAt: null },
-    { populate: ['enterprise'], disableIdentityMap: true },
-  );
+  const tokenHash = hashToken(token);
+  const knownId = knownTokenIds.get(tokenHash);
+  const keys = knownId === undefined ? undefined : keysOf?.(knownId);
+  const statement = keys ? (tokenWithKeysRead ??= tokenReader(em, true)) : (tokenRead ??= tokenReader(em, false));
+  const [row] = await em.execute<TokenRow[]>(statement.sql, statement.bind(keys ? [tokenHash, ...keys] : [tokenHash]));
   if (!row) return null;
+  if (knownId === undefined) {
+    if (knownTokenIds.size >= KNOWN_TOKEN_IDS) knownTokenIds.clear();
+    knownTokenIds.set(tokenHash, row.id);
+  }
   const now = Date.now();
-  if (!row.lastUsedAt || now - row.lastUsedAt.getTime() >= LAST_USED_PRECISION_MS) {
+  if (row.last_used_at === null || now - new Date(row.last_used_at).getTime() >= LAST_USED_PRECISION_MS) {
     await em.nativeUpdate(ApiTokenSchema, { id: row.id }, { lastUsedAt: new Date(now) });
   }
-  const enterprise = row.enterprise.getEntity();
   return {
     tokenId: row.id,
     actor: {
@@ -168,10 +230,11 @@ export async function authenticateApiToken(em: EntityManager, token: string): Pr
       email: '',
       displayName: row.name,
       role: row.role,
-      enterpriseId: enterprise.id,
-      enterpriseSlug: enterprise.slug,
-      enterpriseName: enterprise.name,
+      enterpriseId: row.enterprise_id,
+      enterpriseSlug: row.slug,
+      enterpriseName: row.enterprise_name,
     },
+    ...(keys && row.id === knownId ? { keyRows: row.key_rows ?? [] } : {}),
   };
 }
 

@@ -1,11 +1,21 @@
-// Typed failures of the domain. One error handler in the web layer maps each kind to a status and a page;
-// routes never compare message strings.
+// Typed failures of the domain. Each kind has one HTTP status (HTTP_STATUS), which the pages' error handler
+// and the API's problem details both answer with; routes never compare message strings.
 
 export type DomainErrorKind = 'not_found' | 'forbidden' | 'conflict' | 'invalid' | 'unauthorized' | 'too_many_requests';
 
 export abstract class DomainError extends Error {
   abstract readonly kind: DomainErrorKind;
 }
+
+/** The HTTP status each kind of domain error is answered with, on the pages and in the API alike. */
+export const HTTP_STATUS: Record<DomainErrorKind, number> = {
+  not_found: 404,
+  forbidden: 403,
+  conflict: 409,
+  invalid: 422,
+  unauthorized: 401,
+  too_many_requests: 429,
+};
 
 /** Unknown id, or an id of another enterprise: the same answer, so existence never leaks. */
 export class NotFoundError extends DomainError {

@@ -11,7 +11,7 @@
 // (endpoint, then SIM), so two operations never wait on each other in a cycle. The database's constraints
 // (see migrations/) are the backstop: if one ever fires, at a statement or at commit, the transaction rolls
 // back whole and the person is told someone else changed the record.
-import { FlushMode, LockMode, raw, ref, type EntityData, type EntitySchema, type FilterQuery } from '@mikro-orm/core';
+import { FlushMode, LockMode, raw, ref, wrap, type EntityData, type EntitySchema, type FilterQuery } from '@mikro-orm/core';
 import { ConstraintViolationException, DeadlockException, LockWaitTimeoutException, type EntityManager } from '@mikro-orm/postgresql';
 import type { Actor } from './accounts.js';
 import {
@@ -41,6 +41,7 @@ import {
   ValidationError,
   type FieldError,
 } from './errors.js';
+import { FORM_KEY_FORMAT } from './form-keys.js';
 import { checkIccid, checkImei } from './identifiers.js';
 import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
 
@@ -51,6 +52,13 @@ export interface OperationContext {
   key?: string;
   /** Where the change came from, for its event (the screens' when not said). */
   source?: EventSource;
+  /**
+   * With `key`: called in the change's transaction, after its writes, with the endpoint and its SIM as the
+   * change leaves them; what it returns is kept in the key's row with the outcome, and is the outcome's
+   * `answer` (a replay's too). The API keeps its answer to the request there: no read after the change and
+   * no write of its own.
+   */
+  answer?: (endpoint: Endpoint, sim: Sim | null) => unknown;
 }
 
 export type Operation = 'link' | 'delink' | 'swap' | 'activate' | 'suspend' | 'resume' | 'create';
@@ -66,6 +74,8 @@ export interface Outcome {
   message: string;
   /** True when this answer is the stored outcome of an earlier submission of the same form. */
   replayed: boolean;
+  /** What OperationContext.answer returned (for a replay: what it returned the first time). */
+  answer?: unknown;
 }
 
 export const CONFLICT_SIM_TAKEN = 'This SIM was just linked to another endpoint. Choose another SIM.';
@@ -73,8 +83,6 @@ const CONFLICT_CONCURRENT =
   'Someone else changed this endpoint or SIM at the same moment. Nothing was changed; look at it again and retry.';
 
 const FORM_USED = 'This confirmation form was already used. Go back and start again.';
-
-const KEY_FORMAT = /^[A-Za-z0-9_-]{16,64}$/;
 
 const describeState = (status: string) => (status === 'hold' ? 'on Hold' : endpointStatusLabel(status));
 
@@ -114,7 +122,7 @@ async function once(
   work: (tx: EntityManager) => Promise<Omit<Outcome, 'replayed'>>,
 ): Promise<Outcome> {
   requireAdmin(ctx.actor);
-  if (ctx.key !== undefined && !KEY_FORMAT.test(ctx.key)) {
+  if (ctx.key !== undefined && !FORM_KEY_FORMAT.test(ctx.key)) {
     throw new ValidationError([{ field: 'key', message: 'This confirmation form is damaged. Go back and start again.' }]);
   }
   const action = `${operation}:${endpointId ?? ''}`;
@@ -126,16 +134,24 @@ async function once(
   try {
     await tx.begin();
     const outcome = await work(tx);
+    let answer: unknown;
+    if (ctx.key && ctx.answer) {
+      // The writes first, so the answer sees the rows as the change leaves them (updated_at included).
+      await tx.flush();
+      const changed = changedEndpoint(tx, outcome.endpointId);
+      if (!changed) throw new Error(`The ${operation} did not leave its endpoint and SIM in its unit of work: no answer to keep`);
+      answer = ctx.answer(changed.endpoint, changed.sim);
+    }
     if (ctx.key)
       await tx.insert(OperationKeySchema, {
         key: ctx.key,
         enterprise: ctx.actor.enterpriseId,
         userId: ctx.actor.id,
         action,
-        outcome: { ...outcome },
+        outcome: answer === undefined ? { ...outcome } : { ...outcome, answer },
       });
     await tx.commit();
-    return { ...outcome, replayed: false };
+    return answer === undefined ? { ...outcome, replayed: false } : { ...outcome, answer, replayed: false };
   } catch (error) {
     // Rolled back whatever failed — a statement, the flush, or COMMIT itself (a deferred key); a failure of
     // the rollback (the connection already gone) must not hide the error that matters.
@@ -148,6 +164,16 @@ async function once(
     if (error instanceof ConstraintViolationException) throw new ConflictError(CONFLICT_CONCURRENT, { cause: error });
     throw error;
   }
+}
+
+/** The endpoint of a change and its SIM, as managed by the change's unit of work; null when either is not there, loaded. */
+function changedEndpoint(tx: EntityManager, endpointId: number): { endpoint: Endpoint; sim: Sim | null } | null {
+  const uow = tx.getUnitOfWork();
+  const endpoint = uow.getById<Endpoint>(EndpointSchema.meta.className, endpointId);
+  if (!endpoint || !wrap(endpoint).isInitialized()) return null;
+  if (!endpoint.sim) return { endpoint, sim: null };
+  const sim = uow.getById<Sim>(SimSchema.meta.className, endpoint.sim.id);
+  return sim && wrap(sim).isInitialized() ? { endpoint, sim } : null;
 }
 
 /** The stored outcome of an earlier submission of this form, if there was one (another user's or operation's: refused). */
@@ -341,14 +367,27 @@ function delinkChange(locked: Pick<LockedEndpoint, 'endpoint' | 'sim'>): Change 
   };
 }
 
-export async function linkSim(em: EntityManager, ctx: OperationContext, endpointId: number, simId: number): Promise<Outcome> {
+/**
+ * `sim`: the SIM's id (chosen in the picker) or its ICCID (typed, as the API sends it; checked by checkIccid
+ * first). An ICCID not in the enterprise's inventory is a ValidationError on `iccid`, as for createEndpoint.
+ */
+export async function linkSim(
+  em: EntityManager,
+  ctx: OperationContext,
+  endpointId: number,
+  wanted: number | { iccid: string },
+): Promise<Outcome> {
   return once(em, ctx, 'link', endpointId, async (tx) => {
     // The endpoint first (every operation takes the endpoint before the SIM: no lock cycles), so a second
     // link of the same endpoint waits here and then finds it no longer on Hold.
     const locked = await lockEndpoint(tx, ctx, endpointId);
     const refused = refusal('link', locked.endpoint);
     if (refused) throw new InvalidStateError(refused);
-    const sim = await lockOne(tx, SimSchema, { id: simId, enterprise: ctx.actor.enterpriseId });
+    const enterprise = ctx.actor.enterpriseId;
+    const sim = await lockOne(tx, SimSchema, typeof wanted === 'number' ? { id: wanted, enterprise } : { iccid: wanted.iccid, enterprise });
+    if (!sim && typeof wanted !== 'number') {
+      throw new ValidationError([{ field: 'iccid', message: `There is no SIM with ICCID ${wanted.iccid} in your inventory` }]);
+    }
     const change = linkChange(locked.endpoint, sim);
     await recordEvent(tx, ctx, change.action, change.details, locked.subscriptions);
     return change.outcome;
@@ -379,7 +418,7 @@ export async function swapSim(em: EntityManager, ctx: OperationContext, endpoint
     if (refused) throw new InvalidStateError(refused);
     const oldSimId = endpoint.sim?.id;
     if (!oldSimId) throw new ConflictError(CONFLICT_CONCURRENT);
-    if (oldSimId === newSimId) throw new ConflictError(CONFLICT_SIM_TAKEN);
+    if (oldSimId === newSimId) throw new ConflictError('This SIM is already linked to this endpoint. Choose another SIM.');
     const lockOld = () => lockOne(tx, SimSchema, { id: oldSimId, endpoint: endpoint.id });
     const lockNew = () => lockOne(tx, SimSchema, { id: newSimId, enterprise: ctx.actor.enterpriseId });
     let oldSim: Sim | null;

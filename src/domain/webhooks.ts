@@ -25,6 +25,7 @@ import {
   type WebhookEventType,
 } from './entities.js';
 import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { createOnce } from './form-keys.js';
 import type { EventDetails } from './events.js';
 import { hasHiddenCharacters } from './text.js';
 
@@ -194,60 +195,95 @@ function isPrivateHost(hostname: string): boolean {
 
 /**
  * Whether an IP address is one a webhook must not reach by default: loopback, private (RFC 1918, unique
- * local), link-local (cloud metadata services live there), carrier-grade NAT, unspecified, multicast, reserved.
+ * local), link-local (cloud metadata services live there), carrier-grade NAT, unspecified, multicast, reserved
+ * — and any IPv6 address that carries an IPv4 one (mapped ::ffff:a.b.c.d in any spelling, compatible ::a.b.c.d,
+ * 6to4 2002::/16) is judged by the IPv4 address it carries, since that is where the connection goes. Tunnels
+ * and translators whose far end cannot be judged here (Teredo 2001::/32, NAT64 64:ff9b::/96) are refused.
  */
 export function isPrivateAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return isPrivateAddress(mapped[1]);
-  if (isIP(address) === 4) {
-    const [a, b] = address.split('.').map(Number);
-    return (
-      a === 0 ||
-      a === 10 ||
-      a === 127 ||
-      (a === 100 && b >= 64 && b <= 127) ||
-      (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168) ||
-      (a === 192 && b === 0) ||
-      (a === 198 && (b === 18 || b === 19)) ||
-      a >= 224
-    );
-  }
-  const v6 = address.toLowerCase();
+  if (isIP(address) === 4) return isPrivateIPv4(address.split('.').map(Number));
+  const words = ipv6Words(address);
+  if (!words) return true; // not an address this can read: never reach it
+  const carried = (hi: number, lo: number) => [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff];
+  const zeros = (from: number, to: number) => words.slice(from, to).every((w) => w === 0);
+  if (zeros(0, 5) && words[5] === 0xffff) return isPrivateIPv4(carried(words[6], words[7])); // ::ffff:a.b.c.d
+  if (zeros(0, 6)) return isPrivateIPv4(carried(words[6], words[7])); // ::a.b.c.d, and :: and ::1 (0.0.0.0/8)
+  if (words[0] === 0x2002) return isPrivateIPv4(carried(words[1], words[2])); // 6to4
+  const [w0, w1] = words;
   return (
-    v6 === '::' ||
-    v6 === '::1' ||
-    v6.startsWith('fc') ||
-    v6.startsWith('fd') ||
-    /^fe[89ab]/.test(v6) ||
-    v6.startsWith('ff') ||
-    v6.startsWith('64:ff9b:') ||
-    v6.startsWith('2001:db8')
+    (w0 === 0x2001 && w1 === 0) || // Teredo
+    (w0 === 0x2001 && w1 === 0xdb8) || // documentation
+    (w0 === 0x64 && w1 === 0xff9b) || // NAT64
+    w0 === 0x100 || // discard-only
+    (w0 & 0xfe00) === 0xfc00 || // unique local
+    (w0 & 0xffc0) === 0xfe80 || // link-local
+    (w0 & 0xffc0) === 0xfec0 || // site-local
+    (w0 & 0xff00) === 0xff00 // multicast
   );
 }
 
-/** Adds a webhook; the answer carries its secret, which is shown this once and never again. */
+function isPrivateIPv4([a, b]: number[]): boolean {
+  return (
+    a === 0 ||
+    a === 10 ||
+    a === 127 ||
+    (a === 100 && b >= 64 && b <= 127) ||
+    (a === 169 && b === 254) ||
+    (a === 172 && b >= 16 && b <= 31) ||
+    (a === 192 && b === 168) ||
+    (a === 192 && b === 0) ||
+    (a === 198 && (b === 18 || b === 19)) ||
+    a >= 224
+  );
+}
+
+/** The eight 16-bit words of an IPv6 address (with `::` and a dotted IPv4 tail expanded), or null. */
+function ipv6Words(address: string): number[] | null {
+  const text = address.toLowerCase().replace(/%.*$/, '');
+  if (isIP(text) !== 6) return null;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  let hex = text;
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number);
+    hex = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = hex.split('::');
+  const part = (s: string | undefined) => (s ? s.split(':').map((w) => parseInt(w, 16)) : []);
+  const left = part(head);
+  const right = part(tail);
+  const words = tail === undefined ? left : [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+  return words.length === 8 && words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffff) ? words : null;
+}
+
+export const WEBHOOK_ALREADY_ADDED =
+  'This form already added its webhook, whose signing secret is not shown again. Look for it in the list below.';
+
+/**
+ * Adds a webhook; the answer carries its secret, which is shown this once and never again. `key`: the form's
+ * one-time key — the same form sent again adds no second webhook (form-keys.ts).
+ */
 export async function createWebhook(
   em: EntityManager,
   actor: Actor,
   input: WebhookInput,
   policy: WebhookPolicy,
+  key?: string,
 ): Promise<{ webhook: Webhook; secret: string }> {
   requireAdmin(actor);
   const { url, eventTypes } = validateWebhook(input, policy);
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  const webhook = em.create(WebhookSchema, {
-    enterprise: actor.enterpriseId,
-    url,
-    eventTypes,
-    secret,
-    enabled: true,
-    disabledReason: null,
-    failingSince: null,
-    createdBy: actor.id,
-  });
-  await em.flush();
+  const webhook = await createOnce(em, actor, key, 'webhook:create', WEBHOOK_ALREADY_ADDED, () =>
+    em.create(WebhookSchema, {
+      enterprise: actor.enterpriseId,
+      url,
+      eventTypes,
+      secret,
+      enabled: true,
+      disabledReason: null,
+      failingSince: null,
+      createdBy: actor.id,
+    }),
+  );
   return { webhook, secret };
 }
 

@@ -2,11 +2,11 @@
 // (Name, Role) — the token is shown once, in the answer to the form, and never again; Revoke goes through
 // the usual confirmation ("Are you sure you want to continue?" → Yes). Works without JavaScript; with it,
 // a Copy button copies the token (public/app.js).
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createApiToken, getApiToken, listApiTokens, revokeApiToken } from '../domain/api-tokens.js';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { newFormKey } from '../domain/form-keys.js';
 import { fieldErrors, idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
 import { ApiTokenBody, ApiTokenRevokeBody, ApiTokenRevokeQuery } from './schemas.js';
@@ -34,7 +34,7 @@ async function renderTokens(
       values: extra.values ?? { name: '', role: 'viewer' },
       created: extra.created,
       // The form's one-time key: a second submission of it creates no second token.
-      key: randomBytes(18).toString('base64url'),
+      key: newFormKey(),
       errors: extra.errors
         ? fieldErrors(extra.errors.errors.map((e) => (e.field === 'role' ? { ...e, field: 'role-admin' } : e)))
         : extra.conflict

@@ -2,7 +2,6 @@
 // guard that an operation is still allowed before its confirmation is drawn, the confirmation page, Create
 // endpoint's form values, and the confirmed steps (GET the confirmation, POST Yes) that de-link and the
 // lifecycle routes are made of. Used by endpoints.routes.ts, sim-link.routes.ts and lifecycle.routes.ts.
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -10,6 +9,7 @@ import { ConflictError, InvalidStateError, NotFoundError } from '../domain/error
 import { consequence, refusal, type OperationContext, type Outcome } from '../domain/lifecycle.js';
 import { getEndpoint, type EndpointDetail } from '../domain/queries/endpoints.js';
 import { endpointHistory, EVENT_ACTION_LABELS } from '../domain/queries/history.js';
+import { newFormKey } from '../domain/form-keys.js';
 import { fieldErrors, idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
 import { ConfirmBody, EndpointParams } from './schemas.js';
@@ -27,9 +27,6 @@ export function operationContext(request: FastifyRequest, key: string | undefine
   // A session started from a CRM's launch link is the CRM's: its changes are recorded with source `crm`.
   return { actor: actorOf(request), requestId: request.id, key: key || undefined, source: request.session?.embedded ? 'crm' : 'ui' };
 }
-
-/** A fresh one-time key for a confirmation form (see lifecycle.ts `once`). */
-export const oneTimeKey = () => randomBytes(18).toString('base64url');
 
 /** The endpoint id of a route like /endpoints/:id…; one the schema let through but PostgreSQL cannot hold is answered like an unknown one. */
 export function endpointIdOf(params: EndpointParams): number {
@@ -144,7 +141,7 @@ export function confirmedStepRoutes(app: FastifyInstance, step: ConfirmedStep) {
       action: `/endpoints/${endpoint.id}/${step.path}`,
       summary: step.summary(endpoint),
       operation: step.operation,
-      fields: { key: oneTimeKey() },
+      fields: { key: newFormKey() },
     });
   });
 

@@ -8,7 +8,8 @@ import { ENDPOINT_STATUSES } from '../domain/entities.js';
 import { ConflictError, ValidationError } from '../domain/errors.js';
 import { createEndpoint } from '../domain/lifecycle.js';
 import { endpointCursor, isEndpointStatus, listEndpoints } from '../domain/queries/endpoints.js';
-import { ADMIN_ONLY, endpointIdOf, newEndpointValues, oneTimeKey, operationContext, renderEndpoint } from './endpoint-pages.js';
+import { ADMIN_ONLY, endpointIdOf, newEndpointValues, operationContext, renderEndpoint } from './endpoint-pages.js';
+import { newFormKey } from '../domain/form-keys.js';
 import { fieldErrors } from './forms.js';
 import { actorOf } from './plugins/session.js';
 import { EndpointParams, ListQuery, NewEndpointBody, NewEndpointQuery } from './schemas.js';
@@ -48,7 +49,7 @@ export async function endpointsRoutes(fastify: FastifyInstance) {
       title: 'Create endpoint',
       section: 'endpoints',
       values: newEndpointValues(request.query),
-      key: oneTimeKey(),
+      key: newFormKey(),
     });
   });
 
@@ -76,7 +77,7 @@ export async function endpointsRoutes(fastify: FastifyInstance) {
           : [{ field: values.iccid ? 'iccid' : 'name', message: error.message }];
       return reply.page(
         'endpoints/new',
-        { title: 'Create endpoint', section: 'endpoints', values, key: oneTimeKey(), errors: fieldErrors(errors) },
+        { title: 'Create endpoint', section: 'endpoints', values, key: newFormKey(), errors: fieldErrors(errors) },
         { status: error instanceof ValidationError ? 422 : 409 },
       );
     }

@@ -97,6 +97,7 @@ export const ApiTokenRevokeBody = Type.Object({ id: OptionalId, ...CsrfField });
 export const WebhookBody = Type.Object({
   url: Text(2100),
   event_types: Type.Optional(Type.Union([Type.String({ maxLength: 40 }), Type.Array(Type.String({ maxLength: 40 }), { maxItems: 20 })])),
+  ...OneTimeKeyField,
   ...CsrfField,
 });
 export const WebhookParams = Type.Object({ id: Id });

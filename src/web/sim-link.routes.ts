@@ -20,12 +20,12 @@ import {
   endpointFor,
   endpointIdOf,
   newEndpointValues,
-  oneTimeKey,
   operationContext,
   renderEndpoint,
   type NewEndpointValues,
   type Problem,
 } from './endpoint-pages.js';
+import { newFormKey } from '../domain/form-keys.js';
 import { fieldErrors, idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
 import { ConfirmBody, EndpointParams, NewEndpointBody, NewEndpointQuery, PickerQuery } from './schemas.js';
@@ -143,7 +143,7 @@ export async function simLinkRoutes(fastify: FastifyInstance) {
         action: `/endpoints/${endpoint.id}/sim`,
         summary: `Link SIM ${sim.iccid} to endpoint '${endpoint.name}'.`,
         operation: 'link',
-        fields: { sim_id: String(sim.id), key: oneTimeKey() },
+        fields: { sim_id: String(sim.id), key: newFormKey() },
       });
     },
   );
@@ -199,7 +199,7 @@ export async function simLinkRoutes(fastify: FastifyInstance) {
         action: `/endpoints/${endpoint.id}/sim/swap`,
         summary: `Swap SIM ${endpoint.sim?.iccid} of endpoint '${endpoint.name}' for SIM ${sim.iccid}.`,
         operation: 'swap',
-        fields: { sim_id: String(sim.id), key: oneTimeKey() },
+        fields: { sim_id: String(sim.id), key: newFormKey() },
       });
     },
   );

@@ -6,7 +6,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { WEBHOOK_EVENT_TYPES } from '../domain/entities.js';
-import { NotFoundError, ValidationError } from '../domain/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { newFormKey } from '../domain/form-keys.js';
 import { EVENT_ACTION_LABELS } from '../domain/queries/history.js';
 import {
   createWebhook,
@@ -38,7 +39,12 @@ const EVENT_TYPES = WEBHOOK_EVENT_TYPES.map((type) => ({ type, label: EVENT_ACTI
 async function renderList(
   request: FastifyRequest,
   reply: FastifyReply,
-  extra: { values?: { url: string; eventTypes: string[] }; created?: { url: string; secret: string }; errors?: ValidationError } = {},
+  extra: {
+    values?: { url: string; eventTypes: string[] };
+    created?: { url: string; secret: string };
+    errors?: ValidationError;
+    conflict?: string;
+  } = {},
 ) {
   const webhooks = await listWebhooks(request.em, actorOf(request));
   return reply.page(
@@ -50,11 +56,15 @@ async function renderList(
       eventTypes: EVENT_TYPES,
       values: extra.values ?? { url: '', eventTypes: [...WEBHOOK_EVENT_TYPES] },
       created: extra.created,
+      // The form's one-time key: a second submission of it adds no second webhook.
+      key: newFormKey(),
       errors: extra.errors
         ? fieldErrors(extra.errors.errors.map((e) => (e.field === 'event_types' ? { ...e, field: `event-${WEBHOOK_EVENT_TYPES[0]}` } : e)))
-        : undefined,
+        : extra.conflict
+          ? fieldErrors([{ field: 'url', message: extra.conflict }])
+          : undefined,
     },
-    { status: extra.errors ? 422 : undefined },
+    { status: extra.errors ? 422 : extra.conflict ? 409 : undefined },
   );
 }
 
@@ -69,10 +79,11 @@ export async function webhooksRoutes(fastify: FastifyInstance) {
     const given = request.body.event_types;
     const values = { url: request.body.url ?? '', eventTypes: given === undefined ? [] : Array.isArray(given) ? given : [given] };
     try {
-      const { webhook, secret } = await createWebhook(request.em, actorOf(request), values, policy);
+      const { webhook, secret } = await createWebhook(request.em, actorOf(request), values, policy, request.body.key || undefined);
       return renderList(request, reply, { created: { url: webhook.url, secret } });
     } catch (error) {
       if (error instanceof ValidationError) return renderList(request, reply, { values, errors: error });
+      if (error instanceof ConflictError) return renderList(request, reply, { conflict: error.message });
       throw error;
     }
   });

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import supertest from 'supertest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { firstRow, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { signedIn } from '../helpers/session.js';
 import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { createApiToken, revokeApiToken } from '../../src/domain/api-tokens.js';
@@ -60,14 +60,10 @@ function expectProblem(res: supertest.Response, status: number) {
   return body;
 }
 
-const row = async (sql: string, params: unknown[]) => (await em.fork().execute<Record<string, unknown>[]>(sql, params))[0];
+const row = (sql: string, params: unknown[]) => firstRow<Record<string, unknown>>(db, sql, params);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   adminToken = await tokenFor(acme, 'admin', 'CRM');
   viewerToken = await tokenFor(acme, 'viewer', 'Dashboard');
   globexToken = await tokenFor(globex, 'admin', 'Globex CRM');

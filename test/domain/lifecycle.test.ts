@@ -4,8 +4,8 @@
 // refused cases must leave every row of endpoint, sim and operation_key as it was and write no event.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { holdEndpoint, linkedEndpoint, readySim, type TestEnterprise, type TestSim } from '../factories/index.js';
 import type { Actor } from '../../src/domain/accounts.js';
 import type { EndpointStatus, LinkedStatus } from '../../src/domain/entities.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError, ValidationError } from '../../src/domain/errors.js';
@@ -21,7 +21,7 @@ import {
 } from '../../src/domain/lifecycle.js';
 import { findViolations } from '../../src/domain/invariants.js';
 import { iccidFor, imeiFor } from '../../src/db/generate-identifiers.js';
-import { actorFor, eventsSince, patched, refusedWith, snapshot, type Row, type Snapshot } from './support.js';
+import { actorFor, domainTestWorld, eventsSince, patched, refusedWith, type Row, snapshot, type Snapshot } from './support.js';
 
 let db: TestDatabase;
 let acme: TestEnterprise;
@@ -32,13 +32,8 @@ let viewer: Actor;
 const fork = (): EntityManager => db.orm.em.fork();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const em = fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
-  admin = await actorFor(em, acme, 'admin');
-  otherAdmin = await actorFor(em, acme, 'admin');
-  viewer = await actorFor(em, acme, 'viewer');
+  ({ db, acme, globex, admin, viewer } = await domainTestWorld());
+  otherAdmin = await actorFor(fork(), acme, 'admin');
 });
 afterAll(() => db?.close());
 afterEach(async () => {

@@ -3,8 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { createEnterprise, createUser, readySim, type TestEnterprise } from '../factories/index.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { createEnterprise, readySim, type TestEnterprise } from '../factories/index.js';
+import { actorFor, domainTestWorld } from './support.js';
 import type { Actor } from '../../src/domain/accounts.js';
 import { ConflictError, ForbiddenError } from '../../src/domain/errors.js';
 import { openDatabase } from '../../src/db/database.js';
@@ -59,19 +60,6 @@ function file(content: string | Buffer, options: { chunk?: number; mimetype?: st
     stream: (async function* () {
       for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
     })(),
-  };
-}
-
-async function actorFor(em: EntityManager, enterprise: TestEnterprise, role: 'admin' | 'viewer'): Promise<Actor> {
-  const user = await createUser(em, enterprise, role);
-  return {
-    id: user.id,
-    email: user.email,
-    displayName: user.displayName,
-    role,
-    enterpriseId: enterprise.id,
-    enterpriseSlug: enterprise.slug,
-    enterpriseName: 'Acme',
   };
 }
 
@@ -137,12 +125,7 @@ async function refusedFile(content: ImportFile, limits?: ImportLimits): Promise<
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const em = fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
-  admin = await actorFor(em, acme, 'admin');
-  viewer = await actorFor(em, acme, 'viewer');
+  ({ db, acme, globex, admin, viewer } = await domainTestWorld());
 });
 afterAll(() => db?.close());
 

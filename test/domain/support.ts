@@ -3,7 +3,8 @@ import { expect } from 'vitest';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { findActor, type Actor } from '../../src/domain/accounts.js';
 import type { Role } from '../../src/domain/entities.js';
-import { createUser, type TestEnterprise } from '../factories/index.js';
+import { createEnterprise, createUser, type TestEnterprise } from '../factories/index.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 export type Row = Record<string, unknown>;
 
@@ -12,6 +13,23 @@ export async function actorFor(em: EntityManager, enterprise: TestEnterprise, ro
   const actor = await findActor(em, user.id);
   if (!actor) throw new Error(`no actor for user ${user.id}`);
   return actor;
+}
+
+/** What a domain test file starts from: its own database, two enterprises (Acme, Globex), an admin and a viewer of Acme. */
+export interface DomainTestWorld {
+  db: TestDatabase;
+  acme: TestEnterprise;
+  globex: TestEnterprise;
+  admin: Actor;
+  viewer: Actor;
+}
+
+export async function domainTestWorld(): Promise<DomainTestWorld> {
+  const db = await createTestDatabase();
+  const em = db.orm.em.fork();
+  const acme = await createEnterprise(em, 'Acme');
+  const globex = await createEnterprise(em, 'Globex');
+  return { db, acme, globex, admin: await actorFor(em, acme, 'admin'), viewer: await actorFor(em, acme, 'viewer') };
 }
 
 /** Every row of the tables an operation may touch, so "nothing changed" means nothing at all. */

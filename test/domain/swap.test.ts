@@ -4,14 +4,14 @@
 // writes one `sim.swapped` event with both ICCIDs; a refused one changes nothing and writes no event.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import type { Actor } from '../../src/domain/accounts.js';
 import type { LinkedStatus } from '../../src/domain/entities.js';
 import { ConflictError, ForbiddenError, InvalidStateError, NotFoundError } from '../../src/domain/errors.js';
 import { consequence, swapSim } from '../../src/domain/lifecycle.js';
 import { findViolations } from '../../src/domain/invariants.js';
-import { actorFor, eventsSince, patched, refusedWith, snapshot, type Snapshot } from './support.js';
+import { domainTestWorld, eventsSince, patched, refusedWith, snapshot, type Snapshot } from './support.js';
 
 let db: TestDatabase;
 let acme: TestEnterprise;
@@ -21,12 +21,7 @@ let viewer: Actor;
 const fork = (): EntityManager => db.orm.em.fork();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const em = fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
-  admin = await actorFor(em, acme, 'admin');
-  viewer = await actorFor(em, acme, 'viewer');
+  ({ db, acme, globex, admin, viewer } = await domainTestWorld());
 });
 afterEach(async () => {
   expect(await findViolations(fork())).toEqual([]);
@@ -95,10 +90,13 @@ describe('swap SIM', () => {
     const { endpoint, sim } = await linkedEndpoint(fork(), acme, 'active');
     const { sim: taken } = await linkedEndpoint(fork(), acme, 'active');
     const before = await snapshot(fork());
-    for (const simId of [taken.id, sim.id]) {
+    for (const [simId, message] of [
+      [taken.id, 'This SIM was just linked to another endpoint. Choose another SIM.'],
+      [sim.id, 'This SIM is already linked to this endpoint. Choose another SIM.'],
+    ] as const) {
       const error = await refusedWith(swapSim(fork(), { actor: admin }, endpoint.id, simId));
       expect(error).toBeInstanceOf(ConflictError);
-      expect(error.message).toBe('This SIM was just linked to another endpoint. Choose another SIM.');
+      expect(error.message).toBe(message);
     }
     await expectUnchanged(before);
   });

@@ -313,6 +313,11 @@ describe('safety', () => {
       'https://169.254.169.254/latest',
       'https://[::1]/x',
       'https://localhost/x',
+      'https://[::ffff:127.0.0.1]:3950/h',
+      'https://[::ffff:169.254.169.254]/latest',
+      'https://[0:0:0:0:0:ffff:127.0.0.1]/x',
+      'https://[::127.0.0.1]/x',
+      'https://[2002:7f00:1::]/x',
     ]) {
       expect(refusal(url), url).toBe('The URL must be a public address, not one of a private network or this machine');
     }
@@ -337,9 +342,25 @@ describe('safety', () => {
       'fd00::1',
       'fe80::1',
       '::ffff:127.0.0.1',
+      // IPv4 carried in IPv6, in every spelling the URL parser or a resolver may give: judged by the IPv4 address.
+      '::ffff:7f00:1',
+      '::FFFF:A9FE:A9FE',
+      '0:0:0:0:0:ffff:127.0.0.1',
+      '::ffff:10.0.0.1',
+      '::127.0.0.1',
+      '::7f00:1',
+      '2002:7f00:1::',
+      '2002:a00:1::1',
+      '::',
+      '2001:0:4136:e378:8000:63bf:3fff:fdd2',
+      '64:ff9b::7f00:1',
+      'fec0::1',
+      'ff02::1',
+      'fe80::1%eth0',
     ])
       expect(isPrivateAddress(a), a).toBe(true);
-    for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111']) expect(isPrivateAddress(a), a).toBe(false);
+    for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '::ffff:808:808', '2002:808:808::1'])
+      expect(isPrivateAddress(a), a).toBe(false);
   });
 
   it('at send time, a name that resolves to a private address is refused, and so is a literal one', async () => {
@@ -351,6 +372,9 @@ describe('safety', () => {
       expect(byName.error).toMatch(/^localhost resolves to (127\.0\.0\.1|::1), a private address$/);
       const literal = await postOnce(`https://127.0.0.1:${port}/x`, '{}', {}, { allowPrivate: false, timeoutMs: 2000 });
       expect(literal.error).toBe('127.0.0.1 is a private address');
+      const mapped = await postOnce(`https://[::ffff:127.0.0.1]:${port}/x`, '{}', {}, { allowPrivate: false, timeoutMs: 2000 });
+      expect(mapped.status).toBeNull();
+      expect(mapped.error).toMatch(/is a private address$/);
       expect(target.received).toHaveLength(0);
     } finally {
       await target.close();

@@ -33,9 +33,9 @@ export interface RouteTestWorld {
   globex: TestEnterprise;
 }
 
-export async function routeTestWorld(): Promise<RouteTestWorld> {
+export async function routeTestWorld(overrides: Partial<Config> = {}): Promise<RouteTestWorld> {
   const db = await createTestDatabase();
-  const app = await buildTestApp(db);
+  const app = await buildTestApp(db, overrides);
   const em = db.orm.em.fork();
   return { db, app, em, acme: await createEnterprise(em, 'Acme'), globex: await createEnterprise(em, 'Globex') };
 }

@@ -27,6 +27,11 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
   };
 }
 
+/** Every row a query returns, read on a fresh fork. */
+export function allRows<T = Record<string, unknown>>(db: Database, sql: string, params: unknown[] = []): Promise<T[]> {
+  return db.orm.em.fork().execute<T[]>(sql, params);
+}
+
 /** The first row a query returns (undefined when none, though typed as a row: tests compare it whole), read on a fresh fork. */
 export async function firstRow<T = EntityData<AnyEntity>>(db: Database, sql: string, params: unknown[] = []): Promise<T> {
   return (await db.orm.em.fork().execute<T[]>(sql, params))[0];

@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import supertest from 'supertest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { allRows, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
-import { createEnterprise, type TestEnterprise } from '../factories/index.js';
+import { type TestEnterprise } from '../factories/index.js';
 import { hashToken } from '../../src/domain/api-tokens.js';
 import { page } from '../helpers/page.js';
 
@@ -29,14 +29,8 @@ const tokenRow = (html: string, name: string) =>
   page(html)
     .rows()
     .find((cells) => cells[0] === name);
-const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
-
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   csrf = await csrfToken(admin);
 });
@@ -61,9 +55,9 @@ describe('API tokens page', () => {
     expect(copy.getAttribute('data-copy')).toBe(page(res.text).field('New API token').element.id);
     const token = tokenIn(res.text)!;
     expect(token).toMatch(/^sl_[A-Za-z0-9_-]{43}$/);
-    const [stored] = await rows('select name, role, token_hash, created_by_name from api_token where enterprise_id = ?', [acme.id]);
+    const [stored] = await allRows(db, 'select name, role, token_hash, created_by_name from api_token where enterprise_id = ?', [acme.id]);
     expect(stored).toMatchObject({ name: 'CRM', role: 'admin', token_hash: hashToken(token) });
-    expect(JSON.stringify(await rows('select * from api_token'))).not.toContain(token);
+    expect(JSON.stringify(await allRows(db, 'select * from api_token'))).not.toContain(token);
     // The token works on the API…
     const api = await supertest(app.server).get('/api/v1/endpoints').set('Authorization', `Bearer ${token}`);
     expect(api.status).toBe(200);
@@ -92,7 +86,7 @@ describe('API tokens page', () => {
   it('revokes through the confirmation; the token is refused from the next request on', async () => {
     const created = await admin.post('/settings/api-tokens').type('form').send({ _csrf: csrf, name: 'Nightly', role: 'viewer' });
     const token = tokenIn(created.text)!;
-    const [{ id }] = await rows(`select id from api_token where name = 'Nightly'`);
+    const [{ id }] = await allRows(db, `select id from api_token where name = 'Nightly'`);
     const confirm = await admin.get(`/settings/api-tokens/revoke?id=${id}`);
     expect(confirm.status).toBe(200);
     expect(page(confirm.text).heading).toBe('Are you sure you want to continue?');
@@ -108,7 +102,7 @@ describe('API tokens page', () => {
     const list = await admin.get('/settings/api-tokens');
     expect(page(list.text).flash).toBe("API token 'Nightly' revoked");
     expect(tokenRow(list.text, 'Nightly')).toBeUndefined();
-    expect((await rows('select revoked_at from api_token where id = ?', [id]))[0].revoked_at).not.toBeNull();
+    expect((await allRows(db, 'select revoked_at from api_token where id = ?', [id]))[0].revoked_at).not.toBeNull();
     const api = await supertest(app.server).get('/api/v1/endpoints').set('Authorization', `Bearer ${token}`);
     expect(api.status).toBe(401);
   });
@@ -119,12 +113,12 @@ describe('API tokens page', () => {
     const viewerCsrf = await csrfToken(viewer);
     const post = await viewer.post('/settings/api-tokens').type('form').send({ _csrf: viewerCsrf, name: 'Viewer made', role: 'admin' });
     expect(post.status).toBe(403);
-    expect(await rows(`select id from api_token where name = 'Viewer made'`)).toEqual([]);
+    expect(await allRows(db, `select id from api_token where name = 'Viewer made'`)).toEqual([]);
 
     const { agent: theirAdmin } = await signedIn(app, em, globex, 'admin');
     const theirCsrf = await csrfToken(theirAdmin);
     await theirAdmin.post('/settings/api-tokens').type('form').send({ _csrf: theirCsrf, name: 'Globex CRM', role: 'admin' });
-    const [{ id }] = await rows(`select id from api_token where name = 'Globex CRM'`);
+    const [{ id }] = await allRows(db, `select id from api_token where name = 'Globex CRM'`);
     expect((await admin.get(`/settings/api-tokens/revoke?id=${id}`)).status).toBe(404);
     expect(
       (
@@ -134,7 +128,7 @@ describe('API tokens page', () => {
           .send({ _csrf: csrf, id: String(id) })
       ).status,
     ).toBe(404);
-    expect((await rows('select revoked_at from api_token where id = ?', [id]))[0].revoked_at).toBeNull();
+    expect((await allRows(db, 'select revoked_at from api_token where id = ?', [id]))[0].revoked_at).toBeNull();
     expect(page((await admin.get('/settings/api-tokens')).text).text).not.toContain('Globex CRM');
   });
 
@@ -149,12 +143,12 @@ describe('API tokens page', () => {
     expect(page(again.text).text).toContain('This form already created its token, which is not shown again.');
     expect(tokenIn(again.text)).toBeUndefined();
     expect(again.text).not.toContain(token);
-    expect(await rows(`select id from api_token where name = 'Reloaded'`)).toHaveLength(1);
+    expect(await allRows(db, `select id from api_token where name = 'Reloaded'`)).toHaveLength(1);
   });
 
   it('needs the CSRF token to create or revoke', async () => {
     const res = await admin.post('/settings/api-tokens').type('form').send({ name: 'No CSRF', role: 'admin' });
     expect(res.status).toBe(403);
-    expect(await rows(`select id from api_token where name = 'No CSRF'`)).toEqual([]);
+    expect(await allRows(db, `select id from api_token where name = 'No CSRF'`)).toEqual([]);
   });
 });

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { parse } from 'csv-parse/sync';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { allRows, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
-import { createEnterprise, linkedEndpoint, manyHoldEndpoints, manyReadySims, type TestEnterprise } from '../factories/index.js';
+import { linkedEndpoint, manyHoldEndpoints, manyReadySims, type TestEnterprise } from '../factories/index.js';
 import { BulkRunner } from '../../src/domain/bulk.js';
 import { page } from '../helpers/page.js';
 
@@ -22,16 +22,11 @@ let globex: TestEnterprise;
 let admin: Agent;
 let csrf: string;
 
-const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
 const upload = (agent: Agent, token: string, csv: string, filename = 'changes.csv') =>
   agent.post(`/bulk?_csrf=${encodeURIComponent(token)}`).attach('file', Buffer.from(csv), { filename, contentType: 'text/csv' });
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   csrf = await csrfToken(admin);
 });
@@ -62,8 +57,8 @@ describe('Bulk changes pages', () => {
       ['6', expect.stringContaining('endpoint_id "nope" is not an endpoint id (a number)')],
     ]);
     expect(shown.button('Apply 3 changes')).not.toBeNull();
-    expect(await rows(`select status from endpoint where id = ?`, [endpoints[0].id])).toEqual([{ status: 'hold' }]);
-    const [job] = await rows(`select id, state, total from bulk_job where file_name = 'october.csv'`);
+    expect(await allRows(db, `select status from endpoint where id = ?`, [endpoints[0].id])).toEqual([{ status: 'hold' }]);
+    const [job] = await allRows(db, `select id, state, total from bulk_job where file_name = 'october.csv'`);
     expect(job).toMatchObject({ state: 'draft', total: 3 });
 
     const confirm = await admin.get(`/bulk/${job.id as number}/apply`);
@@ -118,15 +113,15 @@ describe('Bulk changes pages', () => {
     const [e] = await manyHoldEndpoints(em.fork(), acme, 1);
     const [s] = await manyReadySims(em.fork(), acme, 1);
     await upload(admin, csrf, `endpoint_id,action,iccid\n${e.id},link,${s.iccid}`, 'discard-me.csv');
-    const [job] = await rows(`select id from bulk_job where file_name = 'discard-me.csv'`);
+    const [job] = await allRows(db, `select id from bulk_job where file_name = 'discard-me.csv'`);
     const discard = await admin
       .post(`/bulk/${job.id as number}/cancel`)
       .type('form')
       .send({ _csrf: csrf });
     expect(discard.status).toBe(303);
-    expect(await rows('select state from bulk_job where id = ?', [job.id])).toEqual([{ state: 'cancelled' }]);
+    expect(await allRows(db, 'select state from bulk_job where id = ?', [job.id])).toEqual([{ state: 'cancelled' }]);
     expect(await new BulkRunner(db.orm).runOne()).toBe(false);
-    expect(await rows(`select status from endpoint where id = ?`, [e.id])).toEqual([{ status: 'hold' }]);
+    expect(await allRows(db, `select status from endpoint where id = ?`, [e.id])).toEqual([{ status: 'hold' }]);
   });
 
   it('refuses a file without the columns, or no file, with the reason; no CSRF token: 403; viewers: 403', async () => {
@@ -146,7 +141,7 @@ describe('Bulk changes pages', () => {
     const [e] = await manyHoldEndpoints(em.fork(), globex, 1);
     const [s] = await manyReadySims(em.fork(), globex, 1);
     await upload(other, await csrfToken(other), `endpoint_id,action,iccid\n${e.id},link,${s.iccid}`, 'globex.csv');
-    const [job] = await rows(`select id from bulk_job where file_name = 'globex.csv'`);
+    const [job] = await allRows(db, `select id from bulk_job where file_name = 'globex.csv'`);
     for (const path of [`/bulk/${job.id as number}`, `/bulk/${job.id as number}/results.csv`, '/bulk/99999999', '/bulk/abc']) {
       const res = await admin.get(path);
       expect(res.status, path).toBe(404);
@@ -160,6 +155,6 @@ describe('Bulk changes pages', () => {
           .send({ _csrf: csrf })
       ).status,
     ).toBe(404);
-    expect(await rows('select state from bulk_job where id = ?', [job.id])).toEqual([{ state: 'draft' }]);
+    expect(await allRows(db, 'select state from bulk_job where id = ?', [job.id])).toEqual([{ state: 'draft' }]);
   });
 });

@@ -92,6 +92,37 @@ describe('without CRM_ORIGINS (standalone)', () => {
   });
 });
 
+describe('addresses the router cannot read', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await appWith();
+  });
+
+  it.each([
+    ['an id of 600 digits', `/endpoints/${'1'.repeat(600)}`, 404, 'Page not found'],
+    ['a part of 600 characters', `/endpoints/${'x'.repeat(600)}/sim`, 404, 'Page not found'],
+    ['percent-encoding that decodes to nothing', '/endpoints/%E0%A4%A', 400, 'The request could not be understood'],
+  ])('%s: a page with the security headers, never the address echoed', async (_, url, status, heading) => {
+    const res = await app.inject(url);
+    expect(res.statusCode).toBe(status);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(page(res.body).heading).toBe(heading);
+    expect(csp(res)).toEqual({ ...STRICT, 'frame-ancestors': ["'self'"] });
+    expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.body).not.toContain(url.split('/')[2].slice(0, 20));
+  });
+
+  it('under /api: problem+json', async () => {
+    const res = await app.inject(`/api/v1/endpoints/${'9'.repeat(600)}`);
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(res.body)).toMatchObject({ status: 404, title: 'Not found' });
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+  });
+});
+
 describe('with CRM_ORIGINS', () => {
   let app: FastifyInstance;
   beforeAll(async () => {

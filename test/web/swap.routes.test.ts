@@ -4,11 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
+import { allRows, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
 import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
 import { page as readPage } from '../helpers/page.js';
-import { createEnterprise, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+import { holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -17,13 +17,8 @@ let acme: TestEnterprise;
 let admin: Agent;
 let csrf: string;
 
-const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
-
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
+  ({ db, app, em, acme } = await routeTestWorld());
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   csrf = await csrfToken(admin);
 });
@@ -57,13 +52,15 @@ describe('Swap SIM', () => {
     expect(yes.headers.location).toBe(`/endpoints/${endpoint.id}`);
     const after = await admin.get(`/endpoints/${endpoint.id}`);
     expect(readPage(after.text).flash).toContain(`SIM ${old.iccid} swapped for SIM ${fresh.iccid}`);
-    expect(await rows('select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual([
+    expect(await allRows(db, 'select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual([
       { status: 'pre_active', sim_id: fresh.id },
     ]);
-    expect(await rows('select status, endpoint_id from sim where id = ?', [old.id])).toEqual([{ status: 'ready', endpoint_id: null }]);
-    expect(await rows(`select count(*)::int as n from event where action = 'sim.swapped' and endpoint_id = ?`, [endpoint.id])).toEqual([
-      { n: 1 },
+    expect(await allRows(db, 'select status, endpoint_id from sim where id = ?', [old.id])).toEqual([
+      { status: 'ready', endpoint_id: null },
     ]);
+    expect(
+      await allRows(db, `select count(*)::int as n from event where action = 'sim.swapped' and endpoint_id = ?`, [endpoint.id]),
+    ).toEqual([{ n: 1 }]);
   });
 
   it('no Swap SIM on Hold (refused with the reason if asked for); a taken SIM is refused, nothing changes', async () => {
@@ -83,7 +80,7 @@ describe('Swap SIM', () => {
       .type('form')
       .send({ _csrf: csrf, sim_id: String(taken.id), key: 'swap-form-key-0000000001' });
     expect(posted.status).toBe(409);
-    expect(await rows('select sim_id from endpoint where id = ?', [endpoint.id])).toEqual([{ sim_id: sim.id }]);
+    expect(await allRows(db, 'select sim_id from endpoint where id = ?', [endpoint.id])).toEqual([{ sim_id: sim.id }]);
   });
 
   it('viewers see no Swap SIM and are refused', async () => {

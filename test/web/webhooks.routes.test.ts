@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Webhook as Verifier } from 'standardwebhooks';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { buildTestApp } from '../helpers/app.js';
-import { csrfToken, signedIn, type Agent } from '../helpers/session.js';
+import { allRows, type TestDatabase } from '../helpers/database.js';
+import { buildTestApp, routeTestWorld } from '../helpers/app.js';
+import { csrfToken, hidden, signedIn, type Agent } from '../helpers/session.js';
 import { page } from '../helpers/page.js';
-import { createEnterprise, type TestEnterprise } from '../factories/index.js';
+import { type TestEnterprise } from '../factories/index.js';
 import { WebhookDelivery } from '../../src/domain/webhook-delivery.js';
 
 let db: TestDatabase;
@@ -28,14 +28,8 @@ const secretIn = (html: string) => {
   const shown = page(html);
   return shown.queryByLabelText('Signing secret') ? shown.field('Signing secret').value : undefined;
 };
-const rows = (sql: string, params: unknown[] = []) => em.fork().execute<Record<string, unknown>[]>(sql, params);
-
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db, { webhookAllowPrivate: true });
-  em = db.orm.em.fork();
-  acme = await createEnterprise(em, 'Acme');
-  globex = await createEnterprise(em, 'Globex');
+  ({ db, app, em, acme, globex } = await routeTestWorld({ webhookAllowPrivate: true }));
   admin = (await signedIn(app, em, acme, 'admin')).agent;
   csrf = await csrfToken(admin);
 });
@@ -73,7 +67,7 @@ describe('Webhooks pages', () => {
       expect(res.text).toContain('it will not be shown again');
       const secret = secretIn(res.text)!;
       expect(secret).toMatch(/^whsec_[A-Za-z0-9+/=]{44}$/);
-      const [stored] = await rows('select id, url, event_types, enabled from webhook where enterprise_id = ?', [acme.id]);
+      const [stored] = await allRows(db, 'select id, url, event_types, enabled from webhook where enterprise_id = ?', [acme.id]);
       expect(stored).toMatchObject({ url, event_types: ['sim.linked', 'sim.delinked'], enabled: true });
       const list = await admin.get('/settings/webhooks');
       expect(list.text).toContain(url);
@@ -95,7 +89,7 @@ describe('Webhooks pages', () => {
       expect(shown.text).not.toContain(secret);
 
       // Resend: the same message again, with the same webhook-id.
-      const [message] = await rows('select id from webhook_message where webhook_id = ?', [stored.id]);
+      const [message] = await allRows(db, 'select id from webhook_message where webhook_id = ?', [stored.id]);
       const resend = await admin
         .post(`${page}/messages/${message.id as number}/resend`)
         .type('form')
@@ -135,16 +129,30 @@ describe('Webhooks pages', () => {
     }
   });
 
+  it('adds one webhook per form: a second submission (reload, double click, replay) adds nothing (409)', async () => {
+    const list = await admin.get('/settings/webhooks');
+    const form = `_csrf=${encodeURIComponent(csrf)}&key=${hidden(list.text, 'key')}&url=${encodeURIComponent('https://replay.example.com/h')}&event_types=sim.linked`;
+    const first = await admin.post('/settings/webhooks').type('form').send(form);
+    expect(first.status, first.text).toBe(200);
+    const secret = secretIn(first.text)!;
+    const again = await admin.post('/settings/webhooks').type('form').send(form);
+    expect(again.status).toBe(409);
+    expect(page(again.text).text).toContain('This form already added its webhook, whose signing secret is not shown again.');
+    expect(secretIn(again.text)).toBeUndefined();
+    expect(again.text).not.toContain(secret);
+    expect(await allRows(db, `select id from webhook where url = 'https://replay.example.com/h'`)).toHaveLength(1);
+  });
+
   it('disables and enables; deletes through the confirmation', async () => {
     const created = await admin
       .post('/settings/webhooks')
       .type('form')
       .send({ _csrf: csrf, url: 'https://crm.example.com/delete-me', event_types: 'sim.linked' });
     expect(created.status).toBe(200);
-    const [{ id }] = await rows(`select id from webhook where url = 'https://crm.example.com/delete-me'`);
+    const [{ id }] = await allRows(db, `select id from webhook where url = 'https://crm.example.com/delete-me'`);
     const webhookPage = `/settings/webhooks/${id as number}`;
     expect((await admin.post(`${webhookPage}/disable`).type('form').send({ _csrf: csrf })).status).toBe(303);
-    expect((await rows('select enabled, disabled_reason from webhook where id = ?', [id]))[0]).toEqual({
+    expect((await allRows(db, 'select enabled, disabled_reason from webhook where id = ?', [id]))[0]).toEqual({
       enabled: false,
       disabled_reason: 'Disabled by an admin',
     });
@@ -153,7 +161,7 @@ describe('Webhooks pages', () => {
     const row = page((await admin.get('/settings/webhooks')).text).byId(`webhook-${id as number}`);
     expect([...(row?.querySelectorAll('td') ?? [])].map((cell) => cell.textContent?.trim())).toContain('Disabled by an admin');
     expect((await admin.post(`${webhookPage}/enable`).type('form').send({ _csrf: csrf })).status).toBe(303);
-    expect((await rows('select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
+    expect((await allRows(db, 'select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
 
     const confirm = await admin.get(`${webhookPage}/delete`);
     expect(confirm.status).toBe(200);
@@ -162,7 +170,7 @@ describe('Webhooks pages', () => {
     const deleted = await admin.post(`${webhookPage}/delete`).type('form').send({ _csrf: csrf });
     expect(deleted.status).toBe(303);
     expect(deleted.headers.location).toBe('/settings/webhooks');
-    expect(await rows('select id from webhook where id = ?', [id])).toEqual([]);
+    expect(await allRows(db, 'select id from webhook where id = ?', [id])).toEqual([]);
   });
 
   it('another enterprise’s webhook, an unknown or malformed id: 404 naming a webhook; no CSRF token: 403', async () => {
@@ -172,7 +180,7 @@ describe('Webhooks pages', () => {
       .post('/settings/webhooks')
       .type('form')
       .send({ _csrf: otherCsrf, url: 'https://globex.example.com/h', event_types: 'sim.linked' });
-    const [{ id }] = await rows(`select id from webhook where enterprise_id = ?`, [globex.id]);
+    const [{ id }] = await allRows(db, `select id from webhook where enterprise_id = ?`, [globex.id]);
     for (const path of [
       `/settings/webhooks/${id as number}`,
       '/settings/webhooks/99999999',
@@ -191,7 +199,7 @@ describe('Webhooks pages', () => {
           .send({ _csrf: csrf })
       ).status,
     ).toBe(404);
-    expect((await rows('select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
+    expect((await allRows(db, 'select enabled from webhook where id = ?', [id]))[0]).toEqual({ enabled: true });
     expect(
       (await admin.post('/settings/webhooks').type('form').send({ url: 'https://x.example.com', event_types: 'sim.linked' })).status,
     ).toBe(403);

@@ -3,16 +3,7 @@
 // the same page body; htmx's responseHandling swaps it in.
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, NotFoundError, TooManyRequestsError } from '../../domain/errors.js';
-
-const STATUS: Record<DomainError['kind'], number> = {
-  not_found: 404,
-  forbidden: 403,
-  conflict: 409,
-  invalid: 422,
-  unauthorized: 401,
-  too_many_requests: 429,
-};
+import { DomainError, HTTP_STATUS, NotFoundError, TooManyRequestsError } from '../../domain/errors.js';
 
 const TITLES: Record<number, string> = {
   400: 'The request could not be understood',
@@ -47,7 +38,7 @@ export const errorsPlugin = fp(
     app.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       if (error instanceof DomainError) {
         if (error instanceof TooManyRequestsError) reply.header('Retry-After', String(error.retryAfterSeconds));
-        return errorPage(reply, STATUS[error.kind], error.message);
+        return errorPage(reply, HTTP_STATUS[error.kind], error.message);
       }
       // A route's schema refused the request (src/web/schemas.ts): a malformed id in the address is an
       // address that does not exist; anything else is input a person can go back and correct.
