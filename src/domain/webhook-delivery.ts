@@ -148,12 +148,34 @@ export class WebhookDelivery extends PollingWorker {
       this.#record(em, webhook, attempt);
     });
     this.#release(messages, sent);
+    let recorded = sent;
     try {
       await em.flush();
     } catch (error) {
-      await this.#recordAgain(sent, messages, error);
+      recorded = await this.#recordAgain(sent, messages, error);
     }
+    await this.#holdBack(em, recorded);
     return messages.length;
+  }
+
+  /**
+   * The messages queued behind one that failed and waits for its retry are not due before it: their next attempt
+   * moves to its. They could not be sent before it anyway; moved, the claim's scan of the due messages passes over
+   * them once per retry rather than in every round — a long backlog behind a failing endpoint would otherwise
+   * cost each claim its length. (One written after this is passed over until the next failure moves it too.)
+   */
+  async #holdBack(em: EntityManager, sent: Sent[]) {
+    await Promise.all(
+      sent.map(({ message }) => {
+        const retryAt = message.nextAttemptAt;
+        if (!retryAt) return null;
+        return em.nativeUpdate(
+          WebhookMessageSchema,
+          { webhook: message.webhook.id, endpointId: message.endpointId ?? null, id: { $gt: message.id }, nextAttemptAt: { $lt: retryAt } },
+          { nextAttemptAt: retryAt },
+        );
+      }),
+    );
   }
 
   /**
@@ -269,7 +291,7 @@ export class WebhookDelivery extends PollingWorker {
    * attempts of the webhooks that are left are recorded on their messages as they are now; otherwise the
    * error stands (the messages are due again when their lease ends).
    */
-  async #recordAgain(sent: Sent[], claimed: WebhookMessage[], error: unknown) {
+  async #recordAgain(sent: Sent[], claimed: WebhookMessage[], error: unknown): Promise<Sent[]> {
     const em = this.#orm.em.fork();
     const ids = claimed.map((message) => message.id);
     const messages = new Map((await em.find(WebhookMessageSchema, { id: { $in: ids } }, { populate: ['webhook'] })).map((m) => [m.id, m]));
@@ -281,6 +303,7 @@ export class WebhookDelivery extends PollingWorker {
     for (const attempt of again) this.#record(em, attempt.message.webhook.getEntity(), attempt);
     this.#release([...messages.values()], again);
     await em.flush();
+    return again;
   }
 }
 

@@ -383,6 +383,31 @@ describe('delivery', () => {
     }
   });
 
+  it('the messages behind a failed one are not sent, and not due, before its retry', async () => {
+    const target = await receiver((n) => (n === 1 ? 500 : 200));
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked', 'sim.delinked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      await delinkSim(fork(), { actor: admin }, endpoint.id);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      const delivery = worker({ firstRetryMs: 60_000 });
+      // Only the first of the endpoint's three messages can be claimed; it fails.
+      expect(await delivery.deliverDue()).toBe(1);
+      const [first, ...behind] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      expect(first.attempts).toBe(1);
+      expect(first.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now() + 40_000);
+      expect(behind.map((m) => [m.attempts, m.nextAttemptAt?.getTime()])).toEqual([
+        [0, first.nextAttemptAt!.getTime()],
+        [0, first.nextAttemptAt!.getTime()],
+      ]);
+      expect(await delivery.deliverDue()).toBe(0);
+      expect(target.received).toHaveLength(1);
+    } finally {
+      await target.close();
+    }
+  });
+
   it('deleting a webhook takes its messages and log with it', async () => {
     const { webhook } = await createWebhook(fork(), admin, { url: 'http://127.0.0.1:9/x', eventTypes: ['sim.linked'] }, ALLOW);
     const endpoint = await holdEndpoint(fork(), acme);
