@@ -2,7 +2,9 @@
 // outbox is written by the change's own transaction (a refused change writes nothing), every lifecycle change
 // arrives once, signed (checked with the standardwebhooks package), in its endpoint's sequence order; failures
 // are retried and logged; a receiver that never answers is cut off; one that is gone for the whole window gets
-// its webhook disabled with the reason; two workers never send one message twice; private addresses are refused.
+// its webhook disabled with the reason; two workers never send one message twice (claiming at once, their batches
+// are disjoint); endpoints are delivered side by side, each one's messages one at a time in sequence order, a
+// failed one holding back the rest; connections are kept alive, and private addresses are refused all the same.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
