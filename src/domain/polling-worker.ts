@@ -23,7 +23,7 @@ export abstract class PollingWorker {
 
   protected constructor(
     poll: PollTimes,
-    private readonly onError?: (error: unknown) => void,
+    protected readonly onError?: (error: unknown) => void,
   ) {
     this.#idleMs = poll.idleMs;
     this.#busyMs = Math.min(poll.busyMs ?? poll.idleMs, poll.idleMs);

@@ -5,7 +5,9 @@
 // and a message whose sender died is simply due again when its lease ends (a restart resumes pending
 // deliveries). Then the messages are POSTed, signed per Standard Webhooks (webhook-id, webhook-timestamp,
 // webhook-signature: v1,<HMAC-SHA256>), several at once — up to `perWebhook` to one webhook and `inFlight` in
-// all — over kept-alive connections, and the round's attempts are recorded by one flush. A 2xx within the
+// all — over kept-alive connections, and the batch's attempts are recorded by one flush. The next batch is
+// claimed as soon as the last one's messages are all on their way (not when its slowest receiver has answered),
+// so a receiver that takes its time holds up its own requests, not other webhooks'. A 2xx within the
 // timeout is success; anything else is an attempt logged and retried later with exponential backoff and
 // jitter, until the message has failed for a day — then the webhook is disabled with the reason, for its page.
 //
@@ -93,6 +95,12 @@ export class WebhookDelivery extends PollingWorker {
   readonly #orm: MikroORM;
   readonly #options: Required<Omit<DeliveryOptions, 'onError'>>;
   readonly #agents = keepAliveAgents();
+  /** The requests in flight, in all and per webhook, and the claimed messages waiting for a slot (every batch's). */
+  #inFlight = 0;
+  readonly #perWebhook = new Map<number, number>();
+  readonly #waiting: { webhookId: number; start: () => Promise<void> }[] = [];
+  /** The batches being sent and recorded in the background (see round). */
+  readonly #batches = new Set<Promise<void>>();
 
   constructor(orm: MikroORM, options: DeliveryOptions) {
     const { onError, ...rest } = options;
@@ -113,49 +121,66 @@ export class WebhookDelivery extends PollingWorker {
     this.#options = settings;
   }
 
+  /**
+   * Claims a batch and returns once its messages are on their way: the batch is sent and recorded in the
+   * background, while later rounds may claim more — but only once every message claimed before has been sent
+   * or is being sent, so that a slow receiver holds up its own requests (up to the timeout), not everyone's.
+   */
   protected async round(): Promise<RoundResult> {
-    const claimed = await this.deliverDue();
+    if (this.#waiting.length) return 'some';
+    const { claimed, done } = await this.#begin();
+    const batch: Promise<void> = done.catch((error: unknown) => this.onError?.(error)).finally(() => this.#batches.delete(batch));
+    this.#batches.add(batch);
     return claimed >= this.#options.batchSize ? 'more' : claimed > 0 ? 'some' : 'none';
   }
 
-  /** Stops (the round under way finishes), then closes the kept-alive connections. */
+  /** Stops (no new batch; the batches under way finish, their unsent messages released), then closes the kept-alive connections. */
   override async stop() {
     await super.stop();
+    await Promise.all(this.#batches);
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
 
-  /**
-   * One round: claims a batch of due messages, sends them (several at once), records the attempts with one
-   * flush. Returns how many were claimed. A message that cannot be sent this round — the worker is stopping,
-   * its webhook was disabled meanwhile, or its lease would run out while it is sent — is released, due again.
-   */
+  /** One round, to its end: claims a batch of due messages, sends them, records the attempts. Returns how many were claimed. */
   async deliverDue(): Promise<number> {
+    const { claimed, done } = await this.#begin();
+    await done;
+    return claimed;
+  }
+
+  /**
+   * Claims a batch of due messages; `done` settles when they have been sent (several at once) and the attempts
+   * recorded with one flush. A message that cannot be sent — the worker is stopping, its webhook was disabled
+   * meanwhile, or its lease would run out while it is sent — is released, due again.
+   */
+  async #begin(): Promise<{ claimed: number; done: Promise<void> }> {
     const em = this.#orm.em.fork();
     const leaseMs = 2 * this.#options.timeoutMs + 30_000;
     const lastStart = Date.now() + leaseMs - this.#options.timeoutMs - LEASE_MARGIN_MS;
     const messages = await this.#claim(em, new Date(Date.now() + leaseMs));
-    if (!messages.length) return 0;
+    if (!messages.length) return { claimed: 0, done: Promise.resolve() };
     const webhookIds = [...new Set(messages.map((message) => message.webhook.id))];
     const webhooks = new Map((await em.find(WebhookSchema, { id: { $in: webhookIds } })).map((webhook) => [webhook.id, webhook]));
     const sent: Sent[] = [];
-    await this.#sendAll(messages, async (message) => {
+    const done = this.#sendAll(messages, async (message) => {
       const webhook = webhooks.get(message.webhook.id);
       if (!webhook?.enabled || this.stopping || Date.now() > lastStart) return;
       const attempt = await this.#send(webhook, message);
       sent.push(attempt);
-      // Recorded at once on the round's entities, so that a webhook disabled by a give-up gets no more messages.
+      // Recorded at once on the batch's entities, so that a webhook disabled by a give-up gets no more of its messages.
       this.#record(em, webhook, attempt);
+    }).then(async () => {
+      this.#release(messages, sent);
+      let recorded = sent;
+      try {
+        await em.flush();
+      } catch (error) {
+        recorded = await this.#recordAgain(sent, messages, error);
+      }
+      await this.#holdBack(em, recorded);
     });
-    this.#release(messages, sent);
-    let recorded = sent;
-    try {
-      await em.flush();
-    } catch (error) {
-      recorded = await this.#recordAgain(sent, messages, error);
-    }
-    await this.#holdBack(em, recorded);
-    return messages.length;
+    return { claimed: messages.length, done };
   }
 
   /**
@@ -203,34 +228,46 @@ export class WebhookDelivery extends PollingWorker {
   }
 
   /**
-   * Runs `send` for each message in the order given, with at most perWebhook of one webhook and inFlight in
-   * all at once. The batch holds one message per lane, so no two of one endpoint are ever in flight together.
+   * Runs `send` for each message, in the order given after those of earlier batches still waiting, with at most
+   * perWebhook requests to one webhook and inFlight in all at once, over every batch. A batch holds one message
+   * per lane, and a lane's next message cannot be claimed while one is pending, so no two messages of one
+   * endpoint are ever in flight together.
    */
   #sendAll(messages: WebhookMessage[], send: (message: WebhookMessage) => Promise<void>): Promise<void> {
-    const waiting = [...messages];
-    const busy = new Map<number, number>();
-    let running = 0;
+    let left = messages.length;
     return new Promise((resolve, reject) => {
-      const next = () => {
-        if (!waiting.length && !running) return resolve();
-        for (let i = 0; i < waiting.length && running < this.#options.inFlight;) {
-          const webhookId = waiting[i].webhook.id;
-          if ((busy.get(webhookId) ?? 0) >= this.#options.perWebhook) {
-            i++;
-            continue;
-          }
-          const [message] = waiting.splice(i, 1);
-          running++;
-          busy.set(webhookId, (busy.get(webhookId) ?? 0) + 1);
-          send(message).then(() => {
-            running--;
-            busy.set(webhookId, busy.get(webhookId)! - 1);
-            next();
-          }, reject);
-        }
-      };
-      next();
+      for (const message of messages) {
+        const webhookId = message.webhook.id;
+        const start = () =>
+          send(message)
+            .then(() => {
+              if (--left === 0) resolve();
+            }, reject)
+            .finally(() => {
+              this.#inFlight--;
+              this.#perWebhook.set(webhookId, this.#perWebhook.get(webhookId)! - 1);
+              this.#next();
+            });
+        this.#waiting.push({ webhookId, start });
+      }
+      this.#next();
     });
+  }
+
+  /** Starts the waiting messages that the limits let go, oldest first. */
+  #next() {
+    for (let i = 0; i < this.#waiting.length && this.#inFlight < this.#options.inFlight;) {
+      const { webhookId, start } = this.#waiting[i];
+      const busy = this.#perWebhook.get(webhookId) ?? 0;
+      if (busy >= this.#options.perWebhook) {
+        i++;
+        continue;
+      }
+      this.#waiting.splice(i, 1);
+      this.#inFlight++;
+      this.#perWebhook.set(webhookId, busy + 1);
+      void start();
+    }
   }
 
   async #send(webhook: Webhook, message: WebhookMessage): Promise<Sent> {

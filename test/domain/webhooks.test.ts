@@ -410,6 +410,26 @@ describe('delivery', () => {
     }
   });
 
+  it('a receiver that does not answer holds up its own messages only, not another webhook’s', async () => {
+    const slow = await receiver(() => 'hang');
+    const quick = await receiver();
+    try {
+      await createWebhook(fork(), admin, { url: slow.url, eventTypes: ['sim.linked'] }, ALLOW);
+      await createWebhook(fork(), admin, { url: quick.url, eventTypes: ['sim.delinked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      worker({ timeoutMs: 4_000 }).start();
+      await until(() => slow.received.length === 1);
+      const changed = Date.now();
+      await delinkSim(fork(), { actor: admin }, endpoint.id);
+      await until(() => quick.received.length === 1);
+      expect(Date.now() - changed).toBeLessThan(2_000);
+    } finally {
+      await slow.close();
+      await quick.close();
+    }
+  });
+
   it('deleting a webhook takes its messages and log with it', async () => {
     const { webhook } = await createWebhook(fork(), admin, { url: 'http://127.0.0.1:9/x', eventTypes: ['sim.linked'] }, ALLOW);
     const endpoint = await holdEndpoint(fork(), acme);
