@@ -123,11 +123,12 @@ export class WebhookDelivery extends PollingWorker {
 
   /**
    * Claims a batch and returns once its messages are on their way: the batch is sent and recorded in the
-   * background, while later rounds may claim more — but only once every message claimed before has been sent
-   * or is being sent, so that a slow receiver holds up its own requests (up to the timeout), not everyone's.
+   * background, while later rounds claim more — so that a slow receiver holds up its own requests (up to the
+   * timeout), not everyone's. A round claims nothing while every request slot is taken, and nothing for a
+   * webhook that has as many requests in flight or waiting as it may have at once (see #saturated).
    */
   protected async round(): Promise<RoundResult> {
-    if (this.#waiting.length) return 'some';
+    if (this.#inFlight >= this.#options.inFlight) return 'some';
     const { claimed, done } = await this.#begin();
     const batch: Promise<void> = done.catch((error: unknown) => this.onError?.(error)).finally(() => this.#batches.delete(batch));
     this.#batches.add(batch);
@@ -158,7 +159,7 @@ export class WebhookDelivery extends PollingWorker {
     const em = this.#orm.em.fork();
     const leaseMs = 2 * this.#options.timeoutMs + 30_000;
     const lastStart = Date.now() + leaseMs - this.#options.timeoutMs - LEASE_MARGIN_MS;
-    const messages = await this.#claim(em, new Date(Date.now() + leaseMs));
+    const messages = await this.#claim(em, new Date(Date.now() + leaseMs), this.#saturated());
     if (!messages.length) return { claimed: 0, done: Promise.resolve() };
     const webhookIds = [...new Set(messages.map((message) => message.webhook.id))];
     const webhooks = new Map((await em.find(WebhookSchema, { id: { $in: webhookIds } })).map((webhook) => [webhook.id, webhook]));
@@ -207,14 +208,16 @@ export class WebhookDelivery extends PollingWorker {
    * The batch: the first due messages in the order of their events, each the first pending message of its lane
    * (see the header), the webhook enabled, leased until `leaseEnd` — one statement, compiled once per batch size.
    */
-  async #claim(em: EntityManager, leaseEnd: Date): Promise<WebhookMessage[]> {
-    const { sql, bind } = claims.get(`webhook messages claimed, ${this.#options.batchSize} at most`, 1, ([lease]) => {
+  async #claim(em: EntityManager, leaseEnd: Date, skipped: number[]): Promise<WebhookMessage[]> {
+    const { sql, bind } = claims.get(`webhook messages claimed, ${this.#options.batchSize} at most`, 2, ([lease, busy]) => {
       const due = em
         .createQueryBuilder(WebhookMessageSchema, 'm')
         .select('m.id')
         .innerJoin('m.webhook', 'w')
         .where({ nextAttemptAt: { $lte: raw('now()') }, 'w.enabled': true })
         .andWhere(NO_EARLIER_PENDING)
+        // The webhooks the worker has enough of (an array literal: the values are inlined as MikroORM formats them).
+        .andWhere('m.webhook_id <> all(?::integer[])', [busy])
         .orderBy({ id: 'asc' })
         .limit(this.#options.batchSize);
       return em
@@ -223,7 +226,7 @@ export class WebhookDelivery extends PollingWorker {
         .where({ id: { $in: due.getKnexQuery().forUpdate('m').skipLocked() } })
         .returning(['*'] as never);
     });
-    const rows = await em.getConnection('write').execute<Record<string, unknown>[]>(sql, bind([leaseEnd]));
+    const rows = await em.getConnection('write').execute<Record<string, unknown>[]>(sql, bind([leaseEnd, `{${skipped.join(',')}}`]));
     return rows.map((row) => em.map(WebhookMessageSchema, row)).sort((a, b) => a.id - b.id);
   }
 
@@ -252,6 +255,16 @@ export class WebhookDelivery extends PollingWorker {
       }
       this.#next();
     });
+  }
+
+  /**
+   * The webhooks with perWebhook requests or more in flight or waiting: a new batch would add to their queue
+   * (whose messages' leases run meanwhile), so the claim leaves their messages for later rounds.
+   */
+  #saturated(): number[] {
+    const load = new Map(this.#perWebhook);
+    for (const { webhookId } of this.#waiting) load.set(webhookId, (load.get(webhookId) ?? 0) + 1);
+    return [...load].filter(([, count]) => count >= this.#options.perWebhook).map(([webhookId]) => webhookId);
   }
 
   /** Starts the waiting messages that the limits let go, oldest first. */

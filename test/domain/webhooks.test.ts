@@ -416,12 +416,13 @@ describe('delivery', () => {
     try {
       await createWebhook(fork(), admin, { url: slow.url, eventTypes: ['sim.linked'] }, ALLOW);
       await createWebhook(fork(), admin, { url: quick.url, eventTypes: ['sim.delinked'] }, ALLOW);
-      const endpoint = await holdEndpoint(fork(), acme);
-      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      // More messages for the slow one than it may have requests at once (8): some wait for a slot.
+      const endpoints = await Promise.all(Array.from({ length: 12 }, async () => holdEndpoint(fork(), acme)));
+      await Promise.all(endpoints.map(async (e) => linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id)));
       worker({ timeoutMs: 4_000 }).start();
-      await until(() => slow.received.length === 1);
+      await until(() => slow.received.length === 8);
       const changed = Date.now();
-      await delinkSim(fork(), { actor: admin }, endpoint.id);
+      await delinkSim(fork(), { actor: admin }, endpoints[0].id);
       await until(() => quick.received.length === 1);
       expect(Date.now() - changed).toBeLessThan(2_000);
     } finally {
