@@ -5,9 +5,9 @@
 // and a message whose sender died is simply due again when its lease ends (a restart resumes pending
 // deliveries). Then the messages are POSTed, signed per Standard Webhooks (webhook-id, webhook-timestamp,
 // webhook-signature: v1,<HMAC-SHA256>), several at once — up to `perWebhook` to one webhook and `inFlight` in
-// all — over kept-alive connections, and the batch's attempts are recorded by one flush. The next batch is
-// claimed as soon as the last one's messages are all on their way (not when its slowest receiver has answered),
-// so a receiver that takes its time holds up its own requests, not other webhooks'. A 2xx within the
+// all — over kept-alive connections, and the batch's attempts are recorded by one flush. Later batches are
+// claimed while request slots are free, without waiting for the slowest receiver of the earlier ones, so a
+// receiver that takes its time holds up its own requests, not other webhooks'. A 2xx within the
 // timeout is success; anything else is an attempt logged and retried later with exponential backoff and
 // jitter, until the message has failed for a day — then the webhook is disabled with the reason, for its page.
 //
@@ -297,7 +297,7 @@ export class WebhookDelivery extends PollingWorker {
     return { message, sentAt, answeredAt: new Date(), result };
   }
 
-  /** Sets what an attempt changes on its message and webhook, and adds it to the log (for the round's flush). */
+  /** Sets what an attempt changes on its message and webhook, and adds it to the log (for the batch's flush). */
   #record(em: EntityManager, webhook: Webhook, { message, sentAt, answeredAt: now, result }: Sent) {
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     message.attempts += 1;
