@@ -110,6 +110,7 @@ export async function enqueueWebhookMessages(em: EntityManager, event: WebhookEv
     listening.map((webhook) => ({
       webhook: webhook.id,
       messageId: newMessageId(),
+      endpointId: event.details.endpoint?.id ?? null,
       eventType: event.action,
       payload,
       attempts: 0,
