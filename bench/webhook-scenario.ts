@@ -60,7 +60,8 @@ type Note = [id: string, eventMs: number, receivedMs: number];
 const RECEIVER_PATH = '/simlink-bench-receiver';
 const isBenchWebhook = (url: string) => /^http:\/\/127\.0\.0\.1:\d+\/simlink-bench-receiver$/.test(url);
 
-async function startReceiver() {
+/** Starts the receiver process (webhook-receiver.ts) on a free port; also used by webhook-drain.ts. */
+export async function startReceiver() {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', `${BENCH_DIR}webhook-receiver.ts`, String(port)], {
     cwd: ROOT,

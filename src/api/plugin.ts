@@ -24,6 +24,16 @@ export async function apiPlugin(app: FastifyInstance) {
     }
   });
 
+  // An integer in the address or the query string is written in decimal digits. The schema validator would
+  // read 0x10, 1e1, 1.5 or " 1" as a number (JavaScript's Number()); such a value is handed to it as what it
+  // is — text — so it is refused (422 naming the field) instead of acting on some other record.
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema;
+    if (!schema) return;
+    notDecimalRefused(schema.params, request.params);
+    notDecimalRefused(schema.querystring, request.query);
+  });
+
   app.setErrorHandler<FastifyError>(async (error, request, reply) => problemFromError(error, request, reply));
   app.setNotFoundHandler(async (request, reply) =>
     sendProblem(reply, 404, `There is no ${request.method} ${request.url.split('?')[0]} in the API.`),
@@ -68,4 +78,17 @@ export async function apiPlugin(app: FastifyInstance) {
   });
 
   await app.register(v1Routes, { prefix: '/v1' });
+}
+
+const DECIMAL = /^-?[0-9]+$/;
+
+/** Replaces each integer-typed value of `values` not written in decimal digits by text the schema refuses. */
+function notDecimalRefused(schema: unknown, values: unknown) {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties;
+  if (!properties || !values || typeof values !== 'object') return;
+  const given = values as Record<string, unknown>;
+  for (const [name, property] of Object.entries(properties)) {
+    const value = given[name];
+    if (property.type === 'integer' && typeof value === 'string' && !DECIMAL.test(value)) given[name] = `not a number: ${value}`;
+  }
 }

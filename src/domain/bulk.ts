@@ -34,7 +34,7 @@ import {
 import { DomainError, ForbiddenError, NotFoundError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkIccid } from './identifiers.js';
-import { PollingWorker } from './polling-worker.js';
+import { PollingWorker, type RoundResult } from './polling-worker.js';
 import { csvLine } from './csv.js';
 import {
   activateEndpoint,
@@ -404,7 +404,7 @@ export class BulkRunner extends PollingWorker {
   readonly #batchRows: number;
 
   constructor(orm: MikroORM, options: BulkRunnerOptions = {}) {
-    super(options.pollMs ?? 1000, options.onError);
+    super({ idleMs: options.pollMs ?? 1000 }, options.onError);
     this.#orm = orm;
     this.#leaseMs = options.leaseMs ?? LEASE_MS;
     this.#concurrency = Math.max(1, options.concurrency ?? BULK_CONCURRENCY);
@@ -412,8 +412,8 @@ export class BulkRunner extends PollingWorker {
   }
 
   /** Runs one job; the next round starts at once when there was one. After stop(), the job under way stops after its batch. */
-  protected round(): Promise<boolean> {
-    return this.runOne();
+  protected async round(): Promise<RoundResult> {
+    return (await this.runOne()) ? 'more' : 'none';
   }
 
   /** Takes one job whose lease is free and runs it until it ends, is cancelled, this runner stops, or it loses the lease. */

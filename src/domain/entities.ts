@@ -354,7 +354,7 @@ export type Webhook = InferEntity<typeof WebhookSchema>;
 
 /**
  * One event for one webhook: written in the transaction of the change (the outbox), then delivered by the
- * worker (src/webhooks/delivery.ts) until a 2xx, or given up after a day. `messageId` is the `webhook-id`
+ * worker (src/domain/webhook-delivery.ts) until a 2xx, or given up after a day. `messageId` is the `webhook-id`
  * every attempt and every resend carries, so a receiver can drop repeats.
  */
 export const WebhookMessageSchema = defineEntity({
@@ -364,6 +364,11 @@ export const WebhookMessageSchema = defineEntity({
     webhook: () =>
       p.manyToOne(WebhookSchema).ref().foreignKeyName('webhook_message_webhook_id_fkey').updateRule(NO_ACTION).deleteRule('cascade'),
     messageId: p.string().length(40).unique('webhook_message_message_id_key'),
+    /**
+     * The endpoint the message is about, null for one about none (an import, a bulk job, a test event): with the
+     * webhook, the message's lane — the worker sends a lane's messages one at a time, in order (webhook-delivery.ts).
+     */
+    endpointId: p.integer().nullable(),
     eventType: p.string().length(40),
     payload: p.json<Record<string, unknown>>().columnType('jsonb'),
     attempts: p.integer().default(0),
@@ -380,6 +385,11 @@ export const WebhookMessageSchema = defineEntity({
     {
       name: 'webhook_message_webhook_idx',
       expression: 'create index webhook_message_webhook_idx on webhook_message (webhook_id, id desc)',
+    },
+    {
+      name: 'webhook_message_lane_idx',
+      expression:
+        'create index webhook_message_lane_idx on webhook_message (webhook_id, coalesce(endpoint_id, 0), id) where next_attempt_at is not null',
     },
   ],
 });

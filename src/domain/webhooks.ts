@@ -125,6 +125,7 @@ function webhookMessages(event: WebhookEvent, webhooks: Subscription[]) {
   return listening.map((webhook) => ({
     webhook: webhook.id,
     messageId: newMessageId(),
+    endpointId: event.details.endpoint?.id ?? null,
     eventType: event.action as WebhookEventType,
     payload,
     attempts: 0,

@@ -188,6 +188,26 @@ describe('endpoints', () => {
     const bad = expectProblem(await api().get('/api/v1/endpoints/abc').set(bearer(adminToken)), 422);
     expect(bad.errors).toEqual([expect.objectContaining({ field: 'id' })]);
   });
+
+  it('reads ids and numbers as decimal digits only: hex, octal, binary, exponents, fractions and spaces are 422', async () => {
+    const endpoint = await holdEndpoint(em, acme);
+    for (const id of ['0x10', '0o20', '0b10', '1e1', '1.5', '1%20', '%201', '+1']) {
+      const read = expectProblem(await api().get(`/api/v1/endpoints/${id}`).set(bearer(adminToken)), 422);
+      expect(read.errors, id).toEqual([expect.objectContaining({ field: 'id' })]);
+      expectProblem(await api().delete(`/api/v1/endpoints/${id}/sim`).set(bearer(adminToken)), 422);
+    }
+    for (const limit of ['1.5', '0x2', '1e1', ' 2']) {
+      const listed = expectProblem(
+        await api()
+          .get(`/api/v1/endpoints?limit=${encodeURIComponent(limit)}`)
+          .set(bearer(adminToken)),
+        422,
+      );
+      expect(listed.errors, limit).toEqual([expect.objectContaining({ field: 'limit' })]);
+    }
+    expect((await api().get(`/api/v1/endpoints/${endpoint.id}`).set(bearer(adminToken))).status).toBe(200);
+    expect((await api().get('/api/v1/endpoints?limit=2').set(bearer(adminToken))).status).toBe(200);
+  });
 });
 
 describe('link, de-link, activate, suspend, resume', () => {

@@ -2,7 +2,9 @@
 // outbox is written by the change's own transaction (a refused change writes nothing), every lifecycle change
 // arrives once, signed (checked with the standardwebhooks package), in its endpoint's sequence order; failures
 // are retried and logged; a receiver that never answers is cut off; one that is gone for the whole window gets
-// its webhook disabled with the reason; two workers never send one message twice; private addresses are refused.
+// its webhook disabled with the reason; two workers never send one message twice (claiming at once, their batches
+// are disjoint); endpoints are delivered side by side, each one's messages one at a time in sequence order, a
+// failed one holding back the rest; connections are kept alive, and private addresses are refused all the same.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -29,15 +31,24 @@ interface Received {
   body: string;
 }
 
-/** A receiver on 127.0.0.1 answering each request with what `answer` says (status, or 'hang'). */
-async function receiver(answer: (n: number) => number | 'hang' | 'huge' = () => 200) {
+/**
+ * A receiver on 127.0.0.1 answering each request with what `answer` says (status, 'hang', 'huge', or a promise of
+ * a status: answered when it settles). It counts the connections opened to it.
+ */
+type Answer = number | 'hang' | 'huge';
+async function receiver(answer: (n: number, body: string) => Answer | Promise<Answer> = () => 200) {
   const received: Received[] = [];
+  let connections = 0;
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const what = answer(received.length);
+      const body = Buffer.concat(chunks).toString('utf8');
+      received.push({ headers: request.headers, body });
+      const n = received.length;
+      void Promise.resolve(answer(n, body)).then((what) => respond(what, n));
+    });
+    const respond = (what: Answer, n: number) => {
       if (what === 'hang') return;
       if (what === 'huge') {
         response.writeHead(200, { 'content-type': 'text/plain' });
@@ -45,14 +56,16 @@ async function receiver(answer: (n: number) => number | 'hang' | 'huge' = () => 
         return;
       }
       response.writeHead(what, { 'content-type': 'text/plain' });
-      response.end(`answer ${received.length}`);
-    });
+      response.end(`answer ${n}`);
+    };
   });
+  server.on('connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
   return {
     url,
     received,
+    connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -285,6 +298,139 @@ describe('delivery', () => {
     }
   });
 
+  it('two workers claiming at once take disjoint batches: every message is sent once, never by both', async () => {
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const target = await receiver(async () => {
+      await answered;
+      return 200;
+    });
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      // 60 endpoints linked once: 60 messages, each the first of its lane, so all claimable at once.
+      const endpoints = await Promise.all(Array.from({ length: 60 }, async () => holdEndpoint(fork(), acme)));
+      await Promise.all(endpoints.map(async (e) => linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id)));
+      const rounds = [worker({ batchSize: 40 }).deliverDue(), worker({ batchSize: 40 }).deliverDue()];
+      // Both rounds have claimed their batches and are sending, 8 to the webhook each, when the receiver answers.
+      await until(() => target.received.length >= 16);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(target.received).toHaveLength(16);
+      answer();
+      expect((await Promise.all(rounds)).sort((a, b) => a - b)).toEqual([20, 40]);
+      const ids = target.received.map((r) => r.headers['webhook-id']);
+      expect(ids).toHaveLength(60);
+      expect(new Set(ids).size).toBe(60);
+      expect(await fork().count(WebhookMessageSchema, { deliveredAt: { $ne: null }, attempts: 1 })).toBe(60);
+      expect(await fork().count(WebhookAttemptSchema, {})).toBe(60);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('endpoints go side by side, each one’s messages one at a time in sequence order, a failed one holding back the rest', async () => {
+    const inFlight = new Set<number>();
+    let overlapped = false;
+    let mostAtOnce = 0;
+    let failing = 0;
+    let failed = false;
+    const arrivals: { endpoint: number; sequence: number }[] = [];
+    const target = await receiver(async (_n, body) => {
+      const { data } = JSON.parse(body) as { data: { endpoint_id: number; sequence: number } };
+      arrivals.push({ endpoint: data.endpoint_id, sequence: data.sequence });
+      if (inFlight.has(data.endpoint_id)) overlapped = true;
+      inFlight.add(data.endpoint_id);
+      mostAtOnce = Math.max(mostAtOnce, inFlight.size);
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 15));
+      inFlight.delete(data.endpoint_id);
+      if (data.sequence === failing && !failed) {
+        failed = true;
+        return 500;
+      }
+      return 200;
+    });
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked', 'sim.delinked'] }, ALLOW);
+      const endpoints = await Promise.all(Array.from({ length: 6 }, async () => holdEndpoint(fork(), acme)));
+      await Promise.all(
+        endpoints.map(async (endpoint) => {
+          for (let cycle = 0; cycle < 4; cycle++) {
+            await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+            await delinkSim(fork(), { actor: admin }, endpoint.id);
+          }
+        }),
+      );
+      const sequencesOf = async (endpointId: number) =>
+        (await fork().find(WebhookMessageSchema, { endpointId }, { orderBy: { id: 'asc' } })).map(
+          (m) => (m.payload.data as { sequence: number }).sequence,
+        );
+      // The first endpoint's third message fails once: its fourth to eighth must wait for it.
+      const first = await sequencesOf(endpoints[0].id);
+      failing = first[2];
+      worker({ firstRetryMs: 150 }).start();
+      await until(async () => (await fork().count(WebhookMessageSchema, { deliveredAt: { $ne: null } })) === 48);
+
+      expect(overlapped).toBe(false);
+      expect(mostAtOnce).toBeGreaterThan(1);
+      const arrived = (endpointId: number) => arrivals.filter((a) => a.endpoint === endpointId).map((a) => a.sequence);
+      expect(arrived(endpoints[0].id)).toEqual([first[0], first[1], first[2], ...first.slice(2)]);
+      for (const endpoint of endpoints.slice(1)) {
+        const sequences = await sequencesOf(endpoint.id);
+        expect(sequences).toHaveLength(8);
+        expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+        expect(arrived(endpoint.id)).toEqual(sequences);
+      }
+      expect(await fork().count(WebhookAttemptSchema, {})).toBe(49);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('the messages behind a failed one are not sent, and not due, before its retry', async () => {
+    const target = await receiver((n) => (n === 1 ? 500 : 200));
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked', 'sim.delinked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      await delinkSim(fork(), { actor: admin }, endpoint.id);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      const delivery = worker({ firstRetryMs: 60_000 });
+      // Only the first of the endpoint's three messages can be claimed; it fails.
+      expect(await delivery.deliverDue()).toBe(1);
+      const [first, ...behind] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      expect(first.attempts).toBe(1);
+      expect(first.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now() + 40_000);
+      expect(behind.map((m) => [m.attempts, m.nextAttemptAt?.getTime()])).toEqual([
+        [0, first.nextAttemptAt!.getTime()],
+        [0, first.nextAttemptAt!.getTime()],
+      ]);
+      expect(await delivery.deliverDue()).toBe(0);
+      expect(target.received).toHaveLength(1);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a receiver that does not answer holds up its own messages only, not another webhook’s', async () => {
+    const slow = await receiver(() => 'hang');
+    const quick = await receiver();
+    try {
+      await createWebhook(fork(), admin, { url: slow.url, eventTypes: ['sim.linked'] }, ALLOW);
+      await createWebhook(fork(), admin, { url: quick.url, eventTypes: ['sim.delinked'] }, ALLOW);
+      // More messages for the slow one than it may have requests at once (8): some wait for a slot.
+      const endpoints = await Promise.all(Array.from({ length: 12 }, async () => holdEndpoint(fork(), acme)));
+      await Promise.all(endpoints.map(async (e) => linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id)));
+      worker({ timeoutMs: 4_000 }).start();
+      await until(() => slow.received.length === 8);
+      const changed = Date.now();
+      await delinkSim(fork(), { actor: admin }, endpoints[0].id);
+      await until(() => quick.received.length === 1);
+      expect(Date.now() - changed).toBeLessThan(2_000);
+    } finally {
+      await slow.close();
+      await quick.close();
+    }
+  });
+
   it('deleting a webhook takes its messages and log with it', async () => {
     const { webhook } = await createWebhook(fork(), admin, { url: 'http://127.0.0.1:9/x', eventTypes: ['sim.linked'] }, ALLOW);
     const endpoint = await holdEndpoint(fork(), acme);
@@ -361,6 +507,42 @@ describe('safety', () => {
       expect(isPrivateAddress(a), a).toBe(true);
     for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '::ffff:808:808', '2002:808:808::1'])
       expect(isPrivateAddress(a), a).toBe(false);
+  });
+
+  it('connections are kept alive from one message to the next, and still opened only to addresses the policy allows', async () => {
+    const target = await receiver();
+    try {
+      const allowed = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoints = await Promise.all(Array.from({ length: 20 }, async () => holdEndpoint(fork(), acme)));
+      await Promise.all(endpoints.map(async (e) => linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id)));
+      expect(await worker().deliverDue()).toBe(20);
+      expect(target.received).toHaveLength(20);
+      // 8 at a time to one webhook: 8 connections at most for the 20, each reused.
+      expect(target.connections()).toBeLessThanOrEqual(8);
+      await deleteWebhook(fork(), admin, allowed.webhook.id);
+
+      // The same receiver by a name that resolves to 127.0.0.1, for a worker without WEBHOOK_ALLOW_PRIVATE: refused
+      // at each attempt before a connection is opened, kept-alive connections or not.
+      const port = new URL(target.url).port;
+      const named = await createWebhook(fork(), admin, { url: `https://localhost:${port}/hooks`, eventTypes: ['sim.delinked'] }, ALLOW);
+      const guarded = worker({ allowPrivate: false, firstRetryMs: 1 });
+      const before = target.connections();
+      await delinkSim(fork(), { actor: admin }, endpoints[0].id);
+      await delinkSim(fork(), { actor: admin }, endpoints[1].id);
+      expect(await guarded.deliverDue()).toBe(2);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await guarded.deliverDue()).toBe(2);
+      const attempts = await fork().find(WebhookAttemptSchema, { webhookId: named.webhook.id });
+      expect(attempts).toHaveLength(4);
+      for (const attempt of attempts) {
+        expect(attempt.status).toBeNull();
+        expect(attempt.error).toMatch(/^localhost resolves to (127\.0\.0\.1|::1), a private address$/);
+      }
+      expect(target.connections()).toBe(before);
+      expect(target.received).toHaveLength(20);
+    } finally {
+      await target.close();
+    }
   });
 
   it('at send time, a name that resolves to a private address is refused, and so is a literal one', async () => {

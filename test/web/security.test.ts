@@ -389,13 +389,27 @@ describe('hardening', () => {
     expect(lines.join('')).not.toContain(secret.split('.')[2]);
   });
 
-  it('refuses bidi-override and zero-width characters in an endpoint name, with a field error; nothing created', async () => {
+  it('refuses bidi-override, zero-width and control characters in an endpoint name, with a field error; nothing created', async () => {
     const app = await appWith();
     const { agent } = await signedIn(app, em, acme, 'admin');
     const count = async () =>
       (await em.fork().execute<{ n: number }[]>('select count(*)::int as n from endpoint where enterprise_id = ?', [acme.id]))[0].n;
     const before = await count();
-    for (const ch of ['\u202E', '\u202A', '\u2066', '\u2069', '\u200B', '\u200D', '\u200F', '\u2060', '\uFEFF']) {
+    for (const ch of [
+      '\u202E',
+      '\u202A',
+      '\u2066',
+      '\u2069',
+      '\u200B',
+      '\u200D',
+      '\u200F',
+      '\u2060',
+      '\uFEFF',
+      '\u0007',
+      '\u001b',
+      '\t',
+      '\u0085',
+    ]) {
       const form = await agent.get('/endpoints/new');
       const token = hidden(form.text, '_csrf');
       const key = hidden(form.text, 'key');
