@@ -112,7 +112,7 @@ export class WebhookDelivery extends PollingWorker {
       batchSize: 200,
       perWebhook: 8,
       inFlight: 32,
-      busyPollMs: 20,
+      busyPollMs: 50,
       pollMs: 250,
       ...rest,
     };
