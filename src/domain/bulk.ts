@@ -35,7 +35,7 @@ import { DomainError, ForbiddenError, NotFoundError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkIccid } from './identifiers.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
-import { csvLine } from './csv.js';
+import { csvLine, notCsvReason } from './csv.js';
 import {
   activateEndpoint,
   changeMany,
@@ -111,9 +111,13 @@ async function readRows(file: BulkFile): Promise<RawRow[]> {
     if (size > MAX_BYTES) throw new BulkFileError(`The file is larger than ${MAX_BYTES / 1024 / 1024} MB; split it into smaller files.`);
     chunks.push(buffer);
   }
+  const bytes = Buffer.concat(chunks);
+  const name = file.filename ? `“${file.filename}”` : 'The file';
+  const notCsv = notCsvReason(bytes.subarray(0, 4096), name, 'your changes: a header line endpoint_id,action,iccid and one change a line');
+  if (notCsv) throw new BulkFileError(notCsv);
   let records: { record: Record<string, string>; info: { lines: number } }[];
   try {
-    records = parseCsv(Buffer.concat(chunks), {
+    records = parseCsv(bytes, {
       bom: true,
       delimiter: [',', ';'],
       columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),

@@ -1,6 +1,7 @@
 // CSV written by SIM Link (exports, bulk results, the import's report): RFC 4180 quoting, CRLF line ends, and
 // spreadsheet-safe cells — a value starting with =, +, -, @, a tab or a carriage return gets a leading ' so a
-// spreadsheet never reads it as a formula.
+// spreadsheet never reads it as a formula. And the check of an uploaded file (Import SIMs, Bulk changes) that
+// refuses what is plainly not a CSV text file, in words a person can act on.
 
 /** One cell. */
 export function csvCell(value: string | number | boolean | null | undefined): string {
@@ -11,3 +12,31 @@ export function csvCell(value: string | number | boolean | null | undefined): st
 
 /** One line, with its CRLF. */
 export const csvLine = (cells: (string | number | boolean | null | undefined)[]) => `${cells.map(csvCell).join(',')}\r\n`;
+
+/**
+ * Why the start of an uploaded file (`head`) is plainly not a CSV text file, or null: empty, a spreadsheet
+ * workbook, UTF-16, or binary. `name` is how the file is named in the message ("“sims.xlsx”", "The file");
+ * `expected` says what the file should hold, for an empty one ("a header line iccid,imsi,eid,msisdn and one SIM a line").
+ */
+export function notCsvReason(head: Buffer, name: string, expected: string): string | null {
+  if (
+    head.length === 0 ||
+    head
+      .toString('utf8')
+      .replace(/^\ufeff/, '')
+      .trim() === ''
+  ) {
+    return `${name} is empty. Choose the CSV file with ${expected}.`;
+  }
+  if (
+    head.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04])) ||
+    head.subarray(0, 4).equals(Buffer.from([0xd0, 0xcf, 0x11, 0xe0]))
+  ) {
+    return `${name} is a spreadsheet workbook, not a CSV file. Save it from your spreadsheet as “CSV UTF-8” and use that.`;
+  }
+  if ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff)) {
+    return `${name} is saved as UTF-16. Save it as “CSV UTF-8” and use that.`;
+  }
+  if (head.includes(0x00)) return `${name} is not a text file. Choose a CSV file (comma-separated values).`;
+  return null;
+}

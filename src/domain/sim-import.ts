@@ -41,7 +41,7 @@ import { EventSchema, SimSchema } from './entities.js';
 import { ConflictError, DomainError, ForbiddenError, TooManyRequestsError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkEid, checkIccid, checkImsi, checkMsisdn, type Checked } from './identifiers.js';
-import { csvCell } from './csv.js';
+import { csvCell, notCsvReason } from './csv.js';
 
 export interface ImportLimits {
   /** Largest file accepted, in bytes. */
@@ -517,34 +517,10 @@ async function* replay(head: Buffer, rest: AsyncGenerator<Buffer>): AsyncGenerat
   }
 }
 
-/** Refuses what is plainly not a CSV text file, with words a person can act on. */
+/** Refuses what is plainly not a CSV text file, with words a person can act on (csv.ts). */
 function checkLooksLikeCsv(head: Buffer, file: ImportFile) {
-  const name = describe(file);
-  if (
-    head.length === 0 ||
-    head
-      .toString('utf8')
-      .replace(/^\ufeff/, '')
-      .trim() === ''
-  ) {
-    throw new ImportFileError(
-      `${name} is empty. Choose the CSV file with your SIMs: a header line iccid,imsi,eid,msisdn and one SIM a line.`,
-    );
-  }
-  if (
-    head.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04])) ||
-    head.subarray(0, 4).equals(Buffer.from([0xd0, 0xcf, 0x11, 0xe0]))
-  ) {
-    throw new ImportFileError(
-      `${name} is a spreadsheet workbook, not a CSV file. Save it from your spreadsheet as “CSV UTF-8” and import that.`,
-    );
-  }
-  if ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff)) {
-    throw new ImportFileError(`${name} is saved as UTF-16. Save it as “CSV UTF-8” and import that.`);
-  }
-  if (head.includes(0x00)) {
-    throw new ImportFileError(`${name} is not a text file. Choose a CSV file (comma-separated values).`);
-  }
+  const reason = notCsvReason(head, describe(file), 'your SIMs: a header line iccid,imsi,eid,msisdn and one SIM a line');
+  if (reason) throw new ImportFileError(reason);
 }
 
 /** Comma or semicolon, whichever separates the header's names (quoted names are skipped over). */

@@ -40,7 +40,7 @@ let globex: TestEnterprise;
 let admin: Actor;
 let viewer: Actor;
 const fork = (): EntityManager => db.orm.em.fork();
-const file = (text: string, filename = 'changes.csv') => ({ stream: Readable.from([Buffer.from(text)]), filename });
+const file = (content: string | Buffer, filename = 'changes.csv') => ({ stream: Readable.from([Buffer.from(content)]), filename });
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 12 });
@@ -116,6 +116,16 @@ describe('bulk preview', () => {
     expect(await refusedWith(previewBulk(fork(), admin, file('id,what\n1,link')))).toBeInstanceOf(BulkFileError);
     expect(await refusedWith(previewBulk(fork(), admin, file('endpoint_id,action,iccid\n')))).toBeInstanceOf(BulkFileError);
     expect(await refusedWith(previewBulk(fork(), viewer, file('endpoint_id,action\n1,activate')))).toBeInstanceOf(ForbiddenError);
+  });
+
+  it('says what a file that is plainly not CSV is: empty (not "no rows under its header"), binary, a workbook — never echoing its bytes', async () => {
+    const message = async (content: string | Buffer) => (await refusedWith(previewBulk(fork(), admin, file(content)))).message;
+    expect(await message('')).toBe(
+      '“changes.csv” is empty. Choose the CSV file with your changes: a header line endpoint_id,action,iccid and one change a line.',
+    );
+    const binary = Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x00, 0x00, 0x01, 0x3d, 0x3d]);
+    expect(await message(binary)).toBe('“changes.csv” is not a text file. Choose a CSV file (comma-separated values).');
+    expect(await message(Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14]))).toMatch(/is a spreadsheet workbook, not a CSV file/);
   });
 });
 
