@@ -70,6 +70,20 @@ function fieldErrorsOf(error: SchemaError, context: string | undefined): FieldEr
   return [{ field: path || (context ?? 'body'), message: error.message ?? 'is not valid' }];
 }
 
+/** A value that must be one of a list (a union of constants: anyOf of const) fails once per choice, then the anyOf. */
+const isChoice = (e: SchemaError) => e.keyword === 'const' || e.keyword === 'anyOf';
+
+/** One error per field that must be one of a list, naming the values it may take: "status must be one of: hold, …". */
+function oneOfValues(errors: SchemaError[], context: string | undefined): FieldError[] {
+  const allowed = new Map<string, unknown[]>();
+  for (const e of errors) {
+    if (e.keyword !== 'const') continue;
+    const field = (e.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || (context ?? 'body');
+    allowed.set(field, [...(allowed.get(field) ?? []), e.params?.allowedValue]);
+  }
+  return [...allowed].map(([field, values]) => ({ field, message: `must be one of: ${values.join(', ')}` }));
+}
+
 export function problemFromError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof ValidationError) return sendProblem(reply, 422, error.message, error.errors);
   if (error instanceof DomainError) {
@@ -77,7 +91,14 @@ export function problemFromError(error: FastifyError, request: FastifyRequest, r
     return sendProblem(reply, HTTP_STATUS[error.kind], error.message);
   }
   if (error.validation) {
-    const errors = error.validation.flatMap((e) => fieldErrorsOf(e as SchemaError, error.validationContext));
+    const choices = oneOfValues(error.validation as SchemaError[], error.validationContext);
+    const chosen = new Set(choices.map((c) => c.field));
+    const errors = choices.concat(
+      error.validation.flatMap((e) => {
+        const rest = fieldErrorsOf(e as SchemaError, error.validationContext);
+        return isChoice(e as SchemaError) && rest.every((r) => chosen.has(r.field)) ? [] : rest;
+      }),
+    );
     return sendProblem(
       reply,
       422,

@@ -196,6 +196,8 @@ describe('endpoints', () => {
       expect(read.errors, id).toEqual([expect.objectContaining({ field: 'id' })]);
       expectProblem(await api().delete(`/api/v1/endpoints/${id}/sim`).set(bearer(adminToken)), 422);
     }
+    const status = expectProblem(await api().get('/api/v1/endpoints?status=bogus').set(bearer(adminToken)), 422);
+    expect(status.errors).toEqual([{ field: 'status', message: 'must be one of: hold, pre_active, active, suspended' }]);
     for (const limit of ['1.5', '0x2', '1e1', ' 2']) {
       const listed = expectProblem(
         await api()
