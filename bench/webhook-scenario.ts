@@ -4,7 +4,7 @@
 //  - The receiver (webhook-receiver.ts) is a process of its own on 127.0.0.1 answering 204; the app runs with
 //    WEBHOOK_ALLOW_PRIVATE=true (app-process.ts) so that it may reach it.
 //  - The webhook is added through the domain (createWebhook, as the Webhooks page does) to enterprise acme,
-//    disabled for the runs without it and enabled for the runs with it (each repeat: without, then with), and
+//    disabled for the runs without it and enabled for the runs with it (odd repeats: without, then with; even: with, then without), and
 //    deleted at the end with its messages and their log, so no other scenario sends a message.
 //  - Latency: from the event's timestamp in the payload (set in the change's transaction, so a few ms before
 //    its commit: the figure errs long) to the moment the receiver has read the message, before it answers.
@@ -135,49 +135,70 @@ export async function runWebhooks(
     const drainLimitMs = Math.max(30_000, 3_000 * (settings.durationSec + settings.warmupSec));
 
     for (let rep = 1; rep <= settings.repeats; rep++) {
-      const off = await measureCycleRun(pool, app, url, pairs, drive);
-      without.push(off.result);
-      cpuWithout.push({ server: off.serverCpuMs, db: off.dbCpuMs });
-      eventsChecked &&= off.eventsChecked;
-      notes.push(...off.notes.map((n) => `run ${rep} without: ${n}`));
+      // Odd repeats run without the webhook first, even ones with it first: whatever drifts during a repeat
+      // (the machine's other load, the tables' growth) does not always fall on the same side of the ratio.
+      const runWithout = async () => {
+        const result = await measureCycleRun(pool, app, url, pairs, drive);
+        without.push(result.result);
+        cpuWithout.push({ server: result.serverCpuMs, db: result.dbCpuMs });
+        eventsChecked &&= result.eventsChecked;
+        notes.push(...result.notes.map((n) => `run ${rep} without: ${n}`));
 
-      await setWebhookEnabled(em(), actor, webhookId, true);
-      await receiver.take();
-      const {
-        rows: [{ last }],
-      } = await pool.query<{ last: string }>('select coalesce(max(id), 0)::text as last from webhook_message where webhook_id = $1', [
-        webhookId,
-      ]);
-      let written = 0;
-      let cyclesEnded = 0;
-      // Waits, after the cycles, until every message of the run is delivered (or the limit passes).
-      const drain = async () => {
-        const from = Date.now();
-        cyclesEnded = from;
-        for (;;) {
-          const {
-            rows: [row],
-          } = await pool.query<{ total: string; pending: string }>(
-            `select count(*) as total, count(*) filter (where delivered_at is null) as pending
-               from webhook_message where webhook_id = $1 and id > $2`,
-            [webhookId, last],
-          );
-          written = Number(row.total);
-          if (Number(row.pending) === 0) break;
-          if (Date.now() - from > drainLimitMs) {
-            notes.push(`run ${rep}: ${row.pending} of ${row.total} messages still undelivered ${drainLimitMs / 1000} s after the cycles`);
-            break;
-          }
-          await sleep(100);
-        }
-        drainMs = Math.max(drainMs, Date.now() - from);
+        return result;
       };
-      const on = await measureCycleRun(pool, app, url, pairs, drive, drain);
-      await setWebhookEnabled(em(), actor, webhookId, false);
-      withHook.push(on.result);
-      cpuWith.push({ server: on.serverCpuMs, db: on.dbCpuMs });
-      eventsChecked &&= on.eventsChecked;
-      notes.push(...on.notes.map((n) => `run ${rep} with the webhook: ${n}`));
+      const owner = actor;
+      const hookId = webhookId;
+      const runWith = async () => {
+        await setWebhookEnabled(em(), owner, hookId, true);
+        await receiver.take();
+        const {
+          rows: [{ last }],
+        } = await pool.query<{ last: string }>('select coalesce(max(id), 0)::text as last from webhook_message where webhook_id = $1', [
+          webhookId,
+        ]);
+        let written = 0;
+        let cyclesEnded = 0;
+        // Waits, after the cycles, until every message of the run is delivered (or the limit passes).
+        const drain = async () => {
+          const from = Date.now();
+          cyclesEnded = from;
+          for (;;) {
+            const {
+              rows: [row],
+            } = await pool.query<{ total: string; pending: string }>(
+              `select count(*) as total, count(*) filter (where delivered_at is null) as pending
+                 from webhook_message where webhook_id = $1 and id > $2`,
+              [webhookId, last],
+            );
+            written = Number(row.total);
+            if (Number(row.pending) === 0) break;
+            if (Date.now() - from > drainLimitMs) {
+              notes.push(`run ${rep}: ${row.pending} of ${row.total} messages still undelivered ${drainLimitMs / 1000} s after the cycles`);
+              break;
+            }
+            await sleep(100);
+          }
+          drainMs = Math.max(drainMs, Date.now() - from);
+        };
+        const on = await measureCycleRun(pool, app, url, pairs, drive, drain);
+        await setWebhookEnabled(em(), owner, hookId, false);
+        withHook.push(on.result);
+        cpuWith.push({ server: on.serverCpuMs, db: on.dbCpuMs });
+        eventsChecked &&= on.eventsChecked;
+        notes.push(...on.notes.map((n) => `run ${rep} with the webhook: ${n}`));
+
+        return { on, written, cyclesEnded };
+      };
+      let off: Awaited<ReturnType<typeof runWithout>>;
+      let withRun: Awaited<ReturnType<typeof runWith>>;
+      if (rep % 2 === 1) {
+        off = await runWithout();
+        withRun = await runWith();
+      } else {
+        withRun = await runWith();
+        off = await runWithout();
+      }
+      const { on, written, cyclesEnded } = withRun;
 
       const got = await receiver.take();
       const ids = new Set(got.map(([id]) => id));

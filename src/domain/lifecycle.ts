@@ -30,6 +30,7 @@ import {
   type SimStatus,
 } from './entities.js';
 import { StatementCache } from '../db/compiled-statement.js';
+import { managed } from '../db/managed.js';
 import { recordEvent, recordEvents, type EventDetails } from './events.js';
 import { enterpriseSubscriptions, subscriptionsColumn, type Subscription } from './webhooks.js';
 import {
@@ -212,20 +213,6 @@ async function lockOne<T extends object>(
   return row ? managed(tx, entity, row) : null;
 }
 const lockStatements = new StatementCache();
-
-/**
- * A row read by this transaction, as a managed entity of its identity map: what em.find does with each row it
- * reads — the driver maps the columns to properties, and the entity factory hydrates the entity and registers
- * it with the unit of work, the row as read being the snapshot the flush compares with (so only what the verb
- * changes is written). em.map would do the same and more that a row just read needs not: validate each value,
- * merge through every relation (cascade), and snapshot the entity again — measured, em.map took most of the
- * hydration's CPU.
- */
-function managed<T extends object>(tx: EntityManager, entity: EntitySchema<T>, row: EntityData<T>): T {
-  const meta = tx.getMetadata().get<T>(entity.meta.className);
-  const data = tx.getDriver().mapResult(row, meta) as EntityData<T>;
-  return tx.getEntityFactory().create<T>(meta.className, data, { merge: true, refresh: true, convertCustomTypes: true });
-}
 
 /** An endpoint as this transaction locked it, with what the same statement read besides. */
 interface LockedEndpoint {

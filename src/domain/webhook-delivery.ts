@@ -32,6 +32,7 @@ import { raw } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { Webhook as Signer } from 'standardwebhooks';
 import { StatementCache } from '../db/compiled-statement.js';
+import { managed } from '../db/managed.js';
 import { WebhookAttemptSchema, WebhookMessageSchema, WebhookSchema, type Webhook, type WebhookMessage } from './entities.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
 import { isPrivateAddress } from './webhooks.js';
@@ -227,7 +228,7 @@ export class WebhookDelivery extends PollingWorker {
         .returning(['*'] as never);
     });
     const rows = await em.getConnection('write').execute<Record<string, unknown>[]>(sql, bind([leaseEnd, `{${skipped.join(',')}}`]));
-    return rows.map((row) => em.map(WebhookMessageSchema, row)).sort((a, b) => a.id - b.id);
+    return rows.map((row) => managed(em, WebhookMessageSchema, row)).sort((a, b) => a.id - b.id);
   }
 
   /**

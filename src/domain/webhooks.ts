@@ -136,7 +136,10 @@ function webhookMessages(event: WebhookEvent, webhooks: Subscription[]) {
 
 async function insertMessages(em: EntityManager, messages: ReturnType<typeof webhookMessages>): Promise<number> {
   if (!messages.length) return 0;
-  await em.insertMany(WebhookMessageSchema, messages);
+  // One message (one webhook listening, the usual case) by the driver's compiled single-row INSERT (src/db/driver.ts);
+  // em.insertMany writes every value into the SQL text.
+  if (messages.length === 1) await em.insert(WebhookMessageSchema, messages[0]);
+  else await em.insertMany(WebhookMessageSchema, messages);
   return messages.length;
 }
 
