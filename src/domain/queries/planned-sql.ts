@@ -21,6 +21,12 @@
 //    per read at 10,000 endpoints; the endpoint page would lose about 20 % of its throughput.
 //    → test/domain/query-plans.test.ts, "the endpoint page reads one endpoint and its SIM by their keys"
 //      and "the history reads the event indexes newest first".
+//  - importProblemsSql (a SIM import's problems, counts and report, src/domain/sim-import.ts): in-file
+//    duplicates by window functions over the staged rows, then the rows with no other problem looked up in
+//    sim by one LATERAL … LIMIT 1 probe of each unique index per value — never a hash join over the sim table,
+//    whatever the staging table's statistics say.
+//    → test/domain/query-plans.test.ts, "an import’s problems look each staged identifier up in sim’s unique
+//      indexes, never reading the sim table".
 //
 // Everything here takes `?` placeholders and is run with em.execute (the bench's ceiling server runs the
 // picker's statements on a plain pg pool: see bench/ceiling-server.ts).
