@@ -24,12 +24,15 @@
 // query builder does not write, its plan proven by test/domain/query-plans.test.ts), and the advisory lock,
 // which no EntityManager API takes (db/advisory-lock.ts, one named statement).
 //
-// Cost (100,000 rows, PostgreSQL 15, 2 cores): a little slower than the INSERT … SELECT from temporary
-// tables it replaces — PostgreSQL parses each batch's values as literals (≈400,000 of them for the SIMs),
-// and the staged rows make one more trip through Node. Measured per phase: staging 1.2 → 1.55 s, the SIMs'
-// inserts 1.8 → 2.9 s (0.4 s of it reading back), the problems' search 0.3 s either way. Tried and no
-// faster: real bind parameters through knex (slower), pipelining the read-back with the inserts, no
-// RETURNING, batches of 1,024 or 16,384.
+// Cost (the 100,000-row test, PostgreSQL 15, 2 cores): 4.6–4.8 s against 3.1–3.3 s for the INSERT … SELECT
+// from temporary tables it replaced, measured back to back. MikroORM's connection writes every value into the
+// SQL text (em.execute formats them before knex runs it, compiled statement or not), so PostgreSQL parses each
+// batch's values as literals — ≈ 1.2 million of them, 700,000 staged and 500,000 inserted — and the staged rows make one more trip
+// through Node. Per phase: staging 1.2 → 1.55 s, the SIMs' inserts 1.8 → 2.9 s (0.4 s of it reading back),
+// the problems' search 0.3 s either way. Tried and no faster: bind parameters through knex (slower), several
+// batches in flight on the connection (slower: Node and PostgreSQL share the 2 cores), no RETURNING, batches
+// of 1,024 or 16,384. The one faster way left is an INSERT … SELECT, which MikroORM's query builder does not
+// write.
 //
 // An import is heavy work that must not starve everyone else (issue 12, item 10): the whole import is one
 // transaction on one pooled connection, holding a transaction-level advisory lock on its enterprise — one
