@@ -30,14 +30,14 @@ export function compileStatement(count: number, build: (markers: string[]) => Co
   const markers = Array.from({ length: count }, (_, i) => `${MARKER}${i}`);
   const { sql, bindings } = build(markers).getKnexQuery().toSQL();
   // A marker given to a JSON property comes back JSON-encoded (MikroORM encodes the property's value): its
-  // value is then bound JSON-encoded too.
-  const encoded = markers.map((marker) => JSON.stringify(marker));
-  const slots = bindings.map((binding) => (typeof binding === 'string' ? markers.indexOf(binding) : -1));
-  const json = bindings.map((binding) => typeof binding === 'string' && encoded.includes(binding));
-  json.forEach((isJson, i) => {
-    if (isJson) slots[i] = encoded.indexOf(bindings[i] as string);
-  });
-  if (markers.some((_, i) => slots.filter((slot) => slot === i).length !== 1)) {
+  // value is then bound JSON-encoded too. Looked up in maps: a multi-row INSERT has tens of thousands of markers.
+  const plain = new Map(markers.map((marker, i) => [marker, i]));
+  const encoded = new Map(markers.map((marker, i) => [JSON.stringify(marker), i]));
+  const slots = bindings.map((binding) => (typeof binding === 'string' ? (plain.get(binding) ?? encoded.get(binding) ?? -1) : -1));
+  const json = bindings.map((binding) => typeof binding === 'string' && !plain.has(binding) && encoded.has(binding));
+  const uses = new Array<number>(count).fill(0);
+  for (const slot of slots) if (slot >= 0) uses[slot]++;
+  if (uses.some((n) => n !== 1)) {
     throw new Error(`The statement for ${label} does not bind each of its ${count} values once`);
   }
   const constants = [...bindings];

@@ -511,6 +511,43 @@ export const ApiTokenSchema = defineEntity({
 });
 export type ApiToken = InferEntity<typeof ApiTokenSchema>;
 
+/**
+ * A row of a SIM file being imported (src/domain/sim-import.ts), staged inside the import's transaction:
+ * its valid identifiers (null for an invalid or empty one) and whether the whole row is valid. Keyed by the
+ * import (a uuid made per import) and the row's line. An UNLOGGED table: the import deletes its rows before
+ * it commits.
+ */
+export const ImportRowSchema = defineEntity({
+  name: 'ImportRow',
+  tableName: 'import_row',
+  properties: {
+    importId: p.uuid().primary(),
+    line: p.integer().primary(),
+    iccid: p.text().nullable(),
+    imsi: p.text().nullable(),
+    eid: p.text().nullable(),
+    msisdn: p.text().nullable(),
+    ok: p.boolean(),
+  },
+});
+export type ImportRow = InferEntity<typeof ImportRowSchema>;
+
+/** A problem found in a SIM file being imported, numbered (`id`) in the order it was found; as ImportRow. */
+export const ImportProblemSchema = defineEntity({
+  name: 'ImportProblem',
+  tableName: 'import_problem',
+  properties: {
+    importId: p.uuid().primary(),
+    id: p.integer().primary(),
+    line: p.integer(),
+    /** The field's place in a report's order: Line, ICCID, IMSI, EID, MSISDN. */
+    fieldOrder: p.smallint(),
+    field: p.text(),
+    message: p.text(),
+  },
+});
+export type ImportProblem = InferEntity<typeof ImportProblemSchema>;
+
 export const entities = [
   EnterpriseSchema,
   UserSchema,
@@ -527,4 +564,6 @@ export const entities = [
   BulkJobSchema,
   BulkJobRowSchema,
   ApiTokenSchema,
+  ImportRowSchema,
+  ImportProblemSchema,
 ];

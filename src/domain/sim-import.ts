@@ -3,22 +3,36 @@
 // The file is read as a stream (csv-parse), never as one string: the header line decides the delimiter
 // (comma or semicolon), then every row is validated with the identifier rules. Nothing of the file is kept
 // in memory beyond a batch: the rows (their valid identifiers) and the problems found are written in
-// batches to two temporary tables of the import's transaction. PostgreSQL then finds the duplicates inside
-// the file and the identifiers already in SIM Link — in every enterprise, since identifiers are globally
-// unique — set-wise. One problem anywhere → nothing is written (but the audit event `sims.import_refused`
-// with the counts) and a report names each bad line, field and reason. Otherwise every SIM is inserted
-// Ready to Activate from the staged rows, into the Sim entity's table and columns as its metadata names
-// them (see insertStagedSims), with one `sims.imported` event; the unique constraints stay the backstop
-// against a concurrent import of the same SIMs. Both events are made by domain/events.ts, like the
-// lifecycle's; the refused-imports limit reads the events through the Event entity.
+// batches to two UNLOGGED staging tables (import_row, import_problem: entities ImportRow, ImportProblem),
+// under a uuid of this import. One read statement then finds the duplicates inside the file and the
+// identifiers already in SIM Link — in every enterprise, since identifiers are globally unique — set-wise,
+// and answers the counts and the report's first problems (importProblemsSql). One problem anywhere →
+// nothing is written (but the audit event `sims.import_refused` with the counts) and a report names each
+// bad line, field and reason. Otherwise the staged rows are read back in file order, a batch at a time, and
+// inserted Ready to Activate into the Sim entity's table (see insertStagedSims), with one `sims.imported`
+// event; the unique constraints stay the backstop against a concurrent import of the same SIMs. Either way
+// the import's staged rows are deleted before its transaction commits (a rollback takes them with it). Both
+// events are made by domain/events.ts, like the lifecycle's; the refused-imports limit reads the events
+// through the Event entity.
 //
-// What stays SQL here, and why: the staging. The temporary tables (import_row, import_problem) live for
-// one transaction and have no entity — an entity would be a table the schema must have, and the check
-// that the entities match the migrated schema would rightly flag it — and the duplicate search is one
-// set-wise statement over them (joins and window functions the unit of work does not express); the final
-// INSERT … SELECT moves the staged rows without a round trip through Node (measured: em.insertMany per
-// batch made the 100,000-row import about 50 % slower, see insertStagedSims). The advisory lock has no
-// EntityManager API either.
+// Every write goes through MikroORM: the staging and the SIMs are multi-row INSERTs built by the query
+// builder from the entities' metadata and compiled once per batch size (db/compiled-statement.ts: the
+// builder's own SQL; the values are given at each run, formatted by MikroORM's connection), the read-back
+// is a compiled query-builder SELECT (raw rows, nothing hydrated), the clean-up em.nativeDelete. What stays
+// SQL, and why: the problems' search, a read in the read-query module (queries/planned-sql.ts,
+// importProblemsSql: window functions, an anti-join and LATERAL look-ups in sim's unique indexes that the
+// query builder does not write, its plan proven by test/domain/query-plans.test.ts), and the advisory lock,
+// which no EntityManager API takes (db/advisory-lock.ts, one named statement).
+//
+// Cost (the 100,000-row test, PostgreSQL 15, 2 cores): 4.6–4.8 s against 3.1–3.3 s for the INSERT … SELECT
+// from temporary tables it replaced, measured back to back. MikroORM's connection writes every value into the
+// SQL text (em.execute formats them before knex runs it, compiled statement or not), so PostgreSQL parses each
+// batch's values as literals — ≈ 1.2 million of them, 700,000 staged and 500,000 inserted — and the staged rows make one more trip
+// through Node. Per phase: staging 1.2 → 1.55 s, the SIMs' inserts 1.8 → 2.9 s (0.4 s of it reading back),
+// the problems' search 0.3 s either way. Tried and no faster: bind parameters through knex (slower), several
+// batches in flight on the connection (slower: Node and PostgreSQL share the 2 cores), no RETURNING, batches
+// of 1,024 or 16,384. The one faster way left is an INSERT … SELECT, which MikroORM's query builder does not
+// write.
 //
 // An import is heavy work that must not starve everyone else (issue 12, item 10): the whole import is one
 // transaction on one pooled connection, holding a transaction-level advisory lock on its enterprise — one
@@ -32,12 +46,16 @@
 // ignored: a misspelt "e-id" would otherwise drop every EID of the file without a word, and "loses
 // nothing" is the promise of this import. A column with an empty name (a trailing delimiter, as some
 // spreadsheets write) is ignored as long as its cells are empty.
+import { randomUUID } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
 import { parse, type CsvError } from 'csv-parse';
-import type { QueryResult } from '@mikro-orm/core';
+import type { EntityName, RequiredEntityData } from '@mikro-orm/core';
 import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
+import { StatementCache } from '../db/compiled-statement.js';
+import { tryAdvisoryXactLock } from '../db/advisory-lock.js';
 import type { Actor } from './accounts.js';
-import { EventSchema, SimSchema } from './entities.js';
+import { EventSchema, ImportProblemSchema, ImportRowSchema, SimSchema } from './entities.js';
+import { IMPORT_FIELD_ORDER, importProblemsSql } from './queries/planned-sql.js';
 import { ConflictError, DomainError, ForbiddenError, TooManyRequestsError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkEid, checkIccid, checkImsi, checkMsisdn, type Checked } from './identifiers.js';
@@ -59,8 +77,8 @@ export interface ImportLimits {
 
 export const IMPORT_LIMITS: ImportLimits = { maxBytes: 50 * 1024 * 1024, maxRows: 500_000, reportSize: 100, idleMs: 60_000 };
 
-/** Rows (and problems) written to the import's temporary tables per round trip. */
-const BATCH = 5_000;
+/** Rows (and problems) written to, and read back from, the import's staging tables per round trip. */
+const BATCH = 4_096;
 /** The namespace of the imports' advisory locks (the second key is the enterprise id): "SIMI". */
 const IMPORT_LOCK_NAMESPACE = 0x53494d49;
 /** The two keys of the advisory lock an import of `enterpriseId` holds (exported for tests). */
@@ -200,25 +218,25 @@ export class ImportSlots {
 }
 
 /**
- * Rows and problems on their way to the import's temporary tables, written a batch at a time. A row keeps
+ * Rows and problems on their way to the import's staging tables, written a batch at a time. A row keeps
  * its valid identifiers (null for an invalid one, still needed to find duplicates of its other values) and
- * whether the whole row is valid (only those are looked up in SIM Link).
+ * whether the whole row is valid (only those are looked up in SIM Link). Both are kept flat, in the columns'
+ * order of ROW_KEYS and PROBLEM_KEYS, as insertRows takes them.
  */
 class Stage {
-  private lines: number[] = [];
-  private values: Record<'iccid' | 'imsi' | 'eid' | 'msisdn', (string | null)[]> = { iccid: [], imsi: [], eid: [], msisdn: [] };
-  private oks: boolean[] = [];
-  private problems: { line: number; field_order: number; field: string; message: string }[] = [];
-  /** Problems found so far, and the first one (for a header that cannot be read). */
+  private rows: unknown[] = [];
+  private problems: unknown[] = [];
+  /** Problems found so far (also each problem's number: its `id`), and the first one (for a header that cannot be read). */
   total = 0;
   first: ImportProblem | null = null;
 
-  constructor(private readonly em: EntityManager) {}
+  constructor(
+    private readonly em: EntityManager,
+    readonly importId: string,
+  ) {}
 
   addRow(line: number, row: Record<'iccid' | 'imsi' | 'eid' | 'msisdn', string | null>, ok: boolean) {
-    this.lines.push(line);
-    for (const column of IMPORT_COLUMNS) this.values[column].push(row[column]);
-    this.oks.push(ok);
+    this.rows.push(this.importId, line, row.iccid, row.imsi, row.eid, row.msisdn, ok);
   }
 
   addProblem(line: number, field: string, message: string) {
@@ -226,39 +244,81 @@ class Stage {
     // PostgreSQL text cannot hold NUL; a value quoted in a message may (the rest of the file is not checked for it).
     const problem = { line, field, message: message.replace(/\0/g, '\ufffd') };
     this.first ??= problem;
-    this.problems.push({ ...problem, field_order: fieldOrder(field) });
+    this.problems.push(this.importId, this.total, line, fieldOrder(field), field, problem.message);
   }
 
   get full() {
-    return this.lines.length >= BATCH || this.problems.length >= BATCH;
+    return this.rows.length >= BATCH * ROW_KEYS.length || this.problems.length >= BATCH * PROBLEM_KEYS.length;
   }
 
+  /** The previous batch's INSERTs, still running while the next batch is read from the file. */
+  private writing: Promise<void> = Promise.resolve();
+
+  /**
+   * Starts writing the batch, after the previous one: the file is read and checked while PostgreSQL inserts
+   * (one connection: the statements still run one after the other). A failure surfaces at the next flush
+   * or at `finish`; on an error of the file itself the transaction's rollback runs after the INSERT anyway.
+   */
   async flush() {
-    if (this.lines.length) {
-      await this.em.execute(
-        `insert into import_row (line, iccid, imsi, eid, msisdn, ok)
-         select * from unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::boolean[])`,
-        [
-          `{${this.lines.join(',')}}`,
-          arrayLiteral(this.values.iccid),
-          arrayLiteral(this.values.imsi),
-          arrayLiteral(this.values.eid),
-          arrayLiteral(this.values.msisdn),
-          `{${this.oks.map((ok) => (ok ? 't' : 'f')).join(',')}}`,
-        ],
+    const { rows, problems } = this;
+    this.rows = [];
+    this.problems = [];
+    await this.writing;
+    this.writing = (async () => {
+      await insertRows(this.em, ImportRowSchema, ROW_KEYS, rows);
+      await insertRows(this.em, ImportProblemSchema, PROBLEM_KEYS, problems);
+    })();
+    this.writing.catch(() => {}); // awaited by the next flush or by finish
+  }
+
+  /** Writes what is left and waits until every batch is written. */
+  async finish() {
+    await this.flush();
+    await this.writing;
+  }
+}
+
+const ROW_KEYS = ['importId', 'line', 'iccid', 'imsi', 'eid', 'msisdn', 'ok'] as const;
+const PROBLEM_KEYS = ['importId', 'id', 'line', 'fieldOrder', 'field', 'message'] as const;
+const SIM_KEYS = ['enterprise', 'iccid', 'imsi', 'eid', 'msisdn'] as const;
+
+/** The import's statements, built by MikroORM's query builder and compiled once per shape (db/compiled-statement.ts). */
+const statements = new StatementCache();
+
+/**
+ * Inserts rows of `entity` — `values` flat, `keys.length` a row, in the keys' order — with multi-row INSERTs of
+ * the query builder, compiled once per number of rows and run with the values as parameters (em.insertMany
+ * would write every value into the SQL text, to be parsed again for every batch). A batch of BATCH rows is one
+ * statement; a smaller one is split by the powers of two of its size (1,234 rows: 1,024 + 128 + 64 + 16 + 2),
+ * so that at most 13 shapes of each statement are ever compiled.
+ */
+async function insertRows<T extends object>(
+  em: EntityManager,
+  entity: EntityName<T>,
+  keys: readonly string[],
+  values: unknown[],
+  returning?: string,
+) {
+  const width = keys.length;
+  let at = 0;
+  for (let size = BATCH; size >= 1; size /= 2) {
+    while (values.length - at >= size * width) {
+      const { sql, bind } = statements.get(
+        `insert ${String(em.getMetadata().find(entity)?.className)} ${size} returning ${returning ?? ''}`,
+        size * width,
+        (markers) =>
+          em
+            .createQueryBuilder(entity)
+            .insert(
+              Array.from(
+                { length: size },
+                (_, row) => Object.fromEntries(keys.map((key, column) => [key, markers[row * width + column]])) as RequiredEntityData<T>,
+              ),
+            )
+            .returning(returning ? [returning] : []),
       );
-      this.lines = [];
-      this.values = { iccid: [], imsi: [], eid: [], msisdn: [] };
-      this.oks = [];
-    }
-    if (this.problems.length) {
-      await this.em.execute(
-        `insert into import_problem (line, field_order, field, message)
-         select line, field_order, field, message
-         from jsonb_to_recordset(?::jsonb) as p(line int, field_order smallint, field text, message text)`,
-        [JSON.stringify(this.problems)],
-      );
-      this.problems = [];
+      await em.execute(sql, bind(values.slice(at, at + size * width)), 'run');
+      at += size * width;
     }
   }
 }
@@ -281,25 +341,21 @@ export async function importSims(
     return await em.transactional(async (tx) => {
       await lockEnterpriseImports(tx, ctx.actor.enterpriseId);
       if (ctx.refusals) await checkRefusals(tx, ctx.actor.enterpriseId, ctx.refusals);
-      await tx.execute(`
-        create temporary table import_row (line int not null, iccid text, imsi text, eid text, msisdn text, ok boolean not null) on commit drop;
-        create temporary table import_problem (id int generated always as identity, line int not null, field_order smallint not null,
-          field text not null, message text not null) on commit drop`);
-      const { rows, stoppedAtLine } = await stageFile(tx, file, limits);
-      await findDuplicates(tx);
+      const importId = randomUUID();
+      const { rows, stoppedAtLine } = await stageFile(tx, file, limits, importId);
 
-      const [{ total, bad_lines: badLines }] = await tx.execute<{ total: number; bad_lines: number }[]>(
-        'select count(*)::int as total, count(distinct line)::int as bad_lines from import_problem',
-      );
+      const { sql, params } = importProblemsSql(importId, limits.reportSize);
+      const found = await tx.execute<({ total: number; bad_lines: number } & ImportProblem)[]>(sql, params);
+      const [{ total, bad_lines: badLines }] = found;
       if (total > 0) {
-        const problems = await tx.execute<ImportProblem[]>(
-          `select line, field, message from import_problem order by line, field_order, id limit ${Number(limits.reportSize)}`,
-        );
+        const problems = found.map(({ line, field, message }) => ({ line, field, message }));
+        await unstage(tx, importId);
         await recordEvent(tx, ctx, 'sims.import_refused', { count: rows, problemCount: total });
         return { ok: false, report: { problems, totalProblems: total, badLines, rows, stoppedAtLine } } as const;
       }
 
-      const count = await insertStagedSims(tx, ctx.actor.enterpriseId);
+      const count = await insertStagedSims(tx, ctx.actor.enterpriseId, importId);
+      await unstage(tx, importId);
       await recordEvent(tx, ctx, 'sims.imported', { count });
       return { ok: true, count, ms: Date.now() - started } as const;
     });
@@ -316,8 +372,7 @@ export async function importSims(
 /** One import per enterprise at a time, on every instance: the lock ends with the transaction. */
 async function lockEnterpriseImports(tx: EntityManager, enterpriseId: number) {
   const [namespace, key] = importLockKeys(enterpriseId);
-  const [{ locked }] = await tx.execute<{ locked: boolean }[]>('select pg_try_advisory_xact_lock(?, ?) as locked', [namespace, key]);
-  if (!locked) throw new ImportRunningError();
+  if (!(await tryAdvisoryXactLock(tx, namespace, key))) throw new ImportRunningError();
 }
 
 /**
@@ -339,33 +394,50 @@ async function checkRefusals(tx: EntityManager, enterpriseId: number, limit: Ref
 /**
  * Inserts the staged rows — all valid, none already in SIM Link — as SIMs Ready to Activate (the status and
  * timestamps are the entity's defaults, which the migrations give the columns), in file order so that ids
- * follow the file: one INSERT … SELECT from the temporary table into the Sim entity's table and columns, read
- * from its metadata (a renamed property or column follows).
- *
- * Why not em.insertMany per batch: measured on the 100,000-row test (PostgreSQL 15 here), batches of 5,000
- * (and of 1,000) read back from the temporary table through a cursor and inserted with em.insertMany took
- * 5.6–7.3 s for the inserts alone (1.1–1.6 s of it Node CPU: MikroORM 6 writes every value into the SQL text,
- * which PostgreSQL then parses), the whole import 6.9–10 s against 4.5–6.2 s with this one statement.
+ * follow the file: the staged rows are read back BATCH at a time in line order (a keyset on the staging
+ * table's primary key, raw rows, nothing hydrated) and inserted with insertRows' multi-row INSERTs into the
+ * Sim entity's table and columns. Both statements are the query builder's, compiled once.
  */
-async function insertStagedSims(tx: EntityManager, enterpriseId: number): Promise<number> {
-  const meta = tx.getMetadata(SimSchema);
-  const quote = (identifier: string) => tx.getPlatform().quoteIdentifier(identifier);
-  const columns = (['enterprise', 'iccid', 'imsi', 'eid', 'msisdn'] as const).map((property) =>
-    quote(meta.properties[property].fieldNames[0]),
+async function insertStagedSims(tx: EntityManager, enterpriseId: number, importId: string): Promise<number> {
+  const read = statements.get('read back staged rows', 2, ([id, after]) =>
+    tx
+      .createQueryBuilder(ImportRowSchema)
+      .select(['line', 'iccid', 'imsi', 'eid', 'msisdn'])
+      .where({ importId: id, line: { $gt: after } })
+      .orderBy({ line: 'asc' })
+      .limit(BATCH),
   );
-  const inserted = await tx.execute<QueryResult>(
-    `insert into ${quote(meta.tableName)} (${columns.join(', ')}) select ?, iccid, imsi, eid, msisdn from import_row order by line`,
-    [enterpriseId],
-    'run',
-  );
-  return inserted.affectedRows;
+  let count = 0;
+  let after = 0;
+  for (;;) {
+    const rows = await tx.execute<{ line: number; iccid: string; imsi: string; eid: string | null; msisdn: string | null }[]>(
+      read.sql,
+      read.bind([importId, after]),
+    );
+    if (rows.length === 0) break;
+    const values: unknown[] = [];
+    for (const row of rows) values.push(enterpriseId, row.iccid, row.imsi, row.eid, row.msisdn);
+    // Only the id comes back (MikroORM would return every column with a database default, for each row).
+    await insertRows(tx, SimSchema, SIM_KEYS, values, 'id');
+    count += rows.length;
+    after = rows[rows.length - 1].line;
+    if (rows.length < BATCH) break;
+  }
+  return count;
 }
 
-/** Reads and checks the file, writing its rows and problems to the temporary tables a batch at a time. */
+/** Deletes the import's staged rows and problems, before its transaction commits (a rollback takes them anyway). */
+async function unstage(tx: EntityManager, importId: string) {
+  await tx.nativeDelete(ImportRowSchema, { importId });
+  await tx.nativeDelete(ImportProblemSchema, { importId });
+}
+
+/** Reads and checks the file, writing its rows and problems to the staging tables a batch at a time. */
 async function stageFile(
   tx: EntityManager,
   file: ImportFile,
   limits: ImportLimits,
+  importId: string,
 ): Promise<{ rows: number; stoppedAtLine: number | null }> {
   const source = withByteLimit(file.stream, limits.maxBytes, limits.idleMs ?? 60_000);
   const { head, rest } = await readHeaderLine(source);
@@ -394,7 +466,7 @@ async function stageFile(
   // loop ending early destroys the source, which stops reading the upload.
   pipeline(Readable.from(replay(head, rest)), parser, () => {});
 
-  const stage = new Stage(tx);
+  const stage = new Stage(tx, importId);
   let columns: { index: Map<Column, number>; ignored: number[]; width: number } | null = null;
   let rows = 0;
   let stoppedAtLine: number | null = null;
@@ -437,7 +509,7 @@ async function stageFile(
   if (rows === 0 && stage.total === 0) {
     throw new ImportFileError(`${describe(file)} has a header but no SIMs. Add one SIM a line below the header.`);
   }
-  await stage.flush();
+  await stage.finish();
   return { rows, stoppedAtLine };
 }
 
@@ -636,39 +708,7 @@ function csvProblem(error: CsvError): string {
   }
 }
 
-/** A PostgreSQL array literal of digit strings (digits need no quoting); null → NULL. */
-function arrayLiteral(values: (string | null)[]): string {
-  return `{${values.map((v) => (v === null ? 'NULL' : v)).join(',')}}`;
-}
-
-/**
- * Adds the duplicates to the problems, set-wise in PostgreSQL: a value also on an earlier line of the file
- * (naming the first line), then — for the rows with no other problem — a value already in SIM Link, in any
- * enterprise (named without saying whose). One statement: its look-up does not see the problems it adds,
- * so a row with two identifiers already in SIM Link has both reported.
- */
-async function findDuplicates(tx: EntityManager) {
-  await tx.execute('analyze import_row');
-  const inFile = (column: 'iccid' | 'imsi' | 'eid') => `
-    select line, ${fieldOrder(FIELD_LABEL[column])}, '${FIELD_LABEL[column]}', '${FIELD_LABEL[column]} ' || value || ' is also on line ' || first_line
-    from (select line, ${column} as value, min(line) over (partition by ${column}) as first_line from import_row where ${column} is not null) d
-    where line > first_line`;
-  await tx.execute(
-    `insert into import_problem (line, field_order, field, message) ${inFile('iccid')} union all ${inFile('imsi')} union all ${inFile('eid')}`,
-  );
-  const inSimLink = (column: 'iccid' | 'imsi' | 'eid') => `
-    select r.line, ${fieldOrder(FIELD_LABEL[column])}, '${FIELD_LABEL[column]}', '${FIELD_LABEL[column]} ' || r.${column} || ' is already in SIM Link'
-    from candidate r join sim s on s.${column} = r.${column}`;
-  await tx.execute(`
-    insert into import_problem (line, field_order, field, message)
-    with candidate as materialized (
-      select * from import_row r where r.ok and not exists (select 1 from import_problem p where p.line = r.line)
-    )
-    ${inSimLink('iccid')} union all ${inSimLink('imsi')} union all ${inSimLink('eid')}`);
-}
-
-const FIELD_ORDER = ['Line', 'ICCID', 'IMSI', 'EID', 'MSISDN'];
-const fieldOrder = (field: string) => FIELD_ORDER.indexOf(field);
+const fieldOrder = (field: string) => (IMPORT_FIELD_ORDER as readonly string[]).indexOf(field);
 
 /** The report as a CSV file (line, field, problem), with a last line counting what was left out. */
 export function reportCsv(report: ImportReport): string {

@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createEnterprise } from '../factories/index.js';
 import { seedBulk } from '../../src/db/seed-bulk.js';
 import { explainReads } from '../helpers/explain.js';
-import { pickerSql } from '../../src/domain/queries/planned-sql.js';
+import { importProblemsSql, pickerSql } from '../../src/domain/queries/planned-sql.js';
 import { getEndpoint, listEndpoints, type EndpointListQuery } from '../../src/domain/queries/endpoints.js';
 import { endpointHistory, eventsExportPage, listEvents } from '../../src/domain/queries/history.js';
 import { simsExportPage } from '../../src/domain/queries/sims.js';
@@ -139,6 +139,42 @@ describe('query plans at scale', () => {
           /Limit\n.*Index Scan( Backward)? using event_(enterprise|action|endpoint)_idx/,
         );
       }
+    }
+  });
+  it('an import’s problems look each staged identifier up in sim’s unique indexes, never reading the sim table', async () => {
+    // A staged file of 20,000 rows: every SIM of the enterprise again (each already in SIM Link), one row in
+    // ten copying the previous line's IMSI (in-file duplicates), the table analyzed as autovacuum would.
+    const importId = '00000000-0000-4000-8000-000000000001';
+    await em.execute(
+      `insert into import_row (import_id, line, iccid, imsi, eid, msisdn, ok)
+       select ?, 1 + row_number() over (order by iccid), iccid, imsi, eid, msisdn, true from sim where enterprise_id = ?`,
+      [importId, enterpriseId],
+    );
+    await em.execute(
+      `update import_row r set imsi = p.imsi from import_row p where p.import_id = r.import_id and p.line = r.line - 1 and r.line % 10 = 0`,
+    );
+    await em.execute(`insert into import_problem (import_id, id, line, field_order, field, message) values (?, 1, 5, 4, 'MSISDN', 'x')`, [
+      importId,
+    ]);
+    await em.execute('analyze import_row');
+    try {
+      const { sql, params } = importProblemsSql(importId, 100);
+      const text = await plan(sql, params);
+      expect(text).not.toMatch(/Seq Scan on sim/);
+      for (const column of ['iccid', 'imsi', 'eid']) {
+        expect(text).toMatch(
+          new RegExp(
+            `Index (Only )?Scan using sim_${column}_unique on sim s(_\\d+)?[^\\n]*\\n\\s+Index Cond: \\(${column} = c(_\\d+)?\\.${column}\\)`,
+          ),
+        );
+      }
+      const rows = await em.execute<{ total: number; bad_lines: number; line: number; field: string; message: string }[]>(sql, params);
+      expect(rows).toHaveLength(100);
+      expect(rows[0]).toMatchObject({ line: 2, field: 'ICCID' });
+      expect(rows[0].message).toMatch(/^ICCID \d+ is already in SIM Link$/);
+    } finally {
+      await em.execute('delete from import_row where import_id = ?', [importId]);
+      await em.execute('delete from import_problem where import_id = ?', [importId]);
     }
   });
 });

@@ -21,6 +21,12 @@
 //    per read at 10,000 endpoints; the endpoint page would lose about 20 % of its throughput.
 //    → test/domain/query-plans.test.ts, "the endpoint page reads one endpoint and its SIM by their keys"
 //      and "the history reads the event indexes newest first".
+//  - importProblemsSql (a SIM import's problems, counts and report, src/domain/sim-import.ts): in-file
+//    duplicates by window functions over the staged rows, then the rows with no other problem looked up in
+//    sim by one LATERAL … LIMIT 1 probe of each unique index per value — never a hash join over the sim table,
+//    whatever the staging table's statistics say.
+//    → test/domain/query-plans.test.ts, "an import’s problems look each staged identifier up in sim’s unique
+//      indexes, never reading the sim table".
 //
 // Everything here takes `?` placeholders and is run with em.execute (the bench's ceiling server runs the
 // picker's statements on a plain pg pool: see bench/ceiling-server.ts).
@@ -187,5 +193,58 @@ export function endpointHistorySql(enterpriseId: number, endpointId: number, lim
             problem_count as "problemCount", created_at as "createdAt"
      from event where endpoint_id = ? and enterprise_id = ? order by event.id desc limit ${Math.trunc(limit)}`,
     params: [endpointId, enterpriseId],
+  };
+}
+
+/** The fields of an import's report in their order (a problem with the whole line first). */
+export const IMPORT_FIELD_ORDER = ['Line', 'ICCID', 'IMSI', 'EID', 'MSISDN'] as const;
+
+/**
+ * An import's problems (src/domain/sim-import.ts), all in one read of its staged rows and problems
+ * (import_row, import_problem, by import_id): the problems found while reading the file; the values also on
+ * an earlier line of the file, naming the first line, over every non-null staged value (valid rows or not);
+ * and — only for the valid rows with neither — the identifiers already in SIM Link, in any enterprise (named
+ * without saying whose; a row with two of them has both reported). Each row of the answer carries the total
+ * number of problems and of distinct bad lines; the first `reportSize` problems follow in report order
+ * (line, field, then the order they were found in), one row each — none when there is no problem (one row
+ * then, its line null).
+ *
+ * The look-up in SIM Link is one probe of sim's unique index per candidate value (a LATERAL … LIMIT 1 the
+ * planner cannot turn into a hash join): whatever the staged table's statistics say, it never reads the
+ * whole sim table, which at a million SIMs would cost more than the import's own rows.
+ */
+export function importProblemsSql(importId: string, reportSize: number) {
+  const inFile = (column: 'iccid' | 'imsi' | 'eid', label: string) => `
+    select line, ${IMPORT_FIELD_ORDER.indexOf(label as never)} as field_order, 1 as source, 0 as id, '${label}' as field,
+           '${label} ' || value || ' is also on line ' || first_line as message
+    from (select line, ${column} as value, min(line) over (partition by ${column}) as first_line from staged where ${column} is not null) d
+    where line > first_line`;
+  const inSimLink = (column: 'iccid' | 'imsi' | 'eid', label: string) => `
+    select c.line, ${IMPORT_FIELD_ORDER.indexOf(label as never)}, 2, 0, '${label}', '${label} ' || c.${column} || ' is already in SIM Link'
+    from candidate c cross join lateral (select 1 from sim s where s.${column} = c.${column} limit 1) s`;
+  return {
+    sql: `with staged as materialized (
+        select line, iccid, imsi, eid, ok from import_row where import_id = ?
+      ),
+      found as materialized (
+        select line, field_order, 0 as source, id, field, message from import_problem where import_id = ?
+        union all ${inFile('iccid', 'ICCID')}
+        union all ${inFile('imsi', 'IMSI')}
+        union all ${inFile('eid', 'EID')}
+      ),
+      candidate as materialized (
+        select r.line, r.iccid, r.imsi, r.eid from staged r where r.ok and not exists (select 1 from found p where p.line = r.line)
+      ),
+      problem as materialized (
+        select * from found
+        union all ${inSimLink('iccid', 'ICCID')}
+        union all ${inSimLink('imsi', 'IMSI')}
+        union all ${inSimLink('eid', 'EID')}
+      )
+      select n.total, n.bad_lines, f.line, f.field, f.message
+      from (select count(*)::int as total, count(distinct line)::int as bad_lines from problem) n
+      left join lateral (select * from problem order by line, field_order, source, id limit ${Math.trunc(reportSize)}) f on true
+      order by f.line, f.field_order, f.source, f.id`,
+    params: [importId, importId],
   };
 }
