@@ -27,6 +27,10 @@
 //    whatever the staging table's statistics say.
 //    → test/domain/query-plans.test.ts, "an import’s problems look each staged identifier up in sim’s unique
 //      indexes, never reading the sim table".
+//  - invariantsSql (the invariant checker, src/domain/invariants.ts: run after every race test and by
+//    `npm run check-invariants`): self-joins and group-bys over every link, which em.find does not write. It
+//    reads every row by design — a checker, never a page — so there is no plan to prove; what it must find,
+//    one case per invariant, is proven by test/domain/invariants.test.ts.
 //
 // Everything here takes `?` placeholders and is run with em.execute (the bench's ceiling server runs the
 // picker's statements on a plain pg pool: see bench/ceiling-server.ts).
@@ -248,3 +252,31 @@ export function importProblemsSql(importId: string, reportSize: number) {
     params: [importId, importId],
   };
 }
+
+/** Every row that breaks an invariant of docs/invariants.md (src/domain/invariants.ts). */
+export const invariantsSql = `
+select 1 as invariant, null::int as endpoint_id, sim_id, 'SIM linked to ' || count(*) || ' endpoints' as detail
+  from endpoint where sim_id is not null group by sim_id having count(*) > 1
+union all
+select 1, endpoint_id, null, 'endpoint linked to ' || count(*) || ' SIMs'
+  from sim where endpoint_id is not null group by endpoint_id having count(*) > 1
+union all
+select 2, id, sim_id, 'endpoint is ' || status || (case when sim_id is null then ' without' else ' with' end) || ' a SIM'
+  from endpoint where (status = 'hold') <> (sim_id is null)
+union all
+select 3, endpoint_id, id, 'SIM is ' || status || (case when endpoint_id is null then ' without' else ' with' end) || ' an endpoint'
+  from sim where (status = 'ready') <> (endpoint_id is null)
+union all
+select 4, e.id, e.sim_id, 'endpoint ' || e.status || ' but its SIM is ' || coalesce(s.status, 'missing')
+         || (case when s.endpoint_id is distinct from e.id then ' and points elsewhere' else '' end)
+  from endpoint e left join sim s on s.id = e.sim_id
+  where e.sim_id is not null and (s.id is null or s.status <> e.status or s.endpoint_id is distinct from e.id)
+union all
+select 4, s.endpoint_id, s.id, 'SIM ' || s.status || ' but its endpoint is ' || coalesce(e.status, 'missing')
+         || (case when e.sim_id is distinct from s.id then ' and points elsewhere' else '' end)
+  from sim s left join endpoint e on e.id = s.endpoint_id
+  where s.endpoint_id is not null and (e.id is null or e.status <> s.status or e.sim_id is distinct from s.id)
+union all
+select 5, e.id, s.id, 'endpoint of enterprise ' || e.enterprise_id || ', SIM of enterprise ' || s.enterprise_id
+  from endpoint e join sim s on s.id = e.sim_id where e.enterprise_id <> s.enterprise_id
+order by 1, 2, 3`;
