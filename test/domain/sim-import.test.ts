@@ -1,7 +1,7 @@
 // The CSV import (README, "Importing SIMs"): every row validated, duplicates found inside the file and in the
 // whole database, all or nothing, the report, the file variants people send, and the limits.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TestDatabase } from '../helpers/database.js';
 import { createEnterprise, readySim, type TestEnterprise } from '../factories/index.js';
@@ -128,6 +128,14 @@ beforeAll(async () => {
   ({ db, acme, globex, admin, viewer } = await domainTestWorld());
 });
 afterAll(() => db?.close());
+// Whatever an import's outcome — imported, refused, failed, given up — it leaves nothing in the staging tables
+// (deleted before its transaction commits, or rolled back with it).
+afterEach(async () => {
+  const [left] = await fork().execute<{ rows: number; problems: number }[]>(
+    'select (select count(*) from import_row)::int as rows, (select count(*) from import_problem)::int as problems',
+  );
+  expect(left).toEqual({ rows: 0, problems: 0 });
+});
 
 describe('a valid file', () => {
   it('imports every SIM Ready to Activate into the admin’s enterprise, with one event', async () => {
