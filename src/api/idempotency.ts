@@ -13,7 +13,7 @@
 // Keys expire after 24 hours (the sweep of session.ts deletes older rows; older rows found here are ignored).
 import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { StatementCache } from '../db/compiled-statement.js';
+import { StatementCache, runStatement } from '../db/compiled-statement.js';
 import type { RequiredEntityData } from '@mikro-orm/core';
 import { OperationKeySchema, type OperationKey } from '../domain/entities.js';
 import { ValidationError } from '../domain/errors.js';
@@ -89,8 +89,7 @@ const answerWrite = (em: EntityManager) =>
  * `read`: the key's rows, when the token's read already read them (authenticateApiToken's `keyRows`).
  */
 export async function storedAnswer(em: EntityManager, idem: Idempotency, read?: KeyRow[]): Promise<StoredAnswer | null> {
-  const { sql, bind } = keyRead(em);
-  const rows = read ?? (await em.execute<KeyRow[]>(sql, bind([idem.answerKey, idem.operationKey])));
+  const rows = read ?? (await runStatement<KeyRow[]>(em, keyRead(em), [idem.answerKey, idem.operationKey]));
   const fresh = rows.filter((row) => Date.now() - new Date(row.created_at).getTime() < IDEMPOTENCY_TTL_MS);
   if (fresh.length < rows.length) {
     // Expired: forget both rows, so the key starts afresh.
@@ -116,6 +115,5 @@ export const keyUsedForAnotherRequest = () =>
 
 /** Keeps the first answer to this key (a concurrent first answer wins; this one is then dropped). */
 export async function storeAnswer(em: EntityManager, idem: Idempotency, enterpriseId: number, tokenId: number, answer: StoredAnswer) {
-  const { sql, bind } = answerWrite(em);
-  await em.execute(sql, bind([idem.answerKey, enterpriseId, tokenId, 'api', answer]), 'run');
+  await runStatement(em, answerWrite(em), [idem.answerKey, enterpriseId, tokenId, 'api', answer], 'run');
 }

@@ -23,7 +23,7 @@ import { isEventAction, listEvents } from '../domain/queries/history.js';
 import { iccidCursor } from '../domain/queries/paging.js';
 import { findSimByIccid, listSims, type SimListRow } from '../domain/queries/sims.js';
 import { SAFE } from '../web/plugins/access.js';
-import { StatementCache } from '../db/compiled-statement.js';
+import { StatementCache, runStatement } from '../db/compiled-statement.js';
 import { actorOf } from '../web/plugins/session.js';
 import {
   idempotencyKeys,
@@ -122,8 +122,7 @@ interface EndpointRow {
 
 /** One endpoint as the API shows it; another enterprise's or an unknown id → 404. */
 async function endpointJson(em: EntityManager, enterpriseId: number, id: number): Promise<EndpointJson> {
-  const { sql, bind } = endpointRead(em);
-  const [row] = await em.execute<EndpointRow[]>(sql, bind([id, enterpriseId]));
+  const [row] = await runStatement<EndpointRow[]>(em, endpointRead(em), [id, enterpriseId]);
   if (!row) throw new NotFoundError('endpoint');
   return {
     id: row.id,

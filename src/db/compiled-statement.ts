@@ -6,7 +6,9 @@
 // one call to the next only in their values, so each is compiled once per shape: the query builder is given
 // one marker per value, and the markers are found again among the compiled bindings to learn where each value
 // goes. The SQL is MikroORM's own, and it is run through MikroORM's connection (which formats the values,
-// logs, and converts errors) like any other statement.
+// logs, and converts errors) like any other statement: runStatement below is the one place that runs them.
+import type { AnyEntity, EntityData, QueryResult } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
 
 /** A compiled statement: its SQL and the bindings for one call's values, in the order the builder was given them. */
 export interface CompiledStatement {
@@ -59,4 +61,27 @@ export class StatementCache {
     }
     return statement;
   }
+}
+
+/** What a statement's rows come back as: all rows, the first row, or the write's result (affected rows, …). */
+type Method = 'all' | 'get' | 'run';
+type Rows = QueryResult | EntityData<AnyEntity> | EntityData<AnyEntity>[];
+
+/**
+ * Runs a statement the query builder wrote — a compiled one with this call's values, or a knex builder made from
+ * the query builder's own — through MikroORM's driver, in `em`'s transaction when it has one. The driver logs it
+ * and converts its errors (a unique violation, a deadlock, a lock timeout) to MikroORM's exceptions, as for any
+ * statement of the unit of work. Every query-builder statement SIM Link runs by itself is run here; the
+ * hand-written reads are run by the read-query module (src/domain/queries/planned-sql.ts).
+ */
+export function runStatement<T extends Rows = Record<string, unknown>[]>(
+  em: EntityManager,
+  statement: CompiledStatement | Parameters<EntityManager['execute']>[0],
+  values: readonly unknown[] = [],
+  method: Method = 'all',
+): Promise<T> {
+  const compiled = typeof statement === 'object' && 'bind' in statement;
+  return em
+    .getDriver()
+    .execute<T>(compiled ? statement.sql : statement, compiled ? statement.bind(values) : [], method, em.getTransactionContext());
 }

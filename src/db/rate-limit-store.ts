@@ -4,7 +4,7 @@
 // starts again at 1. The database's clock decides, so instances with skewed clocks still agree.
 import { raw, type EntityManager, type MikroORM } from '@mikro-orm/postgresql';
 import { RateLimitCounterSchema } from '../domain/entities.js';
-import { StatementCache } from './compiled-statement.js';
+import { StatementCache, runStatement } from './compiled-statement.js';
 
 /** What @fastify/rate-limit expects back from `incr`: the count in the window and the ms left in it. */
 export interface Hits {
@@ -45,8 +45,7 @@ function counterStatement(em: EntityManager, windowMs: number) {
  */
 export async function countHit(orm: MikroORM, key: string, windowMs: number): Promise<Hits> {
   const em = orm.em.fork();
-  const { sql, bind } = counterStatement(em, windowMs);
-  const [row] = await em.getConnection('write').execute<{ count: number; ttl: number }[]>(sql, bind([key]));
+  const [row] = await runStatement<{ count: number; ttl: number }[]>(em, counterStatement(em, windowMs), [key]);
   return { current: row.count, ttl: row.ttl };
 }
 

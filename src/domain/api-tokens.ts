@@ -9,7 +9,7 @@ import { ApiTokenSchema, EnterpriseSchema, OperationKeySchema, ROLES, UserSchema
 import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
 import { createOnce } from './form-keys.js';
 import { hasHiddenCharacters, hiddenCharactersMessage } from './text.js';
-import { compileStatement, type CompiledStatement } from '../db/compiled-statement.js';
+import { compileStatement, type CompiledStatement, runStatement } from '../db/compiled-statement.js';
 
 const PREFIX = 'sl_';
 /** `sl_` and the base64url of 32 bytes (43 characters). */
@@ -213,7 +213,7 @@ export async function authenticateApiToken(
   const knownId = knownTokenIds.get(tokenHash);
   const keys = knownId === undefined ? undefined : keysOf?.(knownId);
   const statement = keys ? (tokenWithKeysRead ??= tokenReader(em, true)) : (tokenRead ??= tokenReader(em, false));
-  const [row] = await em.execute<TokenRow[]>(statement.sql, statement.bind(keys ? [tokenHash, ...keys] : [tokenHash]));
+  const [row] = await runStatement<TokenRow[]>(em, statement, keys ? [tokenHash, ...keys] : [tokenHash]);
   if (!row) return null;
   if (knownId === undefined) {
     if (knownTokenIds.size >= KNOWN_TOKEN_IDS) knownTokenIds.clear();

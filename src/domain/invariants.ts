@@ -2,7 +2,7 @@
 // module). The database's constraints should make it return nothing, always: the tests run it after every race,
 // operators with `npm run check-invariants`.
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { invariantsSql } from './queries/planned-sql.js';
+import { invariantsSql, runPlanned } from './queries/planned-sql.js';
 
 export interface Violation {
   invariant: number;
@@ -12,5 +12,5 @@ export interface Violation {
 }
 
 export async function findViolations(em: EntityManager): Promise<Violation[]> {
-  return em.execute<Violation[]>(invariantsSql);
+  return runPlanned<Violation[]>(em, invariantsSql);
 }

@@ -29,7 +29,7 @@ import {
   type Sim,
   type SimStatus,
 } from './entities.js';
-import { StatementCache } from '../db/compiled-statement.js';
+import { StatementCache, runStatement } from '../db/compiled-statement.js';
 import { managed } from '../db/managed.js';
 import { recordEvent, recordEvents, type EventDetails } from './events.js';
 import { enterpriseSubscriptions, subscriptionsColumn, type Subscription } from './webhooks.js';
@@ -208,8 +208,11 @@ async function lockOne<T extends object>(
       .setLockMode(LockMode.PESSIMISTIC_WRITE)
       .limit(1),
   );
-  const params = statement.bind(keys.map((key) => where[key]));
-  const [row] = await tx.getConnection('write').execute<EntityData<T>[]>(statement.sql, params, 'all', tx.getTransactionContext());
+  const [row] = await runStatement<EntityData<T>[]>(
+    tx,
+    statement,
+    keys.map((key) => where[key]),
+  );
   return row ? managed(tx, entity, row) : null;
 }
 const lockStatements = new StatementCache();
@@ -243,10 +246,7 @@ async function lockEndpoint(tx: EntityManager, ctx: OperationContext, endpointId
       .limit(1);
     return withSim ? qb.innerJoinAndSelect('e.sim', SIM_ALIAS) : qb;
   });
-  const params = statement.bind([endpointId, ctx.actor.enterpriseId]);
-  const [row] = await tx
-    .getConnection('write')
-    .execute<Record<string, unknown>[]>(statement.sql, params, 'all', tx.getTransactionContext());
+  const [row] = await runStatement(tx, statement, [endpointId, ctx.actor.enterpriseId]);
   if (!row) {
     // Locked alone, for the caller's rule to say why nothing can be done (lockedLinkedSim: or the conflict).
     if (withSim) return lockEndpoint(tx, ctx, endpointId);

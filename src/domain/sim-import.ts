@@ -23,7 +23,7 @@
 // a read in the read-query module (queries/planned-sql.ts, importProblemsSql: window functions, an anti-join
 // and LATERAL look-ups in sim's unique indexes that the query builder does not write, its plan proven by
 // test/domain/query-plans.test.ts), and the advisory lock, which no EntityManager API takes
-// (db/advisory-lock.ts, one named statement).
+// (db/advisory-lock.ts, one named statement of the read-query module).
 //
 // Cost (the 100,000-row test, PostgreSQL 15, 2 cores, back to back): 3.56–3.67 s against 3.21–3.26 s for the
 // temporary tables and hand-written SQL it replaced (+12 %). The difference is the staging (≈ 1.2 → 1.55 s):
@@ -50,11 +50,11 @@ import { Readable, pipeline } from 'node:stream';
 import { parse, type CsvError } from 'csv-parse';
 import { raw, type EntityName, type QueryResult, type RequiredEntityData } from '@mikro-orm/core';
 import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
-import { StatementCache } from '../db/compiled-statement.js';
+import { StatementCache, runStatement } from '../db/compiled-statement.js';
 import { tryAdvisoryXactLock } from '../db/advisory-lock.js';
 import type { Actor } from './accounts.js';
 import { EventSchema, ImportProblemSchema, ImportRowSchema, SimSchema } from './entities.js';
-import { IMPORT_FIELD_ORDER, importProblemsSql } from './queries/planned-sql.js';
+import { IMPORT_FIELD_ORDER, importProblemsSql, runPlanned } from './queries/planned-sql.js';
 import { ConflictError, DomainError, ForbiddenError, TooManyRequestsError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkEid, checkIccid, checkImsi, checkMsisdn, type Checked } from './identifiers.js';
@@ -302,7 +302,7 @@ async function insertRows<T extends object>(
   let at = 0;
   for (let size = BATCH; size >= 1; size /= 2) {
     while (values.length - at >= size * width) {
-      const { sql, bind } = statements.get(
+      const statement = statements.get(
         `insert ${String(em.getMetadata().find(entity)?.className)} ${size} returning ${returning ?? ''}`,
         size * width,
         (markers) =>
@@ -316,7 +316,7 @@ async function insertRows<T extends object>(
             )
             .returning(returning ? [returning] : []),
       );
-      await em.execute(sql, bind(values.slice(at, at + size * width)), 'run');
+      await runStatement(em, statement, values.slice(at, at + size * width), 'run');
       at += size * width;
     }
   }
@@ -343,8 +343,10 @@ export async function importSims(
       const importId = randomUUID();
       const { rows, stoppedAtLine } = await stageFile(tx, file, limits, importId);
 
-      const { sql, params } = importProblemsSql(importId, limits.reportSize);
-      const found = await tx.execute<({ total: number; bad_lines: number } & ImportProblem)[]>(sql, params);
+      const found = await runPlanned<({ total: number; bad_lines: number } & ImportProblem)[]>(
+        tx,
+        importProblemsSql(importId, limits.reportSize),
+      );
       const [{ total, bad_lines: badLines }] = found;
       if (total > 0) {
         const problems = found.map(({ line, field, message }) => ({ line, field, message }));
@@ -413,7 +415,7 @@ async function insertStagedSims(tx: EntityManager, enterpriseId: number, importI
   const insert = knex
     .into(knex.raw(`?? (${columns.map(() => '??').join(', ')})`, [meta.tableName, ...columns]))
     .insert(staged.getKnexQuery());
-  const result = await tx.execute<QueryResult>(insert, [], 'run');
+  const result = await runStatement<QueryResult>(tx, insert, [], 'run');
   return result.affectedRows;
 }
 

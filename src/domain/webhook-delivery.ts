@@ -31,7 +31,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import { raw } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { Webhook as Signer } from 'standardwebhooks';
-import { StatementCache } from '../db/compiled-statement.js';
+import { StatementCache, runStatement } from '../db/compiled-statement.js';
 import { managed } from '../db/managed.js';
 import { WebhookAttemptSchema, WebhookMessageSchema, WebhookSchema, type Webhook, type WebhookMessage } from './entities.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
@@ -210,7 +210,7 @@ export class WebhookDelivery extends PollingWorker {
    * (see the header), the webhook enabled, leased until `leaseEnd` — one statement, compiled once per batch size.
    */
   async #claim(em: EntityManager, leaseEnd: Date, skipped: number[]): Promise<WebhookMessage[]> {
-    const { sql, bind } = claims.get(`webhook messages claimed, ${this.#options.batchSize} at most`, 2, ([lease, busy]) => {
+    const statement = claims.get(`webhook messages claimed, ${this.#options.batchSize} at most`, 2, ([lease, busy]) => {
       const due = em
         .createQueryBuilder(WebhookMessageSchema, 'm')
         .select('m.id')
@@ -227,7 +227,7 @@ export class WebhookDelivery extends PollingWorker {
         .where({ id: { $in: due.getKnexQuery().forUpdate('m').skipLocked() } })
         .returning(['*'] as never);
     });
-    const rows = await em.getConnection('write').execute<Record<string, unknown>[]>(sql, bind([leaseEnd, `{${skipped.join(',')}}`]));
+    const rows = await runStatement(em, statement, [leaseEnd, `{${skipped.join(',')}}`]);
     return rows.map((row) => managed(em, WebhookMessageSchema, row)).sort((a, b) => a.id - b.id);
   }
 

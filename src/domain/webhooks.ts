@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { StatementCache } from '../db/compiled-statement.js';
+import { StatementCache, runStatement } from '../db/compiled-statement.js';
 import type { Actor } from './accounts.js';
 import {
   WEBHOOK_EVENT_TYPES,
@@ -88,10 +88,10 @@ export const subscriptionsColumn = (enterpriseColumn: string, alias: string) =>
 
 /** The enterprise's enabled webhooks, read in `em`'s transaction (one indexed read, compiled once). */
 async function readSubscriptions(em: EntityManager, enterpriseId: number): Promise<Subscription[]> {
-  const { sql, bind } = subscriptionReads.get('webhook subscriptions', 1, ([enterprise]) =>
+  const statement = subscriptionReads.get('webhook subscriptions', 1, ([enterprise]) =>
     em.createQueryBuilder(WebhookSchema).select(['id', 'eventTypes']).where({ enterprise, enabled: true }),
   );
-  return em.execute<Subscription[]>(sql, bind([enterpriseId]));
+  return runStatement<Subscription[]>(em, statement, [enterpriseId]);
 }
 
 /**

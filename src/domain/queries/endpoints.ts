@@ -7,8 +7,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ENDPOINT_STATUSES, EndpointSchema, SimSchema, type EndpointStatus, type SimStatus } from '../entities.js';
 import { NotFoundError } from '../errors.js';
 import { normalise } from '../identifiers.js';
-import { StatementCache } from '../../db/compiled-statement.js';
-import { endpointDetailSql } from './planned-sql.js';
+import { StatementCache, runStatement } from '../../db/compiled-statement.js';
+import { endpointDetailSql, runPlanned } from './planned-sql.js';
 import { PAGE_SIZE, likePrefix, pageOf, type Direction, type Page } from './paging.js';
 
 export interface EndpointListRow {
@@ -124,7 +124,7 @@ export async function listEndpoints(em: EntityManager, enterpriseId: number, que
       }
       return page(shape);
     });
-    rows = await em.getConnection('read').execute<EndpointListRow[]>(statement.sql, statement.bind(values), 'all');
+    rows = await runStatement<EndpointListRow[]>(em, statement, values);
   }
   return pageOf(rows, direction, Boolean(cursor), (row) => Cursor.encode([row.name, row.id]), limit);
 }
@@ -144,7 +144,7 @@ export interface EndpointDetail {
 export async function getEndpoint(em: EntityManager, enterpriseId: number, endpointId: number): Promise<EndpointDetail> {
   // Planned SQL for CPU (see planned-sql.ts: endpointDetailSql): on every endpoint and picker page.
   const statement = endpointDetailSql(enterpriseId, endpointId);
-  const [row] = await em.execute<Record<string, unknown>[]>(statement.sql, statement.params);
+  const [row] = await runPlanned<Record<string, unknown>[]>(em, statement);
   if (!row) throw new NotFoundError('endpoint');
   return {
     id: row.id as number,

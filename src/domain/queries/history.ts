@@ -5,7 +5,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { EVENT_ACTIONS, EventSchema, type Event, type EventAction } from '../entities.js';
 import { PAGE_SIZE } from './paging.js';
-import { endpointHistorySql } from './planned-sql.js';
+import { endpointHistorySql, runPlanned } from './planned-sql.js';
 
 /** An event as the history shows it (every column but the request id). */
 export type EventRow = Pick<
@@ -71,7 +71,7 @@ export async function endpointHistory(
   limit = 50,
 ): Promise<EndpointEventRow[]> {
   const statement = endpointHistorySql(enterpriseId, endpointId, limit);
-  return em.execute<EndpointEventRow[]>(statement.sql, statement.params);
+  return runPlanned<EndpointEventRow[]>(em, statement);
 }
 
 /** The enterprise's events, newest first, optionally of one action or endpoint; keyset on the id (no count). */

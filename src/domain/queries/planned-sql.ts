@@ -31,9 +31,17 @@
 //    `npm run check-invariants`): self-joins and group-bys over every link, which em.find does not write. It
 //    reads every row by design — a checker, never a page — so there is no plan to prove; what it must find,
 //    one case per invariant, is proven by test/domain/invariants.test.ts.
+//  - advisoryXactLockSql (an import's lock on its enterprise, src/db/advisory-lock.ts): PostgreSQL's
+//    transaction-level advisory lock, which no EntityManager or query-builder API takes (MikroORM's row locks
+//    would be FOR UPDATE on the enterprise row, which blocks every insert that references it). Not a plan but
+//    a function call: what it must do — held until the transaction ends, refused at once to a second import —
+//    is proven by test/domain/sim-import.test.ts, "one import per enterprise at a time, on any instance: a
+//    second is refused at once; …", and by test/web/sim-import-limits.test.ts, both reading pg_locks.
 //
-// Everything here takes `?` placeholders and is run with em.execute (the bench's ceiling server runs the
-// picker's statements on a plain pg pool: see bench/ceiling-server.ts).
+// Everything here takes `?` placeholders and is run by runPlanned, below, with em.execute (the bench's ceiling
+// server runs the picker's statements on a plain pg pool: see bench/ceiling-server.ts).
+import type { AnyEntity, EntityData, QueryResult } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { SIM_STATUSES } from '../entities.js';
 import { normalise, prefixColumns } from '../identifiers.js';
 import { COUNT_CAP, PAGE_SIZE, iccidCursor, type Direction } from './paging.js';
@@ -254,6 +262,11 @@ export function importProblemsSql(importId: string, reportSize: number) {
 }
 
 /** Every row that breaks an invariant of docs/invariants.md (src/domain/invariants.ts). */
+/** Takes the transaction-level advisory lock (namespace, key) if it is free; `locked` says whether it was. */
+export function advisoryXactLockSql(namespace: number, key: number) {
+  return { sql: 'select pg_try_advisory_xact_lock(?, ?) as locked', params: [namespace, key] };
+}
+
 export const invariantsSql = `
 select 1 as invariant, null::int as endpoint_id, sim_id, 'SIM linked to ' || count(*) || ' endpoints' as detail
   from endpoint where sim_id is not null group by sim_id having count(*) > 1
@@ -280,3 +293,20 @@ union all
 select 5, e.id, s.id, 'endpoint of enterprise ' || e.enterprise_id || ', SIM of enterprise ' || s.enterprise_id
   from endpoint e join sim s on s.id = e.sim_id where e.enterprise_id <> s.enterprise_id
 order by 1, 2, 3`;
+
+/** A statement of this module: its SQL, with `?` placeholders, and their values. */
+export interface PlannedStatement {
+  sql: string;
+  params?: unknown[];
+}
+
+/**
+ * Runs one of this module's statements in `em`'s transaction, if it has one: the one place hand-written SQL is
+ * run (the query-builder statements are run by src/db/compiled-statement.ts).
+ */
+export function runPlanned<T extends QueryResult | EntityData<AnyEntity> | EntityData<AnyEntity>[]>(
+  em: Pick<EntityManager, 'execute'>,
+  statement: PlannedStatement | string,
+): Promise<T> {
+  return typeof statement === 'string' ? em.execute<T>(statement) : em.execute<T>(statement.sql, statement.params ?? []);
+}

@@ -13,7 +13,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { SIM_STATUSES, SimSchema, type SimStatus } from '../entities.js';
 import { normalise, prefixColumns } from '../identifiers.js';
 import { iccidCursor, pageOf, type Direction } from './paging.js';
-import { simsMatchesSql, simsProbeSql, simStatusCountsSql } from './planned-sql.js';
+import { simsMatchesSql, simsProbeSql, simStatusCountsSql, runPlanned } from './planned-sql.js';
 
 export const SIMS_PAGE_SIZE = 50;
 
@@ -101,10 +101,10 @@ export async function listSims(em: EntityManager, enterpriseId: number, query: S
     // An IMSI or EID prefix is a range of another index: planned SQL (see planned-sql.ts).
     const search = { enterpriseId, status, direction, cursor, column: column as 'imsi' | 'eid', q, limit };
     const probe = simsProbeSql(search);
-    const found = await em.execute<SimListRow[]>(probe.sql, probe.params);
+    const found = await runPlanned<SimListRow[]>(em, probe);
     if (found.length === limit) return found;
     const matches = simsMatchesSql(search);
-    return em.execute<SimListRow[]>(matches.sql, matches.params);
+    return runPlanned<SimListRow[]>(em, matches);
   };
 
   // Each branch gives its first page; their merge (by ICCID, each SIM once) is the page.
@@ -160,7 +160,7 @@ export interface SimStatusCounts {
  */
 export async function simStatusCounts(em: EntityManager, enterpriseId: number): Promise<SimStatusCounts> {
   const counts = simStatusCountsSql(enterpriseId);
-  const rows = await em.execute<{ status: SimStatus; n: number }[]>(counts.sql, counts.params);
+  const rows = await runPlanned<{ status: SimStatus; n: number }[]>(em, counts);
   const byStatus = Object.fromEntries(SIM_STATUSES.map((s) => [s, 0])) as Record<SimStatus, number>;
   for (const row of rows) byStatus[row.status] = row.n;
   return { total: rows.reduce((sum, row) => sum + row.n, 0), byStatus };

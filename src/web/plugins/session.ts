@@ -14,7 +14,7 @@ import type { Config } from '../../config.js';
 import { findActor, type Actor } from '../../domain/accounts.js';
 import { ROLES, SessionSchema, type Role } from '../../domain/entities.js';
 import { UnauthorizedError } from '../../domain/errors.js';
-import { compileStatement } from '../../db/compiled-statement.js';
+import { compileStatement, runStatement } from '../../db/compiled-statement.js';
 
 /** What the CRM around an embedded SIM Link is told after a change (see README, "Listen to SIM Link"), sent by public/app.js. */
 export interface CrmEvent {
@@ -77,7 +77,7 @@ const key = (sessionId: string) => createHash('sha256').update(sessionId).digest
 function sessionReader(
   orm: MikroORM,
 ): (em: EntityManager, id: string) => Promise<{ data: Record<string, unknown>; expiresAt: Date; actor: Actor | null } | null> {
-  const { sql, bind } = compileStatement(
+  const statement = compileStatement(
     1,
     ([id]) =>
       orm.em
@@ -90,7 +90,7 @@ function sessionReader(
     'the session read',
   );
   return async (em, id) => {
-    const [row] = await em.execute<SessionRow[]>(sql, bind([id]));
+    const [row] = await runStatement<SessionRow[]>(em, statement, [id]);
     if (!row) return null;
     const actor: Actor | null =
       row.id === null
