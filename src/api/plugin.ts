@@ -11,16 +11,59 @@ import { v1Routes } from './v1.routes.js';
 
 const BODY_LIMIT = 64 * 1024;
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+/** Half of a character: a high surrogate not followed by a low one, or a low one not after a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether every string (and key) in a parsed JSON value is whole characters. Walks without recursion: a body may nest deeply. */
+function wellFormed(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next === 'string') {
+      if (LONE_SURROGATE.test(next)) return false;
+    } else if (Array.isArray(next)) {
+      for (const item of next) pending.push(item);
+    } else if (next !== null && typeof next === 'object') {
+      for (const [key, item] of Object.entries(next)) {
+        if (LONE_SURROGATE.test(key)) return false;
+        pending.push(item);
+      }
+    }
+  }
+  return true;
+}
+
 export async function apiPlugin(app: FastifyInstance) {
   // JSON only: the forms' URL-encoded parser (and any other) does not apply here, so anything else is 415.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (request, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') return done(null, undefined);
+  // Read as bytes and decoded strictly: invalid UTF-8 (or a lone surrogate written as a \u escape) would
+  // otherwise become U+FFFD and be stored as if it had been sent.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (request, body, done) => {
+    const unreadable = (message: string) => done(Object.assign(new Error(message), { statusCode: 400 }), undefined);
+    let text: string;
     try {
-      done(null, JSON.parse(text));
+      text = strictUtf8.decode(body as Buffer);
     } catch {
-      done(Object.assign(new Error('The body is not valid JSON.'), { statusCode: 400 }), undefined);
+      return unreadable('The body is not valid UTF-8.');
+    }
+    if (text.trim() === '') return done(null, undefined);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return unreadable('The body is not valid JSON.');
+    }
+    if (!wellFormed(parsed)) {
+      return unreadable('The body has a \\u escape that is half of a character (a lone surrogate); send whole characters.');
+    }
+    done(null, parsed);
+  });
+  // A compressed body would be read as if it were JSON text: refused, in words, before it is read.
+  app.addHook('onRequest', async (request, reply) => {
+    const encoding = request.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') {
+      return sendProblem(reply, 415, `A body with Content-Encoding ${encoding} is not accepted; send it uncompressed.`);
     }
   });
 

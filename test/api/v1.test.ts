@@ -4,6 +4,7 @@
 // → 409 naming the state, and problem+json on every error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import supertest from 'supertest';
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { firstRow, type TestDatabase } from '../helpers/database.js';
@@ -435,5 +436,37 @@ describe('errors are problem+json, never HTML', () => {
     );
     expect(await row(`select count(*)::int as n from enterprise where id = ?`, [acme.id])).toEqual({ n: 1 });
     expect(EnterpriseSchema.meta.className).toBe('Enterprise');
+  });
+
+  it('refuses invalid UTF-8, lone surrogates and compressed bodies in words, instead of storing U+FFFD; nothing is created', async () => {
+    const endpoints = () => row(`select count(*)::int as n from endpoint where enterprise_id = ?`, [acme.id]);
+    const before = await endpoints();
+    const post = () => api().post('/api/v1/endpoints').set(bearer(adminToken)).set('Content-Type', 'application/json');
+    // Raw bytes: supertest would send a Buffer as JSON of its own.
+    const sendBytes = async (payload: Buffer, headers: Record<string, string> = {}) => {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/endpoints',
+        headers: { ...bearer(adminToken), 'content-type': 'application/json', ...headers },
+        payload,
+      });
+      return { status: res.statusCode, headers: res.headers, text: res.body } as unknown as supertest.Response;
+    };
+    const badBytes = Buffer.concat([Buffer.from('{"name": "Pump '), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+    expect(expectProblem(await sendBytes(badBytes), 400).detail).toBe('The body is not valid UTF-8.');
+    const lone = String.raw`{"name": "Pump \ud800 one"}`;
+    expect(expectProblem(await post().send(lone), 400).detail).toMatch(/lone surrogate/);
+    const loneKey = String.raw`{"name": "Pump", "\udc00": 1}`;
+    expectProblem(await post().send(loneKey), 400);
+    const gzipped = gzipSync(JSON.stringify({ name: 'Pump gz' }));
+    expect(expectProblem(await sendBytes(gzipped, { 'content-encoding': 'gzip' }), 415).detail).toBe(
+      'A body with Content-Encoding gzip is not accepted; send it uncompressed.',
+    );
+    expect(await endpoints()).toEqual(before);
+    // A whole character written as a surrogate pair is read as that character.
+    const pair = String.raw`{"name": "Pump \ud83d\ude80 utf8"}`;
+    const created = await post().send(pair);
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.name).toBe('Pump \u{1F680} utf8');
   });
 });
