@@ -357,7 +357,14 @@ export async function resendMessage(em: EntityManager, actor: Actor, webhookId: 
 }
 
 /** A webhook's latest attempts, newest first, with their messages. */
-export async function deliveryLog(em: EntityManager, actor: Actor, webhookId: number, limit = 50) {
+export async function deliveryLog(em: EntityManager, actor: Actor, webhookId: number, before: number | null = null, limit = 50) {
   await findWebhook(em, actor, webhookId);
-  return em.find(WebhookAttemptSchema, { webhookId }, { orderBy: { id: 'desc' }, limit, populate: ['message'] });
+  // One more than a page: whether there are older attempts, without a count.
+  const rows = await em.find(WebhookAttemptSchema, before ? { webhookId, id: { $lt: before } } : { webhookId }, {
+    orderBy: { id: 'desc' },
+    limit: limit + 1,
+    populate: ['message'],
+  });
+  const attempts = rows.slice(0, limit);
+  return { attempts, older: rows.length > limit ? attempts[attempts.length - 1].id : null };
 }

@@ -101,4 +101,6 @@ export const WebhookBody = Type.Object({
   ...CsrfField,
 });
 export const WebhookParams = Type.Object({ id: Id });
+/** The delivery log's page: `?before=<attempt id>` for the attempts older than that one. */
+export const DeliveryLogQuery = Type.Object({ before: OptionalId });
 export const WebhookMessageParams = Type.Object({ id: Id, messageId: Id });

@@ -21,7 +21,7 @@ import {
 } from '../domain/webhooks.js';
 import { fieldErrors, idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
-import { CsrfOnlyBody, WebhookBody, WebhookMessageParams, WebhookParams } from './schemas.js';
+import { CsrfOnlyBody, DeliveryLogQuery, WebhookBody, WebhookMessageParams, WebhookParams } from './schemas.js';
 
 const ADMIN_ONLY = { config: { adminOnly: true, record: 'webhook' } };
 /** A malformed id in these addresses is a webhook that does not exist (plugins/errors.ts). */
@@ -88,16 +88,19 @@ export async function webhooksRoutes(fastify: FastifyInstance) {
     }
   });
 
-  app.get(`${PAGE}/:id`, { ...ADMIN_ONLY, schema: { params: WebhookParams } }, async (request, reply) => {
+  app.get(`${PAGE}/:id`, { ...ADMIN_ONLY, schema: { params: WebhookParams, querystring: DeliveryLogQuery } }, async (request, reply) => {
     const actor = actorOf(request);
     const id = webhookId(request.params.id);
     const webhook = await findWebhook(request.em, actor, id);
-    const attempts = await deliveryLog(request.em, actor, id);
+    const before = idParam(request.query.before);
+    const { attempts, older } = await deliveryLog(request.em, actor, id, before);
     return reply.page('settings/webhook', {
       title: 'Webhook',
       section: 'webhooks',
       webhook,
       attempts,
+      older,
+      paged: before !== null,
       labels: EVENT_ACTION_LABELS,
     });
   });

@@ -204,4 +204,40 @@ describe('Webhooks pages', () => {
       (await admin.post('/settings/webhooks').type('form').send({ url: 'https://x.example.com', event_types: 'sim.linked' })).status,
     ).toBe(403);
   });
+
+  it('pages the delivery log: the latest 50 attempts, then Older ones until the first, and Newest back', async () => {
+    await admin.post('/settings/webhooks').type('form').send({ _csrf: csrf, url: 'https://log.example.com/h', event_types: 'sim.linked' });
+    const [{ id }] = await allRows<{ id: number }>(db, `select id from webhook where url = 'https://log.example.com/h'`);
+    // 120 attempts of 120 messages, attempted one minute apart (the table's order is by id, newest first).
+    await allRows(
+      db,
+      `with m as (
+         insert into webhook_message (webhook_id, message_id, event_type, payload, attempts, created_at)
+         select ?, 'msg_log_' || n, 'sim.linked', '{}'::jsonb, 1, now() from generate_series(1, 120) n
+         returning id, message_id)
+       insert into webhook_attempt (webhook_id, message_id, attempted_at, duration_ms, status)
+       select ?, m.id, now() - (120 - substr(m.message_id, 9)::int) * interval '1 minute', 5, 200 + substr(m.message_id, 9)::int
+       from m order by substr(m.message_id, 9)::int`,
+      [id, id],
+    );
+    const statusesOf = (html: string) =>
+      page(html)
+        .rows('The latest 50 attempts, newest first')
+        .map((row) => row[2]);
+    const first = await admin.get(`/settings/webhooks/${id}`);
+    expect(statusesOf(first.text)).toEqual(Array.from({ length: 50 }, (_, i) => `HTTP ${320 - i}`));
+    expect(page(first.text).link('Newest')).toBeNull();
+    const older = page(first.text).link('Older')!;
+    const second = await admin.get(older);
+    const rowsOf = (html: string, caption: string) =>
+      page(html)
+        .rows(caption)
+        .map((row) => row[2]);
+    expect(rowsOf(second.text, '50 older attempts, newest first')).toEqual(Array.from({ length: 50 }, (_, i) => `HTTP ${270 - i}`));
+    const third = await admin.get(page(second.text).link('Older')!);
+    expect(rowsOf(third.text, '20 older attempts, newest first')).toEqual(Array.from({ length: 20 }, (_, i) => `HTTP ${220 - i}`));
+    expect(page(third.text).link('Older')).toBeNull();
+    expect(page(third.text).link('Newest')).toBe(`/settings/webhooks/${id}`);
+    expect((await admin.get(`/settings/webhooks/${id}?before=abc`)).status).toBe(422);
+  });
 });
