@@ -309,8 +309,18 @@ export async function findBulkJob(em: EntityManager, actor: Actor, id: number): 
   return job;
 }
 
-export function listBulkJobs(em: EntityManager, actor: Actor, limit = 50): Promise<BulkJob[]> {
-  return em.find(BulkJobSchema, { enterprise: actor.enterpriseId }, { orderBy: { id: 'desc' }, limit });
+/** The enterprise's jobs, newest first, a page of `limit` older than job `before` (or the newest); `older`: the next page's `before`. */
+export async function listBulkJobs(
+  em: EntityManager,
+  actor: Actor,
+  before: number | null = null,
+  limit = 50,
+): Promise<{ jobs: BulkJob[]; older: number | null }> {
+  const where = before ? { enterprise: actor.enterpriseId, id: { $lt: before } } : { enterprise: actor.enterpriseId };
+  // One more than a page: whether there are older jobs, without a count.
+  const rows = await em.find(BulkJobSchema, where, { orderBy: { id: 'desc' }, limit: limit + 1 });
+  const jobs = rows.slice(0, limit);
+  return { jobs, older: rows.length > limit ? jobs[jobs.length - 1].id : null };
 }
 
 /** Queues a draft (Apply N changes → Yes); applying it again changes nothing. */

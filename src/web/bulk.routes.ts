@@ -27,7 +27,7 @@ import { NotFoundError } from '../domain/errors.js';
 import { sendCsv } from './csv-download.js';
 import { idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
-import { CsrfOnlyBody, ImportQuery, WebhookParams as JobParams } from './schemas.js';
+import { CsrfOnlyBody, ImportQuery, JobsQuery, WebhookParams as JobParams } from './schemas.js';
 
 const ADMIN_ONLY = { config: { adminOnly: true, record: 'job' } };
 const RECORD = { config: { record: 'job' } };
@@ -41,9 +41,15 @@ function jobId(value: string): number {
   return id;
 }
 
-async function bulkPage(request: FastifyRequest, reply: FastifyReply, data: { error?: string; filename?: string }, status?: number) {
-  const jobs = await listBulkJobs(request.em, actorOf(request));
-  return reply.page('bulk/index', { title: 'Bulk changes', section: 'bulk', jobs, ...data }, { status });
+async function bulkPage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  data: { error?: string; filename?: string },
+  status?: number,
+  before: number | null = null,
+) {
+  const { jobs, older } = await listBulkJobs(request.em, actorOf(request), before);
+  return reply.page('bulk/index', { title: 'Bulk changes', section: 'bulk', jobs, older, paged: before !== null, ...data }, { status });
 }
 
 export async function bulkRoutes(fastify: FastifyInstance) {
@@ -52,7 +58,9 @@ export async function bulkRoutes(fastify: FastifyInstance) {
     limits: { fileSize: 8 * 1024 * 1024 + 1, files: 1, fields: 5, fieldSize: 1024, parts: 6, headerPairs: 50 },
   });
 
-  app.get('/bulk', ADMIN_ONLY, async (request, reply) => bulkPage(request, reply, {}));
+  app.get('/bulk', { ...ADMIN_ONLY, schema: { querystring: JobsQuery } }, async (request, reply) =>
+    bulkPage(request, reply, {}, undefined, idParam(request.query.before)),
+  );
 
   app.post('/bulk', { schema: { querystring: ImportQuery } }, async (request, reply) => {
     const actor = actorOf(request);

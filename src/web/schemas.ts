@@ -82,6 +82,8 @@ export type LaunchQuery = Static<typeof LaunchQuery>;
 
 /** The upload's CSRF token travels in the action URL (multipart bodies are read later, by the handler). */
 export const ImportQuery = Type.Object({ ...CsrfField });
+/** The bulk jobs list's page: `?before=<job id>` for the jobs older than that one. */
+export const JobsQuery = Type.Object({ before: OptionalId });
 
 /** A form with nothing but its CSRF token (sign out). */
 export const CsrfOnlyBody = Type.Object({ ...CsrfField });
