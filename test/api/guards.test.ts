@@ -1,0 +1,102 @@
+// The API's guards against what a careless or hostile client may send, found by a review: bodies nested
+// too deeply to read, over-long and malformed cursors, a browser's cross-site headers on a bearer-token call,
+// bodies sent to routes that take none, statuses in the audit trail, oversized headers — each answered with
+// a clear problem+json and nothing changed.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import supertest from 'supertest';
+import type { FastifyInstance } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { firstRow, type TestDatabase } from '../helpers/database.js';
+import { routeTestWorld } from '../helpers/app.js';
+import { createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+import { createApiToken } from '../../src/domain/api-tokens.js';
+import { actorOf } from '../../src/domain/accounts.js';
+import { UserSchema } from '../../src/domain/entities.js';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let em: EntityManager;
+let acme: TestEnterprise;
+let adminToken: string;
+
+async function tokenFor(enterprise: TestEnterprise, role: 'admin' | 'viewer', name: string) {
+  const user = await createUser(em, enterprise, 'admin');
+  const fork = em.fork();
+  const entity = await fork.findOneOrFail(UserSchema, user.id, { populate: ['enterprise'] });
+  const { token } = await createApiToken(fork, actorOf(entity, entity.enterprise.getEntity()), { name, role });
+  return token;
+}
+
+const api = () => supertest(app.server);
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+const row = (sql: string, params: unknown[]) => firstRow<Record<string, unknown>>(db, sql, params);
+const count = async (sql: string, params: unknown[] = []) => (await row(`select count(*)::int as n from ${sql}`, params)).n;
+
+function expectProblem(res: supertest.Response, status: number) {
+  expect(res.status, res.text).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  const body = JSON.parse(res.text) as Record<string, unknown>;
+  expect(body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+  return body;
+}
+
+/** Every change route of the API, for one linked endpoint, one endpoint on Hold and one Ready SIM. */
+function changeRoutes(ids: { hold: number; linked: number; iccid: string }) {
+  return [
+    () => api().post('/api/v1/endpoints'),
+    () => api().post(`/api/v1/endpoints/${ids.hold}/sim`),
+    () => api().put(`/api/v1/endpoints/${ids.linked}/sim`),
+    () => api().delete(`/api/v1/endpoints/${ids.linked}/sim`),
+    () => api().post(`/api/v1/endpoints/${ids.linked}/activate`),
+    () => api().post(`/api/v1/endpoints/${ids.linked}/suspend`),
+    () => api().post(`/api/v1/endpoints/${ids.linked}/resume`),
+  ];
+}
+
+/** What a change could alter, to compare before and after a refusal. */
+const snapshot = async () => ({
+  endpoints: await em.fork().execute('select id, name, status, sim_id, updated_at from endpoint order by id'),
+  sims: await em.fork().execute('select id, status, endpoint_id from sim order by id'),
+  events: await count('event'),
+  keys: await count('operation_key'),
+});
+
+beforeAll(async () => {
+  ({ db, app, em, acme } = await routeTestWorld());
+  adminToken = await tokenFor(acme, 'admin', 'CRM');
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.close();
+});
+
+describe('a body nested too deeply', () => {
+  it('is refused on every change route, with or without an Idempotency-Key: 422, nothing changed', async () => {
+    const hold = await holdEndpoint(em, acme);
+    const { endpoint: linked } = await linkedEndpoint(em, acme, 'active');
+    const sim = await readySim(em, acme);
+    const before = await snapshot();
+    // As deep as fits in the 64 KB a body may have (deeper is 413); 5,000 already overflowed the fingerprint.
+    const nested = '['.repeat(30_000) + ']'.repeat(30_000);
+    const inAField = JSON.stringify({ name: 'Deep', iccid: sim.iccid }).replace(`"${sim.iccid}"`, '['.repeat(20_000) + ']'.repeat(20_000));
+    let n = 0;
+    for (const route of changeRoutes({ hold: hold.id, linked: linked.id, iccid: sim.iccid })) {
+      for (const body of [nested, inAField]) {
+        for (const key of [undefined, `deep-${n++}`]) {
+          let request = route().set(bearer(adminToken)).set('Content-Type', 'application/json');
+          if (key) request = request.set('Idempotency-Key', key);
+          const problem = expectProblem(await request.send(body), 422);
+          expect(problem.detail).toBe('The request body is nested too deeply to be read');
+          expect(problem.errors).toEqual([{ field: 'body', message: 'The request body is nested too deeply to be read' }]);
+        }
+      }
+    }
+    expect(await snapshot()).toEqual(before);
+    // A body nested as deep as the API's own bodies still works; brackets inside a string are text.
+    const ok = await api()
+      .post('/api/v1/endpoints')
+      .set(bearer(adminToken))
+      .send({ name: `[[[${'['.repeat(60)}` });
+    expect(ok.status, ok.text).toBe(201);
+  });
+});
