@@ -1,6 +1,7 @@
 // The API's contract (SPEC §5): TypeBox schemas for every route's params, query, body and responses. They
 // validate the requests, type the handlers and generate the OpenAPI document (/api/v1/openapi.json).
 import { Type, type Static, type TSchema } from 'typebox';
+import { CURSOR_MAX_LENGTH } from '../domain/queries/paging.js';
 
 const EndpointStatus = Type.Union([Type.Literal('hold'), Type.Literal('pre_active'), Type.Literal('active'), Type.Literal('suspended')]);
 const SimStatus = Type.Union([
@@ -91,7 +92,7 @@ export const SimList = listOf(Type.Ref('Sim'));
 export const EventList = listOf(Type.Ref('Event'));
 
 const limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Rows a page, at most 200' }));
-const cursor = Type.Optional(Type.String({ maxLength: 400, description: 'The `next_cursor` of the previous page' }));
+const cursor = Type.Optional(Type.String({ maxLength: CURSOR_MAX_LENGTH, description: 'The `next_cursor` of the previous page' }));
 
 export const EndpointListQuery = Type.Object(
   {

@@ -8,10 +8,12 @@ import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { firstRow, type TestDatabase } from '../helpers/database.js';
 import { routeTestWorld } from '../helpers/app.js';
-import { createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
+import { signedIn } from '../helpers/session.js';
+import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { createApiToken } from '../../src/domain/api-tokens.js';
 import { actorOf } from '../../src/domain/accounts.js';
 import { UserSchema } from '../../src/domain/entities.js';
+import { CURSOR_MAX_LENGTH } from '../../src/domain/queries/paging.js';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -98,5 +100,44 @@ describe('a body nested too deeply', () => {
       .set(bearer(adminToken))
       .send({ name: `[[[${'['.repeat(60)}` });
     expect(ok.status, ok.text).toBe(201);
+  });
+});
+
+describe('cursors', () => {
+  it('pages past an endpoint named with 100 × 漢 (a cursor of 428 characters), on the API and the screens', async () => {
+    const other = await createEnterprise(em, 'Kanji');
+    const token = await tokenFor(other, 'viewer', 'Reader');
+    const first = await holdEndpoint(em, other, { name: '漢'.repeat(100) });
+    const second = await holdEndpoint(em, other, { name: '漢'.repeat(100) });
+    const page1 = await api().get('/api/v1/endpoints?limit=1').set(bearer(token));
+    expect(page1.status, page1.text).toBe(200);
+    expect(page1.body.data.map((e: { id: number }) => e.id)).toEqual([first.id]);
+    const cursor = page1.body.next_cursor as string;
+    expect(cursor.length).toBeGreaterThan(400);
+    const page2 = await api().get(`/api/v1/endpoints?limit=1&cursor=${cursor}`).set(bearer(token));
+    expect(page2.status, page2.text).toBe(200);
+    expect(page2.body).toEqual({ data: [expect.objectContaining({ id: second.id })], next_cursor: null });
+
+    const { agent } = await signedIn(app, em, other, 'viewer');
+    const screen = await agent.get(`/endpoints?after=${cursor}`);
+    expect(screen.status, screen.text).toBe(200);
+    expect(screen.text).toContain(`/endpoints/${second.id}"`);
+    expect(screen.text).not.toContain(`/endpoints/${first.id}"`);
+  });
+
+  it('refuses a cursor longer than CURSOR_MAX_LENGTH: 422 on the API, 400 on the screens', async () => {
+    const tooLong = 'A'.repeat(CURSOR_MAX_LENGTH + 1);
+    for (const path of ['endpoints', 'sims', 'events']) {
+      const problem = expectProblem(await api().get(`/api/v1/${path}?cursor=${tooLong}`).set(bearer(adminToken)), 422);
+      expect(problem.errors).toEqual([expect.objectContaining({ field: 'cursor' })]);
+    }
+    const { agent } = await signedIn(app, em, acme, 'viewer');
+    for (const path of ['/endpoints', '/sims']) {
+      for (const field of ['after', 'before']) {
+        const res = await agent.get(`${path}?${field}=${tooLong}`);
+        expect(res.status, `${path} ${field}`).toBe(400);
+        expect(res.text).toContain('This page link is damaged or out of date');
+      }
+    }
   });
 });
