@@ -141,3 +141,33 @@ describe('cursors', () => {
     }
   });
 });
+
+describe('a call from a browser on another site', () => {
+  it('is not refused as cross-site under /api: the bearer token, not a cookie, says who acts', async () => {
+    const sim = await readySim(em, acme);
+    const foreign = [
+      { Origin: 'https://elsewhere.example', 'Sec-Fetch-Site': 'cross-site' },
+      { Origin: 'https://elsewhere.example' },
+      { Origin: 'null' },
+      { 'Sec-Fetch-Site': 'same-site' },
+    ];
+    for (const [i, headers] of foreign.entries()) {
+      const created = await api()
+        .post('/api/v1/endpoints')
+        .set(bearer(adminToken))
+        .set(headers)
+        .send({ name: `From afar ${i}` });
+      expect(created.status, created.text).toBe(201);
+    }
+    const endpoint = await holdEndpoint(em, acme);
+    const headers = foreign[0];
+    const linked = await api().post(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken)).set(headers).send({ iccid: sim.iccid });
+    expect(linked.status, linked.text).toBe(200);
+    const delinked = await api().delete(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken)).set(headers);
+    expect(delinked.status, delinked.text).toBe(200);
+    expect(await count(`endpoint where name like 'From afar %'`)).toBe(4);
+    // Without a token it is still 401, and the screens still refuse a cross-site form.
+    expectProblem(await api().post('/api/v1/endpoints').set(headers).send({ name: 'No token' }), 401);
+    expect((await api().post('/sign-in').set(headers).type('form').send({ email: 'a@b.c', password: 'x' })).status).toBe(403);
+  });
+});
