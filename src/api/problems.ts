@@ -63,6 +63,9 @@ function fieldErrorsOf(error: SchemaError, context: string | undefined): FieldEr
   const named = (error.params?.requiredProperties ?? error.params?.missingProperty ?? error.params?.additionalProperties) as
     string[] | string | undefined;
   if (error.keyword === 'boolean') return []; // the additionalProperties entry says it better
+  if (error.keyword === 'not' && !path && context === 'body') {
+    return [{ field: 'body', message: 'must be left out: this request takes no body (or an empty JSON object)' }];
+  }
   if (named !== undefined) {
     const message = error.keyword === 'additionalProperties' ? 'is not a field of this request' : 'is required';
     return [named].flat().map((name) => ({ field: [path, name].filter(Boolean).join('.'), message }));

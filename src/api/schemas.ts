@@ -142,6 +142,18 @@ export const LinkBody = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The body of a change that takes none (activate, suspend, resume, de-link): none at all, or an empty JSON
+ * object (Fastify hands the validator null for a request without a body, and JSON `null` is the same nothing);
+ * anything else is refused (422) rather than ignored, so a client that meant to send something learns that it
+ * was not read. Plain JSON Schema, without `type`: it must let that null through.
+ */
+export const NoBody = Type.Unsafe<Record<string, never> | null>({
+  additionalProperties: false,
+  not: { type: ['array', 'string', 'number', 'boolean'] },
+  description: 'None: send no body, or an empty JSON object',
+});
+
 export type EndpointJson = Static<typeof Endpoint>;
 export type SimJson = Static<typeof Sim>;
 export type EventJson = Static<typeof Event>;

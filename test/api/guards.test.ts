@@ -171,3 +171,39 @@ describe('a call from a browser on another site', () => {
     expect((await api().post('/sign-in').set(headers).type('form').send({ email: 'a@b.c', password: 'x' })).status).toBe(403);
   });
 });
+
+describe('a body sent to a change that takes none', () => {
+  it('is refused on activate, suspend, resume and de-link (422 naming it), nothing changed; no body or {} works', async () => {
+    const { endpoint } = await linkedEndpoint(em, acme, 'active');
+    const routes = [
+      () => api().post(`/api/v1/endpoints/${endpoint.id}/activate`),
+      () => api().post(`/api/v1/endpoints/${endpoint.id}/suspend`),
+      () => api().post(`/api/v1/endpoints/${endpoint.id}/resume`),
+      () => api().delete(`/api/v1/endpoints/${endpoint.id}/sim`),
+    ];
+    const before = await snapshot();
+    let n = 0;
+    for (const route of routes) {
+      for (const body of ['{"iccid":"89441000000000000018"}', '[]', '"x"', '1', 'true']) {
+        for (const key of [undefined, `bodyless-${n++}`]) {
+          let request = route().set(bearer(adminToken)).set('Content-Type', 'application/json');
+          if (key) request = request.set('Idempotency-Key', key);
+          const problem = expectProblem(await request.send(body), 422);
+          expect(problem.errors, body).toEqual([expect.objectContaining({ field: body.startsWith('{') ? 'iccid' : 'body' })]);
+        }
+      }
+    }
+    expect(await snapshot()).toEqual(before);
+    const suspended = await api().post(`/api/v1/endpoints/${endpoint.id}/suspend`).set(bearer(adminToken));
+    expect(suspended.status, suspended.text).toBe(200);
+    const resumed = await api().post(`/api/v1/endpoints/${endpoint.id}/resume`).set(bearer(adminToken)).send({});
+    expect(resumed.status, resumed.text).toBe(200);
+    const empty = await api()
+      .delete(`/api/v1/endpoints/${endpoint.id}/sim`)
+      .set(bearer(adminToken))
+      .set('Content-Type', 'application/json')
+      .send('');
+    expect(empty.status, empty.text).toBe(200);
+    expect(await row('select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual({ status: 'hold', sim_id: null });
+  });
+});
