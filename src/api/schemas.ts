@@ -1,6 +1,7 @@
 // The API's contract (SPEC §5): TypeBox schemas for every route's params, query, body and responses. They
 // validate the requests, type the handlers and generate the OpenAPI document (/api/v1/openapi.json).
 import { Type, type Static, type TSchema } from 'typebox';
+import { EVENT_ACTIONS, EVENT_SOURCES } from '../domain/entities.js';
 import { CURSOR_MAX_LENGTH } from '../domain/queries/paging.js';
 
 const EndpointStatus = Type.Union([Type.Literal('hold'), Type.Literal('pre_active'), Type.Literal('active'), Type.Literal('suspended')]);
@@ -65,16 +66,16 @@ export const Sim = Type.Object(
 export const Event = Type.Object(
   {
     id: Type.String({ description: 'Event ids grow with time' }),
-    action: Type.String({ examples: ['sim.linked'] }),
+    action: Type.Enum([...EVENT_ACTIONS], { examples: ['sim.linked'] }),
     actor: Type.String({ description: 'The user or API token, by name as it was' }),
-    source: Type.String({ examples: ['api'] }),
+    source: Type.Enum([...EVENT_SOURCES], { examples: ['api'] }),
     endpoint_id: Nullable(Type.Integer()),
     endpoint_name: Nullable(Type.String()),
     iccid: Nullable(Type.String()),
-    endpoint_status_before: Nullable(Type.String()),
-    endpoint_status_after: Nullable(Type.String()),
-    sim_status_before: Nullable(Type.String()),
-    sim_status_after: Nullable(Type.String()),
+    endpoint_status_before: Nullable(EndpointStatus),
+    endpoint_status_after: Nullable(EndpointStatus),
+    sim_status_before: Nullable(SimStatus),
+    sim_status_after: Nullable(SimStatus),
     count: Nullable(Type.Integer()),
     created_at: Type.String({ format: 'date-time' }),
   },

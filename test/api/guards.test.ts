@@ -14,6 +14,8 @@ import { createApiToken } from '../../src/domain/api-tokens.js';
 import { actorOf } from '../../src/domain/accounts.js';
 import { UserSchema } from '../../src/domain/entities.js';
 import { CURSOR_MAX_LENGTH } from '../../src/domain/queries/paging.js';
+import { Event } from '../../src/api/schemas.js';
+import { Compile } from 'typebox/compile';
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -205,5 +207,41 @@ describe('a body sent to a change that takes none', () => {
       .send('');
     expect(empty.status, empty.text).toBe(200);
     expect(await row('select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual({ status: 'hold', sim_id: null });
+  });
+});
+
+describe('statuses in the audit trail', () => {
+  it('are the API’s status values (ready_to_activate, never ready), declared as enums in the document', async () => {
+    const endpoint = await holdEndpoint(em, acme, { activateImmediately: true });
+    const sim = await readySim(em, acme);
+    expect((await api().post(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken)).send({ iccid: sim.iccid })).status).toBe(200);
+    expect((await api().delete(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken))).status).toBe(200);
+    const res = await api().get(`/api/v1/events?endpoint_id=${endpoint.id}`).set(bearer(adminToken));
+    expect(res.status, res.text).toBe(200);
+    const statuses = (e: Record<string, unknown>) => [
+      e.action,
+      e.endpoint_status_before,
+      e.endpoint_status_after,
+      e.sim_status_before,
+      e.sim_status_after,
+    ];
+    expect(res.body.data.map(statuses)).toEqual([
+      ['sim.delinked', 'active', 'hold', 'active', 'ready_to_activate'],
+      ['sim.linked', 'hold', 'active', 'ready_to_activate', 'active'],
+    ]);
+    const checkEvent = Compile(Event);
+    for (const event of res.body.data) expect(checkEvent.Check(event), JSON.stringify(event)).toBe(true);
+
+    const doc = (await api().get('/api/v1/openapi.json')).body as {
+      components: { schemas: { Event: { properties: Record<string, unknown> } } };
+    };
+    const values = (name: string) => JSON.stringify(doc.components.schemas.Event.properties[name]);
+    for (const name of ['sim_status_before', 'sim_status_after']) {
+      expect(values(name)).toContain('ready_to_activate');
+      expect(values(name)).not.toContain('"ready"');
+    }
+    for (const name of ['endpoint_status_before', 'endpoint_status_after']) expect(values(name)).toContain('"pre_active"');
+    expect(values('action')).toContain('"sim.swapped"');
+    expect(values('source')).toContain('"import"');
   });
 });
