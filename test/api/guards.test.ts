@@ -3,6 +3,7 @@
 // bodies sent to routes that take none, statuses in the audit trail, oversized headers — each answered with
 // a clear problem+json and nothing changed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type AddressInfo } from 'node:net';
 import supertest from 'supertest';
 import type { FastifyInstance } from 'fastify';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -243,5 +244,52 @@ describe('statuses in the audit trail', () => {
     for (const name of ['endpoint_status_before', 'endpoint_status_after']) expect(values(name)).toContain('"pre_active"');
     expect(values('action')).toContain('"sim.swapped"');
     expect(values('source')).toContain('"import"');
+  });
+});
+
+/** What the server answers to these raw bytes (written in the chunks given), as status line, headers and body. */
+async function rawExchange(chunks: string[]): Promise<{ status: number; headers: string; body: string }> {
+  if (!app.server.listening) await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
+  const { port } = app.server.address() as AddressInfo;
+  const socket = connect(port, '127.0.0.1');
+  let received = '';
+  socket.on('data', (d) => (received += d.toString('utf8')));
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  await new Promise((resolve) => socket.once('connect', resolve));
+  for (const chunk of chunks) {
+    socket.write(chunk);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await closed;
+  const [head, body] = received.split('\r\n\r\n');
+  return { status: Number(head.split(' ')[1]), headers: head, body };
+}
+
+describe('a request Node cannot read', () => {
+  it('with headers too large (431) or malformed (400): problem+json under /api, as before elsewhere', async () => {
+    const big = `X-Big: ${'x'.repeat(20_000)}\r\n`;
+    for (const chunks of [
+      [`GET /api/v1/sims HTTP/1.1\r\nHost: localhost\r\n${big}\r\n`],
+      // The request line in one packet, the headers in the next: the path is unknown, the answer problem+json.
+      [`POST /api/v1/endpoints HTTP/1.1\r\nHost: localhost\r\n`, `Authorization: Bearer ${adminToken}\r\n${big}\r\n`],
+    ]) {
+      const res = await rawExchange(chunks);
+      expect(res.status, res.headers).toBe(431);
+      expect(res.headers).toMatch(/content-type: application\/problem\+json/i);
+      expect(JSON.parse(res.body)).toMatchObject({
+        status: 431,
+        type: expect.any(String),
+        title: expect.any(String),
+        detail: expect.any(String),
+      });
+    }
+    const malformed = await rawExchange([`GET /api/v1/sims HTTP/1.1\r\nHost: localhost\r\nNot a header\r\n\r\n`]);
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers).toMatch(/content-type: application\/problem\+json/i);
+    expect(JSON.parse(malformed.body)).toMatchObject({ status: 400, detail: expect.any(String) });
+    // The screens' paths: Fastify's answer, as before.
+    const page = await rawExchange([`GET /endpoints HTTP/1.1\r\nHost: localhost\r\n${big}\r\n`]);
+    expect(page.status).toBe(431);
+    expect(page.headers).not.toMatch(/problem\+json/i);
   });
 });
