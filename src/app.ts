@@ -1,4 +1,5 @@
 // Builds the Fastify instance: plugins first, then the routes of each screen (the composition root).
+import { answerClientError } from './api/problems.js';
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
@@ -164,6 +165,8 @@ export async function buildApp({ orm, config, logger = false }: BuildOptions): P
     // answers it like any address that does not exist. Longer, or an address that cannot be decoded: below.
     maxParamLength: 500,
     frameworkErrors: unroutable(config),
+    // A request Node cannot read (e.g. headers over its 16 KB: 431): problem+json under /api.
+    clientErrorHandler: answerClientError,
   });
   app.decorate('config', config);
   // A route accepts exactly the bodies its forms send: URL-encoded forms everywhere (formbody, below) and

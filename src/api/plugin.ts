@@ -5,11 +5,19 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { ValidationError } from '../domain/errors.js';
 import { problemFromError, sendProblem } from './problems.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { v1Routes } from './v1.routes.js';
 
 const BODY_LIMIT = 64 * 1024;
+/**
+ * How deeply a body's arrays and objects may nest. The API's bodies nest once; a body nested thousands deep
+ * (it fits in 64 KB) would overflow the stack of anything that walks it recursively — the Idempotency-Key's
+ * fingerprint (JSON.stringify), the schema validator, the error messages — so it is refused before it is parsed.
+ */
+export const MAX_BODY_DEPTH = 32;
+export const TOO_DEEP = 'The request body is nested too deeply to be read';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 /** Half of a character: a high surrogate not followed by a low one, or a low one not after a high one. */
@@ -48,6 +56,7 @@ export async function apiPlugin(app: FastifyInstance) {
       return unreadable('The body is not valid UTF-8.');
     }
     if (text.trim() === '') return done(null, undefined);
+    if (nestedTooDeeply(text)) return done(new ValidationError([{ field: 'body', message: TOO_DEEP }]), undefined);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -121,6 +130,27 @@ export async function apiPlugin(app: FastifyInstance) {
   });
 
   await app.register(v1Routes, { prefix: '/v1' });
+}
+
+/** True when the JSON text opens more than MAX_BODY_DEPTH arrays or objects inside one another (brackets in strings aside). */
+function nestedTooDeeply(text: string): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_BODY_DEPTH) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 const DECIMAL = /^-?[0-9]+$/;

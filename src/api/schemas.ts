@@ -1,6 +1,8 @@
 // The API's contract (SPEC §5): TypeBox schemas for every route's params, query, body and responses. They
 // validate the requests, type the handlers and generate the OpenAPI document (/api/v1/openapi.json).
 import { Type, type Static, type TSchema } from 'typebox';
+import { EVENT_ACTIONS, EVENT_SOURCES } from '../domain/entities.js';
+import { CURSOR_MAX_LENGTH } from '../domain/queries/paging.js';
 
 const EndpointStatus = Type.Union([Type.Literal('hold'), Type.Literal('pre_active'), Type.Literal('active'), Type.Literal('suspended')]);
 const SimStatus = Type.Union([
@@ -64,16 +66,16 @@ export const Sim = Type.Object(
 export const Event = Type.Object(
   {
     id: Type.String({ description: 'Event ids grow with time' }),
-    action: Type.String({ examples: ['sim.linked'] }),
+    action: Type.Enum([...EVENT_ACTIONS], { examples: ['sim.linked'] }),
     actor: Type.String({ description: 'The user or API token, by name as it was' }),
-    source: Type.String({ examples: ['api'] }),
+    source: Type.Enum([...EVENT_SOURCES], { examples: ['api'] }),
     endpoint_id: Nullable(Type.Integer()),
     endpoint_name: Nullable(Type.String()),
     iccid: Nullable(Type.String()),
-    endpoint_status_before: Nullable(Type.String()),
-    endpoint_status_after: Nullable(Type.String()),
-    sim_status_before: Nullable(Type.String()),
-    sim_status_after: Nullable(Type.String()),
+    endpoint_status_before: Nullable(EndpointStatus),
+    endpoint_status_after: Nullable(EndpointStatus),
+    sim_status_before: Nullable(SimStatus),
+    sim_status_after: Nullable(SimStatus),
     count: Nullable(Type.Integer()),
     created_at: Type.String({ format: 'date-time' }),
   },
@@ -91,7 +93,7 @@ export const SimList = listOf(Type.Ref('Sim'));
 export const EventList = listOf(Type.Ref('Event'));
 
 const limit = Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Rows a page, at most 200' }));
-const cursor = Type.Optional(Type.String({ maxLength: 400, description: 'The `next_cursor` of the previous page' }));
+const cursor = Type.Optional(Type.String({ maxLength: CURSOR_MAX_LENGTH, description: 'The `next_cursor` of the previous page' }));
 
 export const EndpointListQuery = Type.Object(
   {
@@ -140,6 +142,18 @@ export const LinkBody = Type.Object(
   { iccid: Type.String({ maxLength: 40, examples: ['89441000000000000018'] }) },
   { additionalProperties: false },
 );
+
+/**
+ * The body of a change that takes none (activate, suspend, resume, de-link): none at all, or an empty JSON
+ * object (Fastify hands the validator null for a request without a body, and JSON `null` is the same nothing);
+ * anything else is refused (422) rather than ignored, so a client that meant to send something learns that it
+ * was not read. Plain JSON Schema, without `type`: it must let that null through.
+ */
+export const NoBody = Type.Unsafe<Record<string, never> | null>({
+  additionalProperties: false,
+  not: { type: ['array', 'string', 'number', 'boolean'] },
+  description: 'None: send no body, or an empty JSON object',
+});
 
 export type EndpointJson = Static<typeof Endpoint>;
 export type SimJson = Static<typeof Sim>;

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { authenticateApiToken, type KeyRow, type TokenActor } from '../domain/api-tokens.js';
-import { EndpointSchema, type Endpoint, type Sim, type SimStatus } from '../domain/entities.js';
+import { EndpointSchema, type Endpoint, type EndpointStatus, type Sim, type SimStatus } from '../domain/entities.js';
 import { ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../domain/errors.js';
 import { checkIccid } from '../domain/identifiers.js';
 import {
@@ -43,6 +43,7 @@ import {
   EventList,
   EventListQuery,
   LinkBody,
+  NoBody,
   READ_PROBLEMS,
   SimList,
   SimListQuery,
@@ -443,6 +444,7 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'De-link the SIM',
         description: 'The endpoint goes to Hold; the SIM returns to the inventory, Ready to Activate.',
         params: EndpointParams,
+        body: NoBody,
         response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
       },
     },
@@ -462,6 +464,7 @@ export async function v1Routes(root: FastifyInstance) {
           summary: `${summary} an endpoint`,
           description,
           params: EndpointParams,
+          body: NoBody,
           response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
         },
       },
@@ -535,10 +538,10 @@ export async function v1Routes(root: FastifyInstance) {
         endpoint_id: e.endpoint?.id ?? null,
         endpoint_name: e.endpointName ?? null,
         iccid: e.simIccid ?? null,
-        endpoint_status_before: e.endpointStatusBefore ?? null,
-        endpoint_status_after: e.endpointStatusAfter ?? null,
-        sim_status_before: e.simStatusBefore ?? null,
-        sim_status_after: e.simStatusAfter ?? null,
+        endpoint_status_before: (e.endpointStatusBefore as EndpointStatus | undefined) ?? null,
+        endpoint_status_after: (e.endpointStatusAfter as EndpointStatus | undefined) ?? null,
+        sim_status_before: e.simStatusBefore ? toApiSimStatus(e.simStatusBefore as SimStatus) : null,
+        sim_status_after: e.simStatusAfter ? toApiSimStatus(e.simStatusAfter as SimStatus) : null,
         count: e.count ?? null,
         created_at: new Date(e.createdAt).toISOString(),
       }));

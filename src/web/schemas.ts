@@ -6,6 +6,7 @@
 // A schema failure is answered by the error handler (plugins/errors.ts): a malformed id in the address as an
 // unknown page (404), anything else as the 422 error page.
 import { Type, type Static } from 'typebox';
+import { CURSOR_MAX_LENGTH } from '../domain/queries/paging.js';
 
 /** A record's id in an address: a positive integer written in digits (PostgreSQL `integer`: at most 10). */
 export const Id = Type.String({ pattern: '^[1-9][0-9]{0,9}$', maxLength: 10, description: 'A positive integer id' });
@@ -17,7 +18,14 @@ export const OptionalId = Type.Optional(Type.String({ pattern: '^[0-9]{0,10}$', 
 export const Text = (max: number) => Type.Optional(Type.String({ maxLength: max }));
 
 /** A keyset cursor from a page link (an ICCID, or an opaque base64url cursor); the queries check its form. */
-export const Cursor = Type.Optional(Type.String({ maxLength: 400 }));
+export const Cursor = Type.Optional(Type.String({ maxLength: CURSOR_MAX_LENGTH }));
+
+/** The query fields that carry a page link's cursor: one that no list made is a broken link (400), not a form to correct. */
+export const CURSOR_FIELDS: ReadonlySet<string> = new Set(['after', 'before']);
+
+/** The answer to a page link whose cursor no list made (too long, or malformed). */
+export const BAD_PAGE_LINK =
+  'This page link is damaged or out of date, so it cannot be shown. Go back to the list and page through it again.';
 
 /** A search box. */
 export const Search = Text(100);

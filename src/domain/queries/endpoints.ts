@@ -9,7 +9,7 @@ import { NotFoundError } from '../errors.js';
 import { normalise } from '../identifiers.js';
 import { StatementCache, runStatement } from '../../db/compiled-statement.js';
 import { endpointDetailSql, runPlanned } from './planned-sql.js';
-import { PAGE_SIZE, likePrefix, pageOf, type Direction, type Page } from './paging.js';
+import { CURSOR_MAX_LENGTH, PAGE_SIZE, likePrefix, pageOf, type Direction, type Page } from './paging.js';
 
 export interface EndpointListRow {
   id: number;
@@ -35,7 +35,7 @@ export function isEndpointStatus(value: unknown): value is EndpointStatus {
 
 /** A list cursor as findByCursor wrote it ([name, id], base64url), or null when it is anything else. */
 export function endpointCursor(value: unknown): string | null {
-  if (typeof value !== 'string' || value.length > 400 || !/^[A-Za-z0-9_-]+$/.test(value)) return null;
+  if (typeof value !== 'string' || value.length > CURSOR_MAX_LENGTH || !/^[A-Za-z0-9_-]+$/.test(value)) return null;
   try {
     const decoded: unknown = Cursor.decode(value);
     return Array.isArray(decoded) && decoded.length === 2 && typeof decoded[0] === 'string' && Number.isSafeInteger(decoded[1])

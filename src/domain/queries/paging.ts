@@ -5,6 +5,12 @@
 export const PAGE_SIZE = 25;
 /** Counts above this are shown as "more than …": counting a million index entries per page view is not worth it. */
 export const COUNT_CAP = 1_000;
+/**
+ * The longest cursor a list accepts, in characters — the API's `cursor`, the screens' `after`/`before`, and
+ * the decoders below. The longest a list makes is an endpoint cursor (base64url of `[name, id]` as UTF-8
+ * JSON): a name of 100 characters of 4 UTF-8 bytes each is about 550; a longer one was never made by a list.
+ */
+export const CURSOR_MAX_LENGTH = 1_000;
 
 export interface Page<T> {
   rows: T[];
@@ -57,7 +63,7 @@ export function iccidCursor(value: unknown): string | null {
 
 /** An opaque findByCursor cursor from a query string (base64url of the order's values), or null. */
 export function opaqueCursor(value: unknown): string | null {
-  return typeof value === 'string' && value.length <= 400 && /^[A-Za-z0-9_-]+$/.test(value) ? value : null;
+  return typeof value === 'string' && value.length <= CURSOR_MAX_LENGTH && /^[A-Za-z0-9_-]+$/.test(value) ? value : null;
 }
 
 /** Escapes LIKE's wildcards in something a person typed. */

@@ -4,6 +4,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, HTTP_STATUS, NotFoundError, TooManyRequestsError } from '../../domain/errors.js';
+import { BAD_PAGE_LINK, CURSOR_FIELDS } from '../schemas.js';
 
 const TITLES: Record<number, string> = {
   400: 'The request could not be understood',
@@ -46,6 +47,10 @@ export const errorsPlugin = fp(
         if (error.validationContext === 'params') {
           const record = (request.routeOptions.config as { record?: string } | undefined)?.record ?? ADDRESS_RECORD;
           return errorPage(reply, 404, new NotFoundError(record).message);
+        }
+        // A page link's cursor longer than any list makes: a broken link, not a form to correct.
+        if (error.validationContext === 'querystring' && error.validation.every((e) => CURSOR_FIELDS.has(e.instancePath.slice(1)))) {
+          return errorPage(reply, 400, BAD_PAGE_LINK);
         }
         return errorPage(reply, 422, 'Some of what was sent is not valid. Go back and check the form.');
       }

@@ -14,6 +14,7 @@
 //    `Origin: null` (a sandboxed frame, a data: or file: page) is refused too — unless Sec-Fetch-Site
 //    says same-origin: with `Referrer-Policy: no-referrer` browsers send `Origin: null` on the app's
 //    own form posts (Chromium does), and Sec-Fetch-Site, which pages cannot forge, says where they came from.
+//    Not under /api: the API takes a bearer token only (SPEC §5), which no browser sends by itself.
 import fp from 'fastify-plugin';
 import helmet from '@fastify/helmet';
 import type { FastifyRequest } from 'fastify';
@@ -39,6 +40,9 @@ export function contentSecurityDirectives(config: Config): Record<string, string
     ...(https ? { 'upgrade-insecure-requests': [] } : {}),
   };
 }
+
+/** The JSON API's paths (src/api), where the bearer token, not the session cookie, says who acts. */
+const API_PATH = /^\/api(?:[/?]|$)/;
 
 /** True when the browser says this request was sent by a page of another site. */
 function crossSite(request: FastifyRequest, publicOrigin: string | undefined): boolean {
@@ -95,6 +99,9 @@ export const securityPlugin = fp<{ config: Config }>(
     const publicOrigin = config.publicUrl ? new URL(config.publicUrl).origin : undefined;
     app.addHook('onRequest', async (request) => {
       if (SAFE.has(request.method)) return;
+      // The API (/api) authenticates each request by its bearer token, never a cookie a browser would add
+      // on its own: a page of another site cannot act as anyone there, so where a call comes from is not asked.
+      if (API_PATH.test(request.url)) return;
       if (crossSite(request, publicOrigin)) {
         request.log.warn({ origin: request.headers.origin, site: request.headers['sec-fetch-site'] }, 'cross-site request refused');
         throw new ForbiddenError(
