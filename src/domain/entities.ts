@@ -442,6 +442,8 @@ export const BulkJobSchema = defineEntity({
     failed: p.integer().default(0),
     cancelRequested: p.boolean().default(false),
     leaseUntil: p.datetime().columnType('timestamptz').nullable(),
+    /** When a runner last took the job for a round: claims go to the enterprise served least recently. */
+    servedAt: p.datetime().columnType('timestamptz').nullable(),
     startedAt: p.datetime().columnType('timestamptz').nullable(),
     finishedAt: p.datetime().columnType('timestamptz').nullable(),
     createdAt: createdAt(),

@@ -273,6 +273,25 @@ describe('bulk jobs', () => {
     expect(completed).toEqual([expect.objectContaining({ count: 300, problem_count: 0 })]);
   }, 60_000);
 
+  it('fair claiming: a small job of another enterprise finishes before a big job started first (a round each, round-robin)', async () => {
+    const globexAdmin = await actorFor(fork(), globex, 'admin');
+    const big = await linkJob(400); // Acme's, 4 rounds of 100
+    const runner = new BulkRunner(db.orm);
+    expect(await runner.runOne()).toBe(true); // Acme's job started: its first round
+    const endpoints = await manyHoldEndpoints(fork(), globex, 5);
+    const sims = await manyReadySims(fork(), globex, 5);
+    const csv = ['endpoint_id,action,iccid', ...endpoints.map((e, i) => `${e.id},link,${sims[i].iccid}`)].join('\n');
+    const preview = await previewBulk(fork(), globexAdmin, file(csv));
+    const small = await createBulkJob(fork(), globexAdmin, preview.fileName, preview.rows);
+    expect(await runner.runOne()).toBe(true); // Globex was never served: its job goes next, whole
+    expect(await fork().findOneOrFail(BulkJobSchema, small.id)).toMatchObject({ state: 'done', done: 5 });
+    expect((await fork().findOneOrFail(BulkJobSchema, big.job.id)).state).toBe('running');
+    await runToEnd(runner);
+    const [a, b] = [await fork().findOneOrFail(BulkJobSchema, big.job.id), await fork().findOneOrFail(BulkJobSchema, small.id)];
+    expect(a).toMatchObject({ state: 'done', done: 400, leaseUntil: null });
+    expect(b.finishedAt!.getTime()).toBeLessThan(a.finishedAt!.getTime());
+  }, 60_000);
+
   it('a cancelled job stops and says so; its rows not done stay without an outcome', async () => {
     const [a] = await manyHoldEndpoints(fork(), acme, 1);
     const [s] = await manyReadySims(fork(), acme, 1);
