@@ -536,6 +536,7 @@ export async function v1Routes(root: FastifyInstance) {
         endpoint_id: e.endpoint?.id ?? null,
         endpoint_name: e.endpointName ?? null,
         iccid: e.simIccid ?? null,
+        old_iccid: e.oldSimIccid ?? null,
         endpoint_status_before: e.endpointStatusBefore ?? null,
         endpoint_status_after: e.endpointStatusAfter ?? null,
         sim_status_before: e.simStatusBefore ?? null,

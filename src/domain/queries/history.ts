@@ -16,6 +16,7 @@ export type EventRow = Pick<
   | 'endpoint'
   | 'endpointName'
   | 'simIccid'
+  | 'oldSimIccid'
   | 'endpointStatusBefore'
   | 'endpointStatusAfter'
   | 'simStatusBefore'
@@ -36,6 +37,7 @@ const EVENT_FIELDS = [
   'endpoint',
   'endpointName',
   'simIccid',
+  'oldSimIccid',
   'endpointStatusBefore',
   'endpointStatusAfter',
   'simStatusBefore',
@@ -107,6 +109,8 @@ export interface EventExportRow {
   endpoint: number | null;
   endpointName: string | null;
   simIccid: string | null;
+  /** The SIM a swap replaced. */
+  oldSimIccid: string | null;
   endpointStatusBefore: string | null;
   endpointStatusAfter: string | null;
   simStatusBefore: string | null;
@@ -138,6 +142,7 @@ export async function eventsExportPage(
       'e.endpoint',
       'e.endpointName',
       'e.simIccid',
+      'e.oldSimIccid',
       'e.endpointStatusBefore',
       'e.endpointStatusAfter',
       'e.simStatusBefore',
