@@ -531,6 +531,7 @@ export class BulkRunner extends PollingWorker {
         await recordEvent(tx, { actor, source: 'bulk', requestId: `bulk-${jobId}` }, 'bulk.completed', {
           count: job.done,
           problemCount: job.failed,
+          bulkJob: { id: jobId, state },
         });
     });
     return true;

@@ -23,12 +23,14 @@ export type EventRow = Pick<
   | 'simStatusAfter'
   | 'count'
   | 'problemCount'
+  | 'bulkJobId'
+  | 'bulkState'
   | 'source'
   | 'createdAt'
 >;
 
 /** An event of one endpoint's history (which endpoint goes without saying). */
-export type EndpointEventRow = Omit<EventRow, 'endpoint' | 'id' | 'source'> & { id: string };
+export type EndpointEventRow = Omit<EventRow, 'endpoint' | 'id' | 'source' | 'bulkJobId' | 'bulkState'> & { id: string };
 
 const EVENT_FIELDS = [
   'id',
@@ -44,6 +46,8 @@ const EVENT_FIELDS = [
   'simStatusAfter',
   'count',
   'problemCount',
+  'bulkJobId',
+  'bulkState',
   'source',
   'createdAt',
 ] as const;
