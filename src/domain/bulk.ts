@@ -32,7 +32,7 @@ import {
   type EndpointStatus,
   type SimStatus,
 } from './entities.js';
-import { DomainError, ForbiddenError, NotFoundError } from './errors.js';
+import { DomainError, ForbiddenError, InvalidStateError, NotFoundError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkIccid } from './identifiers.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
@@ -330,10 +330,20 @@ export function firstBulkRows(em: EntityManager, jobId: number, limit = 20) {
   return em.find(BulkJobRowSchema, { job: jobId }, { orderBy: { line: 'asc' }, limit, disableIdentityMap: true });
 }
 
-/** Asks a running or queued job to stop after the batch under way. */
+/**
+ * Asks a running or queued job to stop after the batch under way (a draft is dropped at once). A job that has
+ * ended already is refused with how it ended, and nothing changes.
+ */
 export async function cancelBulkJob(em: EntityManager, actor: Actor, id: number): Promise<BulkJob> {
   if (actor.role !== 'admin') throw new ForbiddenError();
   const job = await findBulkJob(em, actor, id);
+  if (job.state === 'done') {
+    throw new InvalidStateError(
+      `This bulk change has already finished (${job.done.toLocaleString('en')} done, ${job.failed.toLocaleString('en')} failed); there is nothing to cancel.`,
+    );
+  }
+  if (job.state === 'cancelled')
+    throw new InvalidStateError('This bulk change has already been cancelled; there is nothing more to cancel.');
   if (job.state === 'draft') {
     job.state = 'cancelled';
     job.finishedAt = new Date();

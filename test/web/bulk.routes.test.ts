@@ -150,6 +150,31 @@ describe('Bulk changes pages', () => {
     expect(seen.link(`Bulk change ${cancelled}`)).toBeNull();
   });
 
+  it('Cancel on a job that has finished meanwhile: 409 saying it has already finished, never "Cancelling"; nothing changes', async () => {
+    const [e] = await manyHoldEndpoints(em.fork(), acme, 1);
+    const [s] = await manyReadySims(em.fork(), acme, 1);
+    await upload(admin, csrf, `endpoint_id,action,iccid\n${e.id},link,${s.iccid}`, 'finished-then-cancel.csv');
+    const [job] = await allRows(db, `select id from bulk_job where file_name = 'finished-then-cancel.csv'`);
+    await allRows(db, `update bulk_job set state = 'queued' where id = ?`, [job.id]);
+    while (await new BulkRunner(db.orm).runOne());
+    const before = await allRows(db, 'select state, cancel_requested, done, failed, finished_at, updated_at from bulk_job where id = ?', [
+      job.id,
+    ]);
+    expect(before).toEqual([expect.objectContaining({ state: 'done', cancel_requested: false, done: 1 })]);
+    const cancel = await admin
+      .post(`/bulk/${job.id as number}/cancel`)
+      .type('form')
+      .send({ _csrf: csrf });
+    expect(cancel.status).toBe(409);
+    const said = page(cancel.text).text;
+    expect(said).toContain('This bulk change has already finished (1 done, 0 failed); there is nothing to cancel.');
+    expect(said).not.toContain('Cancelling');
+    expect(
+      await allRows(db, 'select state, cancel_requested, done, failed, finished_at, updated_at from bulk_job where id = ?', [job.id]),
+    ).toEqual(before);
+    expect(page((await admin.get(`/bulk/${job.id as number}`)).text).text).not.toContain('Cancelling');
+  });
+
   it('a draft can be discarded; it is never run', async () => {
     const [e] = await manyHoldEndpoints(em.fork(), acme, 1);
     const [s] = await manyReadySims(em.fork(), acme, 1);
