@@ -182,6 +182,13 @@ export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFil
         continue;
       }
       iccid = checked.value;
+    } else if (row.iccid) {
+      // Never silently ignored: the person may have meant another action (a swap), or put the row on the wrong endpoint.
+      problems.push({
+        line: row.line,
+        reason: `${row.action} takes no ICCID (it acts on the endpoint and the SIM it has); leave iccid empty, or use link or swap`,
+      });
+      continue;
     }
     shaped.push({ line: row.line, endpointId: Number(id), action: row.action, iccid });
   }

@@ -112,6 +112,18 @@ describe('bulk preview', () => {
     expect(preview.counts).toEqual({ link: 1, delink: 0, swap: 1, activate: 1, suspend: 1, resume: 0 });
   });
 
+  it('an ICCID on a row whose action takes no SIM is refused with the row’s reason, never ignored', async () => {
+    const { endpoint } = await linkedEndpoint(fork(), acme, 'active');
+    const { endpoint: suspended } = await linkedEndpoint(fork(), acme, 'suspended');
+    const sim = await readySim(fork(), acme);
+    const csv = ['endpoint_id,action,iccid', `${endpoint.id},delink,${sim.iccid}`, `${suspended.id},resume,`].join('\n');
+    const preview = await previewBulk(fork(), admin, file(csv));
+    expect(preview.problems).toEqual([
+      { line: 2, reason: 'delink takes no ICCID (it acts on the endpoint and the SIM it has); leave iccid empty, or use link or swap' },
+    ]);
+    expect(preview.rows.map((r) => [r.line, r.action])).toEqual([[3, 'resume']]);
+  });
+
   it('refuses a file without the columns, an empty one, a viewer', async () => {
     expect(await refusedWith(previewBulk(fork(), admin, file('id,what\n1,link')))).toBeInstanceOf(BulkFileError);
     expect(await refusedWith(previewBulk(fork(), admin, file('endpoint_id,action,iccid\n')))).toBeInstanceOf(BulkFileError);
