@@ -108,6 +108,18 @@ describe('Swap SIM', () => {
     expect(await allRows(db, 'select sim_id from endpoint where id = ?', [endpoint.id])).toEqual([{ sim_id: sim.id }]);
   });
 
+  it('a swap for the endpoint’s own SIM says it is already linked to this endpoint, not to another; nothing changes', async () => {
+    const { endpoint, sim } = await linkedEndpoint(em.fork(), acme, 'active');
+    const refused = await admin.get(`/endpoints/${endpoint.id}/sim/swap/confirm?sim_id=${sim.id}`);
+    expect(refused.status).toBe(409);
+    const said = readPage(refused.text).text;
+    expect(said).toContain('This SIM is already linked to this endpoint. Choose another SIM.');
+    expect(said).not.toContain('another endpoint');
+    expect(await allRows(db, 'select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual([
+      { status: 'active', sim_id: sim.id },
+    ]);
+  });
+
   it('viewers see no Swap SIM and are refused', async () => {
     const { endpoint } = await linkedEndpoint(em.fork(), acme, 'active');
     const fresh = await readySim(em.fork(), acme);
