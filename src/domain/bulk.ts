@@ -116,9 +116,12 @@ async function readRows(file: BulkFile): Promise<RawRow[]> {
   const name = file.filename ? `“${file.filename}”` : 'The file';
   const notCsv = notCsvReason(bytes.subarray(0, 4096), name, 'your changes: a header line endpoint_id,action,iccid and one change a line');
   if (notCsv) throw new BulkFileError(notCsv);
-  let records: { record: Record<string, string>; info: { lines: number } }[];
+  // Line breaks as \n only: csv-parse counts a \r\n inside a quoted value as two lines. (No value of this file
+  // may hold a line break, so nothing a row says is lost.)
+  const text = bytes.includes(13) ? Buffer.from(bytes.toString('utf8').replace(/\r\n?/g, '\n')) : bytes;
+  let records: { record: Record<string, string>; info: { lines: number }; raw: string }[];
   try {
-    records = parseCsv(bytes, {
+    records = parseCsv(text, {
       bom: true,
       delimiter: [',', ';'],
       columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
@@ -127,7 +130,8 @@ async function readRows(file: BulkFile): Promise<RawRow[]> {
       relax_column_count: true,
       max_record_size: 4096,
       info: true,
-    }) as { record: Record<string, string>; info: { lines: number } }[];
+      raw: true,
+    }) as { record: Record<string, string>; info: { lines: number }; raw: string }[];
   } catch (error) {
     throw new BulkFileError(
       `The file could not be read as CSV (${(error as CsvError).message.slice(0, 160)}). Save it as “CSV UTF-8” and upload that.`,
@@ -142,12 +146,23 @@ async function readRows(file: BulkFile): Promise<RawRow[]> {
   if (records.length > BULK_MAX_ROWS) {
     throw new BulkFileError(`The file has more than ${BULK_MAX_ROWS.toLocaleString('en')} rows; split it into smaller files.`);
   }
-  return records.map(({ record, info }) => ({
-    line: info.lines,
+  return records.map(({ record, info, raw }) => ({
+    line: firstLine(info.lines, raw),
     endpoint_id: record.endpoint_id ?? '',
     action: (record.action ?? '').toLowerCase(),
     iccid: record.iccid ?? '',
   }));
+}
+
+/**
+ * The line a record starts on, as a person counts it in the file: csv-parse gives the line it ends on, and its
+ * raw text (the empty lines skipped before it, the record, its line break); a quoted value may span lines.
+ */
+function firstLine(lastLine: number, raw: string): number {
+  const body = raw.replace(/^\n+/, '').replace(/\n$/, '');
+  let breaks = 0;
+  for (let i = body.indexOf('\n'); i !== -1; i = body.indexOf('\n', i + 1)) breaks++;
+  return lastLine - breaks;
 }
 
 /** Checks every row of the file against the enterprise's endpoints and SIMs as they are now. */

@@ -124,6 +124,16 @@ describe('bulk preview', () => {
     expect(preview.rows.map((r) => [r.line, r.action])).toEqual([[3, 'resume']]);
   });
 
+  it('a row with a quoted value over several lines is reported at its first line (LF and CRLF alike), and so are the rows after it', async () => {
+    const [a, b] = await manyHoldEndpoints(fork(), acme, 2);
+    const lines = ['endpoint_id,action,iccid', `${a.id},"link`, `now",`, '', `${b.id},"sus`, 'pe', `nd",`, 'nope,link,'];
+    for (const eol of ['\n', '\r\n']) {
+      const preview = await previewBulk(fork(), admin, file(lines.join(eol)));
+      expect(preview.problems.map((p) => p.line)).toEqual([2, 5, 8]);
+      expect(preview.problems[0].reason).toContain('is not one of');
+    }
+  });
+
   it('refuses a file without the columns, an empty one, a viewer', async () => {
     expect(await refusedWith(previewBulk(fork(), admin, file('id,what\n1,link')))).toBeInstanceOf(BulkFileError);
     expect(await refusedWith(previewBulk(fork(), admin, file('endpoint_id,action,iccid\n')))).toBeInstanceOf(BulkFileError);
