@@ -72,6 +72,7 @@ export const Event = Type.Object(
     endpoint_id: Nullable(Type.Integer()),
     endpoint_name: Nullable(Type.String()),
     iccid: Nullable(Type.String()),
+    old_iccid: Nullable(Type.String({ description: 'The SIM a swap (sim.swapped) replaced; null for other events' })),
     endpoint_status_before: Nullable(EndpointStatus),
     endpoint_status_after: Nullable(EndpointStatus),
     sim_status_before: Nullable(SimStatus),

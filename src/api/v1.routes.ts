@@ -538,6 +538,7 @@ export async function v1Routes(root: FastifyInstance) {
         endpoint_id: e.endpoint?.id ?? null,
         endpoint_name: e.endpointName ?? null,
         iccid: e.simIccid ?? null,
+        old_iccid: e.oldSimIccid ?? null,
         endpoint_status_before: (e.endpointStatusBefore as EndpointStatus | undefined) ?? null,
         endpoint_status_after: (e.endpointStatusAfter as EndpointStatus | undefined) ?? null,
         sim_status_before: e.simStatusBefore ? toApiSimStatus(e.simStatusBefore as SimStatus) : null,

@@ -6,9 +6,10 @@
 // a row that cannot is reported with its line and reason, in the screens' words. The rows that can become a job.
 //
 // The job runs on one instance at a time: the instance holds it by a lease (`lease_until`), taken with
-// `SELECT … FOR UPDATE SKIP LOCKED` and renewed after every round of rows; if the instance dies, the lease runs
-// out and another instance (or the same one restarted) takes it up and resumes with the rows that have no
-// outcome yet. The rows go through in batches, each one transaction (changeMany in lifecycle.ts: the verbs'
+// `SELECT … FOR UPDATE SKIP LOCKED` for one round of rows and let go after it; the next round goes to the job
+// of the enterprise served least recently (`served_at`), so jobs of several enterprises take turns and a huge
+// one starves no one. If the instance dies, the lease runs out and another instance (or the same one
+// restarted) takes it up and resumes with the rows that have no outcome yet. The rows go through in batches, each one transaction (changeMany in lifecycle.ts: the verbs'
 // own rules, changes and events, for many rows at once; a swap goes through swapSim alone); every row carries a
 // one-time key made of the job and the line, stored in its batch's transaction, so a row whose change committed
 // just before a crash, but whose outcome was not yet written, is answered by the key's stored outcome when it
@@ -16,7 +17,7 @@
 // with its reason. Cancelling stops the job after the round under way.
 import type { CsvError } from 'csv-parse';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { LockMode, raw } from '@mikro-orm/core';
+import { raw } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { findActor, type Actor } from './accounts.js';
 import {
@@ -31,8 +32,9 @@ import {
   type EndpointStatus,
   type SimStatus,
 } from './entities.js';
-import { DomainError, ForbiddenError, NotFoundError } from './errors.js';
+import { DomainError, ForbiddenError, InvalidStateError, NotFoundError } from './errors.js';
 import { recordEvent } from './events.js';
+import { runStatement } from '../db/compiled-statement.js';
 import { checkIccid } from './identifiers.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
 import { csvLine, notCsvReason } from './csv.js';
@@ -51,7 +53,7 @@ import {
 
 export const BULK_MAX_ROWS = 100_000;
 const LOOKUP_BATCH = 5_000;
-/** Rows whose outcomes are written (and the lease renewed, and a cancel looked for) together. */
+/** Rows of a round: their outcomes are written (and the lease let go, and a cancel looked for) together. */
 const RUN_BATCH = 100;
 
 /** A file that cannot be read as a bulk change at all (no header, too many rows, not CSV): 422 with the reason. */
@@ -115,9 +117,12 @@ async function readRows(file: BulkFile): Promise<RawRow[]> {
   const name = file.filename ? `“${file.filename}”` : 'The file';
   const notCsv = notCsvReason(bytes.subarray(0, 4096), name, 'your changes: a header line endpoint_id,action,iccid and one change a line');
   if (notCsv) throw new BulkFileError(notCsv);
-  let records: { record: Record<string, string>; info: { lines: number } }[];
+  // Line breaks as \n only: csv-parse counts a \r\n inside a quoted value as two lines. (No value of this file
+  // may hold a line break, so nothing a row says is lost.)
+  const text = bytes.includes(13) ? Buffer.from(bytes.toString('utf8').replace(/\r\n?/g, '\n')) : bytes;
+  let records: { record: Record<string, string>; info: { lines: number }; raw: string }[];
   try {
-    records = parseCsv(bytes, {
+    records = parseCsv(text, {
       bom: true,
       delimiter: [',', ';'],
       columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
@@ -126,7 +131,8 @@ async function readRows(file: BulkFile): Promise<RawRow[]> {
       relax_column_count: true,
       max_record_size: 4096,
       info: true,
-    }) as { record: Record<string, string>; info: { lines: number } }[];
+      raw: true,
+    }) as { record: Record<string, string>; info: { lines: number }; raw: string }[];
   } catch (error) {
     throw new BulkFileError(
       `The file could not be read as CSV (${(error as CsvError).message.slice(0, 160)}). Save it as “CSV UTF-8” and upload that.`,
@@ -141,12 +147,23 @@ async function readRows(file: BulkFile): Promise<RawRow[]> {
   if (records.length > BULK_MAX_ROWS) {
     throw new BulkFileError(`The file has more than ${BULK_MAX_ROWS.toLocaleString('en')} rows; split it into smaller files.`);
   }
-  return records.map(({ record, info }) => ({
-    line: info.lines,
+  return records.map(({ record, info, raw }) => ({
+    line: firstLine(info.lines, raw),
     endpoint_id: record.endpoint_id ?? '',
     action: (record.action ?? '').toLowerCase(),
     iccid: record.iccid ?? '',
   }));
+}
+
+/**
+ * The line a record starts on, as a person counts it in the file: csv-parse gives the line it ends on, and its
+ * raw text (the empty lines skipped before it, the record, its line break); a quoted value may span lines.
+ */
+function firstLine(lastLine: number, raw: string): number {
+  const body = raw.replace(/^\n+/, '').replace(/\n$/, '');
+  let breaks = 0;
+  for (let i = body.indexOf('\n'); i !== -1; i = body.indexOf('\n', i + 1)) breaks++;
+  return lastLine - breaks;
 }
 
 /** Checks every row of the file against the enterprise's endpoints and SIMs as they are now. */
@@ -181,6 +198,13 @@ export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFil
         continue;
       }
       iccid = checked.value;
+    } else if (row.iccid) {
+      // Never silently ignored: the person may have meant another action (a swap), or put the row on the wrong endpoint.
+      problems.push({
+        line: row.line,
+        reason: `${row.action} takes no ICCID (it acts on the endpoint and the SIM it has); leave iccid empty, or use link or swap`,
+      });
+      continue;
     }
     shaped.push({ line: row.line, endpointId: Number(id), action: row.action, iccid });
   }
@@ -339,10 +363,20 @@ export function firstBulkRows(em: EntityManager, jobId: number, limit = 20) {
   return em.find(BulkJobRowSchema, { job: jobId }, { orderBy: { line: 'asc' }, limit, disableIdentityMap: true });
 }
 
-/** Asks a running or queued job to stop after the batch under way. */
+/**
+ * Asks a running or queued job to stop after the batch under way (a draft is dropped at once). A job that has
+ * ended already is refused with how it ended, and nothing changes.
+ */
 export async function cancelBulkJob(em: EntityManager, actor: Actor, id: number): Promise<BulkJob> {
   if (actor.role !== 'admin') throw new ForbiddenError();
   const job = await findBulkJob(em, actor, id);
+  if (job.state === 'done') {
+    throw new InvalidStateError(
+      `This bulk change has already finished (${job.done.toLocaleString('en')} done, ${job.failed.toLocaleString('en')} failed); there is nothing to cancel.`,
+    );
+  }
+  if (job.state === 'cancelled')
+    throw new InvalidStateError('This bulk change has already been cancelled; there is nothing more to cancel.');
   if (job.state === 'draft') {
     job.state = 'cancelled';
     job.finishedAt = new Date();
@@ -382,8 +416,8 @@ export interface BulkRunnerOptions {
 }
 
 /**
- * How long a job stays with the instance that took it without news from it: renewed after every batch (a
- * batch takes well under a second), so an instance killed mid-job hands its job on within this time.
+ * How long a job stays with the instance that took it for a round without news from it (a round takes well
+ * under a second), so an instance killed mid-round hands its job on within this time.
  */
 const LEASE_MS = 15_000;
 
@@ -394,12 +428,13 @@ export const BULK_CONCURRENCY = 1;
 export const BULK_BATCH_ROWS = 100;
 
 /**
- * Runs queued jobs in the background, one at a time per instance, each on one instance at a time.
+ * Runs queued jobs in the background, a round of one job at a time per instance, each job on one instance at a
+ * time; the jobs of several enterprises take turns, a round each (runOne).
  *
  * Throughput: a round takes the next rows without an outcome, does them in batches of BULK_BATCH_ROWS rows — each
  * batch one transaction through changeMany (lifecycle.ts), BULK_CONCURRENCY batches at once, each on its own
- * connection of the app's pool; a swap through swapSim alone — then writes the round's outcomes, counts and
- * renewed lease in one transaction. The rows of one job never contend with each other: the preview refuses the
+ * connection of the app's pool; a swap through swapSim alone — then writes the round's outcomes and counts and
+ * lets go of the lease in one transaction. The rows of one job never contend with each other: the preview refuses the
  * same endpoint or the same SIM twice in a file and a SIM that is not Ready to Activate (and a batch that meets
  * one anyway refuses the second as the verbs would). Measured at 1,000,000 SIMs on the 2-core machine shared with
  * other work (load 7–10): bench/bulk-rate.ts, 4,000-row link job and the de-link job undoing it, two rounds
@@ -430,88 +465,105 @@ export class BulkRunner extends PollingWorker {
     return (await this.runOne()) ? 'more' : 'none';
   }
 
-  /** Takes one job whose lease is free and runs it until it ends, is cancelled, this runner stops, or it loses the lease. */
+  /**
+   * Takes one job whose lease is free — the job of the enterprise served least recently — and runs one round
+   * of its rows, then lets go of it (or ends it), so one enterprise's huge job never starves another's: the
+   * next claim, here or on another instance, goes round-robin across the enterprises with work waiting.
+   */
   async runOne(): Promise<boolean> {
     const claimed = await this.#claim();
     if (!claimed) return false;
-    let lease = claimed.lease;
+    const lease = claimed.lease;
     const em = this.#orm.em.fork();
     const actor = await findActor(em, claimed.createdBy);
-    for (;;) {
-      // A fresh unit of work per batch: the job as it is now (a cancel asked for), and no rows piling up in memory.
-      em.clear();
-      const job = await em.findOneOrFail(BulkJobSchema, claimed.id);
-      if (job.leaseUntil?.getTime() !== lease.getTime()) return true; // another instance holds it now
-      if (job.cancelRequested) return this.#finish(job.id, lease, 'cancelled', actor);
-      if (this.stopping) {
-        await this.#orm.em
-          .fork()
-          .nativeUpdate(BulkJobSchema, { id: job.id, leaseUntil: lease }, { leaseUntil: null, updatedAt: new Date() });
-        return true;
-      }
-      const rows = await em.find(
-        BulkJobRowSchema,
-        { job: job.id, outcome: null },
-        { orderBy: { line: 'asc' }, limit: Math.max(RUN_BATCH, this.#batchRows * this.#concurrency) },
-      );
-      if (!rows.length) return this.#finish(job.id, lease, 'done', actor);
-      const batches = inBatches(rows, this.#batchRows);
-      const results = (
-        await inPool(batches, this.#concurrency, (batch) =>
-          !actor
-            ? Promise.resolve(batch.map(() => ({ ok: false, message: 'The user who started this job no longer exists' })))
-            : this.#batchRows === 1 || !isBatchable(batch[0])
-              ? applyRow(this.#orm.em.fork(), actor, job.id, batch[0]).then((result) => [result])
-              : applyBatch(this.#orm.em.fork(), actor, job.id, batch),
-        )
-      ).flat();
-      let done = 0;
-      let failed = 0;
-      // The results in the batches' order (a swap's row may come before the batch of rows around it).
-      batches.flat().forEach((row, i) => {
-        const result = results[i];
-        row.outcome = result.ok ? 'done' : 'failed';
-        row.message = result.message.slice(0, 500);
-        if (result.ok) done++;
-        else failed++;
-      });
-      // The rows' outcomes, the counts and the renewed lease in one transaction — only while this runner still
-      // holds the lease it took (compare and set): an instance that lost it writes nothing more and stops.
-      const next = new Date(Date.now() + this.#leaseMs);
-      const held = await em
-        .transactional(async (tx) => {
-          const renewed = await tx.nativeUpdate(
-            BulkJobSchema,
-            { id: job.id, leaseUntil: lease },
-            { leaseUntil: next, done: raw(`done + ${done}`), failed: raw(`failed + ${failed}`), updatedAt: new Date() },
-          );
-          if (!renewed) throw new LeaseLost();
-        })
-        .then(
-          () => true,
-          (error: unknown) => {
-            if (error instanceof LeaseLost) return false;
-            throw error;
-          },
-        );
-      if (!held) return true;
-      lease = next;
+    const job = await em.findOneOrFail(BulkJobSchema, claimed.id);
+    if (job.leaseUntil?.getTime() !== lease.getTime()) return true; // another instance holds it now
+    if (job.cancelRequested) return this.#finish(job.id, lease, 'cancelled', actor);
+    if (this.stopping) {
+      await this.#release(job.id, lease);
+      return true;
     }
+    const limit = Math.max(RUN_BATCH, this.#batchRows * this.#concurrency);
+    const rows = await em.find(BulkJobRowSchema, { job: job.id, outcome: null }, { orderBy: { line: 'asc' }, limit });
+    if (!rows.length) return this.#finish(job.id, lease, 'done', actor);
+    const batches = inBatches(rows, this.#batchRows);
+    const results = (
+      await inPool(batches, this.#concurrency, (batch) =>
+        !actor
+          ? Promise.resolve(batch.map(() => ({ ok: false, message: 'The user who started this job no longer exists' })))
+          : this.#batchRows === 1 || !isBatchable(batch[0])
+            ? applyRow(this.#orm.em.fork(), actor, job.id, batch[0]).then((result) => [result])
+            : applyBatch(this.#orm.em.fork(), actor, job.id, batch),
+      )
+    ).flat();
+    let done = 0;
+    let failed = 0;
+    // The results in the batches' order (a swap's row may come before the batch of rows around it).
+    batches.flat().forEach((row, i) => {
+      const result = results[i];
+      row.outcome = result.ok ? 'done' : 'failed';
+      row.message = result.message.slice(0, 500);
+      if (result.ok) done++;
+      else failed++;
+    });
+    // The rows' outcomes, the counts and the lease let go in one transaction — only while this runner still
+    // holds the lease it took (compare and set): an instance that lost it writes nothing more and stops.
+    const held = await em
+      .transactional(async (tx) => {
+        const released = await tx.nativeUpdate(
+          BulkJobSchema,
+          { id: job.id, leaseUntil: lease },
+          { leaseUntil: null, done: raw(`done + ${done}`), failed: raw(`failed + ${failed}`), updatedAt: new Date() },
+        );
+        if (!released) throw new LeaseLost();
+      })
+      .then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof LeaseLost) return false;
+          throw error;
+        },
+      );
+    // Fewer rows than asked for: none is left without an outcome, so the job ends now (if no one took it meanwhile).
+    if (held && rows.length < limit) {
+      const again = await this.#claim(job.id);
+      if (again) return this.#finish(job.id, again.lease, 'done', actor);
+    }
+    return true;
   }
 
-  async #claim(): Promise<{ id: number; createdBy: number; lease: Date } | null> {
+  /** Lets go of a job without ending it (this runner is stopping): any runner may take it up. */
+  async #release(jobId: number, lease: Date) {
+    await this.#orm.em.fork().nativeUpdate(BulkJobSchema, { id: jobId, leaseUntil: lease }, { leaseUntil: null, updatedAt: new Date() });
+  }
+
+  /**
+   * Takes a queued or running job whose lease is free (or `onlyId`): of the enterprise whose jobs were served
+   * least recently (never first), that enterprise's oldest; SKIP LOCKED, so runners never wait on each other.
+   */
+  async #claim(onlyId?: number): Promise<{ id: number; createdBy: number; lease: Date } | null> {
     return this.#orm.em.fork().transactional(async (tx) => {
-      const [job] = await tx.find(
-        BulkJobSchema,
-        {
+      const due = tx
+        .createQueryBuilder(BulkJobSchema, 'j')
+        .select('j.id')
+        .where({
           state: { $in: ['queued', 'running'] },
-          $or: [{ leaseUntil: null }, { leaseUntil: { $lt: raw('now()') as Date } }],
-        },
-        { orderBy: { id: 'asc' }, limit: 1, lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE },
-      );
-      if (!job) return null;
+          $or: [{ leaseUntil: null }, { leaseUntil: { $lt: raw('now()') } }],
+          ...(onlyId ? { id: onlyId } : {}),
+        })
+        .limit(1)
+        .getKnexQuery()
+        // The enterprise's last service: a correlated max over its jobs (bulk_job_enterprise_idx), which the
+        // query builder's orderBy does not take.
+        .orderByRaw('(select max(s.served_at) from bulk_job s where s.enterprise_id = j.enterprise_id) asc nulls first, j.id asc')
+        .forUpdate('j')
+        .skipLocked();
+      const [candidate] = await runStatement<{ id: number }[]>(tx, due);
+      if (!candidate) return null;
+      const job = await tx.findOneOrFail(BulkJobSchema, candidate.id);
       job.state = 'running';
       job.startedAt ??= new Date();
+      job.servedAt = new Date();
       job.leaseUntil = new Date(Date.now() + this.#leaseMs);
       return { id: job.id, createdBy: job.createdBy, lease: job.leaseUntil };
     });
@@ -531,6 +583,7 @@ export class BulkRunner extends PollingWorker {
         await recordEvent(tx, { actor, source: 'bulk', requestId: `bulk-${jobId}` }, 'bulk.completed', {
           count: job.done,
           problemCount: job.failed,
+          bulkJob: { id: jobId, state },
         });
     });
     return true;

@@ -229,8 +229,12 @@ export const EventSchema = defineEntity({
     simStatusAfter: p.string().length(20).nullable(),
     /** Rows of an import (sims.imported, sims.import_refused). */
     count: p.integer().nullable(),
-    /** Problems found in a refused import. */
+    /** Problems found in a refused import; failed rows of a bulk change (bulk.completed). */
     problemCount: p.integer().nullable(),
+    /** The bulk change a bulk.completed event reports (no foreign key: the trail outlives the job). */
+    bulkJobId: p.integer().nullable(),
+    /** How that bulk change ended: done or cancelled. */
+    bulkState: p.string().length(12).nullable(),
     requestId: p.string().length(100).nullable(),
     /** Where the change came from; with `api` the actor is an API token (actorId is the token's id). */
     source: p
@@ -442,6 +446,8 @@ export const BulkJobSchema = defineEntity({
     failed: p.integer().default(0),
     cancelRequested: p.boolean().default(false),
     leaseUntil: p.datetime().columnType('timestamptz').nullable(),
+    /** When a runner last took the job for a round: claims go to the enterprise served least recently. */
+    servedAt: p.datetime().columnType('timestamptz').nullable(),
     startedAt: p.datetime().columnType('timestamptz').nullable(),
     finishedAt: p.datetime().columnType('timestamptz').nullable(),
     createdAt: createdAt(),

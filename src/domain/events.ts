@@ -26,8 +26,10 @@ export interface EventDetails {
   simStatus?: [string | null, string | null];
   /** Rows of an import (sims.imported, sims.import_refused). */
   count?: number;
-  /** Problems found in a refused import. */
+  /** Problems found in a refused import; failed rows of a bulk change. */
   problemCount?: number;
+  /** The bulk change a bulk.completed event reports, and how it ended. */
+  bulkJob?: { id: number; state: 'done' | 'cancelled' };
 }
 
 /**
@@ -94,6 +96,8 @@ function eventRow(ctx: EventContext, action: EventAction, details: EventDetails,
     simStatusAfter: details.simStatus?.[1] ?? null,
     count: details.count ?? null,
     problemCount: details.problemCount ?? null,
+    bulkJobId: details.bulkJob?.id ?? null,
+    bulkState: details.bulkJob?.state ?? null,
     requestId: ctx.requestId ?? null,
     source,
     createdAt: at,

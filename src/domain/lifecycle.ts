@@ -80,6 +80,8 @@ export interface Outcome {
 }
 
 export const CONFLICT_SIM_TAKEN = 'This SIM was just linked to another endpoint. Choose another SIM.';
+/** A swap for the SIM the endpoint has already. */
+export const CONFLICT_SAME_SIM = 'This SIM is already linked to this endpoint. Choose another SIM.';
 const CONFLICT_CONCURRENT =
   'Someone else changed this endpoint or SIM at the same moment. Nothing was changed; look at it again and retry.';
 
@@ -405,7 +407,7 @@ export async function swapSim(em: EntityManager, ctx: OperationContext, endpoint
     if (refused) throw new InvalidStateError(refused);
     const oldSimId = endpoint.sim?.id;
     if (!oldSimId) throw new ConflictError(CONFLICT_CONCURRENT);
-    if (oldSimId === newSimId) throw new ConflictError('This SIM is already linked to this endpoint. Choose another SIM.');
+    if (oldSimId === newSimId) throw new ConflictError(CONFLICT_SAME_SIM);
     const lockOld = () => lockOne(tx, SimSchema, { id: oldSimId, endpoint: endpoint.id });
     const lockNew = () => lockOne(tx, SimSchema, { id: newSimId, enterprise: ctx.actor.enterpriseId });
     let oldSim: Sim | null;

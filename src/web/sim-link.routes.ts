@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ConflictError, InvalidStateError } from '../domain/errors.js';
-import { delinkSim, linkSim, swapSim, CONFLICT_SIM_TAKEN } from '../domain/lifecycle.js';
+import { delinkSim, linkSim, swapSim, CONFLICT_SAME_SIM, CONFLICT_SIM_TAKEN } from '../domain/lifecycle.js';
 import { getEndpoint, type EndpointDetail } from '../domain/queries/endpoints.js';
 import { findSim, pickerPage } from '../domain/queries/picker.js';
 import { iccidCursor } from '../domain/queries/paging.js';
@@ -193,8 +193,11 @@ export async function simLinkRoutes(fastify: FastifyInstance) {
       if (!endpoint) return reply;
       const sim = await chosenSim(request, request.query.sim_id);
       if (!sim) return renderPicker(request, reply, request.query, swapTarget(endpoint), { status: 422, message: SELECT_A_SIM });
-      if (sim.status !== 'ready')
-        return renderPicker(request, reply, request.query, swapTarget(endpoint), { status: 409, message: CONFLICT_SIM_TAKEN });
+      if (sim.status !== 'ready') {
+        // The endpoint's own SIM is not "linked to another endpoint": say what it is.
+        const message = sim.id === endpoint.sim?.id ? CONFLICT_SAME_SIM : CONFLICT_SIM_TAKEN;
+        return renderPicker(request, reply, request.query, swapTarget(endpoint), { status: 409, message });
+      }
       return confirmPage(reply, endpoint, {
         action: `/endpoints/${endpoint.id}/sim/swap`,
         summary: `Swap SIM ${endpoint.sim?.iccid} of endpoint '${endpoint.name}' for SIM ${sim.iccid}.`,

@@ -260,6 +260,12 @@ describe('link, de-link, activate, suspend, resume', () => {
       old_sim_iccid: old.iccid,
       source: 'api',
     });
+    // GET /events names both SIMs of the swap: iccid the new one, old_iccid the one it replaced (null for other events).
+    const events = await api().get(`/api/v1/events?endpoint_id=${endpoint.id}`).set(bearer(viewerToken));
+    expect(events.status).toBe(200);
+    conforms('Event', events.body);
+    expect(events.body.data[0]).toMatchObject({ action: 'sim.swapped', iccid: fresh.iccid, old_iccid: old.iccid });
+    expect(events.body.data.slice(1).every((e: { old_iccid: unknown }) => e.old_iccid === null)).toBe(true);
     // The SIM it has now is not Ready: 409; a viewer: 403; an endpoint on Hold: 409 naming the state.
     expectProblem(await api().put(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken)).send({ iccid: fresh.iccid }), 409);
     expectProblem(await api().put(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(viewerToken)).send({ iccid: old.iccid }), 403);

@@ -112,6 +112,28 @@ describe('bulk preview', () => {
     expect(preview.counts).toEqual({ link: 1, delink: 0, swap: 1, activate: 1, suspend: 1, resume: 0 });
   });
 
+  it('an ICCID on a row whose action takes no SIM is refused with the row’s reason, never ignored', async () => {
+    const { endpoint } = await linkedEndpoint(fork(), acme, 'active');
+    const { endpoint: suspended } = await linkedEndpoint(fork(), acme, 'suspended');
+    const sim = await readySim(fork(), acme);
+    const csv = ['endpoint_id,action,iccid', `${endpoint.id},delink,${sim.iccid}`, `${suspended.id},resume,`].join('\n');
+    const preview = await previewBulk(fork(), admin, file(csv));
+    expect(preview.problems).toEqual([
+      { line: 2, reason: 'delink takes no ICCID (it acts on the endpoint and the SIM it has); leave iccid empty, or use link or swap' },
+    ]);
+    expect(preview.rows.map((r) => [r.line, r.action])).toEqual([[3, 'resume']]);
+  });
+
+  it('a row with a quoted value over several lines is reported at its first line (LF and CRLF alike), and so are the rows after it', async () => {
+    const [a, b] = await manyHoldEndpoints(fork(), acme, 2);
+    const lines = ['endpoint_id,action,iccid', `${a.id},"link`, `now",`, '', `${b.id},"sus`, 'pe', `nd",`, 'nope,link,'];
+    for (const eol of ['\n', '\r\n']) {
+      const preview = await previewBulk(fork(), admin, file(lines.join(eol)));
+      expect(preview.problems.map((p) => p.line)).toEqual([2, 5, 8]);
+      expect(preview.problems[0].reason).toContain('is not one of');
+    }
+  });
+
   it('refuses a file without the columns, an empty one, a viewer', async () => {
     expect(await refusedWith(previewBulk(fork(), admin, file('id,what\n1,link')))).toBeInstanceOf(BulkFileError);
     expect(await refusedWith(previewBulk(fork(), admin, file('endpoint_id,action,iccid\n')))).toBeInstanceOf(BulkFileError);
@@ -271,6 +293,25 @@ describe('bulk jobs', () => {
     expect(rows.every((row) => row.outcome === 'done')).toBe(true);
     const completed = (await eventsSince(fork(), before.lastEventId)).filter((e) => e.action === 'bulk.completed');
     expect(completed).toEqual([expect.objectContaining({ count: 300, problem_count: 0 })]);
+  }, 60_000);
+
+  it('fair claiming: a small job of another enterprise finishes before a big job started first (a round each, round-robin)', async () => {
+    const globexAdmin = await actorFor(fork(), globex, 'admin');
+    const big = await linkJob(400); // Acme's, 4 rounds of 100
+    const runner = new BulkRunner(db.orm);
+    expect(await runner.runOne()).toBe(true); // Acme's job started: its first round
+    const endpoints = await manyHoldEndpoints(fork(), globex, 5);
+    const sims = await manyReadySims(fork(), globex, 5);
+    const csv = ['endpoint_id,action,iccid', ...endpoints.map((e, i) => `${e.id},link,${sims[i].iccid}`)].join('\n');
+    const preview = await previewBulk(fork(), globexAdmin, file(csv));
+    const small = await createBulkJob(fork(), globexAdmin, preview.fileName, preview.rows);
+    expect(await runner.runOne()).toBe(true); // Globex was never served: its job goes next, whole
+    expect(await fork().findOneOrFail(BulkJobSchema, small.id)).toMatchObject({ state: 'done', done: 5 });
+    expect((await fork().findOneOrFail(BulkJobSchema, big.job.id)).state).toBe('running');
+    await runToEnd(runner);
+    const [a, b] = [await fork().findOneOrFail(BulkJobSchema, big.job.id), await fork().findOneOrFail(BulkJobSchema, small.id)];
+    expect(a).toMatchObject({ state: 'done', done: 400, leaseUntil: null });
+    expect(b.finishedAt!.getTime()).toBeLessThan(a.finishedAt!.getTime());
   }, 60_000);
 
   it('a cancelled job stops and says so; its rows not done stay without an outcome', async () => {

@@ -109,6 +109,72 @@ describe('Bulk changes pages', () => {
     expect(list.link('october.csv')).toBe(`/bulk/${job.id as number}`);
   });
 
+  it('History: bulk.completed says "Bulk change N finished" or "… cancelled" with the counts, N linking to the job (admins)', async () => {
+    const endpoints = await manyHoldEndpoints(em.fork(), acme, 3);
+    const sims = await manyReadySims(em.fork(), acme, 3);
+    const jobOf = async (name: string, csv: string) => {
+      expect((await upload(admin, csrf, csv, name)).status).toBe(200);
+      const [job] = await allRows(db, `select id from bulk_job where file_name = ?`, [name]);
+      await allRows(db, `update bulk_job set state = 'queued' where id = ?`, [job.id]);
+      return job.id as number;
+    };
+    const finished = await jobOf(
+      'history-finished.csv',
+      `endpoint_id,action,iccid\n${endpoints[0].id},link,${sims[0].iccid}\n${endpoints[1].id},link,${sims[1].iccid}`,
+    );
+    const cancelled = await jobOf('history-cancelled.csv', `endpoint_id,action,iccid\n${endpoints[2].id},link,${sims[2].iccid}`);
+    expect((await admin.post(`/bulk/${cancelled}/cancel`).type('form').send({ _csrf: csrf })).status).toBe(303);
+    while (await new BulkRunner(db.orm).runOne());
+    expect(
+      await allRows(
+        db,
+        `select bulk_job_id, bulk_state, count, problem_count from event where action = 'bulk.completed' and bulk_job_id in (?, ?) order by id`,
+        [finished, cancelled],
+      ),
+    ).toEqual([
+      { bulk_job_id: finished, bulk_state: 'done', count: 2, problem_count: 0 },
+      { bulk_job_id: cancelled, bulk_state: 'cancelled', count: 0, problem_count: 0 },
+    ]);
+    const history = page((await admin.get('/events?action=bulk.completed')).text);
+    const what = history.rows().map((cells) => cells[1]);
+    expect(what.slice(0, 2)).toEqual([
+      `Bulk change ${cancelled} cancelled: 0 done, 0 failed`,
+      `Bulk change ${finished} finished: 2 done, 0 failed`,
+    ]);
+    expect(history.link(`Bulk change ${cancelled}`)).toBe(`/bulk/${cancelled}`);
+    expect(history.link(`Bulk change ${finished}`)).toBe(`/bulk/${finished}`);
+    // A viewer cannot open a job: the same words, no link.
+    const viewer = (await signedIn(app, em, acme, 'viewer')).agent;
+    const seen = page((await viewer.get('/events?action=bulk.completed')).text);
+    expect(seen.rows()[0][1]).toBe('Bulk change cancelled: 0 done, 0 failed');
+    expect(seen.link(`Bulk change ${cancelled}`)).toBeNull();
+  });
+
+  it('Cancel on a job that has finished meanwhile: 409 saying it has already finished, never "Cancelling"; nothing changes', async () => {
+    const [e] = await manyHoldEndpoints(em.fork(), acme, 1);
+    const [s] = await manyReadySims(em.fork(), acme, 1);
+    await upload(admin, csrf, `endpoint_id,action,iccid\n${e.id},link,${s.iccid}`, 'finished-then-cancel.csv');
+    const [job] = await allRows(db, `select id from bulk_job where file_name = 'finished-then-cancel.csv'`);
+    await allRows(db, `update bulk_job set state = 'queued' where id = ?`, [job.id]);
+    while (await new BulkRunner(db.orm).runOne());
+    const before = await allRows(db, 'select state, cancel_requested, done, failed, finished_at, updated_at from bulk_job where id = ?', [
+      job.id,
+    ]);
+    expect(before).toEqual([expect.objectContaining({ state: 'done', cancel_requested: false, done: 1 })]);
+    const cancel = await admin
+      .post(`/bulk/${job.id as number}/cancel`)
+      .type('form')
+      .send({ _csrf: csrf });
+    expect(cancel.status).toBe(409);
+    const said = page(cancel.text).text;
+    expect(said).toContain('This bulk change has already finished (1 done, 0 failed); there is nothing to cancel.');
+    expect(said).not.toContain('Cancelling');
+    expect(
+      await allRows(db, 'select state, cancel_requested, done, failed, finished_at, updated_at from bulk_job where id = ?', [job.id]),
+    ).toEqual(before);
+    expect(page((await admin.get(`/bulk/${job.id as number}`)).text).text).not.toContain('Cancelling');
+  });
+
   it('a draft can be discarded; it is never run', async () => {
     const [e] = await manyHoldEndpoints(em.fork(), acme, 1);
     const [s] = await manyReadySims(em.fork(), acme, 1);

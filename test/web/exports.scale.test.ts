@@ -185,6 +185,7 @@ describe('Download CSV at 100,000 rows', () => {
       'endpoint_id',
       'endpoint_name',
       'iccid',
+      'old_iccid',
       'endpoint_status_before',
       'endpoint_status_after',
       'sim_status_before',
@@ -192,7 +193,7 @@ describe('Download CSV at 100,000 rows', () => {
       'count',
     ]);
     const columns = `id, to_json(created_at) #>> '{}' as time, action, actor_name, source, endpoint_id, endpoint_name, sim_iccid,
-      endpoint_status_before, endpoint_status_after, sim_status_before, sim_status_after, count`;
+      old_sim_iccid, endpoint_status_before, endpoint_status_after, sim_status_before, sim_status_after, count`;
     // The time as JavaScript writes it (milliseconds); the actor and endpoint name spreadsheet-safe.
     const safeRow = (row: string[]) => row.map((v, i) => (i === 1 ? new Date(v).toISOString() : i === 3 || i === 6 ? safe(v) : v));
     const expected = (await sql(`select ${columns} from event where enterprise_id = ? order by id desc`, [acme.id])).map(safeRow);

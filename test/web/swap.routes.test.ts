@@ -63,6 +63,31 @@ describe('Swap SIM', () => {
     ).toEqual([{ n: 1 }]);
   });
 
+  it('the old SIM is shown wherever the swap is: endpoint history, History page, History CSV (old_iccid)', async () => {
+    const { endpoint, sim: old } = await linkedEndpoint(em.fork(), acme, 'active');
+    const fresh = await readySim(em.fork(), acme);
+    const confirm = await admin.get(`/endpoints/${endpoint.id}/sim/swap/confirm?sim_id=${fresh.id}`);
+    const yes = await admin
+      .post(`/endpoints/${endpoint.id}/sim/swap`)
+      .type('form')
+      .send({ _csrf: csrf, sim_id: String(fresh.id), key: hidden(confirm.text, 'key') });
+    expect(yes.status).toBe(303);
+    const history = readPage((await admin.get(`/endpoints/${endpoint.id}`)).text).text;
+    expect(history).toContain(`SIM swapped ${fresh.iccid} replaced ${old.iccid}`);
+    const events = readPage((await admin.get(`/events?endpoint=${endpoint.id}`)).text).text;
+    expect(events).toContain(`${fresh.iccid} replaced ${old.iccid}`);
+    const csv = await admin.get(`/events/export.csv?endpoint=${endpoint.id}`);
+    expect(csv.status).toBe(200);
+    const [header, swapped, ...rest] = csv.text
+      .trim()
+      .split('\r\n')
+      .map((line) => line.split(','));
+    const col = (name: string) => header.indexOf(name);
+    expect(col('old_iccid')).toBe(col('iccid') + 1);
+    expect([swapped[col('action')], swapped[col('iccid')], swapped[col('old_iccid')]]).toEqual(['sim.swapped', fresh.iccid, old.iccid]);
+    expect(rest.every((line) => line[col('old_iccid')] === '')).toBe(true);
+  });
+
   it('no Swap SIM on Hold (refused with the reason if asked for); a taken SIM is refused, nothing changes', async () => {
     const hold = await holdEndpoint(em.fork(), acme);
     expect(readPage((await admin.get(`/endpoints/${hold.id}`)).text).button('Swap SIM')).toBeNull();
@@ -81,6 +106,18 @@ describe('Swap SIM', () => {
       .send({ _csrf: csrf, sim_id: String(taken.id), key: 'swap-form-key-0000000001' });
     expect(posted.status).toBe(409);
     expect(await allRows(db, 'select sim_id from endpoint where id = ?', [endpoint.id])).toEqual([{ sim_id: sim.id }]);
+  });
+
+  it('a swap for the endpoint’s own SIM says it is already linked to this endpoint, not to another; nothing changes', async () => {
+    const { endpoint, sim } = await linkedEndpoint(em.fork(), acme, 'active');
+    const refused = await admin.get(`/endpoints/${endpoint.id}/sim/swap/confirm?sim_id=${sim.id}`);
+    expect(refused.status).toBe(409);
+    const said = readPage(refused.text).text;
+    expect(said).toContain('This SIM is already linked to this endpoint. Choose another SIM.');
+    expect(said).not.toContain('another endpoint');
+    expect(await allRows(db, 'select status, sim_id from endpoint where id = ?', [endpoint.id])).toEqual([
+      { status: 'active', sim_id: sim.id },
+    ]);
   });
 
   it('viewers see no Swap SIM and are refused', async () => {

@@ -16,18 +16,21 @@ export type EventRow = Pick<
   | 'endpoint'
   | 'endpointName'
   | 'simIccid'
+  | 'oldSimIccid'
   | 'endpointStatusBefore'
   | 'endpointStatusAfter'
   | 'simStatusBefore'
   | 'simStatusAfter'
   | 'count'
   | 'problemCount'
+  | 'bulkJobId'
+  | 'bulkState'
   | 'source'
   | 'createdAt'
 >;
 
 /** An event of one endpoint's history (which endpoint goes without saying). */
-export type EndpointEventRow = Omit<EventRow, 'endpoint' | 'id' | 'source'> & { id: string };
+export type EndpointEventRow = Omit<EventRow, 'endpoint' | 'id' | 'source' | 'bulkJobId' | 'bulkState'> & { id: string };
 
 const EVENT_FIELDS = [
   'id',
@@ -36,12 +39,15 @@ const EVENT_FIELDS = [
   'endpoint',
   'endpointName',
   'simIccid',
+  'oldSimIccid',
   'endpointStatusBefore',
   'endpointStatusAfter',
   'simStatusBefore',
   'simStatusAfter',
   'count',
   'problemCount',
+  'bulkJobId',
+  'bulkState',
   'source',
   'createdAt',
 ] as const;
@@ -107,6 +113,8 @@ export interface EventExportRow {
   endpoint: number | null;
   endpointName: string | null;
   simIccid: string | null;
+  /** The SIM a swap replaced. */
+  oldSimIccid: string | null;
   endpointStatusBefore: string | null;
   endpointStatusAfter: string | null;
   simStatusBefore: string | null;
@@ -138,6 +146,7 @@ export async function eventsExportPage(
       'e.endpoint',
       'e.endpointName',
       'e.simIccid',
+      'e.oldSimIccid',
       'e.endpointStatusBefore',
       'e.endpointStatusAfter',
       'e.simStatusBefore',

@@ -200,6 +200,7 @@ export function endpointDetailSql(enterpriseId: number, endpointId: number) {
 export function endpointHistorySql(enterpriseId: number, endpointId: number, limit: number) {
   return {
     sql: `select id::text as id, action, actor_name as "actorName", endpoint_name as "endpointName", sim_iccid as "simIccid",
+            old_sim_iccid as "oldSimIccid",
             endpoint_status_before as "endpointStatusBefore", endpoint_status_after as "endpointStatusAfter",
             sim_status_before as "simStatusBefore", sim_status_after as "simStatusAfter", count,
             problem_count as "problemCount", created_at as "createdAt"
