@@ -22,6 +22,7 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { findActor, type Actor } from './accounts.js';
 import {
   BULK_ACTIONS,
+  BulkJobProblemSchema,
   BulkJobRowSchema,
   BulkJobSchema,
   EndpointSchema,
@@ -78,6 +79,8 @@ export interface BulkRow {
 export interface BulkProblem {
   line: number;
   reason: string;
+  /** The row's values as the file had them (for the results CSV). */
+  values?: { endpointId: string; action: string; iccid: string };
 }
 
 export interface BulkPreview {
@@ -166,6 +169,13 @@ function firstLine(lastLine: number, raw: string): number {
   return lastLine - breaks;
 }
 
+const valuesOf = (row: RawRow) => ({ endpointId: row.endpoint_id, action: row.action, iccid: row.iccid });
+const shapedValues = (row: { endpointId: number; action: string; iccid: string | null }) => ({
+  endpointId: String(row.endpointId),
+  action: row.action,
+  iccid: row.iccid ?? '',
+});
+
 /** Checks every row of the file against the enterprise's endpoints and SIMs as they are now. */
 export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFile): Promise<BulkPreview> {
   if (actor.role !== 'admin') throw new ForbiddenError();
@@ -178,23 +188,28 @@ export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFil
     if (!/^[0-9]{1,9}$/.test(id)) {
       problems.push({
         line: row.line,
+        values: valuesOf(row),
         reason: id ? `endpoint_id "${id.slice(0, 20)}" is not an endpoint id (a number)` : 'endpoint_id is empty',
       });
       continue;
     }
     if (!isAction(row.action)) {
-      problems.push({ line: row.line, reason: `action "${row.action.slice(0, 20)}" is not one of ${BULK_ACTIONS.join(', ')}` });
+      problems.push({
+        line: row.line,
+        values: valuesOf(row),
+        reason: `action "${row.action.slice(0, 20)}" is not one of ${BULK_ACTIONS.join(', ')}`,
+      });
       continue;
     }
     let iccid: string | null = null;
     if (NEEDS_SIM.includes(row.action)) {
       if (!row.iccid) {
-        problems.push({ line: row.line, reason: `${row.action} needs the ICCID of the SIM` });
+        problems.push({ line: row.line, values: valuesOf(row), reason: `${row.action} needs the ICCID of the SIM` });
         continue;
       }
       const checked = checkIccid(row.iccid);
       if (!checked.ok) {
-        problems.push({ line: row.line, reason: checked.message });
+        problems.push({ line: row.line, values: valuesOf(row), reason: checked.message });
         continue;
       }
       iccid = checked.value;
@@ -202,6 +217,7 @@ export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFil
       // Never silently ignored: the person may have meant another action (a swap), or put the row on the wrong endpoint.
       problems.push({
         line: row.line,
+        values: valuesOf(row),
         reason: `${row.action} takes no ICCID (it acts on the endpoint and the SIM it has); leave iccid empty, or use link or swap`,
       });
       continue;
@@ -237,33 +253,41 @@ export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFil
   for (const row of shaped) {
     const endpoint = endpoints.get(row.endpointId);
     if (!endpoint) {
-      problems.push({ line: row.line, reason: `There is no endpoint ${row.endpointId}` });
+      problems.push({ line: row.line, values: shapedValues(row), reason: `There is no endpoint ${row.endpointId}` });
       continue;
     }
     const earlier = endpointLine.get(row.endpointId);
     if (earlier !== undefined) {
-      problems.push({ line: row.line, reason: `Endpoint ${row.endpointId} is also on line ${earlier}; one change per endpoint in a file` });
+      problems.push({
+        line: row.line,
+        values: shapedValues(row),
+        reason: `Endpoint ${row.endpointId} is also on line ${earlier}; one change per endpoint in a file`,
+      });
       continue;
     }
     const refused = refusal(row.action === 'swap' ? 'swap' : row.action, endpoint);
     if (refused) {
-      problems.push({ line: row.line, reason: refused });
+      problems.push({ line: row.line, values: shapedValues(row), reason: refused });
       continue;
     }
     let simId: number | null = null;
     if (row.iccid) {
       const sim = sims.get(row.iccid);
       if (!sim) {
-        problems.push({ line: row.line, reason: `There is no SIM with ICCID ${row.iccid} in your inventory` });
+        problems.push({ line: row.line, values: shapedValues(row), reason: `There is no SIM with ICCID ${row.iccid} in your inventory` });
         continue;
       }
       if (sim.status !== 'ready') {
-        problems.push({ line: row.line, reason: `SIM ${row.iccid} is ${simStatusLabel(sim.status)}, not Ready to Activate` });
+        problems.push({
+          line: row.line,
+          values: shapedValues(row),
+          reason: `SIM ${row.iccid} is ${simStatusLabel(sim.status)}, not Ready to Activate`,
+        });
         continue;
       }
       const simEarlier = simLine.get(row.iccid);
       if (simEarlier !== undefined) {
-        problems.push({ line: row.line, reason: `SIM ${row.iccid} is also on line ${simEarlier}` });
+        problems.push({ line: row.line, values: shapedValues(row), reason: `SIM ${row.iccid} is also on line ${simEarlier}` });
         continue;
       }
       simLine.set(row.iccid, row.line);
@@ -288,6 +312,7 @@ export async function createBulkJob(
   fileName: string,
   rows: BulkRow[],
   state: 'draft' | 'queued' = 'queued',
+  problems: BulkProblem[] = [],
 ): Promise<BulkJob> {
   if (actor.role !== 'admin') throw new ForbiddenError();
   if (!rows.length) throw new BulkFileError('There are no changes to apply.');
@@ -319,6 +344,20 @@ export async function createBulkJob(
           simId: row.simId,
           outcome: null,
           message: null,
+        })),
+      );
+    }
+    // The rows the preview refused, kept for the results CSV.
+    for (let i = 0; i < problems.length; i += LOOKUP_BATCH) {
+      await tx.insertMany(
+        BulkJobProblemSchema,
+        problems.slice(i, i + LOOKUP_BATCH).map((problem) => ({
+          job: job.id,
+          line: problem.line,
+          endpointId: (problem.values?.endpointId ?? '').slice(0, 40),
+          action: (problem.values?.action ?? '').slice(0, 40),
+          iccid: (problem.values?.iccid ?? '').slice(0, 40),
+          reason: problem.reason.slice(0, 500),
         })),
       );
     }
@@ -388,20 +427,60 @@ export async function cancelBulkJob(em: EntityManager, actor: Actor, id: number)
   return job;
 }
 
-/** Every row of a job with its outcome, as a CSV file (spreadsheet-safe), streamed a batch at a time. */
+/**
+ * Every row of the job's file with its outcome, as a CSV file (spreadsheet-safe), streamed a batch at a time:
+ * the rows of the job (done, failed, or not done) and the rows the preview refused ("cannot be done", with the
+ * reason), merged in line order.
+ */
 export async function* bulkResultsCsv(em: EntityManager, actor: Actor, jobId: number): AsyncGenerator<string> {
   await findBulkJob(em, actor, jobId);
   yield csvLine(['line', 'endpoint_id', 'action', 'iccid', 'outcome', 'message']);
+  const rows = inLineOrder(async (after, limit) =>
+    (
+      await em.find(BulkJobRowSchema, { job: jobId, line: { $gt: after } }, { orderBy: { line: 'asc' }, limit, disableIdentityMap: true })
+    ).map((row) => ({
+      line: row.line,
+      csv: csvLine([row.line, row.endpointId, row.action, row.iccid, row.outcome ?? 'not done', row.message]),
+    })),
+  );
+  const refused = inLineOrder(async (after, limit) =>
+    (
+      await em.find(
+        BulkJobProblemSchema,
+        { job: jobId, line: { $gt: after } },
+        { orderBy: { line: 'asc' }, limit, disableIdentityMap: true },
+      )
+    ).map((p) => ({ line: p.line, csv: csvLine([p.line, p.endpointId, p.action, p.iccid, 'cannot be done', p.reason]) })),
+  );
+  // The two in line order (a merge of two sorted streams), a thousand lines a chunk.
+  let a = await rows.next();
+  let b = await refused.next();
+  let chunk: string[] = [];
+  while (!a.done || !b.done) {
+    if (!a.done && (b.done || a.value.line < b.value.line)) {
+      chunk.push(a.value.csv);
+      a = await rows.next();
+    } else if (!b.done) {
+      chunk.push(b.value.csv);
+      b = await refused.next();
+    }
+    if (chunk.length === 1000) {
+      yield chunk.join('');
+      chunk = [];
+    }
+  }
+  if (chunk.length) yield chunk.join('');
+}
+
+/** The items `read` gives a page at a time after a line, one by one in line order. */
+async function* inLineOrder<T extends { line: number }>(read: (after: number, limit: number) => Promise<T[]>): AsyncGenerator<T> {
+  const limit = 1000;
   let after = 0;
   for (;;) {
-    const rows = await em.find(
-      BulkJobRowSchema,
-      { job: jobId, line: { $gt: after } },
-      { orderBy: { line: 'asc' }, limit: 1000, disableIdentityMap: true },
-    );
-    if (!rows.length) return;
-    yield rows.map((row) => csvLine([row.line, row.endpointId, row.action, row.iccid, row.outcome ?? 'not done', row.message])).join('');
-    after = rows[rows.length - 1].line;
+    const page = await read(after, limit);
+    yield* page;
+    if (page.length < limit) return;
+    after = page[page.length - 1].line;
   }
 }
 

@@ -481,6 +481,21 @@ export const BulkJobRowSchema = defineEntity({
 });
 export type BulkJobRow = InferEntity<typeof BulkJobRowSchema>;
 
+/** A row of a bulk change's file that the preview refused: its values as written, and the reason. */
+export const BulkJobProblemSchema = defineEntity({
+  name: 'BulkJobProblem',
+  properties: {
+    job: () =>
+      p.manyToOne(BulkJobSchema).ref().primary().foreignKeyName('bulk_job_problem_job_id_fkey').updateRule(NO_ACTION).deleteRule('cascade'),
+    line: p.integer().primary(),
+    endpointId: p.string().length(40),
+    action: p.string().length(40),
+    iccid: p.string().length(40),
+    reason: p.string().length(500),
+  },
+});
+export type BulkJobProblem = InferEntity<typeof BulkJobProblemSchema>;
+
 /**
  * An API token (SPEC §5): acts for its enterprise with its role. Only the SHA-256 of the token is kept;
  * a revoked token stays listed (revokedAt) and is refused from the next request on.
@@ -569,6 +584,7 @@ export const entities = [
   WebhookAttemptSchema,
   BulkJobSchema,
   BulkJobRowSchema,
+  BulkJobProblemSchema,
   ApiTokenSchema,
   ImportRowSchema,
   ImportProblemSchema,

@@ -79,7 +79,9 @@ export async function bulkRoutes(fastify: FastifyInstance) {
       throw error;
     }
     if (part.file.truncated) return bulkPage(request, reply, { error: 'The file is larger than 8 MB; split it into smaller files.' }, 413);
-    const job = preview.rows.length ? await createBulkJob(request.em.fork(), actor, preview.fileName, preview.rows, 'draft') : null;
+    const job = preview.rows.length
+      ? await createBulkJob(request.em.fork(), actor, preview.fileName, preview.rows, 'draft', preview.problems)
+      : null;
     return reply.page(
       'bulk/preview',
       {

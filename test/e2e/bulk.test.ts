@@ -76,6 +76,7 @@ describe('Bulk changes', () => {
     expect(lines.slice(1).map((line) => line.split(',').slice(0, 5).join(','))).toEqual([
       `2,${holdId},link,${sim.iccid},done`,
       `3,${preActiveId},activate,,done`,
+      '4,999999999,suspend,,cannot be done',
     ]);
 
     await page.goto(`/endpoints/${holdId}`);

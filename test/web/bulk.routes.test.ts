@@ -98,11 +98,16 @@ describe('Bulk changes pages', () => {
     expect(results.status).toBe(200);
     expect(results.headers['content-type']).toMatch(/^text\/csv/);
     const records = parse(results.text, { columns: true, bom: true }) as Record<string, string>[];
-    expect(records.map((r) => [r.line, r.outcome])).toEqual([
-      ['2', 'done'],
-      ['3', 'done'],
-      ['4', 'done'],
+    // Every row of the file: the rows done, and the rows the preview refused with their reason, in line order.
+    expect(records.map((r) => [r.line, r.endpoint_id, r.action, r.outcome])).toEqual([
+      ['2', String(endpoints[0].id), 'link', 'done'],
+      ['3', String(endpoints[1].id), 'link', 'done'],
+      ['4', String(endpoints[2].id), 'link', 'done'],
+      ['5', String(active.id), 'activate', 'cannot be done'],
+      ['6', 'nope', 'link', 'cannot be done'],
     ]);
+    expect(records[3].message).toBe(`Endpoint '${active.name}' is Active; only a Pre-Active endpoint can be activated.`);
+    expect(records[4].message).toContain('endpoint_id "nope" is not an endpoint id (a number)');
     const list = page((await admin.get('/bulk')).text);
     const listed = list.rows().find((cells) => cells[0] === 'october.csv');
     expect(listed?.slice(3)).toEqual(['3 of 3', '0', 'Finished']);
