@@ -19,7 +19,7 @@ import {
   type Outcome,
 } from '../domain/lifecycle.js';
 import { endpointCursor, getEndpoint, listEndpoints } from '../domain/queries/endpoints.js';
-import { isEventAction, listEvents } from '../domain/queries/history.js';
+import { eventCursor, isEventAction, listEvents } from '../domain/queries/history.js';
 import { iccidCursor } from '../domain/queries/paging.js';
 import { findSimByIccid, listSims, type SimListRow } from '../domain/queries/sims.js';
 import { SAFE } from '../web/plugins/access.js';
@@ -529,7 +529,7 @@ export async function v1Routes(root: FastifyInstance) {
       if (action !== undefined && !isEventAction(action)) {
         throw new ValidationError([{ field: 'action', message: `action must be one of the event actions, e.g. sim.linked` }]);
       }
-      if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) invalidCursor();
+      if (cursor !== undefined && !eventCursor(cursor)) invalidCursor();
       const page = await listEvents(request.em, enterpriseOf(request), { action, endpointId, before: cursor, limit });
       const data: EventJson[] = page.rows.map((e) => ({
         id: String(e.id),

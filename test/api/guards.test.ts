@@ -293,3 +293,59 @@ describe('a request Node cannot read', () => {
     expect(page.headers).not.toMatch(/problem\+json/i);
   });
 });
+
+describe('malformed cursors, 401 and 405', () => {
+  it('refuses a cursor no list made (cursor=0 among them) instead of showing the first page: 422 on the API, 400 on the screens', async () => {
+    await holdEndpoint(em, acme);
+    for (const [path, cursors] of [
+      ['events', ['0', '00', '-1', 'abc', '1.5']],
+      ['endpoints', ['0', 'zzz', 'WyJhIl0']],
+      ['sims', ['0', '123', 'abc']],
+    ] as const) {
+      for (const cursor of cursors) {
+        const problem = expectProblem(await api().get(`/api/v1/${path}?cursor=${cursor}`).set(bearer(adminToken)), 422);
+        expect(problem.errors, `${path} ${cursor}`).toEqual([expect.objectContaining({ field: 'cursor' })]);
+      }
+    }
+    const { agent } = await signedIn(app, em, acme, 'viewer');
+    for (const url of [
+      '/events?before=0',
+      '/events?before=abc',
+      '/endpoints?after=zzz',
+      '/endpoints?before=0',
+      '/sims?after=0',
+      '/sims?before=123',
+    ]) {
+      const res = await agent.get(url);
+      expect(res.status, url).toBe(400);
+      expect(res.text).toContain('This page link is damaged or out of date');
+    }
+    for (const url of ['/events', '/events?before=', '/endpoints?after=', '/sims']) expect((await agent.get(url)).status, url).toBe(200);
+  });
+
+  it('says how to authenticate on every 401: WWW-Authenticate: Bearer', async () => {
+    for (const request of [
+      api().get('/api/v1/endpoints'),
+      api().get('/api/v1/sims').set(bearer('sl_nope')),
+      api().post('/api/v1/endpoints').send({ name: 'x' }),
+    ]) {
+      const res = await request;
+      expectProblem(res, 401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+    }
+  });
+
+  it('answers an unknown method on a known path with 405 and Allow; an unknown path is still 404', async () => {
+    const endpoint = await holdEndpoint(em, acme);
+    const patch = await api().patch(`/api/v1/endpoints/${endpoint.id}`).set(bearer(adminToken)).send({ name: 'x' });
+    expectProblem(patch, 405);
+    expect(patch.headers.allow).toBe('GET, HEAD');
+    const del = await api().delete('/api/v1/endpoints').set(bearer(adminToken));
+    expectProblem(del, 405);
+    expect(del.headers.allow?.split(', ').sort()).toEqual(['GET', 'HEAD', 'POST']);
+    const sim = await api().patch(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken));
+    expect(sim.headers.allow?.split(', ').sort()).toEqual(['DELETE', 'POST', 'PUT']);
+    expectProblem(await api().patch('/api/v1/nothing').set(bearer(adminToken)), 404);
+    expect(await row('select name from endpoint where id = ?', [endpoint.id])).toEqual({ name: endpoint.name });
+  });
+});
