@@ -2,6 +2,7 @@
 // Idempotency-Key, and the routes — each calling the same domain verb or query as its screen.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { authenticateApiToken, type KeyRow, type TokenActor } from '../domain/api-tokens.js';
 import { EndpointSchema, type Endpoint, type EndpointStatus, type Sim, type SimStatus } from '../domain/entities.js';
@@ -35,7 +36,11 @@ import {
   type StoredAnswer,
 } from './idempotency.js';
 import {
+  CHANGE_HEADERS,
   CHANGE_PROBLEMS,
+  ChangeHeaders,
+  LOCATION,
+  success,
   CreateEndpointBody,
   EndpointList,
   EndpointListQuery,
@@ -325,7 +330,7 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'List endpoints',
         description: 'In name order; filter by status, search by name prefix or the first digits of the linked ICCID.',
         querystring: EndpointListQuery,
-        response: { 200: EndpointList, ...READ_PROBLEMS },
+        response: { 200: success(EndpointList, 'A page of endpoints; pass next_cursor as cursor for the next'), ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -350,8 +355,15 @@ export async function v1Routes(root: FastifyInstance) {
         tags: ['endpoints'],
         summary: 'Create an endpoint',
         description: 'On Hold; with `iccid`, a Ready to Activate SIM is linked at once (Active if activate_immediately, else Pre-Active).',
+        headers: ChangeHeaders,
         body: CreateEndpointBody,
-        response: { 201: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        response: {
+          201: success(Type.Ref('Endpoint'), 'The endpoint created (with its SIM, when one was linked)', {
+            ...LOCATION,
+            ...CHANGE_HEADERS,
+          }),
+          ...CHANGE_PROBLEMS,
+        },
       },
     },
     async (request, reply) => {
@@ -374,7 +386,7 @@ export async function v1Routes(root: FastifyInstance) {
         tags: ['endpoints'],
         summary: 'Read an endpoint',
         params: EndpointParams,
-        response: { 200: { $ref: 'Endpoint' }, ...READ_PROBLEMS },
+        response: { 200: success(Type.Ref('Endpoint'), 'The endpoint, with its SIM'), ...READ_PROBLEMS },
       },
     },
     async (request) => endpointJson(request.em, enterpriseOf(request), request.params.id),
@@ -409,8 +421,12 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'Link a SIM',
         description: 'The endpoint must be on Hold and the SIM Ready to Activate; both become Active or Pre-Active.',
         params: EndpointParams,
+        headers: ChangeHeaders,
         body: LinkBody,
-        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        response: {
+          200: success(Type.Ref('Endpoint'), 'The endpoint as the change left it, with its SIM', CHANGE_HEADERS),
+          ...CHANGE_PROBLEMS,
+        },
       },
     },
     linkByIccid,
@@ -425,8 +441,12 @@ export async function v1Routes(root: FastifyInstance) {
         description:
           'The endpoint must have a SIM; the new SIM must be Ready to Activate. In one transaction the old SIM returns to the inventory, Ready to Activate, and the new one is linked: both Active or Pre-Active, as the endpoint’s Activate Immediately says.',
         params: EndpointParams,
+        headers: ChangeHeaders,
         body: LinkBody,
-        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        response: {
+          200: success(Type.Ref('Endpoint'), 'The endpoint as the change left it, with its SIM', CHANGE_HEADERS),
+          ...CHANGE_PROBLEMS,
+        },
       },
     },
     withSim(swapSim),
@@ -445,8 +465,9 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'De-link the SIM',
         description: 'The endpoint goes to Hold; the SIM returns to the inventory, Ready to Activate.',
         params: EndpointParams,
+        headers: ChangeHeaders,
         body: NoBody,
-        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        response: { 200: success(Type.Ref('Endpoint'), 'The endpoint on Hold, without a SIM', CHANGE_HEADERS), ...CHANGE_PROBLEMS },
       },
     },
     change(delinkSim),
@@ -465,8 +486,12 @@ export async function v1Routes(root: FastifyInstance) {
           summary: `${summary} an endpoint`,
           description,
           params: EndpointParams,
+          headers: ChangeHeaders,
           body: NoBody,
-          response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+          response: {
+            200: success(Type.Ref('Endpoint'), 'The endpoint and its SIM as the change left them', CHANGE_HEADERS),
+            ...CHANGE_PROBLEMS,
+          },
         },
       },
       change(run),
@@ -483,7 +508,7 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'List SIMs',
         description: 'In ICCID order; filter by status, search by the first digits of an ICCID, IMSI or EID.',
         querystring: SimListQuery,
-        response: { 200: SimList, ...READ_PROBLEMS },
+        response: { 200: success(SimList, 'A page of SIMs; pass next_cursor as cursor for the next'), ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -501,7 +526,7 @@ export async function v1Routes(root: FastifyInstance) {
         tags: ['sims'],
         summary: 'Read a SIM by ICCID',
         params: SimParams,
-        response: { 200: { $ref: 'Sim' }, ...READ_PROBLEMS },
+        response: { 200: success(Type.Ref('Sim'), 'The SIM'), ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -521,7 +546,7 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'List events',
         description: 'The audit trail, newest first; filter by action or endpoint.',
         querystring: EventListQuery,
-        response: { 200: EventList, ...READ_PROBLEMS },
+        response: { 200: success(EventList, 'A page of events, newest first; pass next_cursor as cursor for the next'), ...READ_PROBLEMS },
       },
     },
     async (request) => {

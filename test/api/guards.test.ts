@@ -13,7 +13,7 @@ import { signedIn } from '../helpers/session.js';
 import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { createApiToken } from '../../src/domain/api-tokens.js';
 import { actorOf } from '../../src/domain/accounts.js';
-import { UserSchema } from '../../src/domain/entities.js';
+import { ENDPOINT_NAME_MAX_LENGTH, UserSchema } from '../../src/domain/entities.js';
 import { CURSOR_MAX_LENGTH } from '../../src/domain/queries/paging.js';
 import { Event } from '../../src/api/schemas.js';
 import { Compile } from 'typebox/compile';
@@ -347,5 +347,52 @@ describe('malformed cursors, 401 and 405', () => {
     expect(sim.headers.allow?.split(', ').sort()).toEqual(['DELETE', 'POST', 'PUT']);
     expectProblem(await api().patch('/api/v1/nothing').set(bearer(adminToken)), 404);
     expect(await row('select name from endpoint where id = ?', [endpoint.id])).toEqual({ name: endpoint.name });
+  });
+});
+
+describe('the OpenAPI document', () => {
+  type Operation = {
+    parameters?: { in: string; name: string }[];
+    requestBody?: { content: Record<string, { schema: { properties?: Record<string, { maxLength?: number }> } }> };
+    responses: Record<string, { description: string; headers?: Record<string, unknown>; content?: Record<string, unknown> }>;
+  };
+  it('documents problems as application/problem+json, the Idempotency-Key, the headers, 400/413/415 and real descriptions', async () => {
+    const doc = (await api().get('/api/v1/openapi.json')).body as { paths: Record<string, Record<string, Operation>> };
+    const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([m, op]) => [`${m} ${path}`, op] as const),
+    );
+    expect(operations.length).toBe(12);
+    for (const [name, op] of operations) {
+      for (const [status, response] of Object.entries(op.responses)) {
+        expect(response.description, `${name} ${status}`).not.toBe('Default Response');
+        if (Number(status) >= 400) expect(Object.keys(response.content ?? {}), `${name} ${status}`).toEqual(['application/problem+json']);
+        else expect(response.headers, `${name} ${status}`).toHaveProperty('RateLimit-Remaining');
+      }
+      expect(op.responses['401'].headers, name).toHaveProperty('WWW-Authenticate');
+      expect(op.responses['429'].headers, name).toHaveProperty('Retry-After');
+      if (name.startsWith('get ')) continue;
+      expect(op.parameters, name).toContainEqual(expect.objectContaining({ in: 'header', name: 'idempotency-key' }));
+      for (const status of ['400', '413', '415']) expect(op.responses, name).toHaveProperty(status);
+    }
+    const create = doc.paths['/api/v1/endpoints'].post;
+    expect(create.responses['201'].headers).toHaveProperty('Location');
+    expect(create.requestBody!.content['application/json'].schema.properties!.name.maxLength).toBe(ENDPOINT_NAME_MAX_LENGTH);
+    expect(ENDPOINT_NAME_MAX_LENGTH).toBe(100); // SPEC §1: name 1–100 characters
+  });
+
+  it('and the API take the same name limit as the domain: 100 characters (in code points), 101 is 422 on name', async () => {
+    const emoji = await api()
+      .post('/api/v1/endpoints')
+      .set(bearer(adminToken))
+      .send({ name: '📡'.repeat(ENDPOINT_NAME_MAX_LENGTH) });
+    expect(emoji.status, emoji.text).toBe(201);
+    const long = expectProblem(
+      await api()
+        .post('/api/v1/endpoints')
+        .set(bearer(adminToken))
+        .send({ name: 'n'.repeat(ENDPOINT_NAME_MAX_LENGTH + 1) }),
+      422,
+    );
+    expect(long.errors).toEqual([expect.objectContaining({ field: 'name' })]);
   });
 });
