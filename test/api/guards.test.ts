@@ -396,3 +396,22 @@ describe('the OpenAPI document', () => {
     expect(long.errors).toEqual([expect.objectContaining({ field: 'name' })]);
   });
 });
+
+describe('an endpoint named like a timestamp', () => {
+  it('makes a cursor the lists read back (MikroORM’s Cursor.decode would turn the name into a Date)', async () => {
+    const other = await createEnterprise(em, 'Timestamps');
+    const token = await tokenFor(other, 'viewer', 'Reader');
+    const first = await holdEndpoint(em, other, { name: '2026-01-01T00:00:00.000Z' });
+    const second = await holdEndpoint(em, other, { name: '2026-01-02T00:00:00.000Z' });
+    const page1 = await api().get('/api/v1/endpoints?limit=1').set(bearer(token));
+    expect(page1.body.data.map((e: { id: number }) => e.id)).toEqual([first.id]);
+    const page2 = await api().get(`/api/v1/endpoints?limit=1&cursor=${page1.body.next_cursor}`).set(bearer(token));
+    expect(page2.status, page2.text).toBe(200);
+    expect(page2.body.data.map((e: { id: number }) => e.id)).toEqual([second.id]);
+    const { agent } = await signedIn(app, em, other, 'viewer');
+    const screen = await agent.get(`/endpoints?after=${page1.body.next_cursor}`);
+    expect(screen.status).toBe(200);
+    expect(screen.text).toContain(`/endpoints/${second.id}"`);
+    expect(screen.text).not.toContain(`/endpoints/${first.id}"`);
+  });
+});
