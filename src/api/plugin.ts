@@ -86,10 +86,23 @@ export async function apiPlugin(app: FastifyInstance) {
     notDecimalRefused(schema.querystring, request.query);
   });
 
+  // The API's routes by path, for a 405 naming the methods a known path has (Fastify itself answers 404).
+  const routes: { path: RegExp; methods: string[] }[] = [];
+  app.addHook('onRoute', (route) => {
+    const path = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:\w+/g, '[^/]+')}$`);
+    routes.push({ path, methods: [route.method].flat() });
+  });
+
   app.setErrorHandler<FastifyError>(async (error, request, reply) => problemFromError(error, request, reply));
-  app.setNotFoundHandler(async (request, reply) =>
-    sendProblem(reply, 404, `There is no ${request.method} ${request.url.split('?')[0]} in the API.`),
-  );
+  app.setNotFoundHandler(async (request, reply) => {
+    const path = request.url.split('?')[0];
+    const allowed = [...new Set(routes.filter((r) => r.path.test(path)).flatMap((r) => r.methods))];
+    if (allowed.length) {
+      reply.header('Allow', allowed.join(', '));
+      return sendProblem(reply, 405, `${path} does not accept ${request.method}; it accepts ${allowed.join(', ')}.`);
+    }
+    return sendProblem(reply, 404, `There is no ${request.method} ${path} in the API.`);
+  });
 
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 

@@ -146,6 +146,8 @@ function oneOfValues(errors: SchemaError[], context: string | undefined): FieldE
 export function problemFromError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof ValidationError) return sendProblem(reply, 422, error.message, error.errors);
   if (error instanceof DomainError) {
+    // RFC 9110 §11.6.1: a 401 says how to authenticate.
+    if (error.kind === 'unauthorized') reply.header('WWW-Authenticate', 'Bearer');
     if (error instanceof TooManyRequestsError) reply.header('Retry-After', String(error.retryAfterSeconds));
     return sendProblem(reply, HTTP_STATUS[error.kind], error.message);
   }

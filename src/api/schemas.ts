@@ -1,7 +1,7 @@
 // The API's contract (SPEC §5): TypeBox schemas for every route's params, query, body and responses. They
 // validate the requests, type the handlers and generate the OpenAPI document (/api/v1/openapi.json).
 import { Type, type Static, type TSchema } from 'typebox';
-import { EVENT_ACTIONS, EVENT_SOURCES } from '../domain/entities.js';
+import { ENDPOINT_NAME_MAX_LENGTH, EVENT_ACTIONS, EVENT_SOURCES } from '../domain/entities.js';
 import { CURSOR_MAX_LENGTH } from '../domain/queries/paging.js';
 
 const EndpointStatus = Type.Union([Type.Literal('hold'), Type.Literal('pre_active'), Type.Literal('active'), Type.Literal('suspended')]);
@@ -131,7 +131,11 @@ export const SimParams = Type.Object({ iccid: Type.String({ maxLength: 40, descr
 
 export const CreateEndpointBody = Type.Object(
   {
-    name: Type.String({ maxLength: 200, examples: ['Truck 7'] }),
+    name: Type.String({
+      maxLength: ENDPOINT_NAME_MAX_LENGTH,
+      examples: ['Truck 7'],
+      description: `1 to ${ENDPOINT_NAME_MAX_LENGTH} characters`,
+    }),
     imei: Type.Optional(Nullable(Type.String({ maxLength: 40 }))),
     activate_immediately: Type.Optional(Type.Boolean({ default: false })),
     iccid: Type.Optional(Nullable(Type.String({ maxLength: 40, description: 'A Ready to Activate SIM to link at once' }))),
@@ -160,11 +164,64 @@ export type EndpointJson = Static<typeof Endpoint>;
 export type SimJson = Static<typeof Sim>;
 export type EventJson = Static<typeof Event>;
 
-const problems = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, Type.Ref('Problem')]));
+/** Response headers, as the OpenAPI document names them (@fastify/swagger reads a response schema's `headers`). */
+const header = (description: string, type: 'string' | 'integer' = 'string') => ({ type, description });
+const RATE_LIMIT_HEADERS = {
+  'RateLimit-Limit': header('Requests allowed in the window (changes are counted apart, and more tightly)', 'integer'),
+  'RateLimit-Remaining': header('Requests left in the window', 'integer'),
+  'RateLimit-Reset': header('Seconds until the window starts again', 'integer'),
+};
+
+const PROBLEM_DESCRIPTIONS: Record<number, string> = {
+  400: 'The request could not be read (e.g. the body is not valid JSON)',
+  401: 'No token, or a malformed, unknown or revoked one',
+  403: 'The token has the viewer role: it can read but not change anything',
+  404: 'No such record, or another enterprise’s',
+  409: 'The record is not in a state that allows this; the detail names its current state',
+  413: 'The body is larger than 64 KB',
+  415: 'The body is not JSON (Content-Type: application/json)',
+  422: 'Some of what was sent is not valid: `errors` names each field',
+  429: 'Too many requests for this token; try again after Retry-After seconds',
+};
+const PROBLEM_HEADERS: Record<number, Record<string, ReturnType<typeof header>>> = {
+  401: { 'WWW-Authenticate': header('Bearer') },
+  429: { 'Retry-After': header('Seconds to wait before trying again', 'integer'), ...RATE_LIMIT_HEADERS },
+};
+
+/** An RFC 9457 problem answer, documented as application/problem+json (the API sends it as a string: never re-serialized). */
+const problems = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      {
+        description: PROBLEM_DESCRIPTIONS[s],
+        ...(PROBLEM_HEADERS[s] ? { headers: PROBLEM_HEADERS[s] } : {}),
+        content: { 'application/problem+json': { schema: Type.Ref('Problem') } },
+      },
+    ]),
+  );
 
 /** The problems every authenticated route may answer. */
-export const READ_PROBLEMS = problems(401, 404, 422, 429);
-export const CHANGE_PROBLEMS = problems(401, 403, 404, 409, 422, 429);
+export const READ_PROBLEMS = problems(400, 401, 404, 422, 429);
+export const CHANGE_PROBLEMS = problems(400, 401, 403, 404, 409, 413, 415, 422, 429);
+
+/** A success answer: its schema, what it is, and its headers (the rate limit's, and any given). */
+export const success = <T extends TSchema>(schema: T, description: string, headers: Record<string, ReturnType<typeof header>> = {}) =>
+  ({ ...schema, description, headers: { ...RATE_LIMIT_HEADERS, ...headers } }) as T;
+
+/** The headers of a change's success: a replayed answer says so. */
+export const CHANGE_HEADERS = { 'Idempotent-Replayed': header('`true` when this is the first answer to this Idempotency-Key, sent again') };
+export const LOCATION = { Location: header('The address of the endpoint created') };
+
+/** The request header every change accepts (SPEC §5): documented here, checked by idempotency.ts. */
+export const ChangeHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      description:
+        'Any 1 to 255 printable ASCII characters, new for each change: a retry with the same key and body gets the first answer again and changes nothing; the same key with another body is 422. Kept 24 hours.',
+    }),
+  ),
+});
 
 /** The schemas referenced by id ($ref), added once to the API's instance. */
 export const SHARED_SCHEMAS = [Problem, Endpoint, Sim, Event];

@@ -2,6 +2,7 @@
 // Idempotency-Key, and the routes — each calling the same domain verb or query as its screen.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { authenticateApiToken, type KeyRow, type TokenActor } from '../domain/api-tokens.js';
 import { EndpointSchema, type Endpoint, type EndpointStatus, type Sim, type SimStatus } from '../domain/entities.js';
@@ -19,7 +20,7 @@ import {
   type Outcome,
 } from '../domain/lifecycle.js';
 import { endpointCursor, getEndpoint, listEndpoints } from '../domain/queries/endpoints.js';
-import { isEventAction, listEvents } from '../domain/queries/history.js';
+import { eventCursor, isEventAction, listEvents } from '../domain/queries/history.js';
 import { iccidCursor } from '../domain/queries/paging.js';
 import { findSimByIccid, listSims, type SimListRow } from '../domain/queries/sims.js';
 import { SAFE } from '../web/plugins/access.js';
@@ -35,7 +36,11 @@ import {
   type StoredAnswer,
 } from './idempotency.js';
 import {
+  CHANGE_HEADERS,
   CHANGE_PROBLEMS,
+  ChangeHeaders,
+  LOCATION,
+  success,
   CreateEndpointBody,
   EndpointList,
   EndpointListQuery,
@@ -324,7 +329,7 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'List endpoints',
         description: 'In name order; filter by status, search by name prefix or the first digits of the linked ICCID.',
         querystring: EndpointListQuery,
-        response: { 200: EndpointList, ...READ_PROBLEMS },
+        response: { 200: success(EndpointList, 'A page of endpoints; pass next_cursor as cursor for the next'), ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -349,8 +354,15 @@ export async function v1Routes(root: FastifyInstance) {
         tags: ['endpoints'],
         summary: 'Create an endpoint',
         description: 'On Hold; with `iccid`, a Ready to Activate SIM is linked at once (Active if activate_immediately, else Pre-Active).',
+        headers: ChangeHeaders,
         body: CreateEndpointBody,
-        response: { 201: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        response: {
+          201: success(Type.Ref('Endpoint'), 'The endpoint created (with its SIM, when one was linked)', {
+            ...LOCATION,
+            ...CHANGE_HEADERS,
+          }),
+          ...CHANGE_PROBLEMS,
+        },
       },
     },
     async (request, reply) => {
@@ -373,7 +385,7 @@ export async function v1Routes(root: FastifyInstance) {
         tags: ['endpoints'],
         summary: 'Read an endpoint',
         params: EndpointParams,
-        response: { 200: { $ref: 'Endpoint' }, ...READ_PROBLEMS },
+        response: { 200: success(Type.Ref('Endpoint'), 'The endpoint, with its SIM'), ...READ_PROBLEMS },
       },
     },
     async (request) => endpointJson(request.em, enterpriseOf(request), request.params.id),
@@ -408,8 +420,12 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'Link a SIM',
         description: 'The endpoint must be on Hold and the SIM Ready to Activate; both become Active or Pre-Active.',
         params: EndpointParams,
+        headers: ChangeHeaders,
         body: LinkBody,
-        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        response: {
+          200: success(Type.Ref('Endpoint'), 'The endpoint as the change left it, with its SIM', CHANGE_HEADERS),
+          ...CHANGE_PROBLEMS,
+        },
       },
     },
     linkByIccid,
@@ -424,8 +440,12 @@ export async function v1Routes(root: FastifyInstance) {
         description:
           'The endpoint must have a SIM; the new SIM must be Ready to Activate. In one transaction the old SIM returns to the inventory, Ready to Activate, and the new one is linked: both Active or Pre-Active, as the endpoint’s Activate Immediately says.',
         params: EndpointParams,
+        headers: ChangeHeaders,
         body: LinkBody,
-        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        response: {
+          200: success(Type.Ref('Endpoint'), 'The endpoint as the change left it, with its SIM', CHANGE_HEADERS),
+          ...CHANGE_PROBLEMS,
+        },
       },
     },
     withSim(swapSim),
@@ -444,8 +464,9 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'De-link the SIM',
         description: 'The endpoint goes to Hold; the SIM returns to the inventory, Ready to Activate.',
         params: EndpointParams,
+        headers: ChangeHeaders,
         body: NoBody,
-        response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+        response: { 200: success(Type.Ref('Endpoint'), 'The endpoint on Hold, without a SIM', CHANGE_HEADERS), ...CHANGE_PROBLEMS },
       },
     },
     change(delinkSim),
@@ -464,8 +485,12 @@ export async function v1Routes(root: FastifyInstance) {
           summary: `${summary} an endpoint`,
           description,
           params: EndpointParams,
+          headers: ChangeHeaders,
           body: NoBody,
-          response: { 200: { $ref: 'Endpoint' }, ...CHANGE_PROBLEMS },
+          response: {
+            200: success(Type.Ref('Endpoint'), 'The endpoint and its SIM as the change left them', CHANGE_HEADERS),
+            ...CHANGE_PROBLEMS,
+          },
         },
       },
       change(run),
@@ -482,7 +507,7 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'List SIMs',
         description: 'In ICCID order; filter by status, search by the first digits of an ICCID, IMSI or EID.',
         querystring: SimListQuery,
-        response: { 200: SimList, ...READ_PROBLEMS },
+        response: { 200: success(SimList, 'A page of SIMs; pass next_cursor as cursor for the next'), ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -500,7 +525,7 @@ export async function v1Routes(root: FastifyInstance) {
         tags: ['sims'],
         summary: 'Read a SIM by ICCID',
         params: SimParams,
-        response: { 200: { $ref: 'Sim' }, ...READ_PROBLEMS },
+        response: { 200: success(Type.Ref('Sim'), 'The SIM'), ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -520,7 +545,7 @@ export async function v1Routes(root: FastifyInstance) {
         summary: 'List events',
         description: 'The audit trail, newest first; filter by action or endpoint.',
         querystring: EventListQuery,
-        response: { 200: EventList, ...READ_PROBLEMS },
+        response: { 200: success(EventList, 'A page of events, newest first; pass next_cursor as cursor for the next'), ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -528,7 +553,7 @@ export async function v1Routes(root: FastifyInstance) {
       if (action !== undefined && !isEventAction(action)) {
         throw new ValidationError([{ field: 'action', message: `action must be one of the event actions, e.g. sim.linked` }]);
       }
-      if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) invalidCursor();
+      if (cursor !== undefined && !eventCursor(cursor)) invalidCursor();
       const page = await listEvents(request.em, enterpriseOf(request), { action, endpointId, before: cursor, limit });
       const data: EventJson[] = page.rows.map((e) => ({
         id: String(e.id),

@@ -9,6 +9,8 @@
 // servers that MikroORM finds nothing to change. What MikroORM cannot declare is said where it applies.
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 
+/** An endpoint's name: 1 to this many characters (SPEC §1), after trimming; the column, the check and every input path use it. */
+export const ENDPOINT_NAME_MAX_LENGTH = 100;
 export const ENDPOINT_STATUSES = ['hold', 'pre_active', 'active', 'suspended'] as const;
 export const SIM_STATUSES = ['ready', 'pre_active', 'active', 'suspended'] as const;
 export const ROLES = ['admin', 'viewer'] as const;

@@ -18,6 +18,7 @@ import {
   EndpointSchema,
   OperationKeySchema,
   SimSchema,
+  ENDPOINT_NAME_MAX_LENGTH,
   endpointStatusLabel,
   simStatusLabel,
   type Endpoint,
@@ -685,8 +686,9 @@ export function validateNewEndpoint(input: CreateEndpointInput) {
   const errors: FieldError[] = [];
   const name = input.name.trim();
   if (!name) errors.push({ field: 'name', message: 'Enter a name for the endpoint' });
-  else if ([...name].length > 100) errors.push({ field: 'name', message: 'Name must be 100 characters or fewer' });
-  else if (hasHiddenCharacters(name)) errors.push({ field: 'name', message: hiddenCharactersMessage('Name') });
+  else if ([...name].length > ENDPOINT_NAME_MAX_LENGTH) {
+    errors.push({ field: 'name', message: `Name must be ${ENDPOINT_NAME_MAX_LENGTH} characters or fewer` });
+  } else if (hasHiddenCharacters(name)) errors.push({ field: 'name', message: hiddenCharactersMessage('Name') });
   let imei: string | null = null;
   if (input.imei?.trim()) {
     const checked = checkImei(input.imei);

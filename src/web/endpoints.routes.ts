@@ -12,7 +12,7 @@ import { ADMIN_ONLY, endpointIdOf, newEndpointValues, operationContext, renderEn
 import { newFormKey } from '../domain/form-keys.js';
 import { fieldErrors } from './forms.js';
 import { actorOf } from './plugins/session.js';
-import { EndpointParams, ListQuery, NewEndpointBody, NewEndpointQuery } from './schemas.js';
+import { EndpointParams, ListQuery, NewEndpointBody, NewEndpointQuery, pageCursor } from './schemas.js';
 
 export async function endpointsRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -34,8 +34,8 @@ export async function endpointsRoutes(fastify: FastifyInstance) {
     const page = await listEndpoints(request.em, actorOf(request).enterpriseId, {
       status,
       q,
-      after: endpointCursor(query.after),
-      before: endpointCursor(query.before),
+      after: pageCursor(query.after, endpointCursor),
+      before: pageCursor(query.before, endpointCursor),
     });
     return reply.page(
       'endpoints/index',

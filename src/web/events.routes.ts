@@ -4,10 +4,10 @@ import { sendCsv } from './csv-download.js';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { getEndpoint } from '../domain/queries/endpoints.js';
-import { EVENT_ACTION_LABELS, isEventAction, listEvents } from '../domain/queries/history.js';
+import { EVENT_ACTION_LABELS, eventCursor, isEventAction, listEvents } from '../domain/queries/history.js';
 import { idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
-import { EventsQuery } from './schemas.js';
+import { EventsQuery, pageCursor } from './schemas.js';
 
 export async function eventsRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -25,7 +25,7 @@ export async function eventsRoutes(fastify: FastifyInstance) {
     const query = request.query;
     const { enterpriseId } = actorOf(request);
     const action = isEventAction(query.action) ? query.action : '';
-    const before = query.before ?? null;
+    const before = pageCursor(query.before, eventCursor);
     // ?endpoint=<id>: one endpoint's whole history (its page shows the latest 50); another enterprise's → 404.
     const endpointId = idParam(query.endpoint);
     const endpoint = endpointId ? await getEndpoint(request.em, enterpriseId, endpointId) : null;

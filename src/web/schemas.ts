@@ -27,6 +27,14 @@ export const CURSOR_FIELDS: ReadonlySet<string> = new Set(['after', 'before']);
 export const BAD_PAGE_LINK =
   'This page link is damaged or out of date, so it cannot be shown. Go back to the list and page through it again.';
 
+/** A page link's cursor, checked by its list's decoder: none → null; one no list made → 400, never silently the first page. */
+export function pageCursor(value: string | undefined, check: (value: unknown) => string | null): string | null {
+  if (value === undefined || value === '') return null;
+  const cursor = check(value);
+  if (cursor === null) throw Object.assign(new Error(BAD_PAGE_LINK), { statusCode: 400 });
+  return cursor;
+}
+
 /** A search box. */
 export const Search = Text(100);
 

@@ -28,7 +28,7 @@ import {
 import { newFormKey } from '../domain/form-keys.js';
 import { fieldErrors, idParam } from './forms.js';
 import { actorOf } from './plugins/session.js';
-import { ConfirmBody, EndpointParams, NewEndpointBody, NewEndpointQuery, PickerQuery } from './schemas.js';
+import { ConfirmBody, EndpointParams, NewEndpointBody, NewEndpointQuery, PickerQuery, pageCursor } from './schemas.js';
 
 interface PickerTarget {
   /** Where the picker lives (search and page links). */
@@ -57,8 +57,8 @@ async function renderPicker(request: FastifyRequest, reply: FastifyReply, query:
   const q = (query.q ?? '').slice(0, 64);
   const page = await pickerPage(request.em, actorOf(request).enterpriseId, {
     q,
-    after: iccidCursor(query.after),
-    before: iccidCursor(query.before),
+    after: pageCursor(query.after, iccidCursor),
+    before: pageCursor(query.before, iccidCursor),
   });
   return reply.page(
     'sim-link/picker',

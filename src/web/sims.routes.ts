@@ -24,7 +24,7 @@ import {
 import { SIM_STATUSES } from '../domain/entities.js';
 import { fieldErrors } from './forms.js';
 import { actorOf } from './plugins/session.js';
-import { ImportQuery, ListQuery } from './schemas.js';
+import { ImportQuery, ListQuery, pageCursor } from './schemas.js';
 
 const FILE_FIELD = 'file';
 
@@ -55,8 +55,8 @@ export async function simsRoutes(fastify: FastifyInstance) {
     const page = await listSims(request.em, actor.enterpriseId, {
       status,
       q,
-      after: iccidCursor(query.after),
-      before: iccidCursor(query.before),
+      after: pageCursor(query.after, iccidCursor),
+      before: pageCursor(query.before, iccidCursor),
     });
     return reply.page(
       'sims/index',

@@ -13,7 +13,7 @@ import { signedIn } from '../helpers/session.js';
 import { createEnterprise, createUser, holdEndpoint, linkedEndpoint, readySim, type TestEnterprise } from '../factories/index.js';
 import { createApiToken } from '../../src/domain/api-tokens.js';
 import { actorOf } from '../../src/domain/accounts.js';
-import { UserSchema } from '../../src/domain/entities.js';
+import { ENDPOINT_NAME_MAX_LENGTH, UserSchema } from '../../src/domain/entities.js';
 import { CURSOR_MAX_LENGTH } from '../../src/domain/queries/paging.js';
 import { Event } from '../../src/api/schemas.js';
 import { Compile } from 'typebox/compile';
@@ -291,5 +291,127 @@ describe('a request Node cannot read', () => {
     const page = await rawExchange([`GET /endpoints HTTP/1.1\r\nHost: localhost\r\n${big}\r\n`]);
     expect(page.status).toBe(431);
     expect(page.headers).not.toMatch(/problem\+json/i);
+  });
+});
+
+describe('malformed cursors, 401 and 405', () => {
+  it('refuses a cursor no list made (cursor=0 among them) instead of showing the first page: 422 on the API, 400 on the screens', async () => {
+    await holdEndpoint(em, acme);
+    for (const [path, cursors] of [
+      ['events', ['0', '00', '-1', 'abc', '1.5']],
+      ['endpoints', ['0', 'zzz', 'WyJhIl0']],
+      ['sims', ['0', '123', 'abc']],
+    ] as const) {
+      for (const cursor of cursors) {
+        const problem = expectProblem(await api().get(`/api/v1/${path}?cursor=${cursor}`).set(bearer(adminToken)), 422);
+        expect(problem.errors, `${path} ${cursor}`).toEqual([expect.objectContaining({ field: 'cursor' })]);
+      }
+    }
+    const { agent } = await signedIn(app, em, acme, 'viewer');
+    for (const url of [
+      '/events?before=0',
+      '/events?before=abc',
+      '/endpoints?after=zzz',
+      '/endpoints?before=0',
+      '/sims?after=0',
+      '/sims?before=123',
+    ]) {
+      const res = await agent.get(url);
+      expect(res.status, url).toBe(400);
+      expect(res.text).toContain('This page link is damaged or out of date');
+    }
+    for (const url of ['/events', '/events?before=', '/endpoints?after=', '/sims']) expect((await agent.get(url)).status, url).toBe(200);
+  });
+
+  it('says how to authenticate on every 401: WWW-Authenticate: Bearer', async () => {
+    for (const request of [
+      api().get('/api/v1/endpoints'),
+      api().get('/api/v1/sims').set(bearer('sl_nope')),
+      api().post('/api/v1/endpoints').send({ name: 'x' }),
+    ]) {
+      const res = await request;
+      expectProblem(res, 401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+    }
+  });
+
+  it('answers an unknown method on a known path with 405 and Allow; an unknown path is still 404', async () => {
+    const endpoint = await holdEndpoint(em, acme);
+    const patch = await api().patch(`/api/v1/endpoints/${endpoint.id}`).set(bearer(adminToken)).send({ name: 'x' });
+    expectProblem(patch, 405);
+    expect(patch.headers.allow).toBe('GET, HEAD');
+    const del = await api().delete('/api/v1/endpoints').set(bearer(adminToken));
+    expectProblem(del, 405);
+    expect(del.headers.allow?.split(', ').sort()).toEqual(['GET', 'HEAD', 'POST']);
+    const sim = await api().patch(`/api/v1/endpoints/${endpoint.id}/sim`).set(bearer(adminToken));
+    expect(sim.headers.allow?.split(', ').sort()).toEqual(['DELETE', 'POST', 'PUT']);
+    expectProblem(await api().patch('/api/v1/nothing').set(bearer(adminToken)), 404);
+    expect(await row('select name from endpoint where id = ?', [endpoint.id])).toEqual({ name: endpoint.name });
+  });
+});
+
+describe('the OpenAPI document', () => {
+  type Operation = {
+    parameters?: { in: string; name: string }[];
+    requestBody?: { content: Record<string, { schema: { properties?: Record<string, { maxLength?: number }> } }> };
+    responses: Record<string, { description: string; headers?: Record<string, unknown>; content?: Record<string, unknown> }>;
+  };
+  it('documents problems as application/problem+json, the Idempotency-Key, the headers, 400/413/415 and real descriptions', async () => {
+    const doc = (await api().get('/api/v1/openapi.json')).body as { paths: Record<string, Record<string, Operation>> };
+    const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([m, op]) => [`${m} ${path}`, op] as const),
+    );
+    expect(operations.length).toBe(12);
+    for (const [name, op] of operations) {
+      for (const [status, response] of Object.entries(op.responses)) {
+        expect(response.description, `${name} ${status}`).not.toBe('Default Response');
+        if (Number(status) >= 400) expect(Object.keys(response.content ?? {}), `${name} ${status}`).toEqual(['application/problem+json']);
+        else expect(response.headers, `${name} ${status}`).toHaveProperty('RateLimit-Remaining');
+      }
+      expect(op.responses['401'].headers, name).toHaveProperty('WWW-Authenticate');
+      expect(op.responses['429'].headers, name).toHaveProperty('Retry-After');
+      if (name.startsWith('get ')) continue;
+      expect(op.parameters, name).toContainEqual(expect.objectContaining({ in: 'header', name: 'idempotency-key' }));
+      for (const status of ['400', '413', '415']) expect(op.responses, name).toHaveProperty(status);
+    }
+    const create = doc.paths['/api/v1/endpoints'].post;
+    expect(create.responses['201'].headers).toHaveProperty('Location');
+    expect(create.requestBody!.content['application/json'].schema.properties!.name.maxLength).toBe(ENDPOINT_NAME_MAX_LENGTH);
+    expect(ENDPOINT_NAME_MAX_LENGTH).toBe(100); // SPEC §1: name 1–100 characters
+  });
+
+  it('and the API take the same name limit as the domain: 100 characters (in code points), 101 is 422 on name', async () => {
+    const emoji = await api()
+      .post('/api/v1/endpoints')
+      .set(bearer(adminToken))
+      .send({ name: '📡'.repeat(ENDPOINT_NAME_MAX_LENGTH) });
+    expect(emoji.status, emoji.text).toBe(201);
+    const long = expectProblem(
+      await api()
+        .post('/api/v1/endpoints')
+        .set(bearer(adminToken))
+        .send({ name: 'n'.repeat(ENDPOINT_NAME_MAX_LENGTH + 1) }),
+      422,
+    );
+    expect(long.errors).toEqual([expect.objectContaining({ field: 'name' })]);
+  });
+});
+
+describe('an endpoint named like a timestamp', () => {
+  it('makes a cursor the lists read back (MikroORM’s Cursor.decode would turn the name into a Date)', async () => {
+    const other = await createEnterprise(em, 'Timestamps');
+    const token = await tokenFor(other, 'viewer', 'Reader');
+    const first = await holdEndpoint(em, other, { name: '2026-01-01T00:00:00.000Z' });
+    const second = await holdEndpoint(em, other, { name: '2026-01-02T00:00:00.000Z' });
+    const page1 = await api().get('/api/v1/endpoints?limit=1').set(bearer(token));
+    expect(page1.body.data.map((e: { id: number }) => e.id)).toEqual([first.id]);
+    const page2 = await api().get(`/api/v1/endpoints?limit=1&cursor=${page1.body.next_cursor}`).set(bearer(token));
+    expect(page2.status, page2.text).toBe(200);
+    expect(page2.body.data.map((e: { id: number }) => e.id)).toEqual([second.id]);
+    const { agent } = await signedIn(app, em, other, 'viewer');
+    const screen = await agent.get(`/endpoints?after=${page1.body.next_cursor}`);
+    expect(screen.status).toBe(200);
+    expect(screen.text).toContain(`/endpoints/${second.id}"`);
+    expect(screen.text).not.toContain(`/endpoints/${first.id}"`);
   });
 });

@@ -33,11 +33,18 @@ export function isEndpointStatus(value: unknown): value is EndpointStatus {
   return typeof value === 'string' && (ENDPOINT_STATUSES as readonly string[]).includes(value);
 }
 
+/**
+ * A cursor's [name, id], read back as it was written (MikroORM's Cursor.encode: base64url of the JSON). Not
+ * Cursor.decode: it turns any string that looks like a timestamp into a Date — an endpoint named
+ * "2026-01-01T00:00:00.000Z" would make a cursor no list could read back.
+ */
+const decodeCursor = (value: string): unknown => JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+
 /** A list cursor as findByCursor wrote it ([name, id], base64url), or null when it is anything else. */
 export function endpointCursor(value: unknown): string | null {
   if (typeof value !== 'string' || value.length > CURSOR_MAX_LENGTH || !/^[A-Za-z0-9_-]+$/.test(value)) return null;
   try {
-    const decoded: unknown = Cursor.decode(value);
+    const decoded: unknown = decodeCursor(value);
     return Array.isArray(decoded) && decoded.length === 2 && typeof decoded[0] === 'string' && Number.isSafeInteger(decoded[1])
       ? value
       : null;
@@ -82,7 +89,7 @@ export async function listEndpoints(em: EntityManager, enterpriseId: number, que
   const direction: Direction = before ? 'before' : 'after';
   const where = endpointListWhere(em, enterpriseId, query);
   if (cursor) {
-    const [name, id] = Cursor.decode(cursor) as [string, number];
+    const [name, id] = decodeCursor(cursor) as [string, number];
     const [op, opEq] = direction === 'after' ? ['$gt', '$gte'] : ['$lt', '$lte'];
     Object.assign(where, { name: { [opEq]: name } });
     where.$and = [{ $or: [{ name: { [op]: name } }, { id: { [op]: id } }] }];
@@ -108,7 +115,7 @@ export async function listEndpoints(em: EntityManager, enterpriseId: number, que
     const status = isEndpointStatus(query.status) ? query.status : undefined;
     const values: unknown[] = [enterpriseId, ...(status ? [status] : [])];
     if (cursor) {
-      const [name, id] = Cursor.decode(cursor) as [string, number];
+      const [name, id] = decodeCursor(cursor) as [string, number];
       values.push(name, name, id);
     }
     const key = `endpoints ${status ? 'by status' : 'all'} ${cursor ? direction : 'first'} ${limit}`;

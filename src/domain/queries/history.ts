@@ -80,6 +80,11 @@ export async function endpointHistory(
   return runPlanned<EndpointEventRow[]>(em, statement);
 }
 
+/** An events page's cursor (the id of the last event shown: a positive integer), or null. */
+export function eventCursor(value: unknown): string | null {
+  return typeof value === 'string' && /^[1-9][0-9]{0,14}$/.test(value) ? value : null;
+}
+
 /** The enterprise's events, newest first, optionally of one action or endpoint; keyset on the id (no count). */
 export async function listEvents(
   em: EntityManager,
@@ -89,18 +94,19 @@ export async function listEvents(
   const where: Record<string, unknown> = { enterprise: enterpriseId };
   if (query.endpointId) where.endpoint = query.endpointId;
   if (isEventAction(query.action)) where.action = query.action;
-  const before = query.before && /^\d{1,15}$/.test(query.before) ? Number(query.before) : null;
-  const cursor = await em.findByCursor(EventSchema, where, {
+  const cursor = eventCursor(query.before);
+  const before = cursor === null ? null : Number(cursor);
+  const page = await em.findByCursor(EventSchema, where, {
     first: query.limit ?? PAGE_SIZE * 2,
     // The URL keeps the plain id (`?before=<id>`): an entity-like cursor of the order's one column.
-    ...(before ? { after: { id: before } } : {}),
+    ...(before !== null ? { after: { id: before } } : {}),
     orderBy: { id: 'desc' },
     fields: EVENT_FIELDS,
     includeCount: false,
     disableIdentityMap: true,
   });
-  const rows = cursor.items;
-  return { rows, older: cursor.hasNextPage && rows.length ? String(rows[rows.length - 1].id) : null };
+  const rows = page.items;
+  return { rows, older: page.hasNextPage && rows.length ? String(rows[rows.length - 1].id) : null };
 }
 
 /** An event as Download CSV writes it: plain columns, the endpoint as its id. */
