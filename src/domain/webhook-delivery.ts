@@ -35,6 +35,7 @@ import { StatementCache } from '../db/compiled-statement.js';
 import { managed } from '../db/managed.js';
 import { WebhookAttemptSchema, WebhookMessageSchema, WebhookSchema, type Webhook, type WebhookMessage } from './entities.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
+import { storable } from './text.js';
 import { isPrivateAddress } from './webhooks.js';
 
 export interface DeliveryOptions {
@@ -60,6 +61,9 @@ export interface DeliveryOptions {
 
 const READ_LIMIT = 64 * 1024;
 const LOGGED_BYTES = 500;
+/** The sizes of webhook_attempt.error and webhook.disabled_reason (varchar(500) both). */
+const ERROR_LENGTH = 500;
+const REASON_LENGTH = 500;
 /** A claimed message is sent only if its lease still has this long beyond the timeout to run; else it is released. */
 const LEASE_MARGIN_MS = 10_000;
 /** How long an idle kept-alive connection is kept: less than the 5 s most servers (Node's among them) keep one open. */
@@ -312,9 +316,12 @@ export class WebhookDelivery extends PollingWorker {
         message.failedAt = now;
         message.nextAttemptAt = null;
         webhook.enabled = false;
-        webhook.disabledReason = `Disabled on ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC: no delivery succeeded for ${describeDuration(
-          this.#options.giveUpAfterMs,
-        )} (last attempt: ${result.status !== null ? `HTTP ${result.status}` : result.error})`;
+        webhook.disabledReason = storable(
+          `Disabled on ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC: no delivery succeeded for ${describeDuration(
+            this.#options.giveUpAfterMs,
+          )} (last attempt: ${result.status !== null ? `HTTP ${result.status}` : result.error})`,
+          REASON_LENGTH,
+        );
       } else {
         message.nextAttemptAt = new Date(now.getTime() + retryDelay(message.attempts, this.#options));
       }
@@ -325,8 +332,8 @@ export class WebhookDelivery extends PollingWorker {
       attemptedAt: sentAt,
       durationMs: result.durationMs,
       status: result.status,
-      error: result.error?.slice(0, 500) ?? null,
-      responseStart: result.body.slice(0, LOGGED_BYTES) || null,
+      error: result.error === null ? null : storable(result.error, ERROR_LENGTH),
+      responseStart: storable(result.body, LOGGED_BYTES) || null,
     });
   }
 

@@ -18,6 +18,7 @@ import { ValidationError } from '../../src/domain/errors.js';
 import { activateEndpoint, createEndpoint, delinkSim, linkSim, resumeEndpoint, suspendEndpoint } from '../../src/domain/lifecycle.js';
 import { WebhookDelivery, postOnce } from '../../src/domain/webhook-delivery.js';
 import { createWebhook, deleteWebhook, isPrivateAddress, validateWebhook } from '../../src/domain/webhooks.js';
+import { storable } from '../../src/domain/text.js';
 import { actorFor, refusedWith } from './support.js';
 
 let db: TestDatabase;
@@ -35,7 +36,7 @@ interface Received {
  * A receiver on 127.0.0.1 answering each request with what `answer` says (status, 'hang', 'huge', or a promise of
  * a status: answered when it settles). It counts the connections opened to it.
  */
-type Answer = number | 'hang' | 'huge';
+type Answer = number | 'hang' | 'huge' | { status: number; body: string };
 async function receiver(answer: (n: number, body: string) => Answer | Promise<Answer> = () => 200) {
   const received: Received[] = [];
   let connections = 0;
@@ -50,6 +51,11 @@ async function receiver(answer: (n: number, body: string) => Answer | Promise<An
     });
     const respond = (what: Answer, n: number) => {
       if (what === 'hang') return;
+      if (typeof what === 'object') {
+        response.writeHead(what.status, { 'content-type': 'text/plain' });
+        response.end(what.body);
+        return;
+      }
       if (what === 'huge') {
         response.writeHead(200, { 'content-type': 'text/plain' });
         response.end('x'.repeat(1024 * 1024));
@@ -251,6 +257,38 @@ describe('delivery', () => {
     } finally {
       await target.close();
     }
+  });
+
+  it('an answer with NUL bytes and half a character is logged without them, and delivery goes on', async () => {
+    // A NUL byte, then an emoji whose two UTF-16 halves straddle the 500th unit: PostgreSQL takes neither as text.
+    const body = `a\u0000b${'x'.repeat(497)}\u{1F600}tail`;
+    const target = await receiver((n) => (n === 1 ? { status: 500, body } : { status: 200, body: 'ok\u0000' }));
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoints = [await holdEndpoint(fork(), acme), await holdEndpoint(fork(), acme)];
+      for (const e of endpoints) await linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id);
+      const delivery = worker({ firstRetryMs: 1 });
+      expect(await delivery.deliverDue()).toBe(2);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await delivery.deliverDue()).toBe(1);
+      const messages = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      expect(messages.map((m) => [m.attempts, m.deliveredAt !== null])).toEqual([
+        [2, true],
+        [1, true],
+      ]);
+      const attempts = await fork().find(WebhookAttemptSchema, {}, { orderBy: { id: 'asc' } });
+      expect(attempts.map((a) => a.responseStart)).toEqual([`ab${'x'.repeat(497)}`, 'ok', 'ok']);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('storable() drops NUL bytes and half characters and cuts to the size, never inside a character', () => {
+    expect(storable('a\u0000b', 10)).toBe('ab');
+    expect(storable('a\uD800b\uDC00c', 10)).toBe('abc');
+    expect(storable('ab\u{1F600}', 3)).toBe('ab');
+    expect(storable('ab\u{1F600}', 4)).toBe('ab\u{1F600}');
+    expect(storable('x'.repeat(600), 500)).toHaveLength(500);
   });
 
   it('a receiver gone for the whole window: the message is given up and the webhook disabled, with the reason', async () => {
