@@ -174,6 +174,11 @@ export function validateWebhook(input: WebhookInput, policy: WebhookPolicy): { u
       errors.push({ field: 'url', message: 'Enter a full URL, like https://crm.example.com/hooks/sim-link' });
     }
   }
+  // The URL is stored as the parser writes it, with its special characters percent-encoded: that is what must fit.
+  if (url && url.href.length > 2000) {
+    errors.push({ field: 'url', message: 'URL must be 2,000 characters or fewer once its special characters are encoded' });
+    url = null;
+  }
   if (url) {
     if (url.protocol !== 'https:' && !(policy.allowPrivate && url.protocol === 'http:')) {
       errors.push({ field: 'url', message: 'The URL must start with https://' });

@@ -508,6 +508,11 @@ describe('safety', () => {
     expect(refusal('https://user:pw@crm.example.com/x')).toBe('The URL must not contain a user name or password');
     expect(refusal('not a url')).toBe('Enter a full URL, like https://crm.example.com/hooks/sim-link');
     expect(refusal('https://crm.example.com/hooks')).toBeNull();
+    // 1,024 characters as typed, 6,024 once each é is encoded (%C3%A9): the stored URL would not fit its column.
+    expect(refusal(`https://crm.example.com/${'é'.repeat(1000)}`)).toBe(
+      'URL must be 2,000 characters or fewer once its special characters are encoded',
+    );
+    expect(refusal(`https://crm.example.com/${'é'.repeat(300)}`)).toBeNull();
     expect(() => validateWebhook({ url: 'https://crm.example.com/x', eventTypes: [] }, policy)).toThrow(ValidationError);
     expect(() => validateWebhook({ url: 'https://crm.example.com/x', eventTypes: ['sim.exploded'] }, policy)).toThrow(ValidationError);
     expect(validateWebhook({ url: 'http://127.0.0.1:8080/x', eventTypes: ['sim.linked'] }, ALLOW).url).toBe('http://127.0.0.1:8080/x');
