@@ -197,7 +197,11 @@ export function validateWebhook(input: WebhookInput, policy: WebhookPolicy): { u
 
 /** A host that is plainly private by its name or literal address (resolved names are checked again at send time). */
 function isPrivateHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  // A name may end in the root's dot ("localhost." is localhost): judged without it.
+  const host = hostname
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase()
+    .replace(/\.+$/, '');
   if (host === 'localhost' || host.endsWith('.localhost') || host.endsWith('.local') || host.endsWith('.internal')) return true;
   return isIP(host) !== 0 && isPrivateAddress(host);
 }
@@ -205,7 +209,8 @@ function isPrivateHost(hostname: string): boolean {
 /**
  * Whether an IP address is one a webhook must not reach by default: loopback, private (RFC 1918, unique
  * local), link-local (cloud metadata services live there), carrier-grade NAT, unspecified, multicast, reserved
- * — and any IPv6 address that carries an IPv4 one (mapped ::ffff:a.b.c.d in any spelling, compatible ::a.b.c.d,
+ * — and any IPv6 address that carries an IPv4 one (mapped ::ffff:a.b.c.d in any spelling, translated
+ * ::ffff:0:a.b.c.d, compatible ::a.b.c.d,
  * 6to4 2002::/16) is judged by the IPv4 address it carries, since that is where the connection goes. Tunnels
  * and translators whose far end cannot be judged here (Teredo 2001::/32, NAT64 64:ff9b::/96) are refused.
  */
@@ -216,6 +221,7 @@ export function isPrivateAddress(address: string): boolean {
   const carried = (hi: number, lo: number) => [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff];
   const zeros = (from: number, to: number) => words.slice(from, to).every((w) => w === 0);
   if (zeros(0, 5) && words[5] === 0xffff) return isPrivateIPv4(carried(words[6], words[7])); // ::ffff:a.b.c.d
+  if (zeros(0, 4) && words[4] === 0xffff && words[5] === 0) return isPrivateIPv4(carried(words[6], words[7])); // translated ::ffff:0:a.b.c.d
   if (zeros(0, 6)) return isPrivateIPv4(carried(words[6], words[7])); // ::a.b.c.d, and :: and ::1 (0.0.0.0/8)
   if (words[0] === 0x2002) return isPrivateIPv4(carried(words[1], words[2])); // 6to4
   const [w0, w1] = words;
@@ -231,7 +237,7 @@ export function isPrivateAddress(address: string): boolean {
   );
 }
 
-function isPrivateIPv4([a, b]: number[]): boolean {
+function isPrivateIPv4([a, b, c]: number[]): boolean {
   return (
     a === 0 ||
     a === 10 ||
@@ -240,7 +246,7 @@ function isPrivateIPv4([a, b]: number[]): boolean {
     (a === 169 && b === 254) ||
     (a === 172 && b >= 16 && b <= 31) ||
     (a === 192 && b === 168) ||
-    (a === 192 && b === 0) ||
+    (a === 192 && b === 0 && (c === 0 || c === 2)) || // IETF protocol assignments, TEST-NET-1 (not all of 192.0/16)
     (a === 198 && (b === 18 || b === 19)) ||
     a >= 224
   );

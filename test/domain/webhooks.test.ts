@@ -502,12 +502,24 @@ describe('safety', () => {
       'https://[0:0:0:0:0:ffff:127.0.0.1]/x',
       'https://[::127.0.0.1]/x',
       'https://[2002:7f00:1::]/x',
+      'https://localhost./x',
+      'https://LOCALHOST../x',
+      'https://printer.local./x',
+      'https://127.0.0.1./x',
+      'https://[::ffff:0:127.0.0.1]/x',
+      'https://[::ffff:0:a9fe:a9fe]/latest',
+      'https://192.0.0.8/x',
+      'https://192.0.2.1/x',
     ]) {
       expect(refusal(url), url).toBe('The URL must be a public address, not one of a private network or this machine');
     }
     expect(refusal('https://user:pw@crm.example.com/x')).toBe('The URL must not contain a user name or password');
     expect(refusal('not a url')).toBe('Enter a full URL, like https://crm.example.com/hooks/sim-link');
     expect(refusal('https://crm.example.com/hooks')).toBeNull();
+    // Only 192.0.0.0/24 and 192.0.2.0/24 of 192.0.x.x are special; the rest is public.
+    expect(refusal('https://192.0.1.1/x')).toBeNull();
+    expect(refusal('https://192.0.3.1/x')).toBeNull();
+    expect(refusal('https://[::ffff:0:8.8.8.8]/x')).toBeNull();
     // 1,024 characters as typed, 6,024 once each é is encoded (%C3%A9): the stored URL would not fit its column.
     expect(refusal(`https://crm.example.com/${'é'.repeat(1000)}`)).toBe(
       'URL must be 2,000 characters or fewer once its special characters are encoded',
@@ -546,9 +558,25 @@ describe('safety', () => {
       'fec0::1',
       'ff02::1',
       'fe80::1%eth0',
+      '::ffff:0:127.0.0.1',
+      '::ffff:0:7f00:1',
+      '::ffff:0:10.1.2.3',
+      '192.0.0.170',
+      '192.0.2.1',
     ])
       expect(isPrivateAddress(a), a).toBe(true);
-    for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '::ffff:808:808', '2002:808:808::1'])
+    for (const a of [
+      '8.8.8.8',
+      '1.1.1.1',
+      '172.32.0.1',
+      '2606:4700:4700::1111',
+      '::ffff:8.8.8.8',
+      '::ffff:808:808',
+      '2002:808:808::1',
+      '192.0.1.1',
+      '192.0.3.1',
+      '::ffff:0:808:808',
+    ])
       expect(isPrivateAddress(a), a).toBe(false);
   });
 
