@@ -181,8 +181,8 @@ export class WebhookDelivery extends PollingWorker {
       let recorded = sent;
       try {
         await em.flush();
-      } catch (error) {
-        recorded = await this.#recordAgain(sent, messages, error);
+      } catch {
+        recorded = await this.#recordEach(sent, messages);
       }
       await this.#holdBack(em, recorded);
     });
@@ -345,23 +345,31 @@ export class WebhookDelivery extends PollingWorker {
   }
 
   /**
-   * The round's flush failed. When a webhook was deleted meanwhile (its messages and their log with it), the
-   * attempts of the webhooks that are left are recorded on their messages as they are now; otherwise the
-   * error stands (the messages are due again when their lease ends).
+   * The round's flush failed — a webhook deleted meanwhile (its messages and their log with it), or one attempt
+   * the database would not take. So that one message does not hold back the others, each attempt is recorded
+   * again on its own, on its message and webhook as they are now: one that still fails is reported and left
+   * leased (due again when its lease ends); one whose message is gone is dropped. The claimed messages that were
+   * not sent are released.
    */
-  async #recordAgain(sent: Sent[], claimed: WebhookMessage[], error: unknown): Promise<Sent[]> {
-    const em = this.#orm.em.fork();
-    const ids = claimed.map((message) => message.id);
-    const messages = new Map((await em.find(WebhookMessageSchema, { id: { $in: ids } }, { populate: ['webhook'] })).map((m) => [m.id, m]));
-    if (messages.size === ids.length) throw error;
-    const again = sent.flatMap((attempt) => {
-      const message = messages.get(attempt.message.id);
-      return message ? [{ ...attempt, message }] : [];
-    });
-    for (const attempt of again) this.#record(em, attempt.message.webhook.getEntity(), attempt);
-    this.#release([...messages.values()], again);
-    await em.flush();
-    return again;
+  async #recordEach(sent: Sent[], claimed: WebhookMessage[]): Promise<Sent[]> {
+    const recorded: Sent[] = [];
+    for (const attempt of sent) {
+      const em = this.#orm.em.fork();
+      try {
+        const message = await em.findOne(WebhookMessageSchema, attempt.message.id, { populate: ['webhook'] });
+        if (!message) continue;
+        const again = { ...attempt, message };
+        this.#record(em, message.webhook.getEntity(), again);
+        await em.flush();
+        recorded.push(again);
+      } catch (error) {
+        this.onError?.(error);
+      }
+    }
+    const attempted = new Set(sent.map((attempt) => attempt.message.id));
+    const unsent = claimed.filter((message) => !attempted.has(message.id)).map((message) => message.id);
+    if (unsent.length) await this.#orm.em.fork().nativeUpdate(WebhookMessageSchema, { id: { $in: unsent } }, { nextAttemptAt: new Date() });
+    return recorded;
   }
 }
 

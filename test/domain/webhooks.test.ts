@@ -309,6 +309,69 @@ describe('delivery', () => {
     expect(message.attempts).toBeGreaterThanOrEqual(2);
   });
 
+  /** Makes the database refuse every attempt logged for this message (a trigger), until the returned function is called. */
+  async function refuseAttemptsOf(messageId: number) {
+    const sql = fork().getConnection();
+    await sql.execute(
+      `create or replace function refuse_attempt() returns trigger language plpgsql as $$ begin ` +
+        `if new.message_id = ${messageId} then raise exception 'attempt refused for the test'; end if; return new; end $$`,
+    );
+    await sql.execute('create trigger refuse_attempt before insert on webhook_attempt for each row execute function refuse_attempt()');
+    return () => sql.execute('drop trigger refuse_attempt on webhook_attempt');
+  }
+
+  it('one message whose attempt cannot be recorded does not hold back the others of its batch', async () => {
+    const target = await receiver();
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoints = [await holdEndpoint(fork(), acme), await holdEndpoint(fork(), acme), await holdEndpoint(fork(), acme)];
+      for (const e of endpoints) await linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id);
+      const [bad, ...good] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      const allow = await refuseAttemptsOf(bad.id);
+      const errors: unknown[] = [];
+      try {
+        expect(await worker({ onError: (error) => errors.push(error) }).deliverDue()).toBe(3);
+      } finally {
+        await allow();
+      }
+      const after = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      expect(after.map((m) => [m.attempts, m.deliveredAt !== null])).toEqual([
+        [0, false],
+        [1, true],
+        [1, true],
+      ]);
+      // The one not recorded stays leased: due again when its lease ends, as after a crash.
+      expect(after[0].nextAttemptAt!.getTime()).toBeGreaterThan(Date.now());
+      expect((await fork().find(WebhookAttemptSchema, {})).map((a) => a.message.id).sort()).toEqual(good.map((m) => m.id).sort());
+      expect(errors).toHaveLength(1);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a give-up recorded on its own (its batch’s flush failed) stores the webhook’s reason', async () => {
+    const target = await receiver(() => 500);
+    try {
+      const created = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoints = [await holdEndpoint(fork(), acme), await holdEndpoint(fork(), acme)];
+      for (const e of endpoints) await linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id);
+      const [bad, given] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      const allow = await refuseAttemptsOf(bad.id);
+      try {
+        expect(await worker({ giveUpAfterMs: 0, onError: () => {} }).deliverDue()).toBe(2);
+      } finally {
+        await allow();
+      }
+      const webhook = await fork().findOneOrFail(WebhookSchema, created.webhook.id);
+      expect(webhook.enabled).toBe(false);
+      expect(webhook.disabledReason).toMatch(/^Disabled on .* UTC: no delivery succeeded for .* \(last attempt: HTTP 500\)$/);
+      const message = await fork().findOneOrFail(WebhookMessageSchema, given.id);
+      expect([message.failedAt !== null, message.nextAttemptAt]).toEqual([true, null]);
+    } finally {
+      await target.close();
+    }
+  });
+
   it('two workers on one database deliver 200 messages, each exactly once', async () => {
     const target = await receiver();
     try {
