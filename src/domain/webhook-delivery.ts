@@ -28,7 +28,7 @@ import { lookup } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
-import { raw } from '@mikro-orm/core';
+import { DriverException, raw } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { Webhook as Signer } from 'standardwebhooks';
 import { StatementCache } from '../db/compiled-statement.js';
@@ -121,7 +121,10 @@ export class WebhookDelivery extends PollingWorker {
       pollMs: 250,
       ...rest,
     };
-    super({ idleMs: settings.pollMs, busyMs: Math.min(settings.busyPollMs, settings.pollMs) }, onError);
+    super(
+      { idleMs: settings.pollMs, busyMs: Math.min(settings.busyPollMs, settings.pollMs) },
+      onError && ((error) => onError(loggableError(error))),
+    );
     this.#orm = orm;
     this.#options = settings;
   }
@@ -379,6 +382,23 @@ const claims = new StatementCache();
 const NO_EARLIER_PENDING =
   'not exists (select 1 from webhook_message p where p.webhook_id = m.webhook_id and coalesce(p.endpoint_id, 0) = ' +
   'coalesce(m.endpoint_id, 0) and p.next_attempt_at is not null and p.id < m.id)';
+
+/**
+ * An error as it may be logged. A database error's message starts with its statement, values and all — a
+ * receiver's answer, a payload, a webhook's `whsec_` secret — so it is reported by PostgreSQL's own words and its
+ * SQLSTATE only: the text after the statement (knex writes `<statement> - <message>`), and no stack (whose first
+ * line repeats the whole).
+ */
+export function loggableError(error: unknown): unknown {
+  if (!(error instanceof DriverException)) return error;
+  const cut = error.message.lastIndexOf(' - ');
+  const safe = Object.assign(new Error(cut === -1 ? error.message : error.message.slice(cut + 3)), {
+    name: error.name,
+    code: error.code,
+  });
+  safe.stack = `${safe.name}: ${safe.message}`;
+  return safe;
+}
 
 /** The delay before attempt n + 1: doubling from the first, capped, with ±20 % jitter so retries do not bunch. */
 export function retryDelay(attempts: number, options: { firstRetryMs: number; maxRetryDelayMs: number }): number {

@@ -19,6 +19,8 @@ import { activateEndpoint, createEndpoint, delinkSim, linkSim, resumeEndpoint, s
 import { WebhookDelivery, postOnce } from '../../src/domain/webhook-delivery.js';
 import { createWebhook, deleteWebhook, isPrivateAddress, validateWebhook } from '../../src/domain/webhooks.js';
 import { storable } from '../../src/domain/text.js';
+import { buildApp } from '../../src/app.js';
+import { testConfig } from '../helpers/app.js';
 import { actorFor, refusedWith } from './support.js';
 
 let db: TestDatabase;
@@ -344,6 +346,42 @@ describe('delivery', () => {
       expect(after[0].nextAttemptAt!.getTime()).toBeGreaterThan(Date.now());
       expect((await fork().find(WebhookAttemptSchema, {})).map((a) => a.message.id).sort()).toEqual(good.map((m) => m.id).sort());
       expect(errors).toHaveLength(1);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a failure to record is logged without the statement’s values: no receiver’s answer, no whsec_ secret', async () => {
+    // A receiver that echoes what it knows — here the webhook's own secret — into its answer, logged in the attempt.
+    let secret = '';
+    const target = await receiver(() => ({ status: 200, body: `echo ${secret}` }));
+    const lines: string[] = [];
+    const app = await buildApp({
+      orm: db.orm,
+      config: testConfig({ webhookDelivery: true, webhookAllowPrivate: true }),
+      logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } },
+    });
+    try {
+      ({ secret } = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW));
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      const [message] = await fork().find(WebhookMessageSchema, {});
+      const allow = await refuseAttemptsOf(message.id);
+      try {
+        await app.ready();
+        await until(() => lines.some((line) => line.includes('webhook delivery round failed')));
+      } finally {
+        await app.close();
+        await allow();
+      }
+      expect(lines.join('\n')).not.toContain('whsec_');
+      expect(lines.join('\n')).not.toContain('webhook_attempt');
+      const failed = lines.map((line) => JSON.parse(line) as { msg: string; err?: { message: string; code: string } });
+      expect(failed.find((l) => l.msg === 'webhook delivery round failed')?.err).toMatchObject({
+        message: 'attempt refused for the test',
+        code: 'P0001',
+      });
+      expect(target.received).toHaveLength(1);
     } finally {
       await target.close();
     }
