@@ -373,6 +373,11 @@ export const WebhookMessageSchema = defineEntity({
     payload: p.json<Record<string, unknown>>().columnType('jsonb'),
     attempts: p.integer().default(0),
     nextAttemptAt: p.datetime().columnType('timestamptz').nullable(),
+    /**
+     * The token of the delivery batch that holds the message's lease (next_attempt_at is then the lease's end),
+     * null when none does. The batch writes to the message only while the lease is still its own (webhook-delivery.ts).
+     */
+    leaseToken: p.string().length(32).nullable(),
     deliveredAt: p.datetime().columnType('timestamptz').nullable(),
     failedAt: p.datetime().columnType('timestamptz').nullable(),
     createdAt: createdAt(),

@@ -24,6 +24,7 @@
 // and the connection goes to the address that was checked; a kept-alive connection is one that was checked
 // when it was opened. Redirects are not followed; an answer is read up to 64 KB; a receiver that does not
 // answer within the timeout is cut off.
+import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
@@ -167,7 +168,9 @@ export class WebhookDelivery extends PollingWorker {
     const em = this.#orm.em.fork();
     const leaseMs = 2 * this.#options.timeoutMs + 30_000;
     const lastStart = Date.now() + leaseMs - this.#options.timeoutMs - LEASE_MARGIN_MS;
-    const messages = await this.#claim(em, new Date(Date.now() + leaseMs), this.#saturated());
+    // The batch's own lease: what it writes to a message applies only while the message's token is still this one.
+    const leaseToken = randomBytes(12).toString('base64url');
+    const messages = await this.#claim(em, new Date(Date.now() + leaseMs), leaseToken, this.#saturated());
     if (!messages.length) return { claimed: 0, done: Promise.resolve() };
     const webhookIds = [...new Set(messages.map((message) => message.webhook.id))];
     const webhooks = new Map((await em.find(WebhookSchema, { id: { $in: webhookIds } })).map((webhook) => [webhook.id, webhook]));
@@ -183,13 +186,37 @@ export class WebhookDelivery extends PollingWorker {
       this.#release(messages, sent);
       let recorded = sent;
       try {
-        await em.flush();
+        await this.#flushIfStillOurs(em, messages, leaseToken);
       } catch {
-        recorded = await this.#recordEach(sent, messages);
+        recorded = await this.#recordEach(sent, messages, leaseToken);
       }
       await this.#holdBack(em, recorded);
     });
     return { claimed: messages.length, done };
+  }
+
+  /**
+   * The batch's flush, in a transaction that first locks its messages and checks that each still holds the
+   * batch's lease token: if one's lease ran out and another sender took it over, nothing is written here (the
+   * attempts are then recorded one by one, the taken message's left to its new sender — see #recordEach).
+   */
+  async #flushIfStillOurs(em: EntityManager, messages: WebhookMessage[], leaseToken: string) {
+    await em.begin();
+    try {
+      const ours = await em
+        .getConnection('write')
+        .execute<{ id: string }[]>(
+          'select id from webhook_message where id = any(?) and lease_token = ? for update',
+          [`{${messages.map((message) => message.id).join(',')}}`, leaseToken],
+          'all',
+          em.getTransactionContext(),
+        );
+      if (ours.length !== messages.length) throw new Error('A message of the batch was taken over by another sender');
+      await em.commit();
+    } catch (error) {
+      await em.rollback();
+      throw error;
+    }
   }
 
   /**
@@ -216,8 +243,8 @@ export class WebhookDelivery extends PollingWorker {
    * The batch: the first due messages in the order of their events, each the first pending message of its lane
    * (see the header), the webhook enabled, leased until `leaseEnd` — one statement, compiled once per batch size.
    */
-  async #claim(em: EntityManager, leaseEnd: Date, skipped: number[]): Promise<WebhookMessage[]> {
-    const { sql, bind } = claims.get(`webhook messages claimed, ${this.#options.batchSize} at most`, 2, ([lease, busy]) => {
+  async #claim(em: EntityManager, leaseEnd: Date, leaseToken: string, skipped: number[]): Promise<WebhookMessage[]> {
+    const { sql, bind } = claims.get(`webhook messages claimed, ${this.#options.batchSize} at most`, 3, ([lease, token, busy]) => {
       const due = em
         .createQueryBuilder(WebhookMessageSchema, 'm')
         .select('m.id')
@@ -230,11 +257,13 @@ export class WebhookDelivery extends PollingWorker {
         .limit(this.#options.batchSize);
       return em
         .createQueryBuilder(WebhookMessageSchema)
-        .update({ nextAttemptAt: lease as unknown as Date })
+        .update({ nextAttemptAt: lease as unknown as Date, leaseToken: token })
         .where({ id: { $in: due.getKnexQuery().forUpdate('m').skipLocked() } })
         .returning(['*'] as never);
     });
-    const rows = await em.getConnection('write').execute<Record<string, unknown>[]>(sql, bind([leaseEnd, `{${skipped.join(',')}}`]));
+    const rows = await em
+      .getConnection('write')
+      .execute<Record<string, unknown>[]>(sql, bind([leaseEnd, leaseToken, `{${skipped.join(',')}}`]));
     return rows.map((row) => managed(em, WebhookMessageSchema, row)).sort((a, b) => a.id - b.id);
   }
 
@@ -309,6 +338,7 @@ export class WebhookDelivery extends PollingWorker {
   #record(em: EntityManager, webhook: Webhook, { message, sentAt, answeredAt: now, result }: Sent) {
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     message.attempts += 1;
+    message.leaseToken = null;
     if (ok) {
       message.deliveredAt = now;
       message.nextAttemptAt = null;
@@ -344,7 +374,11 @@ export class WebhookDelivery extends PollingWorker {
   #release(messages: WebhookMessage[], sent: Sent[]) {
     const attempted = new Set(sent.map((attempt) => attempt.message));
     const now = new Date();
-    for (const message of messages) if (!attempted.has(message)) message.nextAttemptAt = now;
+    for (const message of messages) {
+      if (attempted.has(message)) continue;
+      message.nextAttemptAt = now;
+      message.leaseToken = null;
+    }
   }
 
   /**
@@ -354,12 +388,13 @@ export class WebhookDelivery extends PollingWorker {
    * leased (due again when its lease ends); one whose message is gone is dropped. The claimed messages that were
    * not sent are released.
    */
-  async #recordEach(sent: Sent[], claimed: WebhookMessage[]): Promise<Sent[]> {
+  async #recordEach(sent: Sent[], claimed: WebhookMessage[], leaseToken: string): Promise<Sent[]> {
     const recorded: Sent[] = [];
     for (const attempt of sent) {
       const em = this.#orm.em.fork();
       try {
-        const message = await em.findOne(WebhookMessageSchema, attempt.message.id, { populate: ['webhook'] });
+        // Only while the lease is still this batch's: not once another sender has taken it over.
+        const message = await em.findOne(WebhookMessageSchema, { id: attempt.message.id, leaseToken }, { populate: ['webhook'] });
         if (!message) continue;
         const again = { ...attempt, message };
         this.#record(em, message.webhook.getEntity(), again);
@@ -371,7 +406,11 @@ export class WebhookDelivery extends PollingWorker {
     }
     const attempted = new Set(sent.map((attempt) => attempt.message.id));
     const unsent = claimed.filter((message) => !attempted.has(message.id)).map((message) => message.id);
-    if (unsent.length) await this.#orm.em.fork().nativeUpdate(WebhookMessageSchema, { id: { $in: unsent } }, { nextAttemptAt: new Date() });
+    if (unsent.length) {
+      await this.#orm.em
+        .fork()
+        .nativeUpdate(WebhookMessageSchema, { id: { $in: unsent }, leaseToken }, { nextAttemptAt: new Date(), leaseToken: null });
+    }
     return recorded;
   }
 }

@@ -12,6 +12,7 @@
 // sequence it has seen per endpoint and drops anything older.
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { StatementCache } from '../db/compiled-statement.js';
 import type { Actor } from './accounts.js';
@@ -24,7 +25,7 @@ import {
   type Webhook,
   type WebhookEventType,
 } from './entities.js';
-import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
 import { createOnce } from './form-keys.js';
 import type { EventDetails } from './events.js';
 import { hasHiddenCharacters } from './text.js';
@@ -357,14 +358,30 @@ export async function sendTestEvent(em: EntityManager, actor: Actor, id: number)
   return messageId;
 }
 
-/** Sends a message again (a new attempt, the same `webhook-id`), whatever became of it before. */
+export const MESSAGE_IN_FLIGHT = 'This message is being delivered now; try again in a moment';
+
+/**
+ * Sends a message again (a new attempt, the same `webhook-id`), whatever became of it before — except while a
+ * sender holds its lease (it is in flight): made due then, another sender could claim it and send it a second
+ * time at once, so that is a conflict. The row is locked, so no sender claims it between the check and the change
+ * (the claim skips locked rows).
+ */
 export async function resendMessage(em: EntityManager, actor: Actor, webhookId: number, messageId: number): Promise<void> {
   requireAdmin(actor);
-  const message = await em.findOne(WebhookMessageSchema, { id: messageId, webhook: { id: webhookId, enterprise: actor.enterpriseId } });
-  if (!message) throw new NotFoundError('message');
-  message.nextAttemptAt = new Date();
-  message.failedAt = null;
-  await em.flush();
+  await em.transactional(async (tx) => {
+    const message = await tx.findOne(
+      WebhookMessageSchema,
+      { id: messageId, webhook: { id: webhookId, enterprise: actor.enterpriseId } },
+      { lockMode: LockMode.PESSIMISTIC_WRITE },
+    );
+    if (!message) throw new NotFoundError('message');
+    if (message.leaseToken !== null && message.nextAttemptAt && message.nextAttemptAt.getTime() > Date.now()) {
+      throw new ConflictError(MESSAGE_IN_FLIGHT);
+    }
+    message.nextAttemptAt = new Date();
+    message.failedAt = null;
+    message.leaseToken = null;
+  });
 }
 
 /** A webhook's latest attempts, newest first, with their messages. */

@@ -17,7 +17,14 @@ import { WEBHOOK_EVENT_TYPES, WebhookAttemptSchema, WebhookMessageSchema, Webhoo
 import { ValidationError } from '../../src/domain/errors.js';
 import { activateEndpoint, createEndpoint, delinkSim, linkSim, resumeEndpoint, suspendEndpoint } from '../../src/domain/lifecycle.js';
 import { WebhookDelivery, postOnce } from '../../src/domain/webhook-delivery.js';
-import { createWebhook, deleteWebhook, isPrivateAddress, validateWebhook } from '../../src/domain/webhooks.js';
+import {
+  MESSAGE_IN_FLIGHT,
+  createWebhook,
+  deleteWebhook,
+  isPrivateAddress,
+  resendMessage,
+  validateWebhook,
+} from '../../src/domain/webhooks.js';
 import { storable } from '../../src/domain/text.js';
 import { buildApp } from '../../src/app.js';
 import { testConfig } from '../helpers/app.js';
@@ -405,6 +412,61 @@ describe('delivery', () => {
       expect(webhook.disabledReason).toMatch(/^Disabled on .* UTC: no delivery succeeded for .* \(last attempt: HTTP 500\)$/);
       const message = await fork().findOneOrFail(WebhookMessageSchema, given.id);
       expect([message.failedAt !== null, message.nextAttemptAt]).toEqual([true, null]);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('Resend while the message is in flight is refused (409), so it is never sent twice at once; after, it is sent again', async () => {
+    let answer: (status: number) => void = () => {};
+    const target = await receiver((n) => (n === 1 ? new Promise<number>((resolve) => (answer = resolve)) : 200));
+    try {
+      const { webhook } = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      const [message] = await fork().find(WebhookMessageSchema, {});
+      const delivery = worker();
+      const first = delivery.deliverDue();
+      await until(() => target.received.length === 1);
+      // In flight: a resend now would make it due, and another round (or instance) would send it a second time.
+      await expect(resendMessage(fork(), admin, webhook.id, message.id)).rejects.toThrow(MESSAGE_IN_FLIGHT);
+      expect(await delivery.deliverDue()).toBe(0);
+      answer(200);
+      expect(await first).toBe(1);
+      expect(target.received).toHaveLength(1);
+      const delivered = await fork().findOneOrFail(WebhookMessageSchema, message.id);
+      expect([delivered.deliveredAt !== null, delivered.nextAttemptAt, delivered.leaseToken]).toEqual([true, null, null]);
+
+      await resendMessage(fork(), admin, webhook.id, message.id);
+      expect(await delivery.deliverDue()).toBe(1);
+      expect(target.received.map((r) => r.headers['webhook-id'])).toEqual([message.messageId, message.messageId]);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a sender whose lease was taken over meanwhile writes nothing to the message', async () => {
+    let answer: (status: number) => void = () => {};
+    const target = await receiver(() => new Promise<number>((resolve) => (answer = resolve)));
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      const [message] = await fork().find(WebhookMessageSchema, {});
+      const sending = worker().deliverDue();
+      await until(() => target.received.length === 1);
+      // As if its lease had run out and another sender had claimed the message.
+      const takenUntil = new Date(Date.now() + 60_000);
+      await fork().nativeUpdate(WebhookMessageSchema, { id: message.id }, { leaseToken: 'another-sender', nextAttemptAt: takenUntil });
+      answer(200);
+      expect(await sending).toBe(1);
+      const after = await fork().findOneOrFail(WebhookMessageSchema, message.id);
+      expect([after.leaseToken, after.nextAttemptAt?.getTime(), after.deliveredAt, after.attempts]).toEqual([
+        'another-sender',
+        takenUntil.getTime(),
+        null,
+        0,
+      ]);
     } finally {
       await target.close();
     }
