@@ -223,18 +223,19 @@ export class WebhookDelivery extends PollingWorker {
    * The messages queued behind one that failed and waits for its retry are not due before it: their next attempt
    * moves to its. They could not be sent before it anyway; moved, the claim's scan of the due messages passes over
    * them once per retry rather than in every round — a long backlog behind a failing endpoint would otherwise
-   * cost each claim its length. (One written after this is passed over until the next failure moves it too.)
+   * cost each claim its length. (One written after this is passed over until the next failure moves it too.) When
+   * the message is done with, those behind it are due again at once rather than at its old retry time.
    */
   async #holdBack(em: EntityManager, sent: Sent[]) {
+    const now = new Date();
     await Promise.all(
       sent.map(({ message }) => {
+        const lane = { webhook: message.webhook.id, endpointId: message.endpointId ?? null, id: { $gt: message.id } };
         const retryAt = message.nextAttemptAt;
-        if (!retryAt) return null;
-        return em.nativeUpdate(
-          WebhookMessageSchema,
-          { webhook: message.webhook.id, endpointId: message.endpointId ?? null, id: { $gt: message.id }, nextAttemptAt: { $lt: retryAt } },
-          { nextAttemptAt: retryAt },
-        );
+        // Done with (delivered, or given up) — perhaps before its retry, by a Resend: those held back behind it are due now.
+        if (!retryAt)
+          return em.nativeUpdate(WebhookMessageSchema, { ...lane, nextAttemptAt: { $gt: now }, leaseToken: null }, { nextAttemptAt: now });
+        return em.nativeUpdate(WebhookMessageSchema, { ...lane, nextAttemptAt: { $lt: retryAt } }, { nextAttemptAt: retryAt });
       }),
     );
   }

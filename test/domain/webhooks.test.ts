@@ -611,6 +611,31 @@ describe('delivery', () => {
     }
   });
 
+  it('the messages held back behind a failed one are due at once when it succeeds early (a Resend), not at its old retry', async () => {
+    const target = await receiver((n) => (n === 1 ? 500 : 200));
+    try {
+      const { webhook } = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked', 'sim.delinked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      await delinkSim(fork(), { actor: admin }, endpoint.id);
+      const delivery = worker({ firstRetryMs: 60_000 });
+      expect(await delivery.deliverDue()).toBe(1);
+      const [first] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      await resendMessage(fork(), admin, webhook.id, first.id);
+      expect(await delivery.deliverDue()).toBe(1);
+      const [, behind] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      expect(behind.nextAttemptAt!.getTime()).toBeLessThanOrEqual(Date.now());
+      expect(await delivery.deliverDue()).toBe(1);
+      expect(target.received.map((r) => (JSON.parse(r.body) as { type: string }).type)).toEqual([
+        'sim.linked',
+        'sim.linked',
+        'sim.delinked',
+      ]);
+    } finally {
+      await target.close();
+    }
+  });
+
   it('a receiver that does not answer holds up its own messages only, not another webhook’s', async () => {
     const slow = await receiver(() => 'hang');
     const quick = await receiver();
