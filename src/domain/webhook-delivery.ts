@@ -9,7 +9,7 @@
 // claimed while request slots are free, without waiting for the slowest receiver of the earlier ones, so a
 // receiver that takes its time holds up its own requests, not other webhooks'. A 2xx within the
 // timeout is success; anything else is an attempt logged and retried later with exponential backoff and
-// jitter, until the message has failed for a day — then the webhook is disabled with the reason, for its page.
+// jitter, until the message has failed for a day from its first attempt — then the webhook is disabled with the reason, for its page.
 //
 // Order: a message's lane is its webhook and the endpoint it is about (messages about no endpoint — imports,
 // bulk jobs, test events — share one lane per webhook). Only the first pending message of a lane can be
@@ -339,6 +339,7 @@ export class WebhookDelivery extends PollingWorker {
   #record(em: EntityManager, webhook: Webhook, { message, sentAt, answeredAt: now, result }: Sent) {
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     message.attempts += 1;
+    message.firstAttemptedAt ??= sentAt;
     message.leaseToken = null;
     if (ok) {
       message.deliveredAt = now;
@@ -346,7 +347,7 @@ export class WebhookDelivery extends PollingWorker {
       webhook.failingSince = null;
     } else {
       webhook.failingSince ??= now;
-      if (now.getTime() - message.createdAt.getTime() >= this.#options.giveUpAfterMs) {
+      if (now.getTime() - message.firstAttemptedAt.getTime() >= this.#options.giveUpAfterMs) {
         message.failedAt = now;
         message.nextAttemptAt = null;
         webhook.enabled = false;

@@ -315,13 +315,17 @@ export async function findWebhook(em: EntityManager, actor: Actor, id: number): 
   return webhook;
 }
 
-/** Enables (clearing the reason it was disabled) or disables a webhook. */
+/** Enables (clearing the reason it was disabled, and starting its messages' day again) or disables a webhook. */
 export async function setWebhookEnabled(em: EntityManager, actor: Actor, id: number, enabled: boolean): Promise<Webhook> {
   requireAdmin(actor);
   const webhook = await findWebhook(em, actor, id);
   webhook.enabled = enabled;
   webhook.disabledReason = enabled ? null : 'Disabled by an admin';
-  if (enabled) webhook.failingSince = null;
+  if (enabled) {
+    webhook.failingSince = null;
+    // Its pending messages get a new day to be delivered in, counted from their next attempt.
+    await em.nativeUpdate(WebhookMessageSchema, { webhook: webhook.id, deliveredAt: null }, { firstAttemptedAt: null });
+  }
   await em.flush();
   return webhook;
 }
@@ -381,6 +385,7 @@ export async function resendMessage(em: EntityManager, actor: Actor, webhookId: 
     message.nextAttemptAt = new Date();
     message.failedAt = null;
     message.leaseToken = null;
+    message.firstAttemptedAt = null;
   });
 }
 

@@ -23,6 +23,7 @@ import {
   deleteWebhook,
   isPrivateAddress,
   resendMessage,
+  setWebhookEnabled,
   validateWebhook,
 } from '../../src/domain/webhooks.js';
 import { storable } from '../../src/domain/text.js';
@@ -467,6 +468,42 @@ describe('delivery', () => {
         null,
         0,
       ]);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('the day to give up counts from the first attempt, not from when the message was written, and starts again on re-enabling', async () => {
+    const target = await receiver(() => 500);
+    try {
+      const { webhook } = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      // Written two hours ago (it waited, say, behind others): its first attempt fails, and it is not given up.
+      const hours = (n: number) => new Date(Date.now() - n * 3_600_000);
+      await fork().nativeUpdate(WebhookMessageSchema, {}, { createdAt: hours(2), nextAttemptAt: hours(2) });
+      const delivery = worker({ giveUpAfterMs: 3_600_000, firstRetryMs: 1 });
+      expect(await delivery.deliverDue()).toBe(1);
+      let [message] = await fork().find(WebhookMessageSchema, {});
+      expect([message.attempts, message.failedAt, message.firstAttemptedAt !== null]).toEqual([1, null, true]);
+      expect((await fork().findOneOrFail(WebhookSchema, webhook.id)).enabled).toBe(true);
+
+      // First attempted two hours ago; the webhook is disabled, then enabled again: a new hour from the next attempt.
+      await fork().nativeUpdate(WebhookMessageSchema, {}, { firstAttemptedAt: hours(2), nextAttemptAt: hours(0) });
+      await setWebhookEnabled(fork(), admin, webhook.id, false);
+      await setWebhookEnabled(fork(), admin, webhook.id, true);
+      expect(await delivery.deliverDue()).toBe(1);
+      [message] = await fork().find(WebhookMessageSchema, {});
+      expect([message.attempts, message.failedAt]).toEqual([2, null]);
+      expect(message.firstAttemptedAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+      expect((await fork().findOneOrFail(WebhookSchema, webhook.id)).enabled).toBe(true);
+
+      // Without the re-enabling, two hours after the first attempt it is given up.
+      await fork().nativeUpdate(WebhookMessageSchema, {}, { firstAttemptedAt: hours(2), nextAttemptAt: hours(0) });
+      expect(await delivery.deliverDue()).toBe(1);
+      [message] = await fork().find(WebhookMessageSchema, {});
+      expect(message.failedAt).not.toBeNull();
+      expect((await fork().findOneOrFail(WebhookSchema, webhook.id)).enabled).toBe(false);
     } finally {
       await target.close();
     }
