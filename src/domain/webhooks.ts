@@ -46,7 +46,8 @@ const apiStatus = (status: string | null | undefined) => (status === 'ready' ? '
 const newMessageId = () => `msg_${randomBytes(15).toString('base64url')}`;
 
 export function webhookPayload(event: WebhookEvent): Record<string, unknown> {
-  const actor = { type: 'user', id: event.actor.id, name: event.actor.displayName };
+  // A change made with an API token names the token (SPEC.md §5: events name it as the actor, source `api`).
+  const actor = { type: event.actor.kind ?? 'user', id: event.actor.id, name: event.actor.displayName };
   const data: Record<string, unknown> =
     event.action === 'sims.imported'
       ? { count: event.details.count ?? 0, actor, source: event.source }

@@ -27,6 +27,7 @@ import {
   validateWebhook,
 } from '../../src/domain/webhooks.js';
 import { storable } from '../../src/domain/text.js';
+import { authenticateApiToken, createApiToken } from '../../src/domain/api-tokens.js';
 import { buildApp } from '../../src/app.js';
 import { testConfig } from '../helpers/app.js';
 import { actorFor, refusedWith } from './support.js';
@@ -156,6 +157,15 @@ describe('the outbox', () => {
     const second = await readySim(fork(), acme);
     await refusedWith(linkSim(fork(), { actor: admin }, endpoint.id, second.id));
     expect(await fork().count(WebhookMessageSchema, {})).toBe(1);
+  });
+  it('a change made with an API token names the token as the actor: { type: api_token, id, name }, source api', async () => {
+    await createWebhook(fork(), admin, { url: 'http://127.0.0.1:9/t', eventTypes: ['sim.linked'] }, ALLOW);
+    const { token, row } = await createApiToken(fork(), admin, { name: 'CRM sync', role: 'admin' });
+    const tokenActor = (await authenticateApiToken(fork(), token))!.actor;
+    const endpoint = await holdEndpoint(fork(), acme);
+    await linkSim(fork(), { actor: tokenActor, source: 'api' }, endpoint.id, (await readySim(fork(), acme)).id);
+    const [message] = await fork().find(WebhookMessageSchema, {});
+    expect(message.payload).toMatchObject({ data: { actor: { type: 'api_token', id: row.id, name: 'CRM sync' }, source: 'api' } });
   });
 });
 
