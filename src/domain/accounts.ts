@@ -12,6 +12,8 @@ export interface Actor {
   enterpriseId: number;
   enterpriseSlug: string;
   enterpriseName: string;
+  /** Who the actor is: a person (the default), or an API token (id and name the token's) — as webhooks name it. */
+  kind?: 'user' | 'api_token';
 }
 
 /** A user, with their enterprise loaded, as the actor. */

@@ -233,6 +233,7 @@ export async function authenticateApiToken(
       enterpriseId: row.enterprise_id,
       enterpriseSlug: row.slug,
       enterpriseName: row.enterprise_name,
+      kind: 'api_token',
     },
     ...(keys && row.id === knownId ? { keyRows: row.key_rows ?? [] } : {}),
   };

@@ -379,6 +379,13 @@ export const WebhookMessageSchema = defineEntity({
     payload: p.json<Record<string, unknown>>().columnType('jsonb'),
     attempts: p.integer().default(0),
     nextAttemptAt: p.datetime().columnType('timestamptz').nullable(),
+    /**
+     * The token of the delivery batch that holds the message's lease (next_attempt_at is then the lease's end),
+     * null when none does. The batch writes to the message only while the lease is still its own (webhook-delivery.ts).
+     */
+    leaseToken: p.string().length(32).nullable(),
+    /** When it was first attempted (since its webhook was last enabled, or it was resent): the day to give up counts from there. */
+    firstAttemptedAt: p.datetime().columnType('timestamptz').nullable(),
     deliveredAt: p.datetime().columnType('timestamptz').nullable(),
     failedAt: p.datetime().columnType('timestamptz').nullable(),
     createdAt: createdAt(),

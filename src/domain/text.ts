@@ -18,3 +18,20 @@ export function hasHiddenCharacters(text: string): boolean {
 /** The field error for such a name: what is wrong and what to do. */
 export const hiddenCharactersMessage = (label: string) =>
   `${label} must not contain invisible or text-direction characters (such as zero-width spaces or right-to-left overrides); type it again without them`;
+
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one: half a character. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Text that came from outside (a receiver's answer, an error's message) made fit for a text column of `max`
+ * characters: PostgreSQL refuses a NUL byte in text, and half a surrogate pair has no UTF-8 encoding, so
+ * both are dropped; then it is cut to `max` UTF-16 units (never more characters than that), never in the
+ * middle of a pair.
+ */
+export function storable(text: string, max: number): string {
+  // eslint-disable-next-line no-control-regex -- the NUL byte is what this removes
+  const clean = text.replace(/\u0000/g, '').replace(LONE_SURROGATE, '');
+  if (clean.length <= max) return clean;
+  const cut = clean.slice(0, max);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
+}

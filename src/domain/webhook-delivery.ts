@@ -9,7 +9,7 @@
 // claimed while request slots are free, without waiting for the slowest receiver of the earlier ones, so a
 // receiver that takes its time holds up its own requests, not other webhooks'. A 2xx within the
 // timeout is success; anything else is an attempt logged and retried later with exponential backoff and
-// jitter, until the message has failed for a day — then the webhook is disabled with the reason, for its page.
+// jitter, until the message has failed for a day from its first attempt — then the webhook is disabled with the reason, for its page.
 //
 // Order: a message's lane is its webhook and the endpoint it is about (messages about no endpoint — imports,
 // bulk jobs, test events — share one lane per webhook). Only the first pending message of a lane can be
@@ -24,17 +24,19 @@
 // and the connection goes to the address that was checked; a kept-alive connection is one that was checked
 // when it was opened. Redirects are not followed; an answer is read up to 64 KB; a receiver that does not
 // answer within the timeout is cut off.
+import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
-import { raw } from '@mikro-orm/core';
+import { DriverException, LockMode, raw } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { Webhook as Signer } from 'standardwebhooks';
 import { StatementCache, runStatement } from '../db/compiled-statement.js';
 import { managed } from '../db/managed.js';
 import { WebhookAttemptSchema, WebhookMessageSchema, WebhookSchema, type Webhook, type WebhookMessage } from './entities.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
+import { storable } from './text.js';
 import { isPrivateAddress } from './webhooks.js';
 
 export interface DeliveryOptions {
@@ -60,6 +62,9 @@ export interface DeliveryOptions {
 
 const READ_LIMIT = 64 * 1024;
 const LOGGED_BYTES = 500;
+/** The sizes of webhook_attempt.error and webhook.disabled_reason (varchar(500) both). */
+const ERROR_LENGTH = 500;
+const REASON_LENGTH = 500;
 /** A claimed message is sent only if its lease still has this long beyond the timeout to run; else it is released. */
 const LEASE_MARGIN_MS = 10_000;
 /** How long an idle kept-alive connection is kept: less than the 5 s most servers (Node's among them) keep one open. */
@@ -117,7 +122,10 @@ export class WebhookDelivery extends PollingWorker {
       pollMs: 250,
       ...rest,
     };
-    super({ idleMs: settings.pollMs, busyMs: Math.min(settings.busyPollMs, settings.pollMs) }, onError);
+    super(
+      { idleMs: settings.pollMs, busyMs: Math.min(settings.busyPollMs, settings.pollMs) },
+      onError && ((error) => onError(loggableError(error))),
+    );
     this.#orm = orm;
     this.#options = settings;
   }
@@ -160,7 +168,9 @@ export class WebhookDelivery extends PollingWorker {
     const em = this.#orm.em.fork();
     const leaseMs = 2 * this.#options.timeoutMs + 30_000;
     const lastStart = Date.now() + leaseMs - this.#options.timeoutMs - LEASE_MARGIN_MS;
-    const messages = await this.#claim(em, new Date(Date.now() + leaseMs), this.#saturated());
+    // The batch's own lease: what it writes to a message applies only while the message's token is still this one.
+    const leaseToken = randomBytes(12).toString('base64url');
+    const messages = await this.#claim(em, new Date(Date.now() + leaseMs), leaseToken, this.#saturated());
     if (!messages.length) return { claimed: 0, done: Promise.resolve() };
     const webhookIds = [...new Set(messages.map((message) => message.webhook.id))];
     const webhooks = new Map((await em.find(WebhookSchema, { id: { $in: webhookIds } })).map((webhook) => [webhook.id, webhook]));
@@ -176,9 +186,9 @@ export class WebhookDelivery extends PollingWorker {
       this.#release(messages, sent);
       let recorded = sent;
       try {
-        await em.flush();
-      } catch (error) {
-        recorded = await this.#recordAgain(sent, messages, error);
+        await this.#flushIfStillOurs(em, messages, leaseToken);
+      } catch {
+        recorded = await this.#recordEach(sent, messages, leaseToken);
       }
       await this.#holdBack(em, recorded);
     });
@@ -186,21 +196,45 @@ export class WebhookDelivery extends PollingWorker {
   }
 
   /**
+   * The batch's flush, in a transaction that first locks its messages and checks that each still holds the
+   * batch's lease token: if one's lease ran out and another sender took it over, nothing is written here (the
+   * attempts are then recorded one by one, the taken message's left to its new sender — see #recordEach).
+   */
+  async #flushIfStillOurs(em: EntityManager, messages: WebhookMessage[], leaseToken: string) {
+    await em.begin();
+    try {
+      // The query builder, not em.find: a find would flush the batch's changes first (auto flush) — before the check.
+      const ours = await em
+        .createQueryBuilder(WebhookMessageSchema)
+        .select('id')
+        .where({ id: { $in: messages.map((message) => message.id) }, leaseToken })
+        .setLockMode(LockMode.PESSIMISTIC_WRITE)
+        .execute<{ id: string }[]>('all', false);
+      if (ours.length !== messages.length) throw new Error('A message of the batch was taken over by another sender');
+      await em.commit();
+    } catch (error) {
+      await em.rollback();
+      throw error;
+    }
+  }
+
+  /**
    * The messages queued behind one that failed and waits for its retry are not due before it: their next attempt
    * moves to its. They could not be sent before it anyway; moved, the claim's scan of the due messages passes over
    * them once per retry rather than in every round — a long backlog behind a failing endpoint would otherwise
-   * cost each claim its length. (One written after this is passed over until the next failure moves it too.)
+   * cost each claim its length. (One written after this is passed over until the next failure moves it too.) When
+   * the message is done with, those behind it are due again at once rather than at its old retry time.
    */
   async #holdBack(em: EntityManager, sent: Sent[]) {
+    const now = new Date();
     await Promise.all(
       sent.map(({ message }) => {
+        const lane = { webhook: message.webhook.id, endpointId: message.endpointId ?? null, id: { $gt: message.id } };
         const retryAt = message.nextAttemptAt;
-        if (!retryAt) return null;
-        return em.nativeUpdate(
-          WebhookMessageSchema,
-          { webhook: message.webhook.id, endpointId: message.endpointId ?? null, id: { $gt: message.id }, nextAttemptAt: { $lt: retryAt } },
-          { nextAttemptAt: retryAt },
-        );
+        // Done with (delivered, or given up) — perhaps before its retry, by a Resend: those held back behind it are due now.
+        if (!retryAt)
+          return em.nativeUpdate(WebhookMessageSchema, { ...lane, nextAttemptAt: { $gt: now }, leaseToken: null }, { nextAttemptAt: now });
+        return em.nativeUpdate(WebhookMessageSchema, { ...lane, nextAttemptAt: { $lt: retryAt } }, { nextAttemptAt: retryAt });
       }),
     );
   }
@@ -209,8 +243,8 @@ export class WebhookDelivery extends PollingWorker {
    * The batch: the first due messages in the order of their events, each the first pending message of its lane
    * (see the header), the webhook enabled, leased until `leaseEnd` — one statement, compiled once per batch size.
    */
-  async #claim(em: EntityManager, leaseEnd: Date, skipped: number[]): Promise<WebhookMessage[]> {
-    const statement = claims.get(`webhook messages claimed, ${this.#options.batchSize} at most`, 2, ([lease, busy]) => {
+  async #claim(em: EntityManager, leaseEnd: Date, leaseToken: string, skipped: number[]): Promise<WebhookMessage[]> {
+    const statement = claims.get(`webhook messages claimed, ${this.#options.batchSize} at most`, 3, ([lease, token, busy]) => {
       const due = em
         .createQueryBuilder(WebhookMessageSchema, 'm')
         .select('m.id')
@@ -223,11 +257,11 @@ export class WebhookDelivery extends PollingWorker {
         .limit(this.#options.batchSize);
       return em
         .createQueryBuilder(WebhookMessageSchema)
-        .update({ nextAttemptAt: lease as unknown as Date })
+        .update({ nextAttemptAt: lease as unknown as Date, leaseToken: token })
         .where({ id: { $in: due.getKnexQuery().forUpdate('m').skipLocked() } })
         .returning(['*'] as never);
     });
-    const rows = await runStatement(em, statement, [leaseEnd, `{${skipped.join(',')}}`]);
+    const rows = await runStatement(em, statement, [leaseEnd, leaseToken, `{${skipped.join(',')}}`]);
     return rows.map((row) => managed(em, WebhookMessageSchema, row)).sort((a, b) => a.id - b.id);
   }
 
@@ -302,19 +336,24 @@ export class WebhookDelivery extends PollingWorker {
   #record(em: EntityManager, webhook: Webhook, { message, sentAt, answeredAt: now, result }: Sent) {
     const ok = result.status !== null && result.status >= 200 && result.status < 300;
     message.attempts += 1;
+    message.firstAttemptedAt ??= sentAt;
+    message.leaseToken = null;
     if (ok) {
       message.deliveredAt = now;
       message.nextAttemptAt = null;
       webhook.failingSince = null;
     } else {
       webhook.failingSince ??= now;
-      if (now.getTime() - message.createdAt.getTime() >= this.#options.giveUpAfterMs) {
+      if (now.getTime() - message.firstAttemptedAt.getTime() >= this.#options.giveUpAfterMs) {
         message.failedAt = now;
         message.nextAttemptAt = null;
         webhook.enabled = false;
-        webhook.disabledReason = `Disabled on ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC: no delivery succeeded for ${describeDuration(
-          this.#options.giveUpAfterMs,
-        )} (last attempt: ${result.status !== null ? `HTTP ${result.status}` : result.error})`;
+        webhook.disabledReason = storable(
+          `Disabled on ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC: no delivery succeeded for ${describeDuration(
+            this.#options.giveUpAfterMs,
+          )} (last attempt: ${result.status !== null ? `HTTP ${result.status}` : result.error})`,
+          REASON_LENGTH,
+        );
       } else {
         message.nextAttemptAt = new Date(now.getTime() + retryDelay(message.attempts, this.#options));
       }
@@ -325,8 +364,8 @@ export class WebhookDelivery extends PollingWorker {
       attemptedAt: sentAt,
       durationMs: result.durationMs,
       status: result.status,
-      error: result.error?.slice(0, 500) ?? null,
-      responseStart: result.body.slice(0, LOGGED_BYTES) || null,
+      error: result.error === null ? null : storable(result.error, ERROR_LENGTH),
+      responseStart: storable(result.body, LOGGED_BYTES) || null,
     });
   }
 
@@ -334,27 +373,44 @@ export class WebhookDelivery extends PollingWorker {
   #release(messages: WebhookMessage[], sent: Sent[]) {
     const attempted = new Set(sent.map((attempt) => attempt.message));
     const now = new Date();
-    for (const message of messages) if (!attempted.has(message)) message.nextAttemptAt = now;
+    for (const message of messages) {
+      if (attempted.has(message)) continue;
+      message.nextAttemptAt = now;
+      message.leaseToken = null;
+    }
   }
 
   /**
-   * The round's flush failed. When a webhook was deleted meanwhile (its messages and their log with it), the
-   * attempts of the webhooks that are left are recorded on their messages as they are now; otherwise the
-   * error stands (the messages are due again when their lease ends).
+   * The round's flush failed — a webhook deleted meanwhile (its messages and their log with it), or one attempt
+   * the database would not take. So that one message does not hold back the others, each attempt is recorded
+   * again on its own, on its message and webhook as they are now: one that still fails is reported and left
+   * leased (due again when its lease ends); one whose message is gone is dropped. The claimed messages that were
+   * not sent are released.
    */
-  async #recordAgain(sent: Sent[], claimed: WebhookMessage[], error: unknown): Promise<Sent[]> {
-    const em = this.#orm.em.fork();
-    const ids = claimed.map((message) => message.id);
-    const messages = new Map((await em.find(WebhookMessageSchema, { id: { $in: ids } }, { populate: ['webhook'] })).map((m) => [m.id, m]));
-    if (messages.size === ids.length) throw error;
-    const again = sent.flatMap((attempt) => {
-      const message = messages.get(attempt.message.id);
-      return message ? [{ ...attempt, message }] : [];
-    });
-    for (const attempt of again) this.#record(em, attempt.message.webhook.getEntity(), attempt);
-    this.#release([...messages.values()], again);
-    await em.flush();
-    return again;
+  async #recordEach(sent: Sent[], claimed: WebhookMessage[], leaseToken: string): Promise<Sent[]> {
+    const recorded: Sent[] = [];
+    for (const attempt of sent) {
+      const em = this.#orm.em.fork();
+      try {
+        // Only while the lease is still this batch's: not once another sender has taken it over.
+        const message = await em.findOne(WebhookMessageSchema, { id: attempt.message.id, leaseToken }, { populate: ['webhook'] });
+        if (!message) continue;
+        const again = { ...attempt, message };
+        this.#record(em, message.webhook.getEntity(), again);
+        await em.flush();
+        recorded.push(again);
+      } catch (error) {
+        this.onError?.(error);
+      }
+    }
+    const attempted = new Set(sent.map((attempt) => attempt.message.id));
+    const unsent = claimed.filter((message) => !attempted.has(message.id)).map((message) => message.id);
+    if (unsent.length) {
+      await this.#orm.em
+        .fork()
+        .nativeUpdate(WebhookMessageSchema, { id: { $in: unsent }, leaseToken }, { nextAttemptAt: new Date(), leaseToken: null });
+    }
+    return recorded;
   }
 }
 
@@ -364,6 +420,23 @@ const claims = new StatementCache();
 const NO_EARLIER_PENDING =
   'not exists (select 1 from webhook_message p where p.webhook_id = m.webhook_id and coalesce(p.endpoint_id, 0) = ' +
   'coalesce(m.endpoint_id, 0) and p.next_attempt_at is not null and p.id < m.id)';
+
+/**
+ * An error as it may be logged. A database error's message starts with its statement, values and all — a
+ * receiver's answer, a payload, a webhook's `whsec_` secret — so it is reported by PostgreSQL's own words and its
+ * SQLSTATE only: the text after the statement (knex writes `<statement> - <message>`), and no stack (whose first
+ * line repeats the whole).
+ */
+export function loggableError(error: unknown): unknown {
+  if (!(error instanceof DriverException)) return error;
+  const cut = error.message.lastIndexOf(' - ');
+  const safe = Object.assign(new Error(cut === -1 ? error.message : error.message.slice(cut + 3)), {
+    name: error.name,
+    code: error.code,
+  });
+  safe.stack = `${safe.name}: ${safe.message}`;
+  return safe;
+}
 
 /** The delay before attempt n + 1: doubling from the first, capped, with ±20 % jitter so retries do not bunch. */
 export function retryDelay(attempts: number, options: { firstRetryMs: number; maxRetryDelayMs: number }): number {

@@ -12,6 +12,7 @@
 // sequence it has seen per endpoint and drops anything older.
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { StatementCache, runStatement } from '../db/compiled-statement.js';
 import type { Actor } from './accounts.js';
@@ -24,7 +25,7 @@ import {
   type Webhook,
   type WebhookEventType,
 } from './entities.js';
-import { ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError, type FieldError } from './errors.js';
 import { createOnce } from './form-keys.js';
 import type { EventDetails } from './events.js';
 import { hasHiddenCharacters } from './text.js';
@@ -45,7 +46,8 @@ const apiStatus = (status: string | null | undefined) => (status === 'ready' ? '
 const newMessageId = () => `msg_${randomBytes(15).toString('base64url')}`;
 
 export function webhookPayload(event: WebhookEvent): Record<string, unknown> {
-  const actor = { type: 'user', id: event.actor.id, name: event.actor.displayName };
+  // A change made with an API token names the token (SPEC.md §5: events name it as the actor, source `api`).
+  const actor = { type: event.actor.kind ?? 'user', id: event.actor.id, name: event.actor.displayName };
   const data: Record<string, unknown> =
     event.action === 'sims.imported'
       ? { count: event.details.count ?? 0, actor, source: event.source }
@@ -174,6 +176,11 @@ export function validateWebhook(input: WebhookInput, policy: WebhookPolicy): { u
       errors.push({ field: 'url', message: 'Enter a full URL, like https://crm.example.com/hooks/sim-link' });
     }
   }
+  // The URL is stored as the parser writes it, with its special characters percent-encoded: that is what must fit.
+  if (url && url.href.length > 2000) {
+    errors.push({ field: 'url', message: 'URL must be 2,000 characters or fewer once its special characters are encoded' });
+    url = null;
+  }
   if (url) {
     if (url.protocol !== 'https:' && !(policy.allowPrivate && url.protocol === 'http:')) {
       errors.push({ field: 'url', message: 'The URL must start with https://' });
@@ -192,7 +199,11 @@ export function validateWebhook(input: WebhookInput, policy: WebhookPolicy): { u
 
 /** A host that is plainly private by its name or literal address (resolved names are checked again at send time). */
 function isPrivateHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  // A name may end in the root's dot ("localhost." is localhost): judged without it.
+  const host = hostname
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase()
+    .replace(/\.+$/, '');
   if (host === 'localhost' || host.endsWith('.localhost') || host.endsWith('.local') || host.endsWith('.internal')) return true;
   return isIP(host) !== 0 && isPrivateAddress(host);
 }
@@ -200,7 +211,8 @@ function isPrivateHost(hostname: string): boolean {
 /**
  * Whether an IP address is one a webhook must not reach by default: loopback, private (RFC 1918, unique
  * local), link-local (cloud metadata services live there), carrier-grade NAT, unspecified, multicast, reserved
- * — and any IPv6 address that carries an IPv4 one (mapped ::ffff:a.b.c.d in any spelling, compatible ::a.b.c.d,
+ * — and any IPv6 address that carries an IPv4 one (mapped ::ffff:a.b.c.d in any spelling, translated
+ * ::ffff:0:a.b.c.d, compatible ::a.b.c.d,
  * 6to4 2002::/16) is judged by the IPv4 address it carries, since that is where the connection goes. Tunnels
  * and translators whose far end cannot be judged here (Teredo 2001::/32, NAT64 64:ff9b::/96) are refused.
  */
@@ -211,6 +223,7 @@ export function isPrivateAddress(address: string): boolean {
   const carried = (hi: number, lo: number) => [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff];
   const zeros = (from: number, to: number) => words.slice(from, to).every((w) => w === 0);
   if (zeros(0, 5) && words[5] === 0xffff) return isPrivateIPv4(carried(words[6], words[7])); // ::ffff:a.b.c.d
+  if (zeros(0, 4) && words[4] === 0xffff && words[5] === 0) return isPrivateIPv4(carried(words[6], words[7])); // translated ::ffff:0:a.b.c.d
   if (zeros(0, 6)) return isPrivateIPv4(carried(words[6], words[7])); // ::a.b.c.d, and :: and ::1 (0.0.0.0/8)
   if (words[0] === 0x2002) return isPrivateIPv4(carried(words[1], words[2])); // 6to4
   const [w0, w1] = words;
@@ -226,7 +239,7 @@ export function isPrivateAddress(address: string): boolean {
   );
 }
 
-function isPrivateIPv4([a, b]: number[]): boolean {
+function isPrivateIPv4([a, b, c]: number[]): boolean {
   return (
     a === 0 ||
     a === 10 ||
@@ -235,7 +248,7 @@ function isPrivateIPv4([a, b]: number[]): boolean {
     (a === 169 && b === 254) ||
     (a === 172 && b >= 16 && b <= 31) ||
     (a === 192 && b === 168) ||
-    (a === 192 && b === 0) ||
+    (a === 192 && b === 0 && (c === 0 || c === 2)) || // IETF protocol assignments, TEST-NET-1 (not all of 192.0/16)
     (a === 198 && (b === 18 || b === 19)) ||
     a >= 224
   );
@@ -303,13 +316,17 @@ export async function findWebhook(em: EntityManager, actor: Actor, id: number): 
   return webhook;
 }
 
-/** Enables (clearing the reason it was disabled) or disables a webhook. */
+/** Enables (clearing the reason it was disabled, and starting its messages' day again) or disables a webhook. */
 export async function setWebhookEnabled(em: EntityManager, actor: Actor, id: number, enabled: boolean): Promise<Webhook> {
   requireAdmin(actor);
   const webhook = await findWebhook(em, actor, id);
   webhook.enabled = enabled;
   webhook.disabledReason = enabled ? null : 'Disabled by an admin';
-  if (enabled) webhook.failingSince = null;
+  if (enabled) {
+    webhook.failingSince = null;
+    // Its pending messages get a new day to be delivered in, counted from their next attempt.
+    await em.nativeUpdate(WebhookMessageSchema, { webhook: webhook.id, deliveredAt: null }, { firstAttemptedAt: null });
+  }
   await em.flush();
   return webhook;
 }
@@ -346,14 +363,31 @@ export async function sendTestEvent(em: EntityManager, actor: Actor, id: number)
   return messageId;
 }
 
-/** Sends a message again (a new attempt, the same `webhook-id`), whatever became of it before. */
+export const MESSAGE_IN_FLIGHT = 'This message is being delivered now; try again in a moment';
+
+/**
+ * Sends a message again (a new attempt, the same `webhook-id`), whatever became of it before — except while a
+ * sender holds its lease (it is in flight): made due then, another sender could claim it and send it a second
+ * time at once, so that is a conflict. The row is locked, so no sender claims it between the check and the change
+ * (the claim skips locked rows).
+ */
 export async function resendMessage(em: EntityManager, actor: Actor, webhookId: number, messageId: number): Promise<void> {
   requireAdmin(actor);
-  const message = await em.findOne(WebhookMessageSchema, { id: messageId, webhook: { id: webhookId, enterprise: actor.enterpriseId } });
-  if (!message) throw new NotFoundError('message');
-  message.nextAttemptAt = new Date();
-  message.failedAt = null;
-  await em.flush();
+  await em.transactional(async (tx) => {
+    const message = await tx.findOne(
+      WebhookMessageSchema,
+      { id: messageId, webhook: { id: webhookId, enterprise: actor.enterpriseId } },
+      { lockMode: LockMode.PESSIMISTIC_WRITE },
+    );
+    if (!message) throw new NotFoundError('message');
+    if (message.leaseToken !== null && message.nextAttemptAt && message.nextAttemptAt.getTime() > Date.now()) {
+      throw new ConflictError(MESSAGE_IN_FLIGHT);
+    }
+    message.nextAttemptAt = new Date();
+    message.failedAt = null;
+    message.leaseToken = null;
+    message.firstAttemptedAt = null;
+  });
 }
 
 /** A webhook's latest attempts, newest first, with their messages. */

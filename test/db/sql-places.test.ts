@@ -25,7 +25,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** A call that hands SQL text or a compiled statement to a connection: `.execute(` or `.execute<…>(` with a first argument that is not a method name. */
-const RUNS_SQL = /\.execute\s*(<[^>]*(?:<[^>]*>[^>]*)*>)?\s*\(\s*(?!['"](?:all|get|run)['"]\s*\))(?!\s*\))/;
+const RUNS_SQL = /\.execute\s*(<[^>]*(?:<[^>]*>[^>]*)*>)?\s*\(\s*(?!['"](?:all|get|run)['"]\s*[,)])(?!\s*\))/;
 
 describe('where SQL is run', () => {
   it('only the two runners, the driver, the bulk generator and the health check pass SQL to a connection', () => {
@@ -49,6 +49,7 @@ describe('where SQL is run', () => {
     expect(RUNS_SQL.test(`const rows = await tx.execute<Row[]>(sql, params);`)).toBe(true);
     expect(RUNS_SQL.test(`  .execute<Record<string, unknown>[]>(statement.sql, params, 'all', ctx);`)).toBe(true);
     expect(RUNS_SQL.test(`rows = await page(where).execute<EndpointListRow[]>('all');`)).toBe(false);
+    expect(RUNS_SQL.test(`.execute<{ id: string }[]>('all', false);`)).toBe(false);
     expect(sourceFiles(join(root, 'src')).length).toBeGreaterThan(30);
   });
 });

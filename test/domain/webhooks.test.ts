@@ -17,7 +17,19 @@ import { WEBHOOK_EVENT_TYPES, WebhookAttemptSchema, WebhookMessageSchema, Webhoo
 import { ValidationError } from '../../src/domain/errors.js';
 import { activateEndpoint, createEndpoint, delinkSim, linkSim, resumeEndpoint, suspendEndpoint } from '../../src/domain/lifecycle.js';
 import { WebhookDelivery, postOnce } from '../../src/domain/webhook-delivery.js';
-import { createWebhook, deleteWebhook, isPrivateAddress, validateWebhook } from '../../src/domain/webhooks.js';
+import {
+  MESSAGE_IN_FLIGHT,
+  createWebhook,
+  deleteWebhook,
+  isPrivateAddress,
+  resendMessage,
+  setWebhookEnabled,
+  validateWebhook,
+} from '../../src/domain/webhooks.js';
+import { storable } from '../../src/domain/text.js';
+import { authenticateApiToken, createApiToken } from '../../src/domain/api-tokens.js';
+import { buildApp } from '../../src/app.js';
+import { testConfig } from '../helpers/app.js';
 import { actorFor, refusedWith } from './support.js';
 
 let db: TestDatabase;
@@ -35,7 +47,7 @@ interface Received {
  * A receiver on 127.0.0.1 answering each request with what `answer` says (status, 'hang', 'huge', or a promise of
  * a status: answered when it settles). It counts the connections opened to it.
  */
-type Answer = number | 'hang' | 'huge';
+type Answer = number | 'hang' | 'huge' | { status: number; body: string };
 async function receiver(answer: (n: number, body: string) => Answer | Promise<Answer> = () => 200) {
   const received: Received[] = [];
   let connections = 0;
@@ -50,6 +62,11 @@ async function receiver(answer: (n: number, body: string) => Answer | Promise<An
     });
     const respond = (what: Answer, n: number) => {
       if (what === 'hang') return;
+      if (typeof what === 'object') {
+        response.writeHead(what.status, { 'content-type': 'text/plain' });
+        response.end(what.body);
+        return;
+      }
       if (what === 'huge') {
         response.writeHead(200, { 'content-type': 'text/plain' });
         response.end('x'.repeat(1024 * 1024));
@@ -140,6 +157,15 @@ describe('the outbox', () => {
     const second = await readySim(fork(), acme);
     await refusedWith(linkSim(fork(), { actor: admin }, endpoint.id, second.id));
     expect(await fork().count(WebhookMessageSchema, {})).toBe(1);
+  });
+  it('a change made with an API token names the token as the actor: { type: api_token, id, name }, source api', async () => {
+    await createWebhook(fork(), admin, { url: 'http://127.0.0.1:9/t', eventTypes: ['sim.linked'] }, ALLOW);
+    const { token, row } = await createApiToken(fork(), admin, { name: 'CRM sync', role: 'admin' });
+    const tokenActor = (await authenticateApiToken(fork(), token))!.actor;
+    const endpoint = await holdEndpoint(fork(), acme);
+    await linkSim(fork(), { actor: tokenActor, source: 'api' }, endpoint.id, (await readySim(fork(), acme)).id);
+    const [message] = await fork().find(WebhookMessageSchema, {});
+    expect(message.payload).toMatchObject({ data: { actor: { type: 'api_token', id: row.id, name: 'CRM sync' }, source: 'api' } });
   });
 });
 
@@ -253,6 +279,38 @@ describe('delivery', () => {
     }
   });
 
+  it('an answer with NUL bytes and half a character is logged without them, and delivery goes on', async () => {
+    // A NUL byte, then an emoji whose two UTF-16 halves straddle the 500th unit: PostgreSQL takes neither as text.
+    const body = `a\u0000b${'x'.repeat(497)}\u{1F600}tail`;
+    const target = await receiver((n) => (n === 1 ? { status: 500, body } : { status: 200, body: 'ok\u0000' }));
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoints = [await holdEndpoint(fork(), acme), await holdEndpoint(fork(), acme)];
+      for (const e of endpoints) await linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id);
+      const delivery = worker({ firstRetryMs: 1 });
+      expect(await delivery.deliverDue()).toBe(2);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await delivery.deliverDue()).toBe(1);
+      const messages = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      expect(messages.map((m) => [m.attempts, m.deliveredAt !== null])).toEqual([
+        [2, true],
+        [1, true],
+      ]);
+      const attempts = await fork().find(WebhookAttemptSchema, {}, { orderBy: { id: 'asc' } });
+      expect(attempts.map((a) => a.responseStart)).toEqual([`ab${'x'.repeat(497)}`, 'ok', 'ok']);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('storable() drops NUL bytes and half characters and cuts to the size, never inside a character', () => {
+    expect(storable('a\u0000b', 10)).toBe('ab');
+    expect(storable('a\uD800b\uDC00c', 10)).toBe('abc');
+    expect(storable('ab\u{1F600}', 3)).toBe('ab');
+    expect(storable('ab\u{1F600}', 4)).toBe('ab\u{1F600}');
+    expect(storable('x'.repeat(600), 500)).toHaveLength(500);
+  });
+
   it('a receiver gone for the whole window: the message is given up and the webhook disabled, with the reason', async () => {
     const gone = await receiver();
     const url = gone.url;
@@ -269,6 +327,196 @@ describe('delivery', () => {
     expect(message.failedAt).not.toBeNull();
     expect(message.nextAttemptAt).toBeNull();
     expect(message.attempts).toBeGreaterThanOrEqual(2);
+  });
+
+  /** Makes the database refuse every attempt logged for this message (a trigger), until the returned function is called. */
+  async function refuseAttemptsOf(messageId: number) {
+    const sql = fork().getConnection();
+    await sql.execute(
+      `create or replace function refuse_attempt() returns trigger language plpgsql as $$ begin ` +
+        `if new.message_id = ${messageId} then raise exception 'attempt refused for the test'; end if; return new; end $$`,
+    );
+    await sql.execute('create trigger refuse_attempt before insert on webhook_attempt for each row execute function refuse_attempt()');
+    return () => sql.execute('drop trigger refuse_attempt on webhook_attempt');
+  }
+
+  it('one message whose attempt cannot be recorded does not hold back the others of its batch', async () => {
+    const target = await receiver();
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoints = [await holdEndpoint(fork(), acme), await holdEndpoint(fork(), acme), await holdEndpoint(fork(), acme)];
+      for (const e of endpoints) await linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id);
+      const [bad, ...good] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      const allow = await refuseAttemptsOf(bad.id);
+      const errors: unknown[] = [];
+      try {
+        expect(await worker({ onError: (error) => errors.push(error) }).deliverDue()).toBe(3);
+      } finally {
+        await allow();
+      }
+      const after = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      expect(after.map((m) => [m.attempts, m.deliveredAt !== null])).toEqual([
+        [0, false],
+        [1, true],
+        [1, true],
+      ]);
+      // The one not recorded stays leased: due again when its lease ends, as after a crash.
+      expect(after[0].nextAttemptAt!.getTime()).toBeGreaterThan(Date.now());
+      expect((await fork().find(WebhookAttemptSchema, {})).map((a) => a.message.id).sort()).toEqual(good.map((m) => m.id).sort());
+      expect(errors).toHaveLength(1);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a failure to record is logged without the statement’s values: no receiver’s answer, no whsec_ secret', async () => {
+    // A receiver that echoes what it knows — here the webhook's own secret — into its answer, logged in the attempt.
+    let secret = '';
+    const target = await receiver(() => ({ status: 200, body: `echo ${secret}` }));
+    const lines: string[] = [];
+    const app = await buildApp({
+      orm: db.orm,
+      config: testConfig({ webhookDelivery: true, webhookAllowPrivate: true }),
+      logger: { level: 'info', stream: { write: (line: string) => lines.push(line) } },
+    });
+    try {
+      ({ secret } = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW));
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      const [message] = await fork().find(WebhookMessageSchema, {});
+      const allow = await refuseAttemptsOf(message.id);
+      try {
+        await app.ready();
+        await until(() => lines.some((line) => line.includes('webhook delivery round failed')));
+      } finally {
+        await app.close();
+        await allow();
+      }
+      expect(lines.join('\n')).not.toContain('whsec_');
+      expect(lines.join('\n')).not.toContain('webhook_attempt');
+      const failed = lines.map((line) => JSON.parse(line) as { msg: string; err?: { message: string; code: string } });
+      expect(failed.find((l) => l.msg === 'webhook delivery round failed')?.err).toMatchObject({
+        message: 'attempt refused for the test',
+        code: 'P0001',
+      });
+      expect(target.received).toHaveLength(1);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a give-up recorded on its own (its batch’s flush failed) stores the webhook’s reason', async () => {
+    const target = await receiver(() => 500);
+    try {
+      const created = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoints = [await holdEndpoint(fork(), acme), await holdEndpoint(fork(), acme)];
+      for (const e of endpoints) await linkSim(fork(), { actor: admin }, e.id, (await readySim(fork(), acme)).id);
+      const [bad, given] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      const allow = await refuseAttemptsOf(bad.id);
+      try {
+        expect(await worker({ giveUpAfterMs: 0, onError: () => {} }).deliverDue()).toBe(2);
+      } finally {
+        await allow();
+      }
+      const webhook = await fork().findOneOrFail(WebhookSchema, created.webhook.id);
+      expect(webhook.enabled).toBe(false);
+      expect(webhook.disabledReason).toMatch(/^Disabled on .* UTC: no delivery succeeded for .* \(last attempt: HTTP 500\)$/);
+      const message = await fork().findOneOrFail(WebhookMessageSchema, given.id);
+      expect([message.failedAt !== null, message.nextAttemptAt]).toEqual([true, null]);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('Resend while the message is in flight is refused (409), so it is never sent twice at once; after, it is sent again', async () => {
+    let answer: (status: number) => void = () => {};
+    const target = await receiver((n) => (n === 1 ? new Promise<number>((resolve) => (answer = resolve)) : 200));
+    try {
+      const { webhook } = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      const [message] = await fork().find(WebhookMessageSchema, {});
+      const delivery = worker();
+      const first = delivery.deliverDue();
+      await until(() => target.received.length === 1);
+      // In flight: a resend now would make it due, and another round (or instance) would send it a second time.
+      await expect(resendMessage(fork(), admin, webhook.id, message.id)).rejects.toThrow(MESSAGE_IN_FLIGHT);
+      expect(await delivery.deliverDue()).toBe(0);
+      answer(200);
+      expect(await first).toBe(1);
+      expect(target.received).toHaveLength(1);
+      const delivered = await fork().findOneOrFail(WebhookMessageSchema, message.id);
+      expect([delivered.deliveredAt !== null, delivered.nextAttemptAt, delivered.leaseToken]).toEqual([true, null, null]);
+
+      await resendMessage(fork(), admin, webhook.id, message.id);
+      expect(await delivery.deliverDue()).toBe(1);
+      expect(target.received.map((r) => r.headers['webhook-id'])).toEqual([message.messageId, message.messageId]);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a sender whose lease was taken over meanwhile writes nothing to the message', async () => {
+    let answer: (status: number) => void = () => {};
+    const target = await receiver(() => new Promise<number>((resolve) => (answer = resolve)));
+    try {
+      await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      const [message] = await fork().find(WebhookMessageSchema, {});
+      const sending = worker().deliverDue();
+      await until(() => target.received.length === 1);
+      // As if its lease had run out and another sender had claimed the message.
+      const takenUntil = new Date(Date.now() + 60_000);
+      await fork().nativeUpdate(WebhookMessageSchema, { id: message.id }, { leaseToken: 'another-sender', nextAttemptAt: takenUntil });
+      answer(200);
+      expect(await sending).toBe(1);
+      const after = await fork().findOneOrFail(WebhookMessageSchema, message.id);
+      expect([after.leaseToken, after.nextAttemptAt?.getTime(), after.deliveredAt, after.attempts]).toEqual([
+        'another-sender',
+        takenUntil.getTime(),
+        null,
+        0,
+      ]);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('the day to give up counts from the first attempt, not from when the message was written, and starts again on re-enabling', async () => {
+    const target = await receiver(() => 500);
+    try {
+      const { webhook } = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      // Written two hours ago (it waited, say, behind others): its first attempt fails, and it is not given up.
+      const hours = (n: number) => new Date(Date.now() - n * 3_600_000);
+      await fork().nativeUpdate(WebhookMessageSchema, {}, { createdAt: hours(2), nextAttemptAt: hours(2) });
+      const delivery = worker({ giveUpAfterMs: 3_600_000, firstRetryMs: 1 });
+      expect(await delivery.deliverDue()).toBe(1);
+      let [message] = await fork().find(WebhookMessageSchema, {});
+      expect([message.attempts, message.failedAt, message.firstAttemptedAt !== null]).toEqual([1, null, true]);
+      expect((await fork().findOneOrFail(WebhookSchema, webhook.id)).enabled).toBe(true);
+
+      // First attempted two hours ago; the webhook is disabled, then enabled again: a new hour from the next attempt.
+      await fork().nativeUpdate(WebhookMessageSchema, {}, { firstAttemptedAt: hours(2), nextAttemptAt: hours(0) });
+      await setWebhookEnabled(fork(), admin, webhook.id, false);
+      await setWebhookEnabled(fork(), admin, webhook.id, true);
+      expect(await delivery.deliverDue()).toBe(1);
+      [message] = await fork().find(WebhookMessageSchema, {});
+      expect([message.attempts, message.failedAt]).toEqual([2, null]);
+      expect(message.firstAttemptedAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+      expect((await fork().findOneOrFail(WebhookSchema, webhook.id)).enabled).toBe(true);
+
+      // Without the re-enabling, two hours after the first attempt it is given up.
+      await fork().nativeUpdate(WebhookMessageSchema, {}, { firstAttemptedAt: hours(2), nextAttemptAt: hours(0) });
+      expect(await delivery.deliverDue()).toBe(1);
+      [message] = await fork().find(WebhookMessageSchema, {});
+      expect(message.failedAt).not.toBeNull();
+      expect((await fork().findOneOrFail(WebhookSchema, webhook.id)).enabled).toBe(false);
+    } finally {
+      await target.close();
+    }
   });
 
   it('two workers on one database deliver 200 messages, each exactly once', async () => {
@@ -410,6 +658,31 @@ describe('delivery', () => {
     }
   });
 
+  it('the messages held back behind a failed one are due at once when it succeeds early (a Resend), not at its old retry', async () => {
+    const target = await receiver((n) => (n === 1 ? 500 : 200));
+    try {
+      const { webhook } = await createWebhook(fork(), admin, { url: target.url, eventTypes: ['sim.linked', 'sim.delinked'] }, ALLOW);
+      const endpoint = await holdEndpoint(fork(), acme);
+      await linkSim(fork(), { actor: admin }, endpoint.id, (await readySim(fork(), acme)).id);
+      await delinkSim(fork(), { actor: admin }, endpoint.id);
+      const delivery = worker({ firstRetryMs: 60_000 });
+      expect(await delivery.deliverDue()).toBe(1);
+      const [first] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      await resendMessage(fork(), admin, webhook.id, first.id);
+      expect(await delivery.deliverDue()).toBe(1);
+      const [, behind] = await fork().find(WebhookMessageSchema, {}, { orderBy: { id: 'asc' } });
+      expect(behind.nextAttemptAt!.getTime()).toBeLessThanOrEqual(Date.now());
+      expect(await delivery.deliverDue()).toBe(1);
+      expect(target.received.map((r) => (JSON.parse(r.body) as { type: string }).type)).toEqual([
+        'sim.linked',
+        'sim.linked',
+        'sim.delinked',
+      ]);
+    } finally {
+      await target.close();
+    }
+  });
+
   it('a receiver that does not answer holds up its own messages only, not another webhook’s', async () => {
     const slow = await receiver(() => 'hang');
     const quick = await receiver();
@@ -464,12 +737,29 @@ describe('safety', () => {
       'https://[0:0:0:0:0:ffff:127.0.0.1]/x',
       'https://[::127.0.0.1]/x',
       'https://[2002:7f00:1::]/x',
+      'https://localhost./x',
+      'https://LOCALHOST../x',
+      'https://printer.local./x',
+      'https://127.0.0.1./x',
+      'https://[::ffff:0:127.0.0.1]/x',
+      'https://[::ffff:0:a9fe:a9fe]/latest',
+      'https://192.0.0.8/x',
+      'https://192.0.2.1/x',
     ]) {
       expect(refusal(url), url).toBe('The URL must be a public address, not one of a private network or this machine');
     }
     expect(refusal('https://user:pw@crm.example.com/x')).toBe('The URL must not contain a user name or password');
     expect(refusal('not a url')).toBe('Enter a full URL, like https://crm.example.com/hooks/sim-link');
     expect(refusal('https://crm.example.com/hooks')).toBeNull();
+    // Only 192.0.0.0/24 and 192.0.2.0/24 of 192.0.x.x are special; the rest is public.
+    expect(refusal('https://192.0.1.1/x')).toBeNull();
+    expect(refusal('https://192.0.3.1/x')).toBeNull();
+    expect(refusal('https://[::ffff:0:8.8.8.8]/x')).toBeNull();
+    // 1,024 characters as typed, 6,024 once each é is encoded (%C3%A9): the stored URL would not fit its column.
+    expect(refusal(`https://crm.example.com/${'é'.repeat(1000)}`)).toBe(
+      'URL must be 2,000 characters or fewer once its special characters are encoded',
+    );
+    expect(refusal(`https://crm.example.com/${'é'.repeat(300)}`)).toBeNull();
     expect(() => validateWebhook({ url: 'https://crm.example.com/x', eventTypes: [] }, policy)).toThrow(ValidationError);
     expect(() => validateWebhook({ url: 'https://crm.example.com/x', eventTypes: ['sim.exploded'] }, policy)).toThrow(ValidationError);
     expect(validateWebhook({ url: 'http://127.0.0.1:8080/x', eventTypes: ['sim.linked'] }, ALLOW).url).toBe('http://127.0.0.1:8080/x');
@@ -503,9 +793,25 @@ describe('safety', () => {
       'fec0::1',
       'ff02::1',
       'fe80::1%eth0',
+      '::ffff:0:127.0.0.1',
+      '::ffff:0:7f00:1',
+      '::ffff:0:10.1.2.3',
+      '192.0.0.170',
+      '192.0.2.1',
     ])
       expect(isPrivateAddress(a), a).toBe(true);
-    for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '::ffff:808:808', '2002:808:808::1'])
+    for (const a of [
+      '8.8.8.8',
+      '1.1.1.1',
+      '172.32.0.1',
+      '2606:4700:4700::1111',
+      '::ffff:8.8.8.8',
+      '::ffff:808:808',
+      '2002:808:808::1',
+      '192.0.1.1',
+      '192.0.3.1',
+      '::ffff:0:808:808',
+    ])
       expect(isPrivateAddress(a), a).toBe(false);
   });
 

@@ -106,6 +106,7 @@ describe('Webhooks pages', () => {
 
   it('refuses an http:// URL (without WEBHOOK_ALLOW_PRIVATE) and no event types, keeping what was typed', async () => {
     const strict = await buildTestApp(db);
+    const webhooksBefore = await em.fork().count('Webhook', {});
     try {
       const { agent } = await signedIn(strict, em, acme, 'admin');
       const token = await csrfToken(agent);
@@ -124,6 +125,15 @@ describe('Webhooks pages', () => {
         .send({ _csrf: token, url: 'https://10.0.0.8/hooks', event_types: 'sim.linked' });
       expect(local.status).toBe(422);
       expect(page(local.text).field('URL').error).toContain('The URL must be a public address');
+      const encoded = await agent
+        .post('/settings/webhooks')
+        .type('form')
+        .send({ _csrf: token, url: `https://crm.example.com/${'é'.repeat(1000)}`, event_types: 'sim.linked' });
+      expect(encoded.status).toBe(422);
+      expect(page(encoded.text).field('URL').error).toContain(
+        'URL must be 2,000 characters or fewer once its special characters are encoded',
+      );
+      expect(await em.fork().count('Webhook', {})).toBe(webhooksBefore);
     } finally {
       await strict.close();
     }
