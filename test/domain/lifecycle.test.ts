@@ -129,6 +129,8 @@ function event(actor: Actor, fields: Row): Row {
     count: null,
     problem_count: null,
     old_sim_iccid: null,
+    bulk_job_id: null,
+    bulk_state: null,
     source: 'ui',
     created_at: expect.any(String),
     ...fields,
