@@ -16,7 +16,8 @@
 // is run again — never changed twice. A row that fails (someone changed that endpoint meanwhile) fails alone,
 // with its reason. Cancelling stops the job after the round under way.
 import type { CsvError } from 'csv-parse';
-import { parse as parseCsv } from 'csv-parse/sync';
+import { parse as parseCsvStream } from 'csv-parse';
+import { Readable } from 'node:stream';
 import { raw } from '@mikro-orm/core';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { findActor, type Actor } from './accounts.js';
@@ -101,13 +102,15 @@ interface RawRow {
   endpoint_id: string;
   action: string;
   iccid: string;
+  /** Why the line cannot be read as a row (its number of values), when it cannot. */
+  problem?: string;
 }
 
 /** 100,000 rows of `endpoint_id,action,iccid` fit in well under this. */
 const MAX_BYTES = 8 * 1024 * 1024;
 
-/** Reads the file: a header naming endpoint_id, action and iccid (any order, any case), comma or semicolon. */
-async function readRows(file: BulkFile): Promise<RawRow[]> {
+/** Reads the file: a header naming endpoint_id, action and iccid (any order, any case), comma or semicolon. Exported for tests. */
+export async function readRows(file: BulkFile): Promise<RawRow[]> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of file.stream) {
@@ -123,39 +126,94 @@ async function readRows(file: BulkFile): Promise<RawRow[]> {
   // Line breaks as \n only: csv-parse counts a \r\n inside a quoted value as two lines. (No value of this file
   // may hold a line break, so nothing a row says is lost.)
   const text = bytes.includes(13) ? Buffer.from(bytes.toString('utf8').replace(/\r\n?/g, '\n')) : bytes;
-  let records: { record: Record<string, string>; info: { lines: number }; raw: string }[];
+  // Parsed as a stream of 64 KB slices, so that a file of 100,000 rows does not hold the event loop (and every
+  // other request) for the whole parse: the parser yields between slices.
+  const parser = parseCsvStream({
+    bom: true,
+    delimiter: [',', ';'],
+    skip_empty_lines: true,
+    // A line of separators only (`,,`) is an empty line of a spreadsheet, as in the SIM import.
+    skip_records_with_empty_values: true,
+    trim: true,
+    relax_column_count: true,
+    max_record_size: 4096,
+    info: true,
+    raw: true,
+  });
+  const slices = async function* () {
+    for (let at = 0; at < text.length; at += 64 * 1024) {
+      yield text.subarray(at, at + 64 * 1024);
+      // Streams hand chunks on in microtasks: without a turn of the event loop, nothing else would run.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  const rows: RawRow[] = [];
+  let header: { index: Map<string, number>; unnamed: number[]; width: number } | null = null;
   try {
-    records = parseCsv(text, {
-      bom: true,
-      delimiter: [',', ';'],
-      columns: (header: string[]) => header.map((h) => h.trim().toLowerCase()),
-      skip_empty_lines: true,
-      trim: true,
-      relax_column_count: true,
-      max_record_size: 4096,
-      info: true,
-      raw: true,
-    }) as { record: Record<string, string>; info: { lines: number }; raw: string }[];
+    for await (const { record, info, raw } of Readable.from(slices()).pipe(parser) as AsyncIterable<{
+      record: string[];
+      info: { lines: number };
+      raw: string;
+    }>) {
+      if (!header) {
+        header = bulkHeader(record);
+        continue;
+      }
+      if (rows.length >= BULK_MAX_ROWS) {
+        throw new BulkFileError(`The file has more than ${BULK_MAX_ROWS.toLocaleString('en')} rows; split it into smaller files.`);
+      }
+      const cell = (name: string) => {
+        const i = header!.index.get(name);
+        return i === undefined ? '' : (record[i] ?? '');
+      };
+      const line = firstLine(info.lines, raw);
+      const row = { line, endpoint_id: cell('endpoint_id'), action: cell('action').toLowerCase(), iccid: cell('iccid') };
+      if (record.length !== header.width) {
+        const n = record.length;
+        rows.push({ ...row, problem: `This line has ${n} value${n === 1 ? '' : 's'}; the header has ${header.width} columns` });
+      } else if (header.unnamed.some((i) => record[i] !== '')) {
+        rows.push({ ...row, problem: 'This line has a value in a column without a name in the header' });
+      } else rows.push(row);
+    }
   } catch (error) {
+    if (error instanceof BulkFileError) throw error;
     throw new BulkFileError(
       `The file could not be read as CSV (${(error as CsvError).message.slice(0, 160)}). Save it as “CSV UTF-8” and upload that.`,
     );
+  } finally {
+    parser.destroy();
   }
-  const header = records[0] ? Object.keys(records[0].record) : [];
+  return rows;
+}
+
+const BULK_COLUMNS = ['endpoint_id', 'action', 'iccid'];
+
+/** The header line: endpoint_id and action (iccid may be left out), any order and case; no other column, none twice. */
+function bulkHeader(record: string[]): { index: Map<string, number>; unnamed: number[]; width: number } {
+  const index = new Map<string, number>();
+  const unnamed: number[] = [];
+  const unknown: string[] = [];
+  record.forEach((value, i) => {
+    const name = value.trim().toLowerCase();
+    if (name === '') unnamed.push(i);
+    else if (!BULK_COLUMNS.includes(name)) unknown.push(value.trim());
+    else if (index.has(name)) throw new BulkFileError(`The column “${name}” appears twice in the header (line 1). Keep one.`);
+    else index.set(name, i);
+  });
   for (const required of ['endpoint_id', 'action']) {
-    if (records.length && !header.includes(required)) {
+    if (!index.has(required)) {
       throw new BulkFileError(`The first line must name the columns endpoint_id, action and iccid; "${required}" is missing.`);
     }
   }
-  if (records.length > BULK_MAX_ROWS) {
-    throw new BulkFileError(`The file has more than ${BULK_MAX_ROWS.toLocaleString('en')} rows; split it into smaller files.`);
+  if (unknown.length) {
+    throw new BulkFileError(
+      `The header (line 1) has column${unknown.length > 1 ? 's' : ''} SIM Link does not know: ${unknown
+        .slice(0, 5)
+        .map((n) => `“${n.slice(0, 40)}”`)
+        .join(', ')}. Use only endpoint_id, action and iccid; remove the other columns so that nothing is silently left out.`,
+    );
   }
-  return records.map(({ record, info, raw }) => ({
-    line: firstLine(info.lines, raw),
-    endpoint_id: record.endpoint_id ?? '',
-    action: (record.action ?? '').toLowerCase(),
-    iccid: record.iccid ?? '',
-  }));
+  return { index, unnamed, width: record.length };
 }
 
 /**
@@ -184,6 +242,10 @@ export async function previewBulk(em: EntityManager, actor: Actor, file: BulkFil
   const problems: BulkProblem[] = [];
   const shaped: (Omit<BulkRow, 'simId'> & { line: number })[] = [];
   for (const row of raw) {
+    if (row.problem) {
+      problems.push({ line: row.line, values: valuesOf(row), reason: row.problem });
+      continue;
+    }
     const id = row.endpoint_id.trim();
     if (!/^[0-9]{1,9}$/.test(id)) {
       problems.push({
