@@ -39,7 +39,7 @@ import { recordEvent } from './events.js';
 import { runStatement } from '../db/compiled-statement.js';
 import { checkIccid } from './identifiers.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
-import { csvLine, notCsvReason } from './csv.js';
+import { csvLine, notCsvReason, recordLines } from './csv.js';
 import {
   activateEndpoint,
   changeMany,
@@ -148,6 +148,7 @@ export async function readRows(file: BulkFile): Promise<RawRow[]> {
     }
   };
   const rows: RawRow[] = [];
+  const lineOf = recordLines();
   let header: { index: Map<string, number>; unnamed: number[]; width: number } | null = null;
   try {
     for await (const { record, info, raw } of Readable.from(slices()).pipe(parser) as AsyncIterable<{
@@ -166,7 +167,7 @@ export async function readRows(file: BulkFile): Promise<RawRow[]> {
         const i = header!.index.get(name);
         return i === undefined ? '' : (record[i] ?? '');
       };
-      const line = firstLine(info.lines, raw);
+      const line = lineOf(info.lines, raw);
       const row = { line, endpoint_id: cell('endpoint_id'), action: cell('action').toLowerCase(), iccid: cell('iccid') };
       if (record.length !== header.width) {
         const n = record.length;
@@ -214,17 +215,6 @@ function bulkHeader(record: string[]): { index: Map<string, number>; unnamed: nu
     );
   }
   return { index, unnamed, width: record.length };
-}
-
-/**
- * The line a record starts on, as a person counts it in the file: csv-parse gives the line it ends on, and its
- * raw text (the empty lines skipped before it, the record, its line break); a quoted value may span lines.
- */
-function firstLine(lastLine: number, raw: string): number {
-  const body = raw.replace(/^\n+/, '').replace(/\n$/, '');
-  let breaks = 0;
-  for (let i = body.indexOf('\n'); i !== -1; i = body.indexOf('\n', i + 1)) breaks++;
-  return lastLine - breaks;
 }
 
 const valuesOf = (row: RawRow) => ({ endpointId: row.endpoint_id, action: row.action, iccid: row.iccid });

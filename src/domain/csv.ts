@@ -40,3 +40,20 @@ export function notCsvReason(head: Buffer, name: string, expected: string): stri
   if (head.includes(0x00)) return `${name} is not a text file. Choose a CSV file (comma-separated values).`;
   return null;
 }
+
+/**
+ * The line each record of a parse starts on, as a person counts the file's lines. csv-parse gives the line a
+ * record ends on (`info.lines`, with `info: true`) and its raw text (`raw: true`): a quoted value may span lines,
+ * and inside quotes it counts a CRLF as two lines, which shifts every later record. One counter per parse: it
+ * keeps that shift.
+ */
+export function recordLines(): (parserLines: number, raw: string) => number {
+  let extra = 0;
+  const count = (text: string, pattern: RegExp) => text.match(pattern)?.length ?? 0;
+  return (parserLines, raw) => {
+    // Before the record: the blank lines skipped (empty, or spaces and tabs only: trimmed, then skipped as empty).
+    const body = raw.replace(/^(?:[ \t]*(?:\r\n|\n|\r))+/, '').replace(/[\r\n]+$/, '');
+    extra += count(body, /\r\n/g);
+    return parserLines - extra - count(body, /\n|\r(?!\n)/g);
+  };
+}

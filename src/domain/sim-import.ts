@@ -58,7 +58,7 @@ import { IMPORT_FIELD_ORDER, importProblemsSql, runPlanned } from './queries/pla
 import { ConflictError, DomainError, ForbiddenError, TooManyRequestsError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkEid, checkIccid, checkImsi, checkMsisdn, type Checked } from './identifiers.js';
-import { csvCell, notCsvReason } from './csv.js';
+import { csvCell, notCsvReason, recordLines } from './csv.js';
 
 export interface ImportLimits {
   /** Largest file accepted, in bytes. */
@@ -447,6 +447,7 @@ async function stageFile(
     skip_records_with_empty_values: true,
     max_record_size: MAX_RECORD_BYTES,
     info: true,
+    raw: true,
     // A syntax error (a stray or unclosed quote) must not drop the records read before it in the same
     // chunk, as an error of the stream would: note it here, then stop at the first record after it.
     skip_records_with_error: true,
@@ -466,7 +467,8 @@ async function stageFile(
 
   let lastLine = 0;
   try {
-    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+    const lineOf = recordLines();
+    for await (const { record, info, raw } of parser as AsyncIterable<{ record: string[]; info: { lines: number }; raw: string }>) {
       const line = info.lines;
       // What the parser makes of the file after a syntax error is guesswork: stop there.
       if (syntaxError && line > syntaxLine(syntaxError, lastLine)) break;
@@ -481,7 +483,8 @@ async function stageFile(
           `The file has more than ${limits.maxRows.toLocaleString('en')} SIMs. Split it into files of at most ${limits.maxRows.toLocaleString('en')} rows and import them one by one.`,
         );
       }
-      checkRow(record, line, columns, stage);
+      // Problems name the line the record starts on (a quoted value may span lines).
+      checkRow(record, lineOf(line, raw), columns, stage);
       if (stage.full) await stage.flush();
     }
   } finally {

@@ -28,6 +28,14 @@ describe('reading a bulk changes file', () => {
     ]);
   });
 
+  it('names rows after blank lines of spaces or tabs by their own lines', async () => {
+    const rows = await readRows(file('endpoint_id,action,iccid\n \n9,delink,\n\t\n\n10,delink,\n'));
+    expect(rows.map((row) => [row.line, row.endpoint_id])).toEqual([
+      [3, '9'],
+      [6, '10'],
+    ]);
+  });
+
   it('a column without a name is allowed only empty; the columns may come in any order and case, iccid left out', async () => {
     const rows = await readRows(file('Action;ENDPOINT_ID;\nDelink;7;\nsuspend;8;oops\n'));
     expect(rows).toEqual([

@@ -290,6 +290,23 @@ describe('bad rows: nothing is imported and each is reported with its line, fiel
     ]);
   });
 
+  it('a row whose quoted value spans lines is named by its first line, and the rows after it by theirs (LF and CRLF)', async () => {
+    for (const eol of ['\n', '\r\n']) {
+      const [a, b, c] = [sim(), sim(), sim()];
+      const content = [
+        'iccid,imsi,eid,msisdn',
+        line(a),
+        `${b.iccid},${b.imsi},${b.eid},"44x${eol}77"`,
+        `${a.iccid},${c.imsi},${c.eid},${c.msisdn}`,
+      ].join(eol);
+      const report = await refused(file(content + eol));
+      expect(report.problems, JSON.stringify(eol)).toEqual([
+        { line: 3, field: 'MSISDN', message: expect.any(String) },
+        { line: 5, field: 'ICCID', message: `ICCID ${a.iccid} is also on line 2` },
+      ]);
+    }
+  });
+
   it('SIMs already in SIM Link — in any enterprise — are duplicates, named without saying whose', async () => {
     const ours = await readySim(fork(), acme);
     const theirs = await readySim(fork(), globex);
