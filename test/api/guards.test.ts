@@ -323,6 +323,25 @@ describe('malformed cursors, 401 and 405', () => {
     for (const url of ['/events', '/events?before=', '/endpoints?after=', '/sims']) expect((await agent.get(url)).status, url).toBe(200);
   });
 
+  it('refuses an endpoints cursor whose name holds a NUL or half a character, or whose id is not positive (no 500)', async () => {
+    const crafted = [
+      ['\u0000', 1],
+      ['a\ud800', 1],
+      ['x', -1],
+      ['x', 0],
+      ['x', 2 ** 31],
+    ].map((pair) => Buffer.from(JSON.stringify(pair)).toString('base64url'));
+    const { agent } = await signedIn(app, em, acme, 'viewer');
+    for (const cursor of crafted) {
+      expectProblem(await api().get(`/api/v1/endpoints?cursor=${cursor}`).set(bearer(adminToken)), 422);
+      for (const url of [`/endpoints?after=${cursor}`, `/endpoints?before=${cursor}`]) {
+        const res = await agent.get(url);
+        expect(res.status, url).toBe(400);
+        expect(res.text).toContain('This page link is damaged or out of date');
+      }
+    }
+  });
+
   it('says how to authenticate on every 401: WWW-Authenticate: Bearer', async () => {
     for (const request of [
       api().get('/api/v1/endpoints'),

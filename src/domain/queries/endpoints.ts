@@ -45,7 +45,15 @@ export function endpointCursor(value: unknown): string | null {
   if (typeof value !== 'string' || value.length > CURSOR_MAX_LENGTH || !/^[A-Za-z0-9_-]+$/.test(value)) return null;
   try {
     const decoded: unknown = decodeCursor(value);
-    return Array.isArray(decoded) && decoded.length === 2 && typeof decoded[0] === 'string' && Number.isSafeInteger(decoded[1])
+    // A name the database could hold (no NUL, whole characters) and an id that could be one: anything else no
+    // page made, and PostgreSQL would refuse the NUL (a 500) or page from nowhere.
+    return Array.isArray(decoded) &&
+      decoded.length === 2 &&
+      typeof decoded[0] === 'string' &&
+      !/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(decoded[0]) &&
+      Number.isSafeInteger(decoded[1]) &&
+      (decoded[1] as number) >= 1 &&
+      (decoded[1] as number) <= 2_147_483_647
       ? value
       : null;
   } catch {
