@@ -14,6 +14,12 @@ export const Id = Type.String({ pattern: '^[1-9][0-9]{0,9}$', maxLength: 10, des
 /** An optional id chosen in a form or a link; empty when none was chosen (the route says so in words). */
 export const OptionalId = Type.Optional(Type.String({ pattern: '^[0-9]{0,10}$', maxLength: 10 }));
 
+/**
+ * `?before=<id>` of a list paged by id (the Jobs list, a webhook's delivery log): an id a page link made —
+ * no 0, no leading zeros, nine digits at most (anything else is the damaged-link page); empty is the first page.
+ */
+export const PageBefore = Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,8})?$', maxLength: 9 }));
+
 /** An optional free-text field, bounded: longer than the domain allows is still told in words up to `max`. */
 export const Text = (max: number) => Type.Optional(Type.String({ maxLength: max }));
 
@@ -99,7 +105,7 @@ export type LaunchQuery = Static<typeof LaunchQuery>;
 /** The upload's CSRF token travels in the action URL (multipart bodies are read later, by the handler). */
 export const ImportQuery = Type.Object({ ...CsrfField });
 /** The bulk jobs list's page: `?before=<job id>` for the jobs older than that one. */
-export const JobsQuery = Type.Object({ before: OptionalId });
+export const JobsQuery = Type.Object({ before: PageBefore });
 
 /** A form with nothing but its CSRF token (sign out). */
 export const CsrfOnlyBody = Type.Object({ ...CsrfField });
@@ -120,5 +126,5 @@ export const WebhookBody = Type.Object({
 });
 export const WebhookParams = Type.Object({ id: Id });
 /** The delivery log's page: `?before=<attempt id>` for the attempts older than that one. */
-export const DeliveryLogQuery = Type.Object({ before: OptionalId });
+export const DeliveryLogQuery = Type.Object({ before: PageBefore });
 export const WebhookMessageParams = Type.Object({ id: Id, messageId: Id });

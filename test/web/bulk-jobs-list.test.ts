@@ -54,7 +54,8 @@ describe('the Jobs list', () => {
     expect(files(third.text, /^Older bulk changes of/)).toEqual(Array.from({ length: 20 }, (_, i) => `jobs-${20 - i}.csv`));
     expect(page(third.text).link('Older')).toBeNull();
     expect(page(third.text).link('Newest')).toBe('/bulk');
-    expect((await admin.get('/bulk?before=x')).status).toBe(400);
+    for (const before of ['x', '0', '0007', '2147483648', '-1'])
+      expect((await admin.get(`/bulk?before=${before}`)).status, before).toBe(400);
   });
 
   it('housekeeping deletes previews never applied after a day, with their rows; applied jobs and younger drafts stay', async () => {

@@ -248,6 +248,7 @@ describe('Webhooks pages', () => {
     expect(rowsOf(third.text, '20 older attempts, newest first')).toEqual(Array.from({ length: 20 }, (_, i) => `HTTP ${220 - i}`));
     expect(page(third.text).link('Older')).toBeNull();
     expect(page(third.text).link('Newest')).toBe(`/settings/webhooks/${id}`);
-    expect((await admin.get(`/settings/webhooks/${id}?before=abc`)).status).toBe(400);
+    for (const before of ['abc', '0', '0007', '2147483648'])
+      expect((await admin.get(`/settings/webhooks/${id}?before=${before}`)).status, before).toBe(400);
   });
 });
