@@ -50,7 +50,8 @@ export function endpointCursor(value: unknown): string | null {
     return Array.isArray(decoded) &&
       decoded.length === 2 &&
       typeof decoded[0] === 'string' &&
-      !/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(decoded[0]) &&
+      !decoded[0].includes('\u0000') &&
+      !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(decoded[0]) &&
       Number.isSafeInteger(decoded[1]) &&
       (decoded[1] as number) >= 1 &&
       (decoded[1] as number) <= 2_147_483_647
