@@ -442,6 +442,14 @@ export async function listBulkJobs(
 export async function applyBulkJob(em: EntityManager, actor: Actor, id: number): Promise<BulkJob> {
   if (actor.role !== 'admin') throw new ForbiddenError();
   const job = await findBulkJob(em, actor, id);
+  if (job.state === 'done') {
+    throw new InvalidStateError(
+      `This bulk change has already finished (${job.done.toLocaleString('en')} done, ${job.failed.toLocaleString('en')} failed); there is nothing to apply.`,
+    );
+  }
+  if (job.state === 'cancelled') {
+    throw new InvalidStateError('This bulk change was cancelled; upload the file again to make these changes.');
+  }
   if (job.state === 'draft') {
     job.state = 'queued';
     await em.flush();

@@ -178,6 +178,17 @@ describe('Bulk changes pages', () => {
       await allRows(db, 'select state, cancel_requested, done, failed, finished_at, updated_at from bulk_job where id = ?', [job.id]),
     ).toEqual(before);
     expect(page((await admin.get(`/bulk/${job.id as number}`)).text).text).not.toContain('Cancelling');
+    // Apply pressed again on it (a Yes kept open in another tab): refused in words, never "… started".
+    const apply = await admin
+      .post(`/bulk/${job.id as number}/apply`)
+      .type('form')
+      .send({ _csrf: csrf });
+    expect(apply.status).toBe(409);
+    expect(page(apply.text).text).toContain('This bulk change has already finished (1 done, 0 failed); there is nothing to apply.');
+    expect(page(apply.text).text).not.toContain('started');
+    expect(
+      await allRows(db, 'select state, cancel_requested, done, failed, finished_at, updated_at from bulk_job where id = ?', [job.id]),
+    ).toEqual(before);
   });
 
   it('a draft can be discarded; it is never run', async () => {
