@@ -68,10 +68,12 @@ export async function apiPlugin(app: FastifyInstance) {
     }
     done(null, parsed);
   });
-  // A compressed body would be read as if it were JSON text: refused, in words, before it is read.
-  app.addHook('onRequest', async (request, reply) => {
+  // A compressed body would be read as if it were JSON text: refused, in words, before it is read — after the
+  // route is found and the token checked (onRequest), and only when there is a body to read.
+  app.addHook('preParsing', async (request, reply) => {
     const encoding = request.headers['content-encoding']?.trim().toLowerCase();
-    if (encoding && encoding !== 'identity') {
+    const hasBody = Number(request.headers['content-length'] ?? 0) > 0 || request.headers['transfer-encoding'] !== undefined;
+    if (encoding && encoding !== 'identity' && hasBody) {
       return sendProblem(reply, 415, `A body with Content-Encoding ${encoding} is not accepted; send it uncompressed.`);
     }
   });
