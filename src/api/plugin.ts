@@ -7,7 +7,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { ValidationError } from '../domain/errors.js';
 import { problemFromError, sendProblem } from './problems.js';
-import { SHARED_SCHEMAS } from './schemas.js';
+import { NO_BODY_DESCRIPTION, SHARED_SCHEMAS } from './schemas.js';
 import { v1Routes } from './v1.routes.js';
 
 const BODY_LIMIT = 64 * 1024;
@@ -127,6 +127,18 @@ export async function apiPlugin(app: FastifyInstance) {
       ],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token: sl_…' } } },
       security: [{ bearer: [] }],
+    },
+    // @fastify/swagger marks every declared body required; the changes that take none (NoBody) accept none.
+    transformObject: (documentObject) => {
+      const doc = (
+        documentObject as { openapiObject: { paths?: Record<string, Record<string, { requestBody?: { required?: boolean } }>> } }
+      ).openapiObject;
+      for (const methods of Object.values(doc.paths ?? {})) {
+        for (const op of Object.values(methods)) {
+          if (op.requestBody && JSON.stringify(op.requestBody).includes(NO_BODY_DESCRIPTION)) op.requestBody.required = false;
+        }
+      }
+      return doc;
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });

@@ -154,10 +154,11 @@ export const LinkBody = Type.Object(
  * anything else is refused (422) rather than ignored, so a client that meant to send something learns that it
  * was not read. Plain JSON Schema, without `type`: it must let that null through.
  */
+export const NO_BODY_DESCRIPTION = 'None: send no body, or an empty JSON object';
 export const NoBody = Type.Unsafe<Record<string, never> | null>({
   additionalProperties: false,
   not: { type: ['array', 'string', 'number', 'boolean'] },
-  description: 'None: send no body, or an empty JSON object',
+  description: NO_BODY_DESCRIPTION,
 });
 
 export type EndpointJson = Static<typeof Endpoint>;

@@ -397,6 +397,12 @@ describe('the OpenAPI document', () => {
     expect(create.responses['201'].headers).toHaveProperty('Location');
     expect(create.requestBody!.content['application/json'].schema.properties!.name.maxLength).toBe(ENDPOINT_NAME_MAX_LENGTH);
     expect(ENDPOINT_NAME_MAX_LENGTH).toBe(100); // SPEC §1: name 1–100 characters
+    // The changes that take no body say so: a generated client must not be made to send one.
+    for (const path of ['/api/v1/endpoints/{id}/activate', '/api/v1/endpoints/{id}/suspend', '/api/v1/endpoints/{id}/resume']) {
+      expect((doc.paths[path].post.requestBody as { required?: boolean }).required, path).toBe(false);
+    }
+    expect((doc.paths['/api/v1/endpoints/{id}/sim'].delete.requestBody as { required?: boolean }).required).toBe(false);
+    expect((create.requestBody as { required?: boolean }).required).toBe(true);
   });
 
   it('and the API take the same name limit as the domain: 100 characters (in code points), 101 is 422 on name', async () => {
