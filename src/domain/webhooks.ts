@@ -186,6 +186,8 @@ export function validateWebhook(input: WebhookInput, policy: WebhookPolicy): { u
       errors.push({ field: 'url', message: 'The URL must start with https://' });
     } else if (url.username || url.password) {
       errors.push({ field: 'url', message: 'The URL must not contain a user name or password' });
+    } else if (url.port === '0') {
+      errors.push({ field: 'url', message: 'The URL’s port must be between 1 and 65535' });
     } else if (!policy.allowPrivate && isPrivateHost(url.hostname)) {
       errors.push({ field: 'url', message: 'The URL must be a public address, not one of a private network or this machine' });
     }

@@ -749,6 +749,7 @@ describe('safety', () => {
       expect(refusal(url), url).toBe('The URL must be a public address, not one of a private network or this machine');
     }
     expect(refusal('https://user:pw@crm.example.com/x')).toBe('The URL must not contain a user name or password');
+    expect(refusal('https://crm.example.com:0/x')).toBe('The URL’s port must be between 1 and 65535');
     expect(refusal('not a url')).toBe('Enter a full URL, like https://crm.example.com/hooks/sim-link');
     expect(refusal('https://crm.example.com/hooks')).toBeNull();
     // Only 192.0.0.0/24 and 192.0.2.0/24 of 192.0.x.x are special; the rest is public.
