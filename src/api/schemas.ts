@@ -168,8 +168,11 @@ export type EventJson = Static<typeof Event>;
 /** Response headers, as the OpenAPI document names them (@fastify/swagger reads a response schema's `headers`). */
 const header = (description: string, type: 'string' | 'integer' = 'string') => ({ type, description });
 const RATE_LIMIT_HEADERS = {
-  'RateLimit-Limit': header('Requests allowed in the window (changes are counted apart, and more tightly)', 'integer'),
-  'RateLimit-Remaining': header('Requests left in the window', 'integer'),
+  'RateLimit-Limit': header(
+    'Requests of this kind allowed in the window: on a read, the token’s requests (600 a minute); on a change, its changes (120 a minute)',
+    'integer',
+  ),
+  'RateLimit-Remaining': header('Requests of this kind left in the window', 'integer'),
   'RateLimit-Reset': header('Seconds until the window starts again', 'integer'),
 };
 
