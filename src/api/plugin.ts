@@ -6,6 +6,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { ValidationError } from '../domain/errors.js';
+import { hasHalfCharacter } from '../domain/text.js';
 import { problemFromError, sendProblem } from './problems.js';
 import { NO_BODY_DESCRIPTION, SHARED_SCHEMAS } from './schemas.js';
 import { v1Routes } from './v1.routes.js';
@@ -20,8 +21,6 @@ export const MAX_BODY_DEPTH = 32;
 export const TOO_DEEP = 'The request body is nested too deeply to be read';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
-/** Half of a character: a high surrogate not followed by a low one, or a low one not after a high one. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Whether every string (and key) in a parsed JSON value is whole characters. Walks without recursion: a body may nest deeply. */
 function wellFormed(value: unknown): boolean {
@@ -29,12 +28,12 @@ function wellFormed(value: unknown): boolean {
   while (pending.length > 0) {
     const next = pending.pop();
     if (typeof next === 'string') {
-      if (LONE_SURROGATE.test(next)) return false;
+      if (hasHalfCharacter(next)) return false;
     } else if (Array.isArray(next)) {
       for (const item of next) pending.push(item);
     } else if (next !== null && typeof next === 'object') {
       for (const [key, item] of Object.entries(next)) {
-        if (LONE_SURROGATE.test(key)) return false;
+        if (hasHalfCharacter(key)) return false;
         pending.push(item);
       }
     }

@@ -22,6 +22,11 @@ export const hiddenCharactersMessage = (label: string) =>
 /** A high surrogate not followed by a low one, or a low one not preceded by a high one: half a character. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
+/** True when the text holds half a character (a lone surrogate): it has no UTF-8 encoding. */
+export function hasHalfCharacter(text: string): boolean {
+  return text.search(LONE_SURROGATE) !== -1;
+}
+
 /**
  * Text that came from outside (a receiver's answer, an error's message) made fit for a text column of `max`
  * characters: PostgreSQL refuses a NUL byte in text, and half a surrogate pair has no UTF-8 encoding, so

@@ -7,6 +7,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { ENDPOINT_STATUSES, EndpointSchema, SimSchema, type EndpointStatus, type SimStatus } from '../entities.js';
 import { NotFoundError } from '../errors.js';
 import { normalise } from '../identifiers.js';
+import { hasHalfCharacter } from '../text.js';
 import { StatementCache, runStatement } from '../../db/compiled-statement.js';
 import { endpointDetailSql, runPlanned } from './planned-sql.js';
 import { CURSOR_MAX_LENGTH, PAGE_SIZE, likePrefix, pageOf, type Direction, type Page } from './paging.js';
@@ -51,7 +52,7 @@ export function endpointCursor(value: unknown): string | null {
       decoded.length === 2 &&
       typeof decoded[0] === 'string' &&
       !decoded[0].includes('\u0000') &&
-      !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(decoded[0]) &&
+      !hasHalfCharacter(decoded[0]) &&
       Number.isSafeInteger(decoded[1]) &&
       (decoded[1] as number) >= 1 &&
       (decoded[1] as number) <= 2_147_483_647
