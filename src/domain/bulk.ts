@@ -39,7 +39,7 @@ import { recordEvent } from './events.js';
 import { runStatement } from '../db/compiled-statement.js';
 import { checkIccid } from './identifiers.js';
 import { PollingWorker, type RoundResult } from './polling-worker.js';
-import { csvLine, notCsvReason, recordLines } from './csv.js';
+import { columnTwiceMessage, csvHeader, csvLine, notCsvReason, recordLines, unknownColumnsMessage, type CsvHeader } from './csv.js';
 import {
   activateEndpoint,
   changeMany,
@@ -149,7 +149,7 @@ export async function readRows(file: BulkFile): Promise<RawRow[]> {
   };
   const rows: RawRow[] = [];
   const lineOf = recordLines();
-  let header: { index: Map<string, number>; unnamed: number[]; width: number } | null = null;
+  let header: CsvHeader<BulkColumn> | null = null;
   try {
     for await (const { record, info, raw } of Readable.from(slices()).pipe(parser) as AsyncIterable<{
       record: string[];
@@ -163,7 +163,7 @@ export async function readRows(file: BulkFile): Promise<RawRow[]> {
       if (rows.length >= BULK_MAX_ROWS) {
         throw new BulkFileError(`The file has more than ${BULK_MAX_ROWS.toLocaleString('en')} rows; split it into smaller files.`);
       }
-      const cell = (name: string) => {
+      const cell = (name: BulkColumn) => {
         const i = header!.index.get(name);
         return i === undefined ? '' : (record[i] ?? '');
       };
@@ -187,34 +187,20 @@ export async function readRows(file: BulkFile): Promise<RawRow[]> {
   return rows;
 }
 
-const BULK_COLUMNS = ['endpoint_id', 'action', 'iccid'];
+const BULK_COLUMNS = ['endpoint_id', 'action', 'iccid'] as const;
+type BulkColumn = (typeof BULK_COLUMNS)[number];
 
 /** The header line: endpoint_id and action (iccid may be left out), any order and case; no other column, none twice. */
-function bulkHeader(record: string[]): { index: Map<string, number>; unnamed: number[]; width: number } {
-  const index = new Map<string, number>();
-  const unnamed: number[] = [];
-  const unknown: string[] = [];
-  record.forEach((value, i) => {
-    const name = value.trim().toLowerCase();
-    if (name === '') unnamed.push(i);
-    else if (!BULK_COLUMNS.includes(name)) unknown.push(value.trim());
-    else if (index.has(name)) throw new BulkFileError(`The column “${name}” appears twice in the header (line 1). Keep one.`);
-    else index.set(name, i);
-  });
-  for (const required of ['endpoint_id', 'action']) {
-    if (!index.has(required)) {
+function bulkHeader(record: string[]): CsvHeader<BulkColumn> {
+  const header = csvHeader(record, BULK_COLUMNS);
+  if (header.twice) throw new BulkFileError(columnTwiceMessage(header.twice));
+  for (const required of ['endpoint_id', 'action'] as const) {
+    if (!header.index.has(required)) {
       throw new BulkFileError(`The first line must name the columns endpoint_id, action and iccid; "${required}" is missing.`);
     }
   }
-  if (unknown.length) {
-    throw new BulkFileError(
-      `The header (line 1) has column${unknown.length > 1 ? 's' : ''} SIM Link does not know: ${unknown
-        .slice(0, 5)
-        .map((n) => `“${n.slice(0, 40)}”`)
-        .join(', ')}. Use only endpoint_id, action and iccid; remove the other columns so that nothing is silently left out.`,
-    );
-  }
-  return { index, unnamed, width: record.length };
+  if (header.unknown.length) throw new BulkFileError(unknownColumnsMessage(header.unknown, 'endpoint_id, action and iccid'));
+  return header;
 }
 
 const valuesOf = (row: RawRow) => ({ endpointId: row.endpoint_id, action: row.action, iccid: row.iccid });

@@ -57,3 +57,38 @@ export function recordLines(): (parserLines: number, raw: string) => number {
     return parserLines - extra - count(body, /\n|\r(?!\n)/g);
   };
 }
+
+/** A header line read against the columns a file may have (the SIM import's, a bulk change's). */
+export interface CsvHeader<C extends string> {
+  /** Where each known column is. */
+  index: Map<C, number>;
+  /** Columns without a name: their values must be empty. */
+  unnamed: number[];
+  /** Names that are not columns of the file, as written. */
+  unknown: string[];
+  /** A known column named twice, or null. */
+  twice: C | null;
+  width: number;
+}
+
+export function csvHeader<C extends string>(record: string[], known: readonly C[]): CsvHeader<C> {
+  const header: CsvHeader<C> = { index: new Map(), unnamed: [], unknown: [], twice: null, width: record.length };
+  record.forEach((value, i) => {
+    const name = value.trim().toLowerCase() as C;
+    if (name === '') header.unnamed.push(i);
+    else if (!known.includes(name)) header.unknown.push(value.trim());
+    else if (header.index.has(name)) header.twice ??= name;
+    else header.index.set(name, i);
+  });
+  return header;
+}
+
+/** The refusal of a header's unknown columns, naming the first five and the columns to use instead. */
+export const unknownColumnsMessage = (unknown: string[], use: string) =>
+  `The header (line 1) has column${unknown.length > 1 ? 's' : ''} SIM Link does not know: ${unknown
+    .slice(0, 5)
+    .map((n) => `“${n.slice(0, 40)}”`)
+    .join(', ')}. Use only ${use}; remove the other columns so that nothing is silently left out.`;
+
+/** The refusal of a column named twice in the header. */
+export const columnTwiceMessage = (name: string) => `The column “${name}” appears twice in the header (line 1). Keep one.`;

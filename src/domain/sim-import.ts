@@ -58,7 +58,7 @@ import { IMPORT_FIELD_ORDER, importProblemsSql, runPlanned } from './queries/pla
 import { ConflictError, DomainError, ForbiddenError, TooManyRequestsError } from './errors.js';
 import { recordEvent } from './events.js';
 import { checkEid, checkIccid, checkImsi, checkMsisdn, type Checked } from './identifiers.js';
-import { csvCell, notCsvReason, recordLines } from './csv.js';
+import { columnTwiceMessage, csvCell, csvHeader, notCsvReason, recordLines, unknownColumnsMessage, type CsvHeader } from './csv.js';
 
 export interface ImportLimits {
   /** Largest file accepted, in bytes. */
@@ -461,7 +461,7 @@ async function stageFile(
   pipeline(Readable.from(replay(head, rest)), parser, () => {});
 
   const stage = new Stage(tx, importId);
-  let columns: { index: Map<Column, number>; ignored: number[]; width: number } | null = null;
+  let columns: CsvHeader<Column> | null = null;
   let rows = 0;
   let stoppedAtLine: number | null = null;
 
@@ -607,19 +607,10 @@ function headerDelimiter(head: Buffer): ',' | ';' {
   return semicolons > commas ? ';' : ',';
 }
 
-function readHeader(record: string[]): { index: Map<Column, number>; ignored: number[]; width: number } {
-  const index = new Map<Column, number>();
-  const ignored: number[] = [];
-  const unknown: string[] = [];
-  record.forEach((raw, i) => {
-    const name = raw.trim().toLowerCase();
-    if (name === '') ignored.push(i);
-    else if ((IMPORT_COLUMNS as readonly string[]).includes(name)) {
-      if (index.has(name as Column)) throw new ImportFileError(`The column “${name}” appears twice in the header (line 1). Keep one.`);
-      index.set(name as Column, i);
-    } else unknown.push(raw.trim());
-  });
-  const missing = REQUIRED.filter((c) => !index.has(c));
+function readHeader(record: string[]): CsvHeader<Column> {
+  const header = csvHeader(record, IMPORT_COLUMNS);
+  if (header.twice) throw new ImportFileError(columnTwiceMessage(header.twice));
+  const missing = REQUIRED.filter((c) => !header.index.has(c));
   if (missing.length) {
     const looksLikeData = record.some((v) => /^\d{5,}$/.test(normaliseCell(v)));
     throw new ImportFileError(
@@ -628,22 +619,15 @@ function readHeader(record: string[]): { index: Map<Column, number>; ignored: nu
         : `The header (line 1) is missing the column${missing.length > 1 ? 's' : ''} ${missing.join(' and ')}. The columns are iccid, imsi, eid, msisdn (eid and msisdn may be empty).`,
     );
   }
-  if (unknown.length) {
-    throw new ImportFileError(
-      `The header (line 1) has column${unknown.length > 1 ? 's' : ''} SIM Link does not know: ${unknown
-        .slice(0, 5)
-        .map((n) => `“${n.slice(0, 40)}”`)
-        .join(', ')}. ` + 'Use only iccid, imsi, eid and msisdn; remove the other columns so that nothing is silently left out.',
-    );
-  }
-  return { index, ignored, width: record.length };
+  if (header.unknown.length) throw new ImportFileError(unknownColumnsMessage(header.unknown, 'iccid, imsi, eid and msisdn'));
+  return header;
 }
 
 function normaliseCell(value: string): string {
   return value.replace(/[\s-]/g, '');
 }
 
-function checkRow(record: string[], line: number, columns: { index: Map<Column, number>; ignored: number[]; width: number }, stage: Stage) {
+function checkRow(record: string[], line: number, columns: CsvHeader<Column>, stage: Stage) {
   if (record.length !== columns.width) {
     stage.addProblem(
       line,
@@ -652,7 +636,7 @@ function checkRow(record: string[], line: number, columns: { index: Map<Column, 
     );
     return;
   }
-  if (columns.ignored.some((i) => record[i] !== '')) {
+  if (columns.unnamed.some((i) => record[i] !== '')) {
     stage.addProblem(line, 'Line', 'This line has a value in a column without a name in the header');
     return;
   }
